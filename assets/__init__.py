@@ -1,0 +1,1 @@
+"""Shipped data: prompt sets and the embedded SAEs."""

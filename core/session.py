@@ -1,0 +1,181 @@
+"""One forward pass per request: tokens, the residual stream at the hooks, last-position logits.
+
+`Session.run` is what every pane calls from a worker thread. It returns a
+frozen `Result` of CPU tensors, never touches the UI, and can be cancelled
+between blocks through a `threading.Event`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from .embedded import Progress, _quiet
+
+
+class Cancelled(Exception):
+    """The caller set the cancel event; the partial work was thrown away."""
+
+
+class PromptError(ValueError):
+    """The prompt cannot be run as given; the message says why."""
+
+
+class _StopForward(Exception):
+    """Raised inside a hook once every requested activation is captured."""
+
+
+def resid_hook(layer: int) -> str:
+    return f"blocks.{layer}.hook_resid_post"
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    text: str  # the decoded piece, exactly as the model sees it (spaces included)
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    layers: tuple[int, ...] | None = None  # residual stream wanted at these layers; None = default
+    logits: bool = True  # False stops after the deepest requested layer
+    add_bos: bool = True
+    run_id: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    run_id: int
+    prompt: str
+    tokens: tuple[Token, ...]
+    resid: Mapping[str, torch.Tensor]  # hook name -> (T, d) float32 on CPU
+    logits: torch.Tensor | None  # (V,) float32 on CPU, next token after the last position
+    truncated: int = 0  # tokens dropped from the front to fit the context window
+    seconds: float = 0.0
+    extras: Mapping[str, Any] = field(default_factory=dict)  # e.g. SAE codes, added by callers
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.tokens]
+
+
+class Session:
+    """A loaded model and the one way the app runs it."""
+
+    def __init__(self, model: LoadedModel, max_prompt_tokens: int | None = None):
+        self.model = model
+        # A CPU forward over tens of thousands of tokens would freeze a demo; cap it.
+        cap = model.max_tokens
+        self.max_prompt_tokens = min(cap, max_prompt_tokens or 2048)
+
+    @classmethod
+    def load(
+        cls,
+        name_or_spec: str | ModelSpec = DEFAULT_MODEL,
+        device: str | None = None,
+        dtype: str | None = None,
+        progress: Progress = _quiet,
+    ) -> "Session":
+        return cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress))
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def default_layer(self) -> int:
+        return self.model.default_layer
+
+    def piece(self, token_id: int) -> str:
+        return self.tokenizer.decode([int(token_id)])
+
+    def tokenize(self, prompt: str, add_bos: bool = True) -> tuple[list[int], int]:
+        """Token ids for `prompt`, cut to the context window; returns (ids, n_dropped)."""
+        if not isinstance(prompt, str):
+            raise PromptError(f"The prompt must be text, not {type(prompt).__name__}.")
+        if prompt == "":
+            raise PromptError("The prompt is empty: type something to run the model on.")
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        if add_bos and bos is not None:
+            ids = [bos] + list(ids)
+        dropped = max(0, len(ids) - self.max_prompt_tokens)
+        if dropped:
+            # Keep the end: it is what the next-token distribution depends on.
+            head = ids[:1] if add_bos and bos is not None else []
+            ids = head + ids[len(head) + dropped :]
+        return list(ids), dropped
+
+    def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
+        """One forward pass. Raises `Cancelled` if `cancel` is set before it finishes."""
+        t0 = time.perf_counter()
+        ids, dropped = self.tokenize(request.prompt, request.add_bos)
+        layers = request.layers if request.layers is not None else (self.default_layer,)
+        for layer in layers:
+            if not 0 <= layer < self.model.n_layers:
+                raise PromptError(
+                    f"Layer {layer} does not exist: {self.model.spec.name} has layers "
+                    f"0..{self.model.n_layers - 1}."
+                )
+        resid, logits = self._forward(ids, layers, request.logits, cancel)
+        tokens = tuple(Token(i, self.piece(i)) for i in ids)
+        return Result(
+            run_id=request.run_id,
+            prompt=request.prompt,
+            tokens=tokens,
+            resid=resid,
+            logits=logits,
+            truncated=dropped,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _forward(
+        self,
+        ids: list[int],
+        layers: tuple[int, ...],
+        want_logits: bool,
+        cancel: threading.Event | None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        bridge = self.model.bridge
+        wanted = {resid_hook(layer) for layer in layers}
+        deepest = resid_hook(max(layers))
+        captured: dict[str, torch.Tensor] = {}
+
+        def capture_as(name: str):
+            # Hook points report under their canonical name (blocks.L.hook_out), so
+            # each capture closes over the name the caller asked for.
+            def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
+                captured[name] = x[0].detach().float().cpu()  # (T, d)
+                if not want_logits and name == deepest:
+                    raise _StopForward
+                return x
+
+            return capture
+
+        def check_cancel(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            return x
+
+        hooks = [(name, capture_as(name)) for name in wanted]
+        if cancel is not None:
+            hooks += [(f"blocks.{i}.hook_in", check_cancel) for i in range(self.model.n_layers)]
+        input_ids = torch.tensor([ids], device=self.model.device)  # (1, T)
+        logits = None
+        # Grad mode is thread-local: the worker thread must enter inference mode itself.
+        with torch.inference_mode(), bridge.hooks(fwd_hooks=hooks):
+            try:
+                # logits_to_keep=1: the 262K-row unembedding is the costliest matmul on CPU.
+                out = bridge(input_ids, return_type="logits", logits_to_keep=1)
+                logits = out[0, -1].float().cpu() if want_logits else None  # (V,)
+            except _StopForward:
+                pass
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        return captured, logits

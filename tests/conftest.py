@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny random Gemma-style models saved to disk and loaded through the real path."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+# A little real English so the tiny BPE tokenizer has sensible merges.
+TOKENIZER_TEXT = [
+    "The Eiffel Tower is located in the city of Paris.",
+    "The capital of France is Paris and the capital of Italy is Rome.",
+    "A quick brown fox jumps over the lazy dog while the cat sleeps.",
+    "Language models predict the next token from the previous tokens.",
+] * 20
+
+
+def build_tiny_model_dir(folder, family: str = "gemma3", vocab_size: int = 512, seed: int = 0):
+    """Save a random Gemma-2- or Gemma-3-style causal LM and a small BPE tokenizer to `folder`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(TOKENIZER_TEXT, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>", pad_token="<pad>"
+    )
+    torch.manual_seed(seed)
+    common = dict(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=256,
+        pad_token_id=0, eos_token_id=1, bos_token_id=2,
+    )
+    if family == "gemma2":
+        from transformers import Gemma2Config, Gemma2ForCausalLM
+
+        model = Gemma2ForCausalLM(Gemma2Config(**common, final_logit_softcapping=30.0))
+    else:
+        from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+        model = Gemma3ForCausalLM(Gemma3TextConfig(**common, sliding_window=16))
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", params=["gemma2", "gemma3"])
+def tiny_model_dir(request, tmp_path_factory):
+    return build_tiny_model_dir(tmp_path_factory.mktemp(f"tiny-{request.param}"), request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_session(tmp_path_factory):
+    """A Session on a tiny random Gemma 3, loaded through the same path as the real model."""
+    from spectrascope.core.session import Session
+
+    folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-session"), "gemma3")
+    return Session.load(str(folder), device="cpu", dtype="float32")

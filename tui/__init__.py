@@ -1,0 +1,1 @@
+"""spectrascope terminal UI (Textual)."""

@@ -181,6 +181,9 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformer_lens.model_bridge import TransformerBridge
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # we report progress ourselves; stray bars garble a TUI
     torch_dtype = getattr(torch, dtype)
     progress(f"loading {spec.name} weights ({device}, {dtype})", 0.3)
     try:

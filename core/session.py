@@ -84,6 +84,10 @@ class Session:
     ) -> "Session":
         return cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress))
 
+    def describe(self) -> str:
+        m = self.model
+        return f"{m.spec.name} · {m.device} {m.dtype} · layer {self.default_layer}"
+
     @property
     def tokenizer(self) -> Any:
         return self.model.tokenizer

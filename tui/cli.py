@@ -1,2 +1,127 @@
-def main():
-    print("stub")
+"""`spectrascope` on the command line: the TUI by default, headless subcommands for scripts.
+
+Every subcommand calls the same core functions as the panes, so any number on
+screen can be reproduced, tested and exported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+
+
+def _offline() -> None:
+    # spectrascope never downloads: make any accidental hub call fail fast.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="gemma-3-270m", help="preset, HF id (cached) or local folder")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument("--dtype", default="auto", help="auto, bfloat16, float16, float32")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectrascope",
+        description="Look inside a transformer: logits, SAE feature spectra, pairing, steering.",
+    )
+    _model_args(parser)
+    parser.add_argument("--prompt", default="The capital of France is", help="initial prompt")
+    sub = parser.add_subparsers(dest="command")
+
+    probe = sub.add_parser("probe", help="tokens and the top next tokens of a prompt")
+    probe.add_argument("prompt")
+    probe.add_argument("--top", type=int, default=10)
+    probe.add_argument("--layer", type=int, default=None, help="residual stream layer to report")
+    probe.add_argument("--json", action="store_true", help="machine-readable output")
+    _model_args(probe)
+    return parser
+
+
+def _load_session(args, progress=None):
+    from spectrascope.core.session import Session
+
+    def to_stderr(text, fraction):
+        print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
+
+    return Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr)
+
+
+def cmd_probe(args) -> int:
+    from spectrascope.core.probe import probe
+
+    session = _load_session(args)
+    report = probe(session, args.prompt, top=args.top, layer=args.layer)
+    if args.json:
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import visible
+
+    console = Console()
+    tokens = Text()
+    for i, tok in enumerate(report["tokens"]):
+        tokens.append(visible(tok["text"]), style="on grey23" if i % 2 else "on grey35")
+        tokens.append(" ")
+    console.print(Text(f"{report['model']} · {len(report['tokens'])} tokens", style="bold"))
+    console.print(tokens)
+    table = Table(title=f"top {args.top} next tokens", title_justify="left")
+    for col, justify in (("#", "right"), ("id", "right"), ("token", "left"), ("logit", "right"), ("p", "right")):
+        table.add_column(col, justify=justify)
+    for row in report["top"]:
+        table.add_row(
+            str(row["rank"]), str(row["id"]), Text(visible(row["token"])),
+            f"{row['logit']:.3f}", f"{row['prob']:.4f}",
+        )
+    console.print(table)
+    resid = report["resid"]
+    console.print(Text(f"residual at {resid['hook']}: norm at last token {resid['last_norm']:.2f}", style="dim"))
+    return 0
+
+
+def run_tui(args) -> int:
+    from spectrascope.tui.app import SpectrascopeApp
+
+    app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.prompt)
+    app.run()
+    # A worker still inside a C call (model load) cannot be interrupted; its result
+    # is unwanted now, so leave without waiting for it.
+    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        sys.stdout.flush()
+        os._exit(app.return_code or 0)
+    return app.return_code or 0
+
+
+COMMANDS = {"probe": cmd_probe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    _offline()
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            return run_tui(args)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
+        from spectrascope.core.models import ModelUnavailable
+        from spectrascope.core.session import PromptError
+
+        if isinstance(exc, (ModelUnavailable, PromptError, ValueError)):
+            print(f"spectrascope: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

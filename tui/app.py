@@ -1,0 +1,178 @@
+"""The Textual app: loads the session in a worker, runs prompts, hands results to the panes.
+
+Data flows one way: keystroke -> debounce -> thread worker -> Session.run ->
+ResultReady(run_id) -> panes. A newer prompt cancels the older run and stale
+results are dropped, so the screen only ever shows the latest prompt.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane
+
+from spectrascope.core.text import one_line
+from spectrascope.tui.errors import describe
+from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SessionFailed, SessionReady
+from spectrascope.tui.panes.logits import LogitsPane
+from spectrascope.tui.widgets.token_strip import TokenStrip
+
+SessionFactory = Callable[[Callable[[str, float | None], None]], Any]
+
+DEBOUNCE_S = 0.15
+
+
+class SpectrascopeApp(App):
+    TITLE = "spectrascope"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+l", "focus_prompt", "Prompt"),
+        Binding("ctrl+r", "rerun", "Rerun"),
+    ]
+
+    def __init__(self, session_factory: SessionFactory, prompt: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self._session_factory = session_factory
+        self._initial_prompt = prompt
+        self.session: Any = None
+        self.result: Any = None
+        self._run_id = 0
+        self._cancel: threading.Event | None = None
+        self._debounce: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            value=self._initial_prompt, placeholder="Type a prompt…", id="prompt", select_on_focus=False
+        )
+        with Horizontal(id="status-bar"):
+            yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
+            yield Static("", id="status")
+        yield TokenStrip(id="tokens")
+        with TabbedContent(id="panes"):
+            with TabPane("Logits", id="tab-logits"):
+                yield LogitsPane(id="logits")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "loading model…"
+        self.set_status("Loading the model in the background; type your prompt meanwhile.")
+        self.query_one("#prompt", Input).focus()
+        self._load_session()
+
+    # ---- status -------------------------------------------------------------------------
+    def set_status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(Text(one_line(text, max_len=400), style="bold red" if error else ""))
+
+    # ---- loading --------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _load_session(self) -> None:
+        def progress(text: str, fraction: float | None) -> None:
+            self.post_message(LoadProgress(text, fraction))
+
+        try:
+            session = self._session_factory(progress)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown, the app keeps running
+            self.post_message(SessionFailed(exc))
+            return
+        self.post_message(SessionReady(session))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        if message.fraction is not None:
+            self.query_one("#load-progress", ProgressBar).update(progress=message.fraction)
+        self.set_status(message.text)
+
+    def on_session_ready(self, message: SessionReady) -> None:
+        self.session = message.session
+        self.query_one("#load-progress", ProgressBar).display = False
+        self.sub_title = self.session.describe()
+        self.set_status(f"Ready: {self.session.describe()}")
+        self.schedule_run(immediate=True)
+
+    def on_session_failed(self, message: SessionFailed) -> None:
+        self.query_one("#load-progress", ProgressBar).display = False
+        self.sub_title = "no model"
+        self.set_status(describe(message.error), error=True)
+
+    # ---- running prompts ----------------------------------------------------------------
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self) -> None:
+        self.schedule_run()
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self) -> None:
+        self.schedule_run(immediate=True)
+
+    def action_rerun(self) -> None:
+        self.schedule_run(immediate=True)
+
+    def action_focus_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def schedule_run(self, immediate: bool = False) -> None:
+        """Run the prompt after a short pause in typing (or now)."""
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        if immediate:
+            self._start_run()
+        else:
+            self._debounce = self.set_timer(DEBOUNCE_S, self._start_run)
+
+    def _start_run(self) -> None:
+        if self.session is None:
+            return
+        prompt = self.query_one("#prompt", Input).value
+        if prompt == "":
+            self.set_status("Type a prompt to see what the model predicts next.")
+            return
+        if self._cancel is not None:
+            self._cancel.set()  # the running forward stops at its next block
+        self._run_id += 1
+        self._cancel = threading.Event()
+        from spectrascope.core.session import Request
+
+        self._forward(Request(prompt, run_id=self._run_id), self._cancel)
+
+    @work(thread=True, exit_on_error=False, group="forward")
+    def _forward(self, request: Any, cancel: threading.Event) -> None:
+        from spectrascope.core.session import Cancelled
+
+        try:
+            result = self.session.run(request, cancel)
+        except Cancelled:
+            return
+        except Exception as exc:  # noqa: BLE001 - shown inline; the app keeps running
+            self.post_message(RunFailed(request.run_id, exc))
+            return
+        self.post_message(ResultReady(result))
+
+    def on_result_ready(self, message: ResultReady) -> None:
+        result = message.result
+        if result.run_id != self._run_id:
+            return  # a newer prompt is on its way; never show a stale result
+        self.result = result
+        self.query_one("#tokens", TokenStrip).show([t.text for t in result.tokens])
+        self.query_one("#logits", LogitsPane).show_result(result, self.session.piece)
+        note = f"{len(result.tokens)} tokens · {result.seconds * 1000:.0f} ms"
+        if result.truncated:
+            note += f" · the first {result.truncated} tokens were cut to fit the context"
+        self.set_status(note)
+
+    def on_run_failed(self, message: RunFailed) -> None:
+        if message.run_id == self._run_id:
+            self.set_status(describe(message.error), error=True)
+
+    async def action_quit(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        self.exit()

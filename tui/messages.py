@@ -1,0 +1,38 @@
+"""Messages workers post to the app. Workers never touch widgets; they post these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class LoadProgress(Message):
+    text: str
+    fraction: float | None
+
+    def can_replace(self, message: Message) -> bool:  # only the newest progress matters
+        return isinstance(message, LoadProgress)
+
+
+@dataclass
+class SessionReady(Message):
+    session: Any
+
+
+@dataclass
+class SessionFailed(Message):
+    error: BaseException
+
+
+@dataclass
+class ResultReady(Message):
+    result: Any  # core.session.Result
+
+
+@dataclass
+class RunFailed(Message):
+    run_id: int
+    error: BaseException

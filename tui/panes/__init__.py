@@ -1,0 +1,1 @@
+"""One module per pane; each takes a Result through `show_result` (attributes down)."""

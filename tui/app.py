@@ -8,6 +8,7 @@ results are dropped, so the screen only ever shows the latest prompt.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from rich.text import Text
@@ -31,7 +32,7 @@ DEBOUNCE_S = 0.15
 
 class SpectrascopeApp(App):
     TITLE = "spectrascope"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+l", "focus_prompt", "Prompt"),

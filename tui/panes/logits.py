@@ -1,40 +1,368 @@
-"""Logits pane: the next-token distribution after the prompt."""
+"""Logits pane: the next-token distribution under temperature, top-k and top-p, step by step.
+
+Knob changes re-render from the cached `LogitsView` (no model call). Stepping,
+seeded reruns and the system-prompt A/B run in this pane's own thread workers,
+one at a time; their results come back as messages.
+"""
 
 from __future__ import annotations
 
-import torch
-from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+import math
+from dataclasses import dataclass, replace
+from typing import Any
 
-from spectrascope.core.text import visible
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static
+
+from spectrascope.core.sampling import LogitsView, SamplingSettings
+from spectrascope.core.text import one_line, visible
+from spectrascope.tui.errors import describe
 from spectrascope.tui.widgets.bars import bar
+
+TOP_K_STEPS = [None, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000]
+REASON_STYLE = {None: "", "greedy": "dim", "top-k": "dim", "top-p": "dim", "temperature": "dim"}
+
+
+def knob_text(s: SamplingSettings) -> str:
+    temp = "0 (greedy)" if s.is_greedy else f"{s.temperature:.2f}"
+    k = "off" if s.top_k is None else str(s.top_k)
+    p = "off" if s.top_p >= 1.0 else f"{s.top_p:.2f}"
+    return f"T {temp}   top-k {k}   top-p {p}   seed {s.seed}"
+
+
+@dataclass
+class GenerationDone(Message):
+    stepper: Any = None
+    runs: Any = None
+    ab: Any = None
+    error: BaseException | None = None
 
 
 class LogitsPane(Vertical):
+    BINDINGS = [
+        Binding("t", "temperature(-0.1)", "T−"),
+        Binding("T", "temperature(0.1)", "T+"),
+        Binding("k", "top_k(-1)", "k−"),
+        Binding("K", "top_k(1)", "k+"),
+        Binding("p", "top_p(-0.05)", "p−"),
+        Binding("P", "top_p(0.05)", "p+"),
+        Binding("s", "step('sample')", "Sample"),
+        Binding("g", "step('greedy')", "Greedy"),
+        Binding("b,backspace", "back", "Back"),
+        Binding("n", "runs", "N runs"),
+        Binding("r", "reseed", "New seed"),
+        Binding("a", "toggle_ab", "Sys A/B"),
+        Binding("0", "reset_knobs", "Reset", show=False),
+    ]
+
     top_n = 20
+    n_runs = 5
+    run_steps = 20
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = SamplingSettings(temperature=1.0)
+        self.view: LogitsView | None = None  # logits for the next token
+        self.prompt: str = ""
+        self.stepper: Any = None  # core.generation.Stepper once the user steps
+        self.ab: Any = None  # core.generation.SystemAB when the A/B is on
+        self.ab_on = False
+        self.busy = False
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="logits-knobs")
         yield Static("", id="logits-summary")
+        yield Static("", id="logits-text")
+        with Horizontal(id="logits-system-row"):
+            yield Static("system:", id="logits-system-label")
+            yield Input(placeholder="system prompt for the A/B (press a to compare)", id="logits-system")
         table = DataTable(id="logits-table", zebra_stripes=True, cursor_type="row")
-        table.add_columns("#", "id", "token", "logit", "p", "")
         yield table
+        yield DataTable(id="logits-runs", zebra_stripes=True, cursor_type="row")
 
-    def show_result(self, result, piece) -> None:
-        """Render the top-N next tokens of `result` (`piece(id)` decodes a token)."""
-        table = self.query_one("#logits-table", DataTable)
-        table.clear()
+    def on_mount(self) -> None:
+        self.query_one("#logits-runs", DataTable).display = False
+        self._draw_columns()
+        self._draw_knobs()
+
+    # ---- inputs from the app ------------------------------------------------------------
+    def show_result(self, result, piece=None) -> None:
+        """A new prompt result: reset stepping, keep the knobs, re-render."""
         if result.logits is None:
             return
-        probs = torch.softmax(result.logits.float(), dim=-1)  # (V,)
-        top_p, top_i = probs.topk(self.top_n)
-        for rank, (p, i) in enumerate(zip(top_p.tolist(), top_i.tolist()), start=1):
-            table.add_row(
-                str(rank), str(i), Text(visible(piece(i))), f"{float(result.logits[i]):.2f}",
-                f"{p:.4f}", Text(bar(p / float(top_p[0]), 20), style="green"),
-            )
-        entropy = float(-(probs * probs.clamp_min(1e-30).log()).sum())
+        self.prompt = result.prompt
+        self.view = LogitsView(result.logits)
+        self.stepper = None
+        self.ab = None
+        self._draw()
+        if self.ab_on:
+            self._start_ab()
+
+    @property
+    def session(self) -> Any:
+        return getattr(self.app, "session", None)
+
+    def piece(self, token_id: int) -> str:
+        return self.session.piece(token_id) if self.session is not None else str(token_id)
+
+    # ---- knobs (no model call) ------------------------------------------------------------
+    def _set(self, **changes) -> None:
+        try:
+            self.settings = replace(self.settings, **changes)
+        except ValueError as exc:
+            self._say(str(exc), error=True)
+            return
+        if self.stepper is not None:
+            self.stepper.settings = self.settings
+        self._draw()
+
+    def action_temperature(self, delta: float) -> None:
+        t = round(max(0.0, self.settings.temperature + delta), 2)
+        self._set(temperature=0.0 if t < 0.05 else t)
+
+    def action_top_k(self, direction: int) -> None:
+        current = self.settings.top_k
+        idx = TOP_K_STEPS.index(current) if current in TOP_K_STEPS else 0
+        idx = max(0, min(len(TOP_K_STEPS) - 1, idx + direction))
+        self._set(top_k=TOP_K_STEPS[idx])
+
+    def action_top_p(self, delta: float) -> None:
+        p = round(min(1.0, max(0.05, self.settings.top_p + delta)), 2)
+        self._set(top_p=p)
+
+    def action_reseed(self) -> None:
+        self._set(seed=self.settings.seed + 1)
+
+    def action_reset_knobs(self) -> None:
+        self._set(temperature=1.0, top_k=None, top_p=1.0)
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def _say(self, text: str, error: bool = False) -> None:
         self.query_one("#logits-summary", Static).update(
-            Text(f"next token after {len(result.tokens)} tokens · entropy {entropy:.2f} nats")
+            Text(one_line(text, 300), style="bold red" if error else "")
         )
+
+    def _draw_knobs(self) -> None:
+        busy = "   ⏳ working…" if self.busy else ""
+        self.query_one("#logits-knobs", Static).update(Text(knob_text(self.settings) + busy, style="bold"))
+
+    def _draw_columns(self) -> None:
+        table = self.query_one("#logits-table", DataTable)
+        table.clear(columns=True)
+        cols = ["#", "id", "token", "logit", "raw p", "final p", "", "status"]
+        if self.ab_on:
+            cols = ["#", "id", "token", "p without", "p with", "rank", "shift", ""]
+        table.add_columns(*cols)
+
+    def _draw(self) -> None:
+        """Re-render everything from cached logits: this is the knob-change path."""
+        self._draw_knobs()
+        self._draw_text()
+        if self.ab_on and self.ab is not None:
+            self._draw_ab()
+            return
+        view = self.stepper.view if self.stepper is not None else self.view
+        if view is None:
+            return
+        dist = view.apply(self.settings)
+        rows = dist.top(self.top_n)
+        table = self.query_one("#logits-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        scale = max([max(r.raw_p, r.final_p) for r in rows], default=1.0) or 1.0
+        for rank, row in enumerate(rows, start=1):
+            kept = row.excluded_by is None
+            style = "" if kept else "dim strike"
+            status = Text("kept", style="green") if kept else Text(f"✗ {row.excluded_by}", style="dim")
+            table.add_row(
+                Text(str(rank), style=style),
+                Text(str(row.id), style=style),
+                Text(visible(self.piece(row.id)), style=style or "bold"),
+                Text(f"{row.logit:.2f}", style=style),
+                Text(f"{row.raw_p:.4f}", style=style),
+                Text(f"{row.final_p:.4f}" if kept else "0", style=style),
+                Text(bar((row.final_p if kept else row.raw_p) / scale, 16),
+                     style="green" if kept else "grey39"),
+                status,
+                key=str(row.id),
+            )
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+        self._say(
+            f"survivors {dist.n_survivors:,} of {dist.vocab_size:,} · entropy {abs(dist.entropy_before):.2f}"
+            f" → {abs(dist.entropy_after):.2f} nats · excluded tokens stay listed, dimmed, with the knob"
+        )
+
+    def _draw_text(self) -> None:
+        text = Text()
+        if self.stepper is None:
+            text.append(one_line(self.prompt[-300:], 300), style="dim")
+            text.append("  (s sample · g greedy · enter pick · b back · n runs)", style="italic grey50")
+        else:
+            text.append(one_line(self.prompt[-200:], 200), style="dim")
+            for step in self.stepper.steps:
+                style = {"greedy": "bold cyan", "sampled": "bold green", "picked": "bold yellow"}[step.how]
+                text.append(visible(self.piece(step.token_id), mark_spaces=False), style=style)
+            text.append(f"   [{len(self.stepper.steps)} steps]", style="grey50")
+        self.query_one("#logits-text", Static).update(text)
+
+    def _draw_ab(self) -> None:
+        comp = self.ab.comparison
+        table = self.query_one("#logits-table", DataTable)
+        table.clear()
+        for i, row in enumerate(comp.rows, start=1):
+            if row.rank_change is None:
+                shift = Text("new" if row.new_in_top_n else "dropped" if row.dropped_from_top_n else "–",
+                             style="yellow")
+            else:
+                arrow = "↑" if row.rank_change > 0 else "↓" if row.rank_change < 0 else "="
+                shift = Text(f"{arrow}{abs(row.rank_change)}" if row.rank_change else "=",
+                             style="green" if row.rank_change > 0 else "red" if row.rank_change < 0 else "")
+            flag = "new in top" if row.new_in_top_n else "dropped" if row.dropped_from_top_n else ""
+            ranks = f"{row.rank_a or '–'} → {row.rank_b or '–'}"
+            table.add_row(str(i), str(row.token_id), Text(visible(self.piece(row.token_id))),
+                          f"{row.prob_a:.4f}", f"{row.prob_b:.4f}", ranks, shift, Text(flag, style="yellow"))
+        self._say(
+            f"A/B: KL(with ‖ without) {comp.kl_b_a:.3f} nats · KL(without ‖ with) {comp.kl_a_b:.3f} nats"
+            f" ({comp.kl_basis} distributions) · top {comp.top_n}"
+        )
+
+    # ---- model work (workers) -------------------------------------------------------------------
+    def _ready(self) -> bool:
+        if self.session is None or self.view is None:
+            self._say("Waiting for the model and a prompt.")
+            return False
+        if self.busy:
+            return False
+        self.busy = True
+        self._draw_knobs()
+        return True
+
+    @on(DataTable.RowSelected, "#logits-table")
+    def _row_chosen(self) -> None:
+        self.action_step("pick")  # enter on a row appends that token
+
+    def action_step(self, how: str) -> None:
+        token_id = None
+        if how == "pick":
+            table = self.query_one("#logits-table", DataTable)
+            if self.ab_on or table.row_count == 0:
+                return
+            token_id = int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+        settings = replace(self.settings, temperature=0.0) if how == "greedy" else self.settings
+        if not self._ready():
+            return
+        self._step_worker(self.stepper, self.prompt, settings, token_id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
+    def _step_worker(self, stepper, prompt, settings, token_id) -> None:
+        from spectrascope.core.generation import Stepper
+
+        try:
+            if stepper is None:
+                stepper = Stepper.start(self.session, prompt, settings)
+            stepper.step(token_id=token_id, settings=settings)
+            self.post_message(GenerationDone(stepper=stepper))
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.post_message(GenerationDone(error=exc))
+
+    def action_back(self) -> None:
+        if self.stepper is None or not self.stepper.steps or self.busy:
+            return
+        self.busy = True
+        self._back_worker(self.stepper)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
+    def _back_worker(self, stepper) -> None:
+        try:
+            stepper.back()  # usually a cache crop; a rebuild needs the model
+            self.post_message(GenerationDone(stepper=stepper))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(GenerationDone(error=exc))
+
+    def action_runs(self) -> None:
+        if not self._ready():
+            return
+        seeds = [self.settings.seed + i for i in range(self.n_runs)]
+        self._runs_worker(self.prompt, self.settings, seeds)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
+    def _runs_worker(self, prompt, settings, seeds) -> None:
+        from spectrascope.core.generation import seeded_runs
+
+        try:
+            runs = seeded_runs(self.session, prompt, settings, seeds, self.run_steps)
+            self.post_message(GenerationDone(runs=runs))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(GenerationDone(error=exc))
+
+    def action_toggle_ab(self) -> None:
+        self.ab_on = not self.ab_on
+        self._draw_columns()
+        if self.ab_on:
+            system = self.query_one("#logits-system", Input)
+            if not system.value.strip():
+                system.focus()
+                self._say("Type a system prompt and press enter to compare with and without it.")
+                return
+            self._start_ab()
+        else:
+            self._draw()
+
+    @on(Input.Submitted, "#logits-system")
+    def _system_submitted(self) -> None:
+        if not self.ab_on:
+            self.ab_on = True
+            self._draw_columns()
+        self._start_ab()
+        self.query_one("#logits-table", DataTable).focus()
+
+    def _start_ab(self) -> None:
+        system = self.query_one("#logits-system", Input).value
+        if not system.strip():
+            self._say("The system prompt is empty: type one to compare against.", error=True)
+            return
+        if not self._ready():
+            return
+        self._ab_worker(self.prompt, system, self.settings)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
+    def _ab_worker(self, prompt, system, settings) -> None:
+        from spectrascope.core.generation import system_prompt_ab
+
+        try:
+            self.post_message(GenerationDone(ab=system_prompt_ab(self.session, prompt, system, settings, self.top_n)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(GenerationDone(error=exc))
+
+    def on_generation_done(self, message: GenerationDone) -> None:
+        self.busy = False
+        if message.error is not None:
+            self._draw_knobs()
+            self._say(describe(message.error), error=True)
+            return
+        if message.stepper is not None:
+            self.stepper = message.stepper
+        if message.ab is not None:
+            self.ab = message.ab
+        if message.runs is not None:
+            self._draw_runs(message.runs)
+        self._draw()
+
+    def _draw_runs(self, runs) -> None:
+        table = self.query_one("#logits-runs", DataTable)
+        table.display = True
+        table.clear(columns=True)
+        table.add_columns("seed", "diverges at", "continuation")
+        for run in runs:
+            where = "—" if run.diverges_at is None else f"step {run.diverges_at}"
+            table.add_row(str(run.seed), where, Text(one_line(run.text, 160)))
+
+
+def entropy_bits(nats: float) -> float:
+    return nats / math.log(2)

@@ -4,6 +4,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from spectrascope.tui.app import SpectrascopeApp
+from spectrascope.tui.widgets.fast_table import FastTable
 
 
 async def until(pilot, predicate, timeout=10.0):
@@ -25,7 +26,7 @@ def app(tiny_session):
 
 async def ready(pilot, app):
     await until(pilot, lambda: app.result is not None)
-    app.query_one("#logits-table", DataTable).focus()
+    app.query_one("#logits-table", FastTable).focus()
     await pilot.pause()
     return app.query_one("#logits")
 
@@ -43,8 +44,8 @@ async def test_knobs_rerender_without_a_model_call(app, tiny_session, monkeypatc
         assert "survivors 3 of" in text_of(app, "#logits-summary")
         await pilot.press("p", "p")
         assert pane.settings.top_p == pytest.approx(0.9)
-        table = app.query_one("#logits-table", DataTable)
-        statuses = [str(table.get_row_at(i)[-1]) for i in range(table.row_count)]
+        table = app.query_one("#logits-table", FastTable)
+        statuses = [table.row_text(i)[-1] for i in range(table.row_count)]
         assert statuses[0] == "kept" and "✗ top-k" in statuses
         await pilot.press(*["t"] * 12)  # all the way down: greedy
         assert pane.settings.is_greedy and "greedy" in text_of(app, "#logits-knobs")
@@ -89,7 +90,7 @@ async def test_system_prompt_ab_columns(app):
         await pilot.press(*"You are a pirate.", "enter")
         await until(pilot, lambda: pane.ab is not None)
         assert "KL(with ‖ without)" in text_of(app, "#logits-summary")
-        table = app.query_one("#logits-table", DataTable)
-        assert [str(c.label) for c in table.columns.values()][3:5] == ["p without", "p with"]
+        table = app.query_one("#logits-table", FastTable)
+        assert table.column_names[3:5] == ["p without", "p with"]
         await pilot.press("a")
         assert not pane.ab_on and "survivors" in text_of(app, "#logits-summary")

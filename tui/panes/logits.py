@@ -23,6 +23,7 @@ from spectrascope.core.sampling import LogitsView, SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
 from spectrascope.tui.widgets.bars import bar
+from spectrascope.tui.widgets.fast_table import Column, FastTable
 
 TOP_K_STEPS = [None, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000]
 REASON_STYLE = {None: "", "greedy": "dim", "top-k": "dim", "top-p": "dim", "temperature": "dim"}
@@ -81,8 +82,7 @@ class LogitsPane(Vertical):
         with Horizontal(id="logits-system-row"):
             yield Static("system:", id="logits-system-label")
             yield Input(placeholder="system prompt for the A/B (press a to compare)", id="logits-system")
-        table = DataTable(id="logits-table", zebra_stripes=True, cursor_type="row")
-        yield table
+        yield FastTable(id="logits-table")
         yield DataTable(id="logits-runs", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
@@ -152,12 +152,15 @@ class LogitsPane(Vertical):
         self.query_one("#logits-knobs", Static).update(Text(knob_text(self.settings) + busy, style="bold"))
 
     def _draw_columns(self) -> None:
-        table = self.query_one("#logits-table", DataTable)
-        table.clear(columns=True)
-        cols = ["#", "id", "token", "logit", "raw p", "final p", "", "status"]
         if self.ab_on:
-            cols = ["#", "id", "token", "p without", "p with", "rank", "shift", ""]
-        table.add_columns(*cols)
+            cols = [Column("#", 3, True), Column("id", 7, True), Column("token", 18),
+                    Column("p without", 9, True), Column("p with", 9, True), Column("rank", 11, True),
+                    Column("shift", 8), Column("", 12)]
+        else:
+            cols = [Column("#", 3, True), Column("id", 7, True), Column("token", 18),
+                    Column("logit", 7, True), Column("raw p", 7, True), Column("final p", 7, True),
+                    Column("", 16), Column("status", 10)]
+        self.query_one("#logits-table", FastTable).set_columns(cols)
 
     def _draw(self) -> None:
         """Re-render everything from cached logits: this is the knob-change path."""
@@ -171,28 +174,19 @@ class LogitsPane(Vertical):
             return
         dist = view.apply(self.settings)
         rows = dist.top(self.top_n)
-        table = self.query_one("#logits-table", DataTable)
-        cursor = table.cursor_row
-        table.clear()
         scale = max([max(r.raw_p, r.final_p) for r in rows], default=1.0) or 1.0
+        cells = []
         for rank, row in enumerate(rows, start=1):
             kept = row.excluded_by is None
-            style = "" if kept else "dim strike"
-            status = Text("kept", style="green") if kept else Text(f"✗ {row.excluded_by}", style="dim")
-            table.add_row(
-                Text(str(rank), style=style),
-                Text(str(row.id), style=style),
-                Text(visible(self.piece(row.id)), style=style or "bold"),
-                Text(f"{row.logit:.2f}", style=style),
-                Text(f"{row.raw_p:.4f}", style=style),
-                Text(f"{row.final_p:.4f}" if kept else "0", style=style),
-                Text(bar((row.final_p if kept else row.raw_p) / scale, 16),
-                     style="green" if kept else "grey39"),
-                status,
-                key=str(row.id),
-            )
-        if rows:
-            table.move_cursor(row=min(cursor, len(rows) - 1))
+            dim = "" if kept else "grey50 strike"
+            cells.append([
+                (str(rank), dim), (str(row.id), dim), (visible(self.piece(row.id)), dim or "bold"),
+                (f"{row.logit:.2f}", dim), (f"{row.raw_p:.4f}", dim),
+                (f"{row.final_p:.4f}" if kept else "0", dim),
+                (bar((row.final_p if kept else row.raw_p) / scale, 16), "green" if kept else "grey39"),
+                ("kept", "green") if kept else (f"✗ {row.excluded_by}", "grey50"),
+            ])
+        self.query_one("#logits-table", FastTable).set_rows(cells, [str(r.id) for r in rows])
         self._say(
             f"survivors {dist.n_survivors:,} of {dist.vocab_size:,} · entropy {abs(dist.entropy_before):.2f}"
             f" → {abs(dist.entropy_after):.2f} nats · excluded tokens stay listed, dimmed, with the knob"
@@ -213,20 +207,22 @@ class LogitsPane(Vertical):
 
     def _draw_ab(self) -> None:
         comp = self.ab.comparison
-        table = self.query_one("#logits-table", DataTable)
-        table.clear()
+        cells = []
         for i, row in enumerate(comp.rows, start=1):
             if row.rank_change is None:
-                shift = Text("new" if row.new_in_top_n else "dropped" if row.dropped_from_top_n else "–",
-                             style="yellow")
+                shift = ("new" if row.new_in_top_n else "dropped" if row.dropped_from_top_n else "–", "yellow")
+            elif row.rank_change == 0:
+                shift = ("=", "")
             else:
-                arrow = "↑" if row.rank_change > 0 else "↓" if row.rank_change < 0 else "="
-                shift = Text(f"{arrow}{abs(row.rank_change)}" if row.rank_change else "=",
-                             style="green" if row.rank_change > 0 else "red" if row.rank_change < 0 else "")
+                arrow = "↑" if row.rank_change > 0 else "↓"
+                shift = (f"{arrow}{abs(row.rank_change)}", "green" if row.rank_change > 0 else "red")
             flag = "new in top" if row.new_in_top_n else "dropped" if row.dropped_from_top_n else ""
-            ranks = f"{row.rank_a or '–'} → {row.rank_b or '–'}"
-            table.add_row(str(i), str(row.token_id), Text(visible(self.piece(row.token_id))),
-                          f"{row.prob_a:.4f}", f"{row.prob_b:.4f}", ranks, shift, Text(flag, style="yellow"))
+            cells.append([
+                (str(i), ""), (str(row.token_id), ""), (visible(self.piece(row.token_id)), "bold"),
+                (f"{row.prob_a:.4f}", ""), (f"{row.prob_b:.4f}", ""),
+                (f"{row.rank_a or '–'} → {row.rank_b or '–'}", ""), shift, (flag, "yellow"),
+            ])
+        self.query_one("#logits-table", FastTable).set_rows(cells, [str(r.token_id) for r in comp.rows])
         self._say(
             f"A/B: KL(with ‖ without) {comp.kl_b_a:.3f} nats · KL(without ‖ with) {comp.kl_a_b:.3f} nats"
             f" ({comp.kl_basis} distributions) · top {comp.top_n}"
@@ -243,17 +239,17 @@ class LogitsPane(Vertical):
         self._draw_knobs()
         return True
 
-    @on(DataTable.RowSelected, "#logits-table")
+    @on(FastTable.Selected, "#logits-table")
     def _row_chosen(self) -> None:
         self.action_step("pick")  # enter on a row appends that token
 
     def action_step(self, how: str) -> None:
         token_id = None
         if how == "pick":
-            table = self.query_one("#logits-table", DataTable)
+            table = self.query_one("#logits-table", FastTable)
             if self.ab_on or table.row_count == 0:
                 return
-            token_id = int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+            token_id = int(table.keys[table.cursor])
         settings = replace(self.settings, temperature=0.0) if how == "greedy" else self.settings
         if not self._ready():
             return
@@ -320,7 +316,7 @@ class LogitsPane(Vertical):
             self.ab_on = True
             self._draw_columns()
         self._start_ab()
-        self.query_one("#logits-table", DataTable).focus()
+        self.query_one("#logits-table", FastTable).focus()
 
     def _start_ab(self) -> None:
         system = self.query_one("#logits-system", Input).value

@@ -8,6 +8,10 @@ model object, so the ratio holds even on a busy machine.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does (tui/cli.py)
+
 import argparse
 import json
 import statistics

@@ -14,6 +14,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does (tui/cli.py)
+
 import argparse
 import asyncio
 import statistics

@@ -187,7 +187,9 @@ def load_model(
     torch_dtype = getattr(torch, dtype)
     progress(f"loading {spec.name} weights ({device}, {dtype})", 0.3)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        # add_bos_token=True is what TransformerBridge wants; without it the bridge
+        # loads the whole 262K-entry tokenizer a second time (~4 s on CPU).
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, add_bos_token=True)
         # Eager attention: the bridge needs it to expose attention patterns.
         hf_model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=torch_dtype, attn_implementation="eager", local_files_only=True

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
-from spectrascope.core.sampling import LogitsView, SamplingSettings
+from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
 from spectrascope.tui.widgets.bars import bar
@@ -68,7 +68,7 @@ class LogitsPane(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.settings = SamplingSettings(temperature=1.0)
-        self.view: LogitsView | None = None  # logits for the next token
+        self.view: Any = None  # core.sampling.LogitsView  # logits for the next token
         self.prompt: str = ""
         self.stepper: Any = None  # core.generation.Stepper once the user steps
         self.ab: Any = None  # core.generation.SystemAB when the A/B is on
@@ -95,6 +95,8 @@ class LogitsPane(Vertical):
         """A new prompt result: reset stepping, keep the knobs, re-render."""
         if result.logits is None:
             return
+        from spectrascope.core.sampling import LogitsView  # torch: loaded with the model, not at start
+
         self.prompt = result.prompt
         self.view = LogitsView(result.logits)
         self.stepper = None

@@ -1,0 +1,115 @@
+"""SAE loading: Gemma Scope folders vs a hand-written numpy JumpReLU, offline errors, compatibility."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from spectrascope.core import saes
+from spectrascope.core.saes import (PRESETS, SAEIncompatible, SAESpec, SAEUnavailable, check_compatible,
+                                    load_sae)
+
+
+def _params(d=16, n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "W_enc": rng.normal(size=(d, n)).astype(np.float32) * 0.3,
+        "W_dec": rng.normal(size=(n, d)).astype(np.float32) * 0.3,
+        "b_enc": rng.normal(size=(n,)).astype(np.float32) * 0.1,
+        "b_dec": rng.normal(size=(d,)).astype(np.float32) * 0.1,
+        "threshold": np.abs(rng.normal(size=(n,))).astype(np.float32) * 0.5,
+    }
+
+
+def _numpy_jumprelu(p, x):
+    pre = x @ p["W_enc"] + p["b_enc"]  # Gemma Scope: no b_dec subtraction on the input
+    z = np.where(pre > p["threshold"], np.maximum(pre, 0), 0.0)
+    return z, z @ p["W_dec"] + p["b_dec"]
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_gemma_scope_folder_matches_numpy(tmp_path, fmt):
+    p = _params()
+    if fmt == "npz":
+        np.savez(tmp_path / "params.npz", **p)
+    else:
+        from safetensors.numpy import save_file
+        save_file(p, str(tmp_path / "params.safetensors"))
+    sae = load_sae(SAESpec("gemma_scope_folder", path=str(tmp_path), hook_name="blocks.3.hook_resid_post"))
+    x = np.random.default_rng(1).normal(size=(32, 16)).astype(np.float32)
+    z_ref, rec_ref = _numpy_jumprelu(p, x)
+    with torch.no_grad():
+        z = sae.encode(torch.from_numpy(x)).numpy()
+        rec = sae.decode(torch.from_numpy(z)).numpy()
+    assert (z_ref > 0).sum() > 0 and (z_ref == 0).sum() > 0  # the threshold is exercised
+    np.testing.assert_allclose(z, z_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rec, rec_ref, rtol=1e-5, atol=1e-5)
+    assert sae.cfg.metadata.hook_name == "blocks.3.hook_resid_post"
+
+
+def test_gemma_scope_folder_missing_keys(tmp_path):
+    p = _params()
+    del p["threshold"]
+    np.savez(tmp_path / "params.npz", **p)
+    with pytest.raises(ValueError, match="threshold"):
+        load_sae(SAESpec("gemma_scope_folder", path=str(tmp_path)))
+
+
+def test_pretrained_missing_offline_is_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-home"))
+    import huggingface_hub.constants as c
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+
+    def no_network(*a, **k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(SAEUnavailable) as ei:
+        load_sae("gemma-scope-2b-16k")
+    msg = str(ei.value)
+    assert "gemma-scope-2b-pt-res-canonical" in msg and "layer_12/width_16k/canonical" in msg
+    assert "huggingface-cli download google/gemma-scope-2b-pt-res" in msg and "HF_HOME" in msg
+
+
+def test_pretrained_cached_loads_from_cache(tmp_path, monkeypatch):
+    """A params.npz already in the HF cache loads with no network and the release's metadata."""
+    p = _params(d=2304, n=16)
+    blob = tmp_path / "params.npz"
+    np.savez(blob, **p)
+    monkeypatch.setattr(saes, "_hub_file_in_cache", lambda repo, fn: str(blob) if fn.endswith("params.npz") else None)
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError("network")))
+    sae = load_sae("gemma-scope-2b-16k")
+    assert sae.cfg.metadata.hook_name == "blocks.12.hook_resid_post"
+    assert sae.cfg.d_in == 2304
+    check_compatible(sae, 2304, "blocks.12.hook_resid_post")
+
+
+def test_check_compatible_errors(tmp_path):
+    np.savez(tmp_path / "params.npz", **_params())
+    sae = load_sae(SAESpec("gemma_scope_folder", path=str(tmp_path), hook_name="blocks.9.hook_resid_post"))
+    check_compatible(sae, 16, "blocks.9.hook_resid_post")
+    with pytest.raises(SAEIncompatible, match="d_in=16.*640"):
+        check_compatible(sae, 640)
+    with pytest.raises(SAEIncompatible, match="blocks.9.hook_resid_post.*blocks.12"):
+        check_compatible(sae, 16, "blocks.12.hook_resid_post")
+
+
+def test_spec_roundtrip_and_validation():
+    for spec in PRESETS.values():
+        assert SAESpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError):
+        SAESpec("pretrained", release="x")
+    with pytest.raises(ValueError):
+        SAESpec("bogus", name="x")
+    assert PRESETS["gemma-scope-2b-262k"].sae_id == "layer_12/width_262k/canonical"
+
+
+def test_embedded_missing_is_clear(monkeypatch, tmp_path):
+    monkeypatch.setattr(saes, "ASSETS_SAES", tmp_path)
+    with pytest.raises(SAEUnavailable, match="python -m spectrascope.core.train"):
+        load_sae("embedded-coarse")

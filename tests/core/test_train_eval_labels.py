@@ -1,0 +1,102 @@
+"""Evaluation splice and label helpers on a tiny random Gemma 3 and a tiny TopK SAE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spectrascope.core.train.evaluate import ce_losses, recon_metrics
+from spectrascope.core.train.labels import promoted_tokens, snippet, top_activations
+from spectrascope.core.train.trainer import TopKSAE, TrainConfig, to_sae_lens
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.conftest import build_tiny_model_dir
+
+    folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-eval"), "gemma3", seed=1)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def _sae(d=64, n=128, k=8, seed=0):
+    torch.manual_seed(seed)
+    m = TopKSAE(d, n, k, seed)
+    with torch.no_grad():
+        m.b_enc.normal_(0, 0.1)
+    return to_sae_lens(m, 1.0, TrainConfig(name="t", d_in=d, d_sae=n, k=k))
+
+
+class _Identity:
+    """An 'SAE' whose reconstruction is exact: the splice must then leave the CE unchanged."""
+
+    def encode(self, x):
+        return x
+
+    def decode(self, z):
+        return z
+
+
+def test_ce_splice_identity_and_degradation(tiny, monkeypatch):
+    import spectrascope.core.train.evaluate as ev
+
+    model, _ = tiny
+    monkeypatch.setattr(ev, "HOOK_LAYER", 1)
+    rows = np.random.default_rng(0).integers(3, 500, size=(4, 16)).astype(np.int32)
+    clean = ce_losses(model, rows, batch=2)
+    ids = torch.from_numpy(rows.astype(np.int64))
+    with torch.no_grad():
+        logits = model(ids).logits
+    ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+    assert clean == pytest.approx(float(ref), rel=1e-5)
+    assert ce_losses(model, rows, sae=_Identity(), batch=2) == pytest.approx(clean, rel=1e-5)
+    assert ce_losses(model, rows, sae=_sae(), batch=2) != pytest.approx(clean, rel=1e-3)
+
+
+def test_recon_metrics_against_numpy():
+    sae = _sae()
+    x = np.random.default_rng(0).normal(size=(300, 64)).astype(np.float16)
+    m = recon_metrics(sae, x, batch=128)
+    xt = torch.from_numpy(x.astype(np.float32))
+    with torch.no_grad():
+        z = sae.encode(xt)
+        rec = sae.decode(z).numpy()
+    xf = x.astype(np.float64)
+    fve = 1 - ((xf - rec) ** 2).sum() / ((xf - xf.mean(0)) ** 2).sum()
+    assert m["fve"] == pytest.approx(fve, rel=1e-4)
+    assert m["l0"] == pytest.approx(float((z > 0).sum(-1).float().mean()))
+    assert m["dead_frac_heldout"] == pytest.approx(float(((z > 0).sum(0) == 0).float().mean()))
+
+
+def test_promoted_tokens_and_softcap():
+    W_dec = torch.eye(3, 4)
+    W_U = torch.tensor([[1.0, 0, 0, 0], [0, 2.0, 0, 0], [5.0, 0, 0, 0], [0, 0, 0.5, 0]])
+    ids, vals = promoted_tokens(W_dec, W_U, top=2)
+    assert ids[0].tolist() == [2, 0] and ids[1].tolist()[0] == 1 and ids[2].tolist()[0] == 3
+    ids2, vals2 = promoted_tokens(W_dec, W_U, top=2, softcap=3.0)
+    assert ids2.tolist() == ids.tolist()
+    assert vals2[0, 0].item() == pytest.approx(3.0 * np.tanh(5.0 / 3.0))
+
+
+def test_top_activations_match_brute_force():
+    sae = _sae()
+    x = np.random.default_rng(1).normal(size=(1000, 64)).astype(np.float16)
+    tops, max_act, fires = top_activations(sae, x, top=3, batch=256, min_gap=1)
+    with torch.no_grad():
+        z = sae.encode(torch.from_numpy(x.astype(np.float32))).numpy()
+    for lat in range(0, 128, 17):
+        col = z[:, lat]
+        want = [i for i in np.argsort(-col)[:3] if col[i] > 0]
+        assert [i for _, i in tops[lat]] == want
+        assert max_act[lat] == pytest.approx(max(col.max(), 0), rel=1e-5)
+        assert fires[lat] == (col > 0).sum()
+
+
+def test_snippet_marks_token(tiny):
+    _, tok = tiny
+    row = np.array([tok.bos_token_id] + tok("The capital of France is Paris", add_special_tokens=False)["input_ids"])
+    pos = len(row) - 1
+    s = snippet(tok, row, pos)
+    assert s.endswith("]]") and "[[" in s and "capital" in s

@@ -1,0 +1,62 @@
+"""The shipped embedded SAEs: load with sae-lens (no converter) and reproduce their stored metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from spectrascope.core.saes import ASSETS_SAES, check_compatible, load_sae
+
+pytestmark = pytest.mark.integration
+
+NAMES = {"embedded-coarse": "gemma-3-270m-res9-coarse", "embedded-fine": "gemma-3-270m-res9-fine"}
+
+
+@pytest.mark.parametrize("preset", list(NAMES))
+def test_embedded_sae_files(preset):
+    folder = ASSETS_SAES / NAMES[preset]
+    for f in ("cfg.json", "sae_weights.safetensors", "metrics.json", "CARD.md", "labels.json"):
+        assert (folder / f).exists(), f
+        assert (folder / f).stat().st_size < 95e6
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(folder)  # no converter
+    assert sae.cfg.architecture() == "topk"
+    check_compatible(sae, 640, "blocks.9.hook_resid_post")
+    labels = json.loads((folder / "labels.json").read_text())
+    assert len(labels["latents"]) == sae.cfg.d_sae
+
+
+@pytest.mark.parametrize("preset", list(NAMES))
+def test_embedded_sae_reproduces_stored_metrics(preset):
+    from spectrascope.core.train.activations import ActivationCache, acts_dir
+    from spectrascope.core.train.evaluate import recon_metrics
+
+    held = ActivationCache(acts_dir("heldout"))
+    if held.n_tokens() < 8192:
+        pytest.skip("held-out activation cache not built (python -m spectrascope.core.train cache)")
+    sae = load_sae(preset)
+    stored = json.loads((ASSETS_SAES / NAMES[preset] / "metrics.json").read_text())
+    m = recon_metrics(sae, held.load_all(8192))
+    assert m["fve"] == pytest.approx(stored["heldout_slice_8192"]["fve"], abs=2e-3)
+    assert m["l0"] == pytest.approx(stored["heldout_slice_8192"]["l0"], abs=0.05)
+    assert m["fve"] == pytest.approx(stored["explained_variance"], abs=0.05)
+
+
+def test_embedded_sae_on_live_residual():
+    """encode() on the raw residual of the real model gives sparse codes that reconstruct it."""
+    from spectrascope.core.train.activations import load_model, residual_at
+
+    model, tok = load_model()
+    ids = tok("The capital of France is Paris, a city on the Seine.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        h = residual_at(model, ids)[0, 1:]  # (T-1, d), BOS excluded as in training
+        for preset in NAMES:
+            sae = load_sae(preset)
+            z = sae.encode(h)
+            assert ((z > 0).sum(-1) <= sae.cfg.k).all()
+            rec = sae.decode(z)
+            fve = 1 - (h - rec).pow(2).sum() / (h - h.mean(0)).pow(2).sum()
+            assert fve > 0.5

@@ -1,0 +1,123 @@
+"""The trainer's TopK SAE: sparse gradients equal dense autograd, and the exported SAE equals sae-lens."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spectrascope.core.train.trainer import TopKSAE, TrainConfig, export, lr_at, to_sae_lens, train
+
+
+def _dense_loss(m: TopKSAE, x):
+    pre = (x - m.b_dec) @ m.W_enc + m.b_enc
+    v, i = torch.topk(pre, m.k, dim=-1)
+    z = torch.zeros_like(pre).scatter(-1, i, v.relu())
+    return (x - (z @ m.W_dec + m.b_dec)).pow(2).sum()
+
+
+def test_sparse_backward_equals_dense_autograd():
+    torch.manual_seed(0)
+    m, ref = TopKSAE(24, 96, 8), TopKSAE(24, 96, 8)
+    with torch.no_grad():
+        m.b_dec.normal_()
+        m.b_enc.normal_()
+    ref.load_state_dict(m.state_dict())
+    x = torch.randn(64, 24)
+    (x - m(x)).pow(2).sum().backward()
+    _dense_loss(ref, x).backward()
+    for name in ("W_enc", "b_enc", "b_dec", "W_dec"):
+        torch.testing.assert_close(getattr(m, name).grad, getattr(ref, name).grad, rtol=1e-4, atol=1e-4)
+
+
+def test_exported_sae_matches_sae_lens_forward_on_raw_inputs(tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(name="t", d_in=24, d_sae=96, k=8)
+    m = TopKSAE(24, 96, 8)
+    with torch.no_grad():
+        m.b_dec.normal_()
+        m.b_enc.normal_(0, 0.1)
+    scale = 37.5  # training ran on x / scale; the export must take raw x
+    sae = to_sae_lens(m, scale, cfg)
+    x_raw = torch.randn(50, 24) * scale
+    with torch.no_grad():
+        z_ours = m.dense_acts(x_raw / scale) * scale
+        rec_ours = m(x_raw / scale) * scale
+        z_sl = sae.encode(x_raw)
+        rec_sl = sae.decode(z_sl)
+    torch.testing.assert_close(z_sl, z_ours, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(rec_sl, rec_ours, rtol=1e-4, atol=1e-3)
+    assert ((z_sl > 0).sum(-1) <= 8).all()
+    # And after a round trip through the on-disk format, with no converter.
+    from sae_lens import SAE
+
+    sae.save_model(tmp_path / "sae")
+    loaded = SAE.load_from_disk(tmp_path / "sae")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode(x_raw), z_ours, rtol=1e-4, atol=1e-3)
+    assert loaded.cfg.metadata.hook_name == "blocks.9.hook_resid_post"
+
+
+def test_lr_schedule_warmup_and_decay():
+    cfg = TrainConfig(name="t", lr=1.0, warmup_frac=0.1, decay_frac=0.5)
+    assert lr_at(0, 100, cfg) == pytest.approx(0.1)
+    assert lr_at(20, 100, cfg) == 1.0
+    assert lr_at(75, 100, cfg) == pytest.approx(0.5)
+    assert lr_at(99, 100, cfg) == pytest.approx(0.02)
+
+
+def test_train_learns_resumes_and_exports(tmp_path):
+    # Sparse synthetic data: each point is a sum of 3 of 40 random directions.
+    rng = np.random.default_rng(0)
+    D = rng.normal(size=(40, 16))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    idx = rng.integers(0, 40, size=(6000, 3))
+    x = (D[idx] * rng.uniform(1, 3, size=(6000, 3, 1))).sum(1) * 50.0
+    acts = x.astype(np.float16)
+    cfg = TrainConfig(name="t", d_in=16, d_sae=64, k=4, lr=3e-3, batch=256, total_tokens=256 * 120,
+                      dead_window=2048, k_aux=16)
+    full = train(cfg, acts, progress=False, run_dir=tmp_path / "full")
+    assert full["state"]["curve"][-1]["fve"] > 0.6  # an EMA over training batches
+
+    # Kill mid-run (the LR lookup of step 60 raises), then resume: identical weights to the unbroken run.
+    import spectrascope.core.train.trainer as tr
+    orig = tr.lr_at
+
+    def dying(step, total, c):
+        if step == 60:
+            raise KeyboardInterrupt
+        return orig(step, total, c)
+
+    tr.lr_at = dying
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, acts, progress=False, run_dir=tmp_path / "part", ckpt_every_s=0.0)
+    finally:
+        tr.lr_at = orig
+    res = train(cfg, acts, progress=False, run_dir=tmp_path / "part")
+    assert res["state"]["step"] == full["state"]["step"] == 120
+    for k in ("W_enc", "W_dec", "b_enc", "b_dec"):
+        torch.testing.assert_close(getattr(res["model"], k), getattr(full["model"], k), rtol=1e-5, atol=1e-5)
+
+    folder = export(full, cfg, tmp_path / "out")
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(folder)
+    assert sae.cfg.architecture() == "topk" and sae.cfg.k == 4
+    assert json.loads((folder / "train_curve.json").read_text())["train_tokens_unique"] == 6000
+    xr = torch.from_numpy(acts[:500].astype(np.float32))
+    with torch.no_grad():
+        rec = sae.decode(sae.encode(xr))
+    fve = 1 - (xr - rec).pow(2).sum() / (xr - xr.mean(0)).pow(2).sum()
+    assert fve > 0.6
+
+
+def test_time_budget_ends_with_decayed_lr(tmp_path):
+    acts = (np.random.default_rng(0).normal(size=(2000, 16)) * 10).astype(np.float16)
+    cfg = TrainConfig(name="t", d_in=16, d_sae=32, k=4, batch=128)
+    res = train(cfg, acts, minutes=0.04, progress=False, run_dir=tmp_path)  # 2.4 s
+    assert res["state"]["elapsed_s"] == pytest.approx(2.4, abs=1.5)
+    assert res["state"]["last_lr"] < 0.2 * cfg.lr
+    assert res["state"]["step"] > 10

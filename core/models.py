@@ -31,19 +31,26 @@ class ModelSpec:
     default_layer: int | None = None  # hook layer of the default SAEs; None = middle layer
     chat: bool = False  # has a chat template (system prompt goes through it)
     neuronpedia_model: str | None = None  # for feature links, e.g. "gemma-2-2b"
+    saes: tuple[tuple[str, str], ...] = ()  # default (role, SAE preset) pairs: coarse, fine
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        d = dict(d)
+        d["saes"] = tuple(tuple(pair) for pair in d.get("saes", ()))
         return cls(**d)
 
 
 PRESETS: dict[str, ModelSpec] = {
-    EMBEDDED_NAME: ModelSpec(EMBEDDED_NAME, "embedded", default_layer=9),
+    EMBEDDED_NAME: ModelSpec(
+        EMBEDDED_NAME, "embedded", default_layer=9,
+        saes=(("coarse", "embedded-coarse"), ("fine", "embedded-fine")),
+    ),
     "gemma-2-2b": ModelSpec(
-        "gemma-2-2b", "google/gemma-2-2b", default_layer=12, neuronpedia_model="gemma-2-2b"
+        "gemma-2-2b", "google/gemma-2-2b", default_layer=12, neuronpedia_model="gemma-2-2b",
+        saes=(("coarse", "gemma-scope-2b-16k"), ("fine", "gemma-scope-2b-262k")),
     ),
     "gemma-2-2b-it": ModelSpec(
         "gemma-2-2b-it", "google/gemma-2-2b-it", default_layer=12, chat=True,

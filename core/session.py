@@ -46,6 +46,7 @@ class Request:
     layers: tuple[int, ...] | None = None  # residual stream wanted at these layers; None = default
     logits: bool = True  # False stops after the deepest requested layer
     add_bos: bool = True
+    codes: bool = True  # encode with the attached SAEs (coarse, fine) in the same pass
     run_id: int = 0
 
 
@@ -58,7 +59,7 @@ class Result:
     logits: torch.Tensor | None  # (V,) float32 on CPU, next token after the last position
     truncated: int = 0  # tokens dropped from the front to fit the context window
     seconds: float = 0.0
-    extras: Mapping[str, Any] = field(default_factory=dict)  # e.g. SAE codes, added by callers
+    spectra: Mapping[str, Any] = field(default_factory=dict)  # role -> core.spectrum.Spectrum
 
     @property
     def ids(self) -> list[int]:
@@ -73,6 +74,40 @@ class Session:
         # A CPU forward over tens of thousands of tokens would freeze a demo; cap it.
         cap = model.max_tokens
         self.max_prompt_tokens = min(cap, max_prompt_tokens or 2048)
+        self.saes: dict[str, Any] = {}  # role ("coarse", "fine") -> sae-lens SAE
+        self.sae_errors: dict[str, str] = {}  # role -> why it could not be loaded
+
+    def attach_sae(self, role: str, sae: Any) -> None:
+        """Use `sae` for `role`, after checking it reads this model's residual at a real layer."""
+        from .saes import check_compatible
+        from .spectrum import hook_layer
+
+        hook = sae.cfg.metadata.hook_name
+        check_compatible(sae, self.model.d_model, hook)
+        if hook is None or not 0 <= hook_layer(hook) < self.model.n_layers:
+            from .saes import SAEIncompatible
+
+            raise SAEIncompatible(
+                f"SAE hook {hook!r} is not a layer of {self.model.spec.name} (0..{self.model.n_layers - 1})."
+            )
+        self.saes[role] = sae
+        self.sae_errors.pop(role, None)
+
+    def load_saes(self, specs: Any = None, progress: Progress = _quiet) -> None:
+        """Load (role, SAE preset or spec) pairs; failures are kept per role, not raised."""
+        from .saes import load_sae
+
+        for role, spec in (self.model.spec.saes if specs is None else specs):
+            progress(f"loading the {role} SAE ({spec if isinstance(spec, str) else spec.label})", None)
+            try:
+                self.attach_sae(role, load_sae(spec, device=self.model.device))
+            except Exception as exc:  # noqa: BLE001 - the model is still usable without it
+                self.sae_errors[role] = f"{type(exc).__name__}: {exc}"
+
+    def sae_layers(self) -> tuple[int, ...]:
+        from .spectrum import hook_layer
+
+        return tuple(hook_layer(sae.cfg.metadata.hook_name) for sae in self.saes.values())
 
     @classmethod
     def load(
@@ -81,12 +116,17 @@ class Session:
         device: str | None = None,
         dtype: str | None = None,
         progress: Progress = _quiet,
+        saes: Any = None,
     ) -> "Session":
-        return cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress))
+        """Load a model and its SAEs (`saes`: (role, preset) pairs; None = the model's defaults)."""
+        session = cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress))
+        session.load_saes(saes, progress)
+        return session
 
     def describe(self) -> str:
         m = self.model
-        return f"{m.spec.name} · {m.device} {m.dtype} · layer {self.default_layer}"
+        saes = " · ".join(f"{role} {sae.cfg.d_sae:,}" for role, sae in self.saes.items())
+        return f"{m.spec.name} · {m.device} {m.dtype} · layer {self.default_layer}" + (f" · {saes}" if saes else "")
 
     @property
     def tokenizer(self) -> Any:
@@ -121,6 +161,8 @@ class Session:
         t0 = time.perf_counter()
         ids, dropped = self.tokenize(request.prompt, request.add_bos)
         layers = request.layers if request.layers is not None else (self.default_layer,)
+        if request.codes:
+            layers = tuple(sorted(set(layers) | set(self.sae_layers())))
         for layer in layers:
             if not 0 <= layer < self.model.n_layers:
                 raise PromptError(
@@ -128,6 +170,12 @@ class Session:
                     f"0..{self.model.n_layers - 1}."
                 )
         resid, logits = self._forward(ids, layers, request.logits, cancel)
+        spectra = {}
+        if request.codes and self.saes:
+            from .spectrum import encode_all
+
+            spectra = encode_all(self.saes, resid)  # on the model's device, before the CPU copy
+        resid = {name: x.float().cpu() for name, x in resid.items()}
         tokens = tuple(Token(i, self.piece(i)) for i in ids)
         return Result(
             run_id=request.run_id,
@@ -137,6 +185,7 @@ class Session:
             logits=logits,
             truncated=dropped,
             seconds=time.perf_counter() - t0,
+            spectra=spectra,
         )
 
     def _forward(
@@ -155,7 +204,7 @@ class Session:
             # Hook points report under their canonical name (blocks.L.hook_out), so
             # each capture closes over the name the caller asked for.
             def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
-                captured[name] = x[0].detach().float().cpu()  # (T, d)
+                captured[name] = x[0].detach()  # (T, d), on the model's device
                 if not want_logits and name == deepest:
                     raise _StopForward
                 return x

@@ -69,3 +69,38 @@ def tiny_session(tmp_path_factory):
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-session"), "gemma3")
     return Session.load(str(folder), device="cpu", dtype="float32")
+
+
+def make_tiny_sae(d_in: int, d_sae: int, hook_name: str, kind: str = "topk", k: int = 8, seed: int = 0):
+    """A sae-lens SAE with random weights (TopK or JumpReLU), for tests that need no trained SAE."""
+    import torch
+    from sae_lens import JumpReLUSAE, JumpReLUSAEConfig, TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    meta = SAEMetadata(hook_name=hook_name, model_name="tiny", prepend_bos=True, hook_head_index=None)
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "topk":
+        sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype="float32", device="cpu", metadata=meta))
+    else:
+        sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu", metadata=meta))
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.randn(d_in, d_sae, generator=gen) / d_in**0.5)
+        w_dec = torch.randn(d_sae, d_in, generator=gen)
+        sae.W_dec.copy_(w_dec / w_dec.norm(dim=1, keepdim=True))
+        sae.b_enc.copy_(torch.randn(d_sae, generator=gen) * 0.1)
+        sae.b_dec.zero_()
+        if kind != "topk":
+            sae.threshold.copy_(torch.rand(d_sae, generator=gen) * 0.5)
+    return sae.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_sae_session(tmp_path_factory):
+    """A tiny Gemma 3 session with a coarse (TopK, 128) and a fine (JumpReLU, 1024) SAE at layer 2."""
+    from spectrascope.core.session import Session
+
+    folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-sae-session"), "gemma3")
+    session = Session.load(str(folder), device="cpu", dtype="float32")
+    session.attach_sae("coarse", make_tiny_sae(64, 128, "blocks.2.hook_resid_post", "topk", k=8, seed=1))
+    session.attach_sae("fine", make_tiny_sae(64, 1024, "blocks.2.hook_resid_post", "jumprelu", seed=2))
+    return session

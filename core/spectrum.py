@@ -1,0 +1,133 @@
+"""The sparse-feature spectrum of each token: SAE codes, L0, fidelity, top features, bands.
+
+Encoding and decoding are sae-lens' own (`SAE.encode` / `SAE.decode`); this
+module only summarises them for the Spectrum pane and the `spectrum` command.
+
+Fidelity of one token is the fraction of its residual's squared norm that the
+reconstruction explains, 1 - |x - x̂|² / |x|², and its relative error is
+|x - x̂| / |x|. A per-token number has no batch mean to subtract, so this is
+the per-token analogue of "fraction of variance explained". Positions below
+`POOR_FIDELITY` (typically BOS, whose residual norm is huge and off-distribution)
+are flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+POOR_FIDELITY = 0.5
+
+
+def hook_layer(hook_name: str) -> int:
+    """`blocks.12.hook_resid_post` -> 12."""
+    parts = hook_name.split(".")
+    if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit():
+        raise ValueError(f"Not a per-layer hook name: {hook_name!r}")
+    return int(parts[1])
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One SAE's view of every token of a prompt (all CPU float32)."""
+
+    role: str  # "coarse" or "fine"
+    codes: torch.Tensor  # (T, F) feature activations, dense
+    l0: torch.Tensor  # (T,) number of active features
+    fidelity: torch.Tensor  # (T,) 1 - |x - x̂|² / |x|²
+    rel_error: torch.Tensor  # (T,) |x - x̂| / |x|
+
+    @property
+    def width(self) -> int:
+        return int(self.codes.shape[1])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.codes.shape[0])
+
+    def silent(self, position: int | None = None) -> int:
+        """Features that are exactly zero at `position` (or on every token when None)."""
+        row = self.row(position)
+        return int((row == 0).sum())
+
+    def poor_positions(self) -> list[int]:
+        return [i for i, f in enumerate(self.fidelity.tolist()) if f < POOR_FIDELITY]
+
+    def row(self, position: int | None, reduce: str = "max") -> torch.Tensor:
+        """Activations at one position, or over all tokens ("max" or "mean"). # (F,)"""
+        if position is None:
+            return self.codes.max(dim=0).values if reduce == "max" else self.codes.mean(dim=0)
+        if not -self.n_tokens <= position < self.n_tokens:
+            raise IndexError(f"Position {position} is outside the prompt (0..{self.n_tokens - 1}).")
+        return self.codes[position]
+
+    def top(self, position: int | None, n: int = 20, reduce: str = "max") -> list[tuple[int, float]]:
+        """The n strongest active features as (feature id, activation), strongest first."""
+        row = self.row(position, reduce)
+        n = min(n, int((row > 0).sum()))
+        if n == 0:
+            return []
+        values, ids = row.topk(n)
+        return list(zip(ids.tolist(), values.tolist()))
+
+    def bands(self, position: int | None, n_bands: int, reduce: str = "max") -> np.ndarray:
+        """Strongest activation in each of `n_bands` equal slices of the feature axis. # (n_bands,)
+
+        Like an audio analyzer: the fine SAE's 16K+ features are binned to the pane's width.
+        """
+        row = self.row(position, reduce).numpy()
+        n_bands = max(1, min(n_bands, row.shape[0]))
+        edges = np.linspace(0, row.shape[0], n_bands + 1).astype(np.int64)
+        return np.maximum.reduceat(row, edges[:-1])
+
+
+def encode(sae: Any, resid: torch.Tensor, role: str) -> Spectrum:
+    """Encode a (T, d) residual with a sae-lens SAE; summarise per token."""
+    with torch.inference_mode():
+        x = resid.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype)  # (T, d)
+        codes = sae.encode(x)  # (T, F)
+        recon = sae.decode(codes)  # (T, d)
+        err = (x - recon).float().pow(2).sum(-1)  # (T,)
+        norm = x.float().pow(2).sum(-1).clamp_min(1e-12)  # (T,)
+        return Spectrum(
+            role=role,
+            codes=codes.float().cpu(),
+            l0=(codes != 0).sum(-1).cpu(),
+            fidelity=(1 - err / norm).cpu(),
+            rel_error=(err / norm).sqrt().cpu(),
+        )
+
+
+def encode_all(saes: Mapping[str, Any], resid_by_hook: Mapping[str, torch.Tensor]) -> dict[str, Spectrum]:
+    """Each SAE applied to the residual at its own hook."""
+    out = {}
+    for role, sae in saes.items():
+        hook = sae.cfg.metadata.hook_name
+        out[role] = encode(sae, resid_by_hook[hook], role)
+    return out
+
+
+def promoted_tokens(
+    sae: Any, feature: int, unembed: torch.Tensor, final_norm_gain: torch.Tensor | None = None,
+    k: int = 10, softcap: float | None = None,
+) -> list[tuple[int, float]]:
+    """Tokens whose logits the feature's decoder direction raises most (logit lens).
+
+    The direction goes through the final norm's elementwise gain (when given) and
+    the unembedding; Gemma 2's final tanh softcap is applied to the logit values
+    (it never changes their order). Returns (token id, logit) pairs.
+    """
+    if not 0 <= feature < sae.cfg.d_sae:
+        raise IndexError(f"Feature {feature} does not exist: this SAE has 0..{sae.cfg.d_sae - 1}.")
+    with torch.inference_mode():
+        direction = sae.W_dec[feature].to(unembed.device, unembed.dtype)  # (d,)
+        if final_norm_gain is not None:
+            direction = direction * final_norm_gain.to(direction)
+        logits = (unembed @ direction).float()  # (V,)
+        if softcap:
+            logits = softcap * torch.tanh(logits / softcap)
+        values, ids = logits.topk(k)
+    return list(zip(ids.tolist(), values.tolist()))

@@ -35,3 +35,41 @@ def probe(session: Session, prompt: str, top: int = 10, layer: int | None = None
         },
         "seconds": result.seconds,
     }
+
+
+def spectrum_report(
+    session: Session, prompt: str, roles: tuple[str, ...] = ("coarse", "fine"),
+    position: int | None = -1, top: int = 20,
+) -> dict[str, Any]:
+    """Everything `spectrascope spectrum` prints: per SAE, L0, fidelity and the top features."""
+    missing = [r for r in roles if r not in session.saes]
+    if missing:
+        why = "; ".join(f"{r}: {session.sae_errors.get(r, 'not loaded')}" for r in missing)
+        raise ValueError(f"No {'/'.join(missing)} SAE: {why}")
+    result = session.run(Request(prompt, logits=False))
+    n = len(result.tokens)
+    if position is not None and not -n <= position < n:
+        raise ValueError(f"--position {position} is outside the prompt (0..{n - 1}).")
+    pos = None if position is None else position % n
+    report: dict[str, Any] = {
+        "model": session.model.spec.name, "prompt": prompt, "position": pos,
+        "tokens": [{"id": t.id, "text": t.text} for t in result.tokens], "saes": {},
+    }
+    for role in roles:
+        spec = result.spectra[role]
+        labels = session.labels.get(role)
+        row = spec.row(pos)
+        report["saes"][role] = {
+            "width": spec.width,
+            "hook": session.saes[role].cfg.metadata.hook_name,
+            "l0": int((row > 0).sum()),
+            "silent": spec.silent(pos),
+            "fidelity": None if pos is None else float(spec.fidelity[pos]),
+            "poor_fidelity_positions": spec.poor_positions(),
+            "top": [
+                {"feature": f, "activation": a,
+                 "label": list(labels.get(f).promoted[:6]) if labels is not None else []}
+                for f, a in spec.top(pos, top)
+            ],
+        }
+    return report

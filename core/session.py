@@ -76,9 +76,11 @@ class Session:
         self.max_prompt_tokens = min(cap, max_prompt_tokens or 2048)
         self.saes: dict[str, Any] = {}  # role ("coarse", "fine") -> sae-lens SAE
         self.sae_errors: dict[str, str] = {}  # role -> why it could not be loaded
+        self.labels: dict[str, Any] = {}  # role -> core.labels.FeatureLabels
 
-    def attach_sae(self, role: str, sae: Any) -> None:
+    def attach_sae(self, role: str, sae: Any, spec: Any = None) -> None:
         """Use `sae` for `role`, after checking it reads this model's residual at a real layer."""
+        from .labels import FeatureLabels, labels_folder
         from .saes import check_compatible
         from .spectrum import hook_layer
 
@@ -92,15 +94,17 @@ class Session:
             )
         self.saes[role] = sae
         self.sae_errors.pop(role, None)
+        self.labels[role] = FeatureLabels.for_sae(sae, self, labels_folder(spec), spec)
 
     def load_saes(self, specs: Any = None, progress: Progress = _quiet) -> None:
         """Load (role, SAE preset or spec) pairs; failures are kept per role, not raised."""
-        from .saes import load_sae
+        from .saes import get_preset, load_sae
 
         for role, spec in (self.model.spec.saes if specs is None else specs):
             progress(f"loading the {role} SAE ({spec if isinstance(spec, str) else spec.label})", None)
             try:
-                self.attach_sae(role, load_sae(spec, device=self.model.device))
+                spec = get_preset(spec) if isinstance(spec, str) else spec
+                self.attach_sae(role, load_sae(spec, device=self.model.device), spec)
             except Exception as exc:  # noqa: BLE001 - the model is still usable without it
                 self.sae_errors[role] = f"{type(exc).__name__}: {exc}"
 

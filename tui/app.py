@@ -23,6 +23,7 @@ from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SessionFailed, SessionReady
 from spectrascope.tui.panes.logits import LogitsPane
+from spectrascope.tui.panes.spectrum import SpectrumPane
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
 SessionFactory = Callable[[Callable[[str, float | None], None]], Any]
@@ -61,6 +62,8 @@ class SpectrascopeApp(App):
         with TabbedContent(id="panes"):
             with TabPane("Logits", id="tab-logits"):
                 yield LogitsPane(id="logits")
+            with TabPane("Spectrum", id="tab-spectrum"):
+                yield SpectrumPane(id="spectrum")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -163,7 +166,8 @@ class SpectrascopeApp(App):
             return  # a newer prompt is on its way; never show a stale result
         self.result = result
         self.query_one("#tokens", TokenStrip).show([t.text for t in result.tokens])
-        self.query_one("#logits", LogitsPane).show_result(result, self.session.piece)
+        for pane in (self.query_one("#logits", LogitsPane), self.query_one("#spectrum", SpectrumPane)):
+            pane.show_result(result, self.session.piece)
         note = f"{len(result.tokens)} tokens · {result.seconds * 1000:.0f} ms"
         if result.truncated:
             note += f" · the first {result.truncated} tokens were cut to fit the context"

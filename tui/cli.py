@@ -45,7 +45,37 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--layer", type=int, default=None, help="residual stream layer to report")
     probe.add_argument("--json", action="store_true", help="machine-readable output")
     _model_args(probe)
+
+    spectrum = sub.add_parser("spectrum", help="SAE features firing on a token of a prompt")
+    spectrum.add_argument("prompt")
+    spectrum.add_argument("--sae", choices=["coarse", "fine", "both"], default="both")
+    spectrum.add_argument("--position", type=int, default=-1, help="token index (-1 = last)")
+    spectrum.add_argument("--all-tokens", action="store_true", help="max over all tokens instead")
+    spectrum.add_argument("--top", type=int, default=20)
+    spectrum.add_argument("--json", action="store_true")
+    _model_args(spectrum)
+
+    for module in _extra_commands():
+        before = set(sub.choices)
+        module.add_parser(sub)
+        for name in set(sub.choices) - before:  # route each new subcommand to its module
+            sub.choices[name].set_defaults(handler=module.run)
     return parser
+
+
+def _extra_commands() -> list:
+    """Subcommands that live in their own modules (contrast, steer): add_parser + run."""
+    import importlib
+
+    found = []
+    for name in ("cli_contrast", "cli_steer"):
+        try:
+            found.append(importlib.import_module(f"spectrascope.tui.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"spectrascope.tui.{name}":
+                raise  # a real import error inside the module must not hide the command
+
+    return found
 
 
 def _load_session(args, progress=None):
@@ -54,7 +84,8 @@ def _load_session(args, progress=None):
     def to_stderr(text, fraction):
         print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
 
-    return Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr)
+    return Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr,
+                        saes=None if getattr(args, "saes", True) else ())
 
 
 def cmd_probe(args) -> int:
@@ -92,6 +123,42 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_spectrum(args) -> int:
+    from spectrascope.core.probe import spectrum_report
+
+    session = _load_session(args)
+    roles = ("coarse", "fine") if args.sae == "both" else (args.sae,)
+    report = spectrum_report(session, args.prompt, roles, None if args.all_tokens else args.position, args.top)
+    if args.json:
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import visible
+
+    console = Console()
+    pos = report["position"]
+    tokens = Text()
+    for i, tok in enumerate(report["tokens"]):
+        tokens.append(visible(tok["text"]), style="reverse bold" if i == pos else ("on grey23" if i % 2 else "on grey35"))
+        tokens.append(" ")
+    console.print(tokens)
+    for role, sae in report["saes"].items():
+        where = "all tokens (max)" if pos is None else f"token {pos}"
+        fid = "" if sae["fidelity"] is None else f" · fidelity {sae['fidelity']:.2f}"
+        table = Table(title=f"{role} SAE ({sae['width']:,} features at {sae['hook']}) · {where} · "
+                            f"L0 {sae['l0']} · {sae['silent']:,} silent{fid}", title_justify="left")
+        for col, justify in (("feature", "right"), ("activation", "right"), ("label (promoted tokens)", "left")):
+            table.add_column(col, justify=justify)
+        for row in sae["top"]:
+            label = " · ".join(visible(t, mark_spaces=False).strip() for t in row["label"])
+            table.add_row(str(row["feature"]), f"{row['activation']:.2f}", Text(label))
+        console.print(table)
+    return 0
+
+
 def run_tui(args) -> int:
     from spectrascope.tui.app import SpectrascopeApp
 
@@ -105,7 +172,7 @@ def run_tui(args) -> int:
     return app.return_code or 0
 
 
-COMMANDS = {"probe": cmd_probe}
+COMMANDS = {"probe": cmd_probe, "spectrum": cmd_spectrum}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return run_tui(args)
-        return COMMANDS[args.command](args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
+        return args.handler(args, _load_session)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback

@@ -49,3 +49,26 @@ def test_cli_reports_bad_input_without_traceback(tiny_model_dir, capsys):
 
     assert main(["probe", "", "--model", str(tiny_model_dir)]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_spectrum_report_on_tiny_saes(tiny_sae_session):
+    from spectrascope.core.probe import spectrum_report
+
+    report = spectrum_report(tiny_sae_session, "The capital of France", top=5)
+    assert report["position"] == len(report["tokens"]) - 1
+    coarse = report["saes"]["coarse"]
+    assert coarse["width"] == 128 and coarse["l0"] + coarse["silent"] == 128
+    acts = [r["activation"] for r in coarse["top"]]
+    assert acts == sorted(acts, reverse=True) and len(acts) <= 5
+    assert all(isinstance(r["label"], list) and r["label"] for r in coarse["top"])
+    all_tokens = spectrum_report(tiny_sae_session, "The capital", position=None)
+    assert all_tokens["position"] is None and all_tokens["saes"]["fine"]["fidelity"] is None
+    with pytest.raises(ValueError, match="outside the prompt"):
+        spectrum_report(tiny_sae_session, "The capital", position=50)
+
+
+def test_spectrum_without_saes_says_why(tiny_session):
+    from spectrascope.core.probe import spectrum_report
+
+    with pytest.raises(ValueError, match="No coarse/fine SAE"):
+        spectrum_report(tiny_session, "x")

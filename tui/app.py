@@ -8,6 +8,7 @@ results are dropped, so the screen only ever shows the latest prompt.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,10 +39,36 @@ class SpectrascopeApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+l", "focus_prompt", "Prompt"),
         Binding("ctrl+r", "rerun", "Rerun"),
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("f2", "show_pane('logits')", "Logits", show=False),
+        Binding("f3", "show_pane('spectrum')", "Spectrum", show=False),
+        Binding("f4", "show_pane('pairing')", "Pairing", show=False),
+        Binding("f5", "show_pane('steering')", "Steering", show=False),
+        Binding("ctrl+g", "screenshot", "SVG"),
+        Binding("ctrl+e", "export", "Export"),
+        Binding("ctrl+s", "save_session", "Save session"),
+        Binding("f9", "toggle_contrast", "Contrast", show=False),
+    ]
+    # (title, action, help) for the command palette; every binding above is there too.
+    COMMANDS_LIST = [
+        ("Help: list every key", "help", "Keys per pane"),
+        ("Show the Logits pane", "show_pane('logits')", "F2"),
+        ("Show the Spectrum pane", "show_pane('spectrum')", "F3"),
+        ("Show the Pairing pane", "show_pane('pairing')", "F4"),
+        ("Show the Steering pane", "show_pane('steering')", "F5"),
+        ("Rerun the prompt", "rerun", "ctrl+r"),
+        ("Save an SVG screenshot", "screenshot", "ctrl+g"),
+        ("Export the current pane's tables (CSV/JSON/Markdown)", "export", "ctrl+e"),
+        ("Save the session (prompt, knobs, selections) to JSON", "save_session", "ctrl+s"),
+        ("Toggle the high-contrast projector theme", "toggle_contrast", "F9"),
+        ("Quit", "quit", "ctrl+q"),
     ]
 
-    def __init__(self, session_factory: SessionFactory, prompt: str = "", **kwargs):
+    def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
+                 restore: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.output_dir = Path(output_dir)
+        self._restore = restore or {}
         self._session_factory = session_factory
         self._initial_prompt = prompt
         self.session: Any = None
@@ -67,6 +94,13 @@ class SpectrascopeApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        from spectrascope.tui.theme import CONTRAST_THEME
+
+        self.register_theme(CONTRAST_THEME)
+        if self._restore:
+            from spectrascope.tui.session_file import apply_session
+
+            apply_session(self, self._restore)
         self.sub_title = "loading model…"
         self.set_status("Loading the model in the background; type your prompt meanwhile.")
         self.query_one("#prompt", Input).focus()
@@ -176,6 +210,63 @@ class SpectrascopeApp(App):
     def on_run_failed(self, message: RunFailed) -> None:
         if message.run_id == self._run_id:
             self.set_status(describe(message.error), error=True)
+
+    # ---- navigation, help, export --------------------------------------------------------------
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        from textual.app import SystemCommand
+
+        for title, action, help_text in self.COMMANDS_LIST:
+            yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
+
+    def action_help(self) -> None:
+        from spectrascope.tui.help import HelpScreen
+
+        sections = [("Everywhere", self.BINDINGS)]
+        for pane in self.query(".pane"):
+            sections.append((pane.pane_title, pane.BINDINGS))
+        self.push_screen(HelpScreen(sections))
+
+    def action_show_pane(self, name: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.query(f"#tab-{name}"):
+            tabs.active = f"tab-{name}"
+
+    def current_pane(self) -> Any:
+        tabs = self.query_one(TabbedContent)
+        return self.query_one(f"#{tabs.active.removeprefix('tab-')}")
+
+    def action_screenshot(self) -> None:
+        pane = self.query_one(TabbedContent).active.removeprefix("tab-")
+        path = self.save_screenshot(filename=f"spectrascope-{pane}-{time.strftime('%Y%m%d-%H%M%S')}.svg",
+                                    path=str(self.output_dir))
+        self.set_status(f"Saved screenshot {path}")
+
+    def action_export(self) -> None:
+        pane = self.current_pane()
+        export = getattr(pane, "export", None)
+        if export is None:
+            self.set_status("This pane has nothing to export yet.")
+            return
+        try:
+            paths = export(self.output_dir)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.set_status(describe(exc), error=True)
+            return
+        self.set_status("Exported " + ", ".join(str(p) for p in paths) if paths else "Nothing to export yet.")
+
+    def action_toggle_contrast(self) -> None:
+        self.theme = "textual-dark" if self.theme == "spectrascope-contrast" else "spectrascope-contrast"
+
+    def action_save_session(self) -> None:
+        from spectrascope.tui.session_file import save_session
+
+        try:
+            path = save_session(self, self.output_dir / f"spectrascope-session-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        except Exception as exc:  # noqa: BLE001
+            self.set_status(describe(exc), error=True)
+            return
+        self.set_status(f"Saved session {path}")
 
     async def action_quit(self) -> None:
         if self._cancel is not None:

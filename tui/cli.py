@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_args(parser)
     parser.add_argument("--prompt", default="The capital of France is", help="initial prompt")
+    parser.add_argument("--session", help="reopen a saved session (JSON from ctrl+s)")
+    parser.add_argument("--output-dir", default=".", help="where screenshots, exports and sessions go")
     sub = parser.add_subparsers(dest="command")
 
     probe = sub.add_parser("probe", help="tokens and the top next tokens of a prompt")
@@ -162,7 +164,15 @@ def cmd_spectrum(args) -> int:
 def run_tui(args) -> int:
     from spectrascope.tui.app import SpectrascopeApp
 
-    app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.prompt)
+    restore = None
+    if args.session:
+        from spectrascope.tui.session_file import load_session_file
+
+        restore = load_session_file(args.session)  # ValueError -> clear message, exit 2
+        if restore.get("model") and args.model == "gemma-3-270m":
+            args.model = restore["model"]
+    app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.prompt,
+                          output_dir=args.output_dir, restore=restore)
     app.run()
     # A worker still inside a C call (model load) cannot be interrupted; its result
     # is unwanted now, so leave without waiting for it.

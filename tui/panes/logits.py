@@ -45,6 +45,8 @@ class GenerationDone(Message):
 
 
 class LogitsPane(Vertical):
+    DEFAULT_CLASSES = "pane"
+    pane_title = "Logits"
     BINDINGS = [
         Binding("t", "temperature(-0.1)", "T−"),
         Binding("T", "temperature(0.1)", "T+"),
@@ -89,6 +91,44 @@ class LogitsPane(Vertical):
         self.query_one("#logits-runs", DataTable).display = False
         self._draw_columns()
         self._draw_knobs()
+
+    # ---- session file and export -----------------------------------------------------------
+    def get_state(self) -> dict:
+        return {"settings": self.settings.to_dict(), "system": self.query_one("#logits-system", Input).value,
+                "ab": self.ab_on}
+
+    def set_state(self, state: dict) -> None:
+        self.settings = SamplingSettings.from_dict(state.get("settings", {}))
+        self.query_one("#logits-system", Input).value = str(state.get("system", ""))
+        if bool(state.get("ab")) != self.ab_on:
+            self.ab_on = bool(state.get("ab"))
+            self._draw_columns()
+        self._draw_knobs()
+
+    def export(self, folder) -> list:
+        """The table as shown (rows, settings) to CSV and JSON."""
+        import csv
+        import io
+        import json
+        import time
+        from pathlib import Path
+
+        from spectrascope.tui.session_file import atomic_write_text
+
+        table = self.query_one("#logits-table", FastTable)
+        if table.row_count == 0:
+            return []
+        stem = Path(folder) / f"spectrascope-logits-{time.strftime('%Y%m%d-%H%M%S')}"
+        rows = [dict(zip(table.column_names, table.row_text(i))) for i in range(table.row_count)]
+        for row, key in zip(rows, table.keys):
+            row["token_text"] = self.piece(int(key))  # the raw piece, not the display form
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        doc = {"prompt": self.prompt, "settings": self.settings.to_dict(), "ab": self.ab_on, "rows": rows}
+        return [atomic_write_text(stem.with_suffix(".csv"), buf.getvalue()),
+                atomic_write_text(stem.with_suffix(".json"), json.dumps(doc, indent=1, ensure_ascii=False))]
 
     # ---- inputs from the app ------------------------------------------------------------
     def show_result(self, result, piece=None) -> None:

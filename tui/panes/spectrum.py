@@ -25,6 +25,8 @@ ROLES = ("coarse", "fine")
 
 
 class SpectrumPane(Vertical):
+    DEFAULT_CLASSES = "pane"
+    pane_title = "Spectrum"
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),
         Binding("right,l", "position(1)", "token ▶"),
@@ -63,6 +65,43 @@ class SpectrumPane(Vertical):
     @property
     def session(self) -> Any:
         return getattr(self.app, "session", None)
+
+    # ---- session file and export -----------------------------------------------------------------
+    def get_state(self) -> dict:
+        return {"position": self.position, "follow_end": self.follow_end, "reduce": self.reduce,
+                "feature": list(self.feature) if self.feature else None}
+
+    def set_state(self, state: dict) -> None:
+        pos = state.get("position")
+        self.position = None if pos is None else int(pos)
+        self.follow_end = bool(state.get("follow_end", True))
+        self.reduce = "mean" if state.get("reduce") == "mean" else "max"
+        feature = state.get("feature")
+        if feature:
+            role, fid = feature
+            if role not in ROLES:
+                raise ValueError(f"unknown SAE role {role!r}")
+            self.feature = (role, int(fid))
+
+    def export(self, folder) -> list:
+        """The spectra of the current prompt at the selected position, as JSON."""
+        import json
+        import time
+        from pathlib import Path
+
+        from spectrascope.tui.session_file import atomic_write_text
+
+        if self.result is None or not self.result.spectra:
+            return []
+        doc = {"prompt": self.result.prompt, "position": self.position, "reduce": self.reduce,
+               "tokens": [{"id": t.id, "text": t.text} for t in self.result.tokens], "saes": {}}
+        for role, spec in self.result.spectra.items():
+            row = spec.row(self.position, self.reduce)
+            doc["saes"][role] = {"width": spec.width, "l0": int((row > 0).sum()),
+                                 "fidelity": spec.fidelity.tolist(),
+                                 "top": [{"feature": f, "activation": a} for f, a in spec.top(self.position, 100, self.reduce)]}
+        path = Path(folder) / f"spectrascope-spectrum-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        return [atomic_write_text(path, json.dumps(doc, indent=1, ensure_ascii=False))]
 
     # ---- inputs -------------------------------------------------------------------------------
     def show_result(self, result, piece=None) -> None:

@@ -1,0 +1,238 @@
+"""Prompt-set loaders, per-feature statistics against numpy, batched collection, the on-disk cache."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from spectrascope.core import contrast
+from spectrascope.core.contrast import (ContrastSettings, PromptSetError, collect_activations, default_sets,
+                                        feature_stats, load_prompts, run_contrast)
+
+# ---------------------------------------------------------------- loaders
+
+
+def test_load_text_jsonl_and_folder(tmp_path):
+    (tmp_path / "a.txt").write_text("first prompt\n\n  second prompt  \n")
+    (tmp_path / "b.jsonl").write_text('{"text": "third"}\n\n{"prompt": "fourth", "x": 1}\n')
+    assert load_prompts(tmp_path / "a.txt") == ["first prompt", "second prompt"]
+    assert load_prompts(tmp_path / "b.jsonl") == ["third", "fourth"]
+    assert load_prompts(tmp_path) == ["first prompt", "second prompt", "third", "fourth"]
+    # JSONL content is recognised without the extension too.
+    (tmp_path / "c.data").write_text('{"text": "x"}\n')
+    assert load_prompts(tmp_path / "c.data") == ["x"]
+
+
+@pytest.mark.parametrize("content, match", [
+    ("", "empty"),
+    ("\n  \n", "empty"),
+    ('{"text": "ok"}\n{broken\n', r"b\.jsonl:2: not valid JSON"),
+    ('{"text": "ok"}\n{"body": "no field"}\n', r":2: .*no string \"text\""),
+    ('["a list"]\n', "expected a JSON object"),
+])
+def test_loader_errors_say_where(tmp_path, content, match):
+    f = tmp_path / "b.jsonl"
+    f.write_text(content)
+    with pytest.raises(PromptSetError, match=match):
+        load_prompts(f)
+
+
+def test_loader_missing_and_empty_folder(tmp_path):
+    with pytest.raises(PromptSetError, match="does not exist"):
+        load_prompts(tmp_path / "nope.txt")
+    with pytest.raises(PromptSetError, match="no .txt or .jsonl"):
+        load_prompts(tmp_path)
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(PromptSetError, match="not UTF-8"):
+        load_prompts(tmp_path / "bad.txt")
+
+
+LEAK = re.compile(
+    r"\b(france|french|paris\w*|lyon|marseille|eiffel|louvre|versailles|napol[eé]on|baguettes?|croissants?|seine"
+    r"|loire|normandy|provence|bordeaux|brittany|riviera|corsica|toulouse|macron|gaulle|bastille|champagne"
+    r"|gauls?|gallic|bonjour|merci|marianne|élysée|strasbourg|burgundy|alsace|côte d'azur)\b",
+    re.IGNORECASE,
+)
+
+
+def test_shipped_sets_are_clean():
+    concept_path, neutral_path = default_sets()
+    concept, neutral = load_prompts(concept_path), load_prompts(neutral_path)
+    assert len(concept) == 200 and len(neutral) == 200
+    assert len(set(concept)) == 200 and len(set(neutral)) == 200
+    assert not set(concept) & set(neutral)
+    leaks = [p for p in neutral if LEAK.search(p)]
+    assert leaks == [], leaks
+    # Every concept prompt is about France: most name it outright; the rest name a French place or thing.
+    assert sum(bool(LEAK.search(p)) for p in concept) >= 150
+    # Similar length and style: mean word counts within 25% of each other.
+    wc = lambda ps: np.mean([len(p.split()) for p in ps])  # noqa: E731
+    assert abs(wc(concept) - wc(neutral)) / wc(concept) < 0.25
+
+
+# ---------------------------------------------------------------- statistics vs numpy
+
+
+def reference_stats(acts, is_concept, min_rate):
+    """Straight per-feature loop, written independently of the vectorised code."""
+    rows = []
+    for f in range(acts.shape[1]):
+        c = [a for a, m in zip(acts[:, f], is_concept) if m]
+        n = [a for a, m in zip(acts[:, f], is_concept) if not m]
+        mc, mn = sum(c) / len(c), sum(n) / len(n)
+        rc, rn = sum(v > 0 for v in c) / len(c), sum(v > 0 for v in n) / len(n)
+        share = mc / (mc + mn) if mc + mn > 0 else 0.0
+        rows.append((mc, mn, rc, rn, share * min(1.0, rc / min_rate)))
+    return np.array(rows)
+
+
+def test_feature_stats_match_reference():
+    rng = np.random.default_rng(0)
+    acts = np.maximum(0, rng.normal(size=(40, 30)) - 0.5).astype(np.float32)  # sparse-ish, >= 0
+    acts[:, 0] = 0  # dead feature
+    acts[:25, 1] = 2.0
+    acts[25:, 1] = 0  # exclusive to the concept, always fires
+    acts[:2, 2] = 5.0
+    acts[2:, 2] = 0  # exclusive but rare
+    is_concept = np.r_[np.ones(25, bool), np.zeros(15, bool)]
+    s = feature_stats(acts, is_concept, 0.25)
+    ref = reference_stats(acts, is_concept, 0.25)
+    got = np.stack([s.mean_concept, s.mean_neutral, s.rate_concept, s.rate_neutral, s.selectivity], 1)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    assert s.selectivity[0] == 0 and s.selectivity[1] == pytest.approx(1.0)
+    assert s.selectivity[2] == pytest.approx((2 / 25) / 0.25)  # share 1, coverage 0.32
+    assert ((s.selectivity >= 0) & (s.selectivity <= 1)).all()
+    assert s.ranked(1) == [1]
+
+
+def test_ranking_breaks_ties_by_concept_rate():
+    is_concept = np.r_[np.ones(4, bool), np.zeros(4, bool)]
+    acts = np.zeros((8, 3), np.float32)
+    acts[:1, 0] = 9.0  # selectivity 1 (rate 0.25 = min_rate)
+    acts[:4, 1] = 1.0  # selectivity 1, rate 1.0: wins the tie
+    acts[:, 2] = 1.0  # share 0.5
+    assert feature_stats(acts, is_concept, 0.25).ranked() == [1, 0, 2]
+
+
+def test_settings_validate_and_round_trip():
+    s = ContrastSettings(aggregate="mean", min_concept_rate=0.5, batch_size=4)
+    assert ContrastSettings.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError):
+        ContrastSettings(aggregate="sum")
+
+
+# ---------------------------------------------------------------- batching on the tiny model
+
+PROMPTS = [
+    "The Eiffel Tower is located in the city of Paris.",
+    "France",
+    "The capital of France is Paris and the capital of Italy is Rome.",
+    "A quick brown fox jumps over the lazy dog while the cat sleeps.",
+    "Language models predict",
+    "The cat sleeps.",
+    "Rome",
+]
+
+
+def test_batched_equals_unbatched(tiny_sae_session):
+    from spectrascope.core.session import Request
+
+    s = tiny_sae_session
+    fractions = []
+    acts, n_tokens = collect_activations(s, PROMPTS, batch_size=3, progress=lambda m, f: fractions.append(f))
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    total = 0
+    for i, prompt in enumerate(PROMPTS):
+        r = s.run(Request(prompt, logits=False))
+        total += len(r.tokens) - 1
+        for role in ("coarse", "fine"):
+            codes = r.spectra[role].codes[1:].numpy()  # BOS excluded
+            np.testing.assert_allclose(acts[role]["max"][i], codes.max(0), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(acts[role]["mean"][i], codes.mean(0), rtol=1e-4, atol=1e-4)
+    assert n_tokens == total
+    one, _ = collect_activations(s, PROMPTS, batch_size=1)
+    np.testing.assert_allclose(one["fine"]["max"], acts["fine"]["max"], rtol=1e-4, atol=1e-4)
+
+
+def test_cancel_between_batches(tiny_sae_session):
+    from spectrascope.core.session import Cancelled
+
+    cancel = threading.Event()
+
+    def progress(msg, frac):
+        cancel.set()  # after the first batch
+
+    with pytest.raises(Cancelled):
+        collect_activations(tiny_sae_session, PROMPTS, batch_size=2, cancel=cancel, progress=progress)
+
+
+def test_needs_saes(tiny_session):
+    with pytest.raises(ValueError, match="No SAE"):
+        run_contrast(tiny_session, ["a"], ["b"], use_cache=False)
+
+
+# ---------------------------------------------------------------- cache
+
+
+@pytest.fixture
+def cache_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_cache_miss_then_hit(tiny_sae_session, cache_env, monkeypatch):
+    concept, neutral = PROMPTS[:3], PROMPTS[3:]
+    first = run_contrast(tiny_sae_session, concept, neutral, ContrastSettings(batch_size=4))
+    assert not first.cached and contrast.cache_path(first.key).is_file()
+    assert list(cache_env.glob("contrast/.*tmp")) == []
+
+    def boom(*a, **k):
+        raise AssertionError("a cache hit must not run the model")
+
+    monkeypatch.setattr(contrast, "collect_activations", boom)
+    second = run_contrast(tiny_sae_session, concept, neutral, ContrastSettings(aggregate="mean"))
+    assert second.cached and second.key == first.key
+    np.testing.assert_array_equal(second.acts["fine"]["max"], first.acts["fine"]["max"])
+    assert second.settings.aggregate == "mean"  # statistics follow the caller's settings
+    np.testing.assert_allclose(second.stats["coarse"].mean_concept,
+                               first.acts["coarse"]["mean"][:3].mean(0), rtol=1e-6)
+    # Other prompt contents -> another key -> a miss (which here would run the model).
+    with pytest.raises(AssertionError, match="cache hit"):
+        run_contrast(tiny_sae_session, concept, neutral + ["one more"])
+
+
+def test_cache_key_depends_on_sae_weights(tiny_sae_session):
+    ident = contrast.session_identity(tiny_sae_session, ("coarse", "fine"))
+    k1 = contrast.cache_key(ident, ["a"], ["b"])
+    assert k1 == contrast.cache_key(contrast.session_identity(tiny_sae_session, ("coarse", "fine")), ["a"], ["b"])
+    assert k1 != contrast.cache_key(ident, ["a"], ["c"])
+    ident2 = json.loads(json.dumps(ident))
+    ident2["saes"]["fine"]["weights"] = "different"
+    assert k1 != contrast.cache_key(ident2, ["a"], ["b"])
+
+
+def test_atomic_write_leaves_old_file_or_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "x.npz"
+    contrast.atomic_write_bytes(target, b"old")
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(contrast.os, "replace", fail)
+    with pytest.raises(OSError):
+        contrast.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npz"]  # the temp file is gone
+
+
+def test_damaged_cache_file_is_a_miss(tiny_sae_session, cache_env):
+    concept, neutral = PROMPTS[:2], PROMPTS[2:4]
+    first = run_contrast(tiny_sae_session, concept, neutral)
+    contrast.cache_path(first.key).write_bytes(b"not an npz")
+    again = run_contrast(tiny_sae_session, concept, neutral)
+    assert not again.cached
+    assert contrast.load_cached(first.key, ContrastSettings()) is not None  # rewritten

@@ -1,0 +1,263 @@
+"""core.steering on a tiny Gemma 3 with random SAEs at blocks.2 (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from spectrascope.core import steering as st
+from spectrascope.core.knobs import SamplingSettings
+from spectrascope.core.session import Cancelled, Request
+from tests.conftest import make_tiny_sae
+
+HOOK = "blocks.2.hook_resid_post"
+PROMPT = "The capital of France is"
+
+
+def capture_resid(session, ids, steerer=None, phase="prefill"):
+    """Residual at HOOK for `ids`, with the steerer's hooks installed (they run before the capture)."""
+    got = {}
+
+    def grab(x, hook):
+        got["x"] = x[0].detach().clone()
+        return x
+
+    with st.steering(session, steerer):
+        if steerer is not None:
+            steerer.phase = phase
+        with torch.inference_mode(), session.model.bridge.hooks(fwd_hooks=[(HOOK, grab)]):
+            out = session.model.hf_model(torch.tensor([ids]))
+    return got["x"], out.logits[0, -1].float()
+
+
+@pytest.fixture
+def feats():
+    return [st.SteerFeature("coarse", 3, 2.0), st.SteerFeature("fine", 10, -1.5)]
+
+
+def test_add_is_strength_times_unit_direction(tiny_sae_session, feats):
+    s = tiny_sae_session
+    units = st.feature_units(s, feats)
+    ids, _ = s.tokenize(PROMPT)
+    base, _ = capture_resid(s, ids)
+    steered, logits = capture_resid(s, ids, st.Steerer(s, st.SteeringSpec(tuple(feats)), units))
+    expected = base.clone()
+    for f in feats:
+        w = s.saes[f.role].W_dec[f.id].detach()
+        expected += f.strength * units[(f.role, f.id)].scale * w / w.norm()  # every position
+    torch.testing.assert_close(steered, expected, rtol=1e-5, atol=1e-5)
+
+    # Independent implementation: a plain torch forward hook on the HF decoder layer.
+    delta = (expected - base)[0]
+
+    def manual(module, args, output):
+        if isinstance(output, tuple):
+            return (output[0] + delta,) + tuple(output[1:])
+        return output + delta
+
+    handle = s.model.hf_model.model.layers[2].register_forward_hook(manual)
+    try:
+        with torch.inference_mode():
+            ref = s.model.hf_model(torch.tensor([ids])).logits[0, -1].float()
+    finally:
+        handle.remove()
+    torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
+    assert st.active_hook_count(s) == 0
+
+
+def test_generated_positions_touch_only_the_last_prompt_position(tiny_sae_session, feats):
+    s = tiny_sae_session
+    units = st.feature_units(s, feats)
+    ids, _ = s.tokenize(PROMPT)
+    base, _ = capture_resid(s, ids)
+    steerer = st.Steerer(s, st.SteeringSpec(tuple(feats), positions="generated"), units)
+    steered, _ = capture_resid(s, ids, steerer, phase="prefill")
+    torch.testing.assert_close(steered[:-1], base[:-1], rtol=0, atol=0)
+    assert not torch.allclose(steered[-1], base[-1])
+    decode, _ = capture_resid(s, ids, steerer, phase="decode")  # decode phase: every position it sees
+    assert not torch.allclose(decode[0], base[0])
+
+
+def test_units_are_max_activation_times_decoder_norm(tiny_sae_session):
+    s = tiny_sae_session
+    f = st.SteerFeature("coarse", 3)
+    unit = st.feature_units(s, [f])[("coarse", 3)]
+    ids, _ = s.tokenize(st.CALIBRATION_TEXT)
+    resid = s.run(Request(st.CALIBRATION_TEXT, logits=False)).resid[HOOK][1:]
+    with torch.no_grad():
+        act = float(s.saes["coarse"].encode(resid)[:, 3].max())
+    assert unit.basis == "max_act (calibration)"
+    assert unit.typical_act == pytest.approx(act, rel=1e-5)
+    assert unit.scale == pytest.approx(act * float(s.saes["coarse"].W_dec[3].norm()), rel=1e-5)
+    norm = st.feature_units(s, [f], unit="resid_norm")[("coarse", 3)]
+    assert norm.basis == "resid_norm"
+    assert norm.scale == pytest.approx(float(resid.norm(dim=-1).mean()), rel=1e-5)
+
+
+def tied_sae(d_in=64, d_sae=32, seed=5):
+    """JumpReLU with W_enc = W_dec^T (unit rows): re-encoding after a clamp is exact for active features."""
+    sae = make_tiny_sae(d_in, d_sae, HOOK, "jumprelu", seed=seed)
+    with torch.no_grad():
+        sae.W_enc.copy_(sae.W_dec.T)
+        sae.threshold.zero_()
+        sae.b_enc[7] = 50.0  # feature 7 is active everywhere
+    return sae
+
+
+def test_clamp_sets_the_activation_on_re_encode(tiny_sae_session):
+    s = tiny_sae_session
+    s.attach_sae("tied", tied_sae())
+    try:
+        f = st.SteerFeature("tied", 7, 0.5)
+        units = st.feature_units(s, [f])
+        target = 0.5 * units[("tied", 7)].typical_act
+        ids, _ = s.tokenize(PROMPT)
+        base, _ = capture_resid(s, ids)
+        steered, _ = capture_resid(s, ids, st.Steerer(s, st.SteeringSpec((f,), method="clamp"), units))
+        sae = s.saes["tied"]
+        with torch.inference_mode():
+            z = sae.encode(steered)[:, 7]
+            torch.testing.assert_close(z, torch.full_like(z, target), rtol=1e-4, atol=1e-4)
+            # The edit is exactly (target - z) * W_dec[f] on the fixture's non-tied SAE too.
+            g = st.SteerFeature("fine", 10, 2.0)
+            u = st.feature_units(s, [g])
+            got, _ = capture_resid(s, ids, st.Steerer(s, st.SteeringSpec((g,), method="clamp"), u))
+            z0 = s.saes["fine"].encode(base)[:, 10]
+            want = base + (2.0 * u[("fine", 10)].typical_act - z0)[:, None] * s.saes["fine"].W_dec[10]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    finally:
+        s.saes.pop("tied")
+
+
+def test_runs_are_reproducible_and_configurations_share_seeds(tiny_sae_session):
+    s = tiny_sae_session
+    zero = [st.SteerFeature("coarse", 3, 0.0), st.SteerFeature("fine", 10, 0.0)]
+    kw = dict(seeds=[0, 1, 2], tokens=5, words=["Paris"])
+    a = st.run_experiment(s, PROMPT, zero, **kw)
+    b = st.run_experiment(s, PROMPT, zero, **kw)
+    assert a.configs == ["baseline", "coarse", "fine", "coarse+fine"]
+    for ca, cb in zip(a.cells, b.cells):
+        assert [r.token_ids for r in ca.runs] == [r.token_ids for r in cb.runs]
+        assert [r.seed for r in ca.runs] == [0, 1, 2]
+    # Zero-strength steering draws the very same tokens as the baseline: same seeds, same draws.
+    base = [r.token_ids for r in a.cell("baseline").runs]
+    for name in ("coarse", "fine", "coarse+fine"):
+        assert [r.token_ids for r in a.cell(name).runs] == base
+    assert len(set(base)) > 1  # different seeds do differ
+    strong = st.run_experiment(s, PROMPT, [st.SteerFeature("coarse", 3, 60.0)], **kw)
+    assert [r.token_ids for r in strong.cell("coarse").runs] != base
+
+
+def test_sweep_layout_and_strength_scaling(tiny_sae_session, feats):
+    s = tiny_sae_session
+    rep = st.run_experiment(s, PROMPT, feats, seeds=[0], tokens=3, strengths=[0, 2, 4], words=[])
+    assert [(c.config, c.strength) for c in rep.cells] == [
+        ("baseline", 0.0), ("coarse", 2.0), ("fine", 2.0), ("coarse+fine", 2.0),
+        ("coarse", 4.0), ("fine", 4.0), ("coarse+fine", 4.0)]
+    assert [f.strength for f in rep.cell("coarse+fine", 4.0).features] == [8.0, -6.0]
+    assert [c.strength for c in rep.curve("fine")] == [0.0, 2.0, 4.0]
+    d = rep.to_dict()
+    assert d["cells"][0]["config"] == "baseline" and len(d["units"]) == 2
+    assert st.active_hook_count(s) == 0
+
+
+def test_readback_metrics_match_a_numpy_reference(tiny_sae_session):
+    s = tiny_sae_session
+    prompt_ids, _ = s.tokenize(PROMPT)
+    gen = [40, 41, 300, 7, 99]
+    rb = st.readback(s, prompt_ids, gen, ("coarse", 3))
+    ids = prompt_ids + gen
+    with torch.inference_mode():
+        logits = s.model.hf_model(torch.tensor([ids])).logits[0].double().numpy()  # (T, V)
+    p = len(prompt_ids)
+    rows = logits[p - 1 : -1]
+    m = rows.max(axis=1, keepdims=True)
+    logp = rows - (m + np.log(np.exp(rows - m).sum(axis=1, keepdims=True)))
+    nll = -logp[np.arange(len(gen)), gen]
+    np.testing.assert_allclose(rb.nll, nll, rtol=1e-4, atol=1e-4)
+    assert rb.perplexity == pytest.approx(math.exp(nll.mean()), rel=1e-4)
+    ref_resid, _ = capture_resid(s, ids)  # (T, d), unsteered
+    with torch.inference_mode():
+        ref = float(s.saes["coarse"].encode(ref_resid[p:])[:, 3].mean())
+    assert rb.concept_act == pytest.approx(ref, rel=1e-5, abs=1e-6)
+
+
+def test_concept_words_case_and_word_boundaries():
+    words = ["France", "Paris", "Eiffel Tower", "C++"]
+    assert st.match_concept("PARIS is in france.", words) == ["paris", "france"]
+    assert st.match_concept("Parisian frances Francesca", words) == []
+    assert st.match_concept("the eiffel  tower / the Eiffel Tower!", words) == ["eiffel tower"]
+    assert st.match_concept("I like c++, not c+", words) == ["c++"]
+    assert st.match_concept("anything", []) == []
+    default = st.load_concept_words()
+    assert "France" in default and "Paris" in default and not any(w.startswith("#") for w in default)
+    assert st.match_concept("Bonjour from Lyon", default) == ["bonjour", "lyon"]
+
+
+def test_hooks_removed_and_model_unchanged_after_error_and_cancel(tiny_sae_session, feats, monkeypatch):
+    s = tiny_sae_session
+    before = s.run(Request(PROMPT)).logits
+    units = st.feature_units(s, feats)
+    ids, _ = s.tokenize(PROMPT)
+    spec = st.SteeringSpec(tuple(feats), method="clamp")
+
+    calls = {"n": 0}
+    real_pick = st._pick
+
+    def failing_pick(*a):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom mid-generation")
+        return real_pick(*a)
+
+    monkeypatch.setattr(st, "_pick", failing_pick)
+    with pytest.raises(RuntimeError, match="boom"):
+        st.generate(s, ids, st.Steerer(s, spec, units), SamplingSettings(), [0, 1], 6)
+    monkeypatch.setattr(st, "_pick", real_pick)
+    assert st.active_hook_count(s) == 0
+    torch.testing.assert_close(s.run(Request(PROMPT)).logits, before, rtol=0, atol=0)
+
+    cancel = threading.Event()
+    seen = {"n": 0}
+
+    def progress(text, fraction):
+        seen["n"] += 1
+        if seen["n"] == 4:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        st.run_experiment(s, PROMPT, feats, seeds=[0, 1], tokens=4, strengths=[3], words=[],
+                          cancel=cancel, progress=progress, units=units)
+    assert st.active_hook_count(s) == 0
+    torch.testing.assert_close(s.run(Request(PROMPT)).logits, before, rtol=0, atol=0)
+
+
+def test_hooks_ignore_other_threads(tiny_sae_session, feats):
+    s = tiny_sae_session
+    before = s.run(Request(PROMPT)).logits
+    steerer = st.Steerer(s, st.SteeringSpec(tuple(feats)), st.feature_units(s, feats))
+    out = {}
+    with st.steering(s, steerer):
+        t = threading.Thread(target=lambda: out.setdefault("r", s.run(Request(PROMPT))))
+        t.start()
+        t.join()
+        assert st.active_hook_count(s) > 0
+    torch.testing.assert_close(out["r"].logits, before, rtol=0, atol=0)
+    assert steerer.calls == 0
+
+
+def test_parse_and_validate_errors(tiny_sae_session):
+    assert st.parse_features("coarse:12:4, fine:7") == [st.SteerFeature("coarse", 12, 4.0), st.SteerFeature("fine", 7, 1.0)]
+    for bad in ["coarse", "coarse:x", "coarse:1:abc", "coarse:-1", ":3", "coarse:1:nan", ""]:
+        with pytest.raises(st.SteeringError):
+            st.parse_features(bad)
+    with pytest.raises(st.SteeringError, match="No 'medium' SAE"):
+        st.validate_features(tiny_sae_session, [st.SteerFeature("medium", 1)])
+    with pytest.raises(st.SteeringError, match="0..127"):
+        st.validate_features(tiny_sae_session, [st.SteerFeature("coarse", 128)])
+    with pytest.raises(st.SteeringError):
+        st.SteeringSpec((), method="swap")

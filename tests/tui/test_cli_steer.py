@@ -1,0 +1,61 @@
+"""`spectrascope steer` through its own parser, on the tiny SAE session."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from spectrascope.tui import cli_steer
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="spectrascope")
+    sub = parser.add_subparsers(dest="command")
+    cli_steer.add_parser(sub)
+    return parser.parse_args(["steer", *argv])
+
+
+def test_json_sweep(tiny_sae_session, capsys):
+    args = parse(["The capital of France is", "--feature", "coarse:3:2", "--feature", "fine:10",
+                  "--sweep", "0,4", "--seeds", "2", "--tokens", "3", "--json"])
+    assert cli_steer.run(args, lambda a: tiny_sae_session) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(c["config"], c["strength"]) for c in out["cells"]] == [
+        ("baseline", 0.0), ("coarse", 4.0), ("fine", 4.0), ("coarse+fine", 4.0)]
+    assert out["seeds"] == [0, 1] and all(len(c["runs"]) == 2 for c in out["cells"])
+    assert out["cells"][1]["features"] == [{"role": "coarse", "id": 3, "strength": 8.0}]
+    assert {"concept_act", "concept_share", "perplexity"} <= set(out["cells"][0])
+
+
+def test_table_output_clamp(tiny_sae_session, capsys):
+    args = parse(["Paris is", "--feature", "coarse:3:1", "--seeds", "1", "--tokens", "2", "--method", "clamp"])
+    assert cli_steer.run(args, lambda a: tiny_sae_session) == 0
+    out = capsys.readouterr().out
+    assert "clamp" in out and "baseline" in out and "coarse" in out and "ppl" in out
+
+
+@pytest.mark.parametrize("feature, message", [
+    ("medium:3", "No 'medium' SAE"),
+    ("coarse:128", "0..127"),
+    ("fine:5:strong", "not a number"),
+    ("coarse", "ROLE:ID"),
+    ("coarse:-3", "whole number"),
+])
+def test_bad_features_exit_2(tiny_sae_session, capsys, feature, message):
+    loads = []
+    args = parse(["x", "--feature", feature, "--tokens", "1", "--seeds", "1"])
+    assert cli_steer.run(args, lambda a: loads.append(a) or tiny_sae_session) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    if ":" not in feature or not feature.split(":")[1].isdigit() or feature.count(":") == 2:
+        assert loads == []  # format errors are caught before the model loads
+
+
+def test_missing_feature_and_bad_sweep(tiny_sae_session, capsys):
+    assert cli_steer.run(parse(["x"]), lambda a: tiny_sae_session) == 2
+    assert "--feature" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        parse(["x", "--feature", "coarse:1", "--sweep", "1,two"])
+    assert exc.value.code == 2

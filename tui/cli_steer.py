@@ -1,0 +1,147 @@
+"""`spectrascope steer`: multi-resolution steering from the command line (same core calls as the pane).
+
+    spectrascope steer "The weather today is" --feature coarse:123:4 --feature fine:77:2 \\
+        --sweep 0,2,4,8 --seeds 5 --tokens 20 [--method add|clamp] [--positions all|generated] [--json]
+
+Each feature is ROLE:ID[:STRENGTH]; STRENGTH is in the feature's unit (see core/steering.py:
+by default multiples of its max activation) and defaults to 1. A sweep multiplies every
+feature's own strength by each value. Configurations: baseline, coarse, fine, coarse+fine, all
+with the same seeds. Bad ids, roles or strengths: a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Callable
+
+
+def _strengths(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sweep wants numbers separated by commas, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"--sweep wants finite numbers, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("steer", help="steer generation with SAE features; effect vs cost per configuration",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("prompt")
+    p.add_argument("--feature", action="append", default=[], metavar="ROLE:ID[:STRENGTH]",
+                   help="a feature to steer with (repeatable), e.g. coarse:123:4")
+    p.add_argument("--sweep", type=_strengths, default=None, metavar="S1,S2,…",
+                   help="strength multipliers, e.g. 0,2,4,8 (default: the features' own strengths once)")
+    p.add_argument("--seeds", type=_positive, default=5, help="runs per configuration (seeds 0..N-1 + --seed)")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--tokens", type=_positive, default=20, help="tokens to generate per run")
+    p.add_argument("--method", choices=["add", "clamp"], default="add")
+    p.add_argument("--positions", choices=["all", "generated"], default="all")
+    p.add_argument("--unit", choices=["max_act", "resid_norm"], default="max_act",
+                   help="what strength 1 means (see core/steering.py)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--concept", default=None, metavar="ROLE:ID",
+                   help="feature read back as the concept (default: the first coarse feature)")
+    p.add_argument("--words", default=None, metavar="FILE",
+                   help="concept words, one per line (default: assets/prompts/concept_words/france.txt)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--model", default="gemma-3-270m", help="preset, HF id (cached) or local folder")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    return p
+
+
+def _fail(text: str) -> int:
+    print(f"spectrascope steer: {text}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], Any]) -> int:
+    from spectrascope.core.knobs import SamplingSettings
+    from spectrascope.core import steering as st
+
+    # Everything that needs no model is checked before the (slow) load.
+    if not args.feature:
+        return _fail("give at least one --feature ROLE:ID[:STRENGTH], e.g. --feature coarse:123:4")
+    try:
+        features = [st.parse_feature(text) for text in args.feature]
+        concept = None
+        if args.concept:
+            c = st.parse_feature(args.concept)
+            concept = (c.role, c.id)
+        settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+        words = st.load_concept_words(args.words) if args.words else None
+    except (st.SteeringError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    session = load_session(args)
+    if not session.saes:
+        why = "; ".join(f"{r}: {e}" for r, e in session.sae_errors.items()) or "none configured"
+        return _fail(f"this session has no SAEs ({why})")
+    try:
+        st.validate_features(session, features)
+        if concept is not None:
+            st.validate_features(session, [st.SteerFeature(*concept)])
+    except st.SteeringError as exc:
+        return _fail(str(exc))
+    seeds = [args.seed + i for i in range(args.seeds)]
+
+    def progress(text: str, fraction: float | None) -> None:
+        if not args.json and fraction is not None and sys.stderr.isatty():
+            print(f"\r[steer] {text}", end="", file=sys.stderr, flush=True)
+
+    report = st.run_experiment(
+        session, args.prompt, features, settings=settings, seeds=seeds, tokens=args.tokens,
+        strengths=args.sweep, method=args.method, positions=args.positions, unit=args.unit,
+        concept=concept, words=words, progress=progress,
+    )
+    if not args.json and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    print_report(report)
+    return 0
+
+
+def print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import one_line
+
+    console = Console()
+    spec = report.spec
+    console.print(Text(f"steer · {spec.method} · positions {spec.positions} · {len(report.seeds)} seeds × "
+                       f"{report.tokens} tokens · {report.seconds:.1f} s", style="bold"))
+    console.print(Text("prompt: ") + Text(one_line(report.prompt, 200), style="dim"))
+    for u in report.units.values():
+        console.print(Text(f"  {u.role}:{u.id}  strength 1 = {u.scale:.2f} resid norm along its direction "
+                           f"(typical act {u.typical_act:.2f}, {u.basis})", style="dim"))
+    concept = f"{report.concept[0]}:{report.concept[1]}" if report.concept else "none"
+    table = Table(title=f"effect (concept act of {concept}, concept-word share) vs cost (perplexity)",
+                  title_justify="left")
+    for col, justify in (("config", "left"), ("×", "right"), ("concept act", "right"),
+                         ("words", "right"), ("ppl", "right"), ("first run", "left")):
+        table.add_column(col, justify=justify)
+    for c in report.cells:
+        act = "–" if c.concept_act is None else f"{c.concept_act:.3f}"
+        table.add_row(c.config, f"{c.strength:g}", act, f"{c.concept_share:.0%}", f"{c.perplexity:.1f}",
+                      Text(one_line(c.runs[0].text, 60)))
+    console.print(table)

@@ -1,0 +1,458 @@
+"""Pairing pane: concept vs neutral prompt sets -> selective coarse anchors -> their fine sub-features.
+
+`r` runs both prompt sets through the model and both SAEs in a thread worker
+(progress bar, `x` cancels between batches; a finished run is cached on disk).
+Everything after that is cheap and re-renders from the cached `PairingResult`:
+thresholds (`c`/`C` cosine, `o`/`O` correlation) only reclassify; choosing an
+anchor (`enter` on a candidate) redraws; toggling a candidate in or out of the
+anchor set (`space`) or changing their number (`+`/`-`) re-pairs in a worker.
+
+Other panes (Steering) read `selected_features()`: [("coarse", anchor), ("fine", id), ...].
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import ProgressBar, Static
+
+from spectrascope.core.text import one_line
+from spectrascope.tui.errors import describe
+from spectrascope.tui.widgets.fast_table import Column, FastTable
+
+CLASS_STYLE = {"sub-feature": "bold green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "grey50"}
+CLASS_COLOR = {"sub-feature": "green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "gray"}
+N_CANDIDATES = 20
+
+
+@dataclass
+class PairingProgress(Message):
+    run_id: int
+    text: str
+    fraction: float | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PairingProgress)
+
+
+@dataclass
+class PairingDone(Message):
+    run_id: int
+    result: Any = None  # core.pairing.PairingResult
+    error: BaseException | None = None
+    cancelled: bool = False
+
+
+def heat_strip(matrix, row_ids, col_ids, width: int = 5) -> Text:
+    """A coarse-by-fine cosine heatmap as text: one colored cell per pair, value printed inside."""
+    text = Text()
+    text.append(" " * 7)
+    for f in col_ids:
+        text.append(f"{f:>{width}}"[-width:], style="bold")
+    text.append("\n")
+    for r, a in enumerate(row_ids):
+        text.append(f"#{a:<5} "[:7], style="bold")
+        for c in range(len(col_ids)):
+            v = float(matrix[r][c])
+            level = max(0.0, min(1.0, abs(v)))
+            shade = int(40 + 215 * level)
+            bg = f"rgb({shade},40,40)" if v >= 0 else f"rgb(40,40,{shade})"
+            text.append(f"{v:>{width}.2f}"[-width:], style=f"white on {bg}")
+        text.append("\n")
+    return text
+
+
+class PairingPane(Vertical):
+    BINDINGS = [
+        Binding("r", "run", "Run"),
+        Binding("x", "cancel", "Cancel"),
+        Binding("space", "toggle_anchor", "± anchor"),
+        Binding("plus,equals_sign", "anchors(1)", "Anchors+"),
+        Binding("minus", "anchors(-1)", "Anchors−"),
+        Binding("c", "cos(-0.05)", "cos−"),
+        Binding("C", "cos(0.05)", "cos+"),
+        Binding("o", "corr(-0.05)", "corr−"),
+        Binding("O", "corr(0.05)", "corr+"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self, concept: str | Path | None = None, neutral: str | Path | None = None, **kwargs):
+        super().__init__(**kwargs)
+        from spectrascope.core.contrast import ContrastSettings, default_sets
+        from spectrascope.core.pairing import PairingSettings
+
+        default_c, default_n = default_sets()
+        self.concept_path = Path(concept) if concept else default_c
+        self.neutral_path = Path(neutral) if neutral else default_n
+        self.settings = PairingSettings()
+        self.contrast_settings = ContrastSettings()
+        self.result: Any = None  # core.pairing.PairingResult
+        self.anchor: int | None = None  # the anchor whose pairing is shown
+        self.busy = False
+        self.use_cache = True
+        self._run_id = 0
+        self._cancel: threading.Event | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="pairing-header")
+        with Horizontal(id="pairing-progress-row"):
+            yield ProgressBar(total=1.0, show_eta=False, id="pairing-progress")
+            yield Static("", id="pairing-status")
+        yield Static("", id="pairing-verdict")
+        with Horizontal(id="pairing-body"):
+            with Vertical(id="pairing-left"):
+                yield Static(Text("coarse candidates (★ anchor) · enter show · space ± anchor", style="bold"),
+                             classes="pairing-title")
+                yield FastTable(id="pairing-anchors")
+                yield Static("", id="pairing-pairs-title", classes="pairing-title")
+                yield FastTable(id="pairing-pairs")
+            with Vertical(id="pairing-right"):
+                yield Static("", id="pairing-hist")
+                yield Static("", id="pairing-scatter")
+                yield Static("", id="pairing-heat")
+
+    DEFAULT_CSS = """
+    PairingPane { height: 1fr; }
+    #pairing-progress-row { height: 1; }
+    #pairing-progress { width: 30; }
+    #pairing-status { width: 1fr; }
+    #pairing-verdict { height: auto; }
+    #pairing-body { height: 1fr; }
+    #pairing-left { width: 1fr; min-width: 60; }
+    #pairing-right { width: 1fr; }
+    #pairing-anchors { height: 12; }
+    #pairing-pairs { height: 1fr; }
+    .pairing-title { height: 1; }
+    #pairing-hist { height: 1fr; }
+    #pairing-scatter { height: 1fr; }
+    #pairing-heat { height: auto; max-height: 8; }
+    """
+
+    def on_mount(self) -> None:
+        self.query_one("#pairing-progress", ProgressBar).display = False
+        self.query_one("#pairing-anchors", FastTable).set_columns([
+            Column("", 1), Column("feature", 7, True), Column("μ concept", 9, True), Column("μ neutral", 9, True),
+            Column("rate c/n", 9, True), Column("select.", 7, True), Column("sub", 4, True), Column("label", 40),
+        ])
+        self.query_one("#pairing-pairs", FastTable).set_columns([
+            Column("fine", 7, True), Column("cosine", 7, True), Column("corr", 7, True), Column("class", 15),
+            Column("label", 40),
+        ])
+        self._draw_header()
+        self._say("Press r to run the concept and neutral sets through the model and both SAEs.")
+
+    # ---- public --------------------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        return getattr(self.app, "session", None)
+
+    def selected_features(self) -> list[tuple[str, int]]:
+        """The shown anchor and its sub-features: [("coarse", a), ("fine", f), ...] (empty before a run)."""
+        if self.result is None:
+            return []
+        return self.result.selected_features(self.anchor)
+
+    # ---- status ------------------------------------------------------------------------------
+    def _say(self, text: str, error: bool = False) -> None:
+        self.query_one("#pairing-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
+
+    def _draw_header(self) -> None:
+        s, cs = self.settings, self.contrast_settings
+        busy = "   ⏳ running…" if self.busy else ""
+        self.query_one("#pairing-header", Static).update(Text(
+            f"concept {one_line(self.concept_path.name, 40)} · neutral {one_line(self.neutral_path.name, 40)} · "
+            f"anchors {s.n_anchors} · cos ≥ {s.cos_threshold:.2f} · corr ≥ {s.corr_threshold:.2f} · "
+            f"per-prompt {cs.aggregate} · GO needs {s.min_subfeatures} sub-features{busy}", style="bold"))
+
+    # ---- running -------------------------------------------------------------------------------
+    def action_run(self) -> None:
+        if self.session is None:
+            self._say("Waiting for the model to load.")
+            return
+        if self.busy:
+            self._say("Already running: x cancels.")
+            return
+        self._run_id += 1
+        self._cancel = threading.Event()
+        self.busy = True
+        bar = self.query_one("#pairing-progress", ProgressBar)
+        bar.display = True
+        bar.update(progress=0)
+        self._draw_header()
+        self._say("starting…")
+        self._run_worker(self._run_id, self._cancel, self.settings, self.contrast_settings)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-run")
+    def _run_worker(self, run_id: int, cancel: threading.Event, settings: Any, contrast_settings: Any) -> None:
+        from spectrascope.core.contrast import load_prompts
+        from spectrascope.core.pairing import analyse
+        from spectrascope.core.session import Cancelled
+
+        def progress(text: str, fraction: float | None) -> None:
+            self.post_message(PairingProgress(run_id, text, fraction))
+
+        try:
+            concept, neutral = load_prompts(self.concept_path), load_prompts(self.neutral_path)
+            result = analyse(self.session, concept, neutral, contrast_settings, settings, cancel, progress,
+                             use_cache=self.use_cache)
+        except Cancelled:
+            self.post_message(PairingDone(run_id, cancelled=True))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown inline, the app keeps running
+            self.post_message(PairingDone(run_id, error=exc))
+            return
+        self.post_message(PairingDone(run_id, result=result))
+
+    def action_cancel(self) -> None:
+        if self._cancel is not None and self.busy:
+            self._cancel.set()
+            self._say("cancelling after the current batch…")
+
+    def on_pairing_progress(self, message: PairingProgress) -> None:
+        if message.run_id != self._run_id:
+            return
+        if message.fraction is not None:
+            self.query_one("#pairing-progress", ProgressBar).update(progress=message.fraction)
+        self._say(message.text)
+
+    def on_pairing_done(self, message: PairingDone) -> None:
+        if message.run_id != self._run_id:
+            return  # a newer run or re-pairing is on its way
+        self.busy = False
+        self.query_one("#pairing-progress", ProgressBar).display = False
+        self._draw_header()
+        if message.cancelled:
+            self._say("Cancelled; the previous result (if any) is still shown.")
+            return
+        if message.error is not None:
+            self._say(describe(message.error), error=True)
+            return
+        self.result = message.result
+        if self.anchor not in self.result.anchors:
+            self.anchor = self.result.verdict.anchor if self.result.verdict.go else (
+                self.result.anchors[0] if self.result.anchors else None)
+        c = self.result.contrast
+        how = "from cache" if c.cached else f"in {c.info.get('seconds', 0):.1f} s"
+        self._say(f"{c.n_concept} concept / {c.n_neutral} neutral prompts {how}")
+        self._draw()
+
+    # ---- re-pairing (no model forward) ---------------------------------------------------------------
+    def _repair(self, anchors: list[int], settings: Any) -> None:
+        if self.result is None:
+            return
+        if self.busy:
+            self._say("Busy: try again when the current run ends (x cancels).")
+            return
+        self._run_id += 1
+        self.busy = True
+        self._draw_header()
+        self._pair_worker(self._run_id, self.result, anchors, settings)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-pair")
+    def _pair_worker(self, run_id: int, previous: Any, anchors: list[int], settings: Any) -> None:
+        from spectrascope.core import pairing
+
+        try:
+            session = self.session
+            result = pairing.pair(previous.contrast, pairing.sae_dirs(session, "coarse"),
+                                  pairing.sae_dirs(session, "fine"), settings, anchors,
+                                  device=str(session.model.device))
+            result.labels = {role: dict(d) for role, d in previous.labels.items()}
+            pairing.add_labels(session, result)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(PairingDone(run_id, error=exc))
+            return
+        self.post_message(PairingDone(run_id, result=result))
+
+    def _candidate_under_cursor(self) -> int | None:
+        table = self.query_one("#pairing-anchors", FastTable)
+        if table.row_count == 0:
+            return None
+        key = table.keys[table.cursor]
+        return int(key) if key is not None else None
+
+    @on(FastTable.Selected, "#pairing-anchors")
+    def _anchor_chosen(self, message: FastTable.Selected) -> None:
+        if message.key is None or self.result is None:
+            return
+        feature = int(message.key)
+        if feature in self.result.anchors:
+            self.anchor = feature
+            self._draw()
+        else:  # not yet an anchor: pair it, then show it
+            self.anchor = feature
+            self._repair(self.result.anchors + [feature], self.settings)
+
+    def action_toggle_anchor(self) -> None:
+        feature = self._candidate_under_cursor()
+        if feature is None or self.result is None:
+            return
+        anchors = list(self.result.anchors)
+        if feature in anchors:
+            if len(anchors) == 1:
+                self._say("At least one anchor is needed.")
+                return
+            anchors.remove(feature)
+            if self.anchor == feature:
+                self.anchor = anchors[0]
+        else:
+            anchors.append(feature)
+            self.anchor = feature
+        self._repair(anchors, self.settings)
+
+    def action_anchors(self, delta: int) -> None:
+        n = max(1, min(N_CANDIDATES, self.settings.n_anchors + delta))
+        self.settings = replace(self.settings, n_anchors=n)
+        self._draw_header()
+        if self.result is not None:
+            self._repair(self.result.contrast.stats["coarse"].ranked(n), self.settings)
+
+    def _set_thresholds(self, **changes) -> None:
+        try:
+            self.settings = replace(self.settings, **changes)
+        except ValueError as exc:
+            self._say(str(exc), error=True)
+            return
+        self._draw_header()
+        if self.result is not None:
+            from spectrascope.core.pairing import reclassify
+
+            self.result = reclassify(self.result, self.settings)  # classes only: no model, no matmul
+            self._draw()
+
+    def action_cos(self, delta: float) -> None:
+        self._set_thresholds(cos_threshold=round(max(-1.0, min(1.0, self.settings.cos_threshold + delta)), 2))
+
+    def action_corr(self, delta: float) -> None:
+        self._set_thresholds(corr_threshold=round(max(-1.0, min(1.0, self.settings.corr_threshold + delta)), 2))
+
+    def action_export(self) -> None:
+        if self.result is None:
+            self._say("Nothing to export yet: press r to run.")
+            return
+        from spectrascope.core.contrast import reports_dir
+        from spectrascope.core.pairing import export
+
+        folder = reports_dir()
+        stem = folder / f"pairing-{self.result.contrast.key or 'run'}"
+        try:
+            export(self.result, stem.with_suffix(".json"))
+            export(self.result, stem.with_suffix(".md"))
+        except OSError as exc:
+            self._say(f"Could not write the report: {exc}", error=True)
+            return
+        self._say(f"Report written: {stem}.json and .md")
+
+    # ---- drawing ----------------------------------------------------------------------------------------
+    def _draw(self) -> None:
+        res = self.result
+        if res is None:
+            return
+        v = res.verdict
+        self.query_one("#pairing-verdict", Static).update(
+            Text(one_line(v.text, 400), style="bold black on green" if v.go else "bold white on red"))
+        self._draw_anchors()
+        self._draw_pairs()
+        self._draw_plots()
+
+    def _label(self, role: str, feature: int) -> str:
+        return one_line(self.result.labels.get(role, {}).get(feature, ""), 60)
+
+    def _draw_anchors(self) -> None:
+        res = self.result
+        stats = res.contrast.stats["coarse"]
+        ids = stats.ranked(N_CANDIDATES)
+        ids += [a for a in res.anchors if a not in ids]
+        cells = []
+        for f in ids:
+            is_anchor = f in res.anchors
+            shown = f == self.anchor
+            style = "bold" if shown else ("" if is_anchor else "grey62")
+            sub = str(len(res.pairings[f].sub_features())) if is_anchor else ""
+            cells.append([
+                ("▶" if shown else ("★" if is_anchor else " "), "yellow"), (str(f), style),
+                (f"{stats.mean_concept[f]:.3f}", style), (f"{stats.mean_neutral[f]:.3f}", style),
+                (f"{stats.rate_concept[f]:.2f}/{stats.rate_neutral[f]:.2f}", style),
+                (f"{stats.selectivity[f]:.3f}", style), (sub, "bold green" if sub and int(sub) else style),
+                (self._label("coarse", f), style),
+            ])
+        self.query_one("#pairing-anchors", FastTable).set_rows(cells, [str(f) for f in ids])
+
+    def _draw_pairs(self) -> None:
+        res = self.result
+        title = self.query_one("#pairing-pairs-title", Static)
+        table = self.query_one("#pairing-pairs", FastTable)
+        if self.anchor not in res.pairings:
+            title.update("")
+            table.set_rows([], [])
+            return
+        p = res.pairings[self.anchor]
+        counts = " · ".join(f"{k} {n}" for k, n in p.counts().items())
+        title.update(Text(f"coarse #{self.anchor} × fine: {counts}", style="bold"))
+        rows = p.pairs(res.settings.max_rows)
+        cells = [[(str(q.fine), "bold"), (f"{q.cosine:.3f}", ""), (f"{q.correlation:.3f}", ""),
+                  (q.cls, CLASS_STYLE[q.cls]), (self._label("fine", q.fine), "")] for q in rows]
+        table.set_rows(cells, [str(q.fine) for q in rows])
+
+    def _plot_size(self, widget_id: str, default: tuple[int, int]) -> tuple[int, int]:
+        w = self.query_one(widget_id, Static).size
+        return (w.width if w.width >= 20 else default[0]), (w.height if w.height >= 6 else default[1])
+
+    def _draw_plots(self) -> None:
+        import numpy as np
+        import plotext as plt
+
+        res = self.result
+        p = res.pairings.get(self.anchor)
+        hist, scatter, heat = (self.query_one(i, Static) for i in ("#pairing-hist", "#pairing-scatter", "#pairing-heat"))
+        if p is None:
+            for w in (hist, scatter, heat):
+                w.update("")
+            return
+        from spectrascope.core.pairing import CLASS_NAMES
+
+        plt.clf()
+        plt.theme("clear")
+        plt.plotsize(*self._plot_size("#pairing-hist", (60, 12)))
+        plt.hist(p.cosine.tolist(), bins=40)
+        plt.vline(res.settings.cos_threshold, "red")
+        plt.title(f"cosine of coarse #{self.anchor} vs all {len(p.cosine):,} fine (threshold red)")
+        hist.update(Text.from_ansi(plt.build()))
+
+        plt.clf()
+        plt.theme("clear")
+        plt.plotsize(*self._plot_size("#pairing-scatter", (60, 12)))
+        rng = np.random.default_rng(0)
+        for code, name in CLASS_NAMES.items():
+            ids = np.flatnonzero(p.classes == code)
+            if len(ids) == 0:
+                continue
+            if len(ids) > 2000:  # a 262K-wide fine SAE: a sample of the unrelated cloud is enough
+                ids = rng.choice(ids, 2000, replace=False)
+            plt.scatter(p.cosine[ids].tolist(), p.correlation[ids].tolist(), color=CLASS_COLOR[name],
+                        label=name, marker="dot")
+        plt.vline(res.settings.cos_threshold, "red")
+        plt.hline(res.settings.corr_threshold, "red")
+        plt.xlabel("cosine")
+        plt.ylabel("correlation")
+        scatter.update(Text.from_ansi(plt.build()))
+
+        fine = res.matched_fine(limit=12)
+        if fine:
+            title = Text("cosine: anchors × matched fine features\n", style="bold")
+            heat.update(title + heat_strip(res.heatmap(fine), res.anchors, fine))
+        else:
+            heat.update(Text("no sub-features at these thresholds: nothing to map", style="grey50"))
+
+    def on_resize(self) -> None:
+        if self.result is not None:
+            self.call_after_refresh(self._draw_plots)

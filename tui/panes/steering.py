@@ -1,0 +1,388 @@
+"""Steering pane: coarse vs fine vs coarse+fine feature steering, side by side, effect vs cost.
+
+Features come from the Pairing pane's `selected_features()` (key f) or are typed as
+`coarse:123:4 fine:77:2` (ROLE:ID[:STRENGTH]; strength in the feature's unit, see
+core/steering.py). g generates every configuration (baseline, coarse, fine, coarse+fine)
+with the same seeds and shows them side by side with the effect (concept activation read back
+unsteered, share of runs with a concept word) and the cost (perplexity under the unsteered
+model) under each; w runs the strength sweep and plots effect and cost against strength.
+All model work runs in one thread worker (group "steering"); a new run cancels the old one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from spectrascope.core.knobs import SamplingSettings
+from spectrascope.core.text import one_line
+from spectrascope.tui.errors import describe
+from spectrascope.tui.widgets.fast_table import Column, FastTable
+
+CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
+CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coarse+fine": "yellow", "all": "green"}
+STRENGTH_STEP = 0.5
+
+
+@dataclass
+class SteeringProgress(Message):
+    run_id: int
+    text: str
+    fraction: float | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SteeringProgress)
+
+
+@dataclass
+class SteeringDone(Message):
+    run_id: int
+    kind: str  # "compare" or "sweep"
+    report: Any = None  # core.steering.SteeringReport
+    error: BaseException | None = None
+
+
+def plot_curves(report: Any, metric: str, width: int, height: int) -> str:
+    """plotext line chart of one metric vs sweep strength, one line per configuration (ANSI string)."""
+    import plotext as plt
+
+    plt.clf()
+    plt.plotsize(max(20, width), max(6, height))
+    plt.theme("clear")
+    for name in report.configs:
+        if name == "baseline":
+            continue
+        cells = report.curve(name)
+        ys = [getattr(c, metric) for c in cells]
+        xs = [c.strength for c in cells]
+        pairs = [(x, y) for x, y in zip(xs, ys) if y is not None and y == y]
+        if pairs:
+            plt.plot([p[0] for p in pairs], [p[1] for p in pairs], label=name,
+                     color=CONFIG_COLORS.get(name, "green"), marker="braille")
+    base = report.cell("baseline")
+    b = getattr(base, metric)
+    if b is not None and b == b:
+        xs = sorted({c.strength for c in report.cells} | {0.0})
+        plt.plot(xs, [b] * len(xs), label="baseline", color="gray")
+    titles = {"concept_act": "effect: concept activation", "concept_share": "effect: concept-word share",
+              "perplexity": "cost: perplexity"}
+    plt.title(titles.get(metric, metric))
+    plt.xlabel("strength ×")
+    return plt.build()
+
+
+class SteeringPane(Vertical):
+    DEFAULT_CSS = """
+    SteeringPane #steer-features { margin: 0 1; }
+    SteeringPane #steer-settings { height: 1; color: $accent; }
+    SteeringPane #steer-status { height: 1; color: $text-muted; }
+    SteeringPane #steer-feature-table { height: 5; }
+    SteeringPane #steer-columns { height: 1fr; }
+    SteeringPane .steer-col { width: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
+    SteeringPane #steer-plots { height: 1fr; }
+    SteeringPane .steer-plot { width: 1fr; }
+    """
+    BINDINGS = [
+        Binding("g", "generate", "Generate"),
+        Binding("w", "sweep", "Sweep"),
+        Binding("v", "toggle_view", "Side/Sweep"),
+        Binding("f", "from_pairing", "From pairing"),
+        Binding("plus,equals_sign", "strength(1)", "Str+"),
+        Binding("minus", "strength(-1)", "Str−"),
+        Binding("m", "toggle_method", "add/clamp"),
+        Binding("o", "toggle_positions", "Positions"),
+        Binding("right_square_bracket", "seeds(1)", "Seeds+", show=False),
+        Binding("left_square_bracket", "seeds(-1)", "Seeds−", show=False),
+        Binding("r", "reseed", "New seed", show=False),
+        Binding("escape", "cancel", "Cancel", show=False),
+    ]
+
+    n_seeds = 3
+    tokens = 12
+    sweep = (0.0, 2.0, 4.0, 8.0)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.features: list[Any] = []  # core.steering.SteerFeature
+        self.method = "add"
+        self.positions = "all"
+        self.settings = SamplingSettings(temperature=1.0)
+        self.prompt = ""  # used when the app has no #prompt input
+        self.words: list[str] | None = None  # None = the default list (france.txt)
+        self.report: Any = None  # last side-by-side report
+        self.sweep_report: Any = None
+        self.view = "side"
+        self.busy = False
+        self._run_id = 0
+        self._cancel: threading.Event | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="features: coarse:123:4 fine:77:2   (f: take the Pairing pane's selection)",
+                    id="steer-features")
+        yield Static("", id="steer-settings")
+        yield FastTable(id="steer-feature-table")
+        yield Static("", id="steer-status")
+        with Horizontal(id="steer-columns"):
+            for name in CONFIGS:
+                yield Static("", id=f"steer-col-{name.replace('+', '-')}", classes="steer-col")
+        with Horizontal(id="steer-plots"):
+            yield Static("", id="steer-plot-effect", classes="steer-plot")
+            yield Static("", id="steer-plot-cost", classes="steer-plot")
+
+    def on_mount(self) -> None:
+        self.query_one("#steer-feature-table", FastTable).set_columns(
+            [Column("role", 7), Column("id", 7, True), Column("strength", 9, True), Column("", 40)])
+        self.query_one("#steer-plots").display = False
+        self._draw_settings()
+        self._draw_features()
+        self._say("Type features and press enter (or f for the Pairing pane's), then g to generate, w to sweep.")
+
+    # ---- helpers --------------------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        return getattr(self.app, "session", None)
+
+    def _prompt(self) -> str:
+        try:
+            return self.app.query_one("#prompt", Input).value
+        except Exception:  # noqa: BLE001 - no app-level prompt box: use our own
+            return self.prompt
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.query_one("#steer-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
+
+    def _draw_settings(self) -> None:
+        busy = "   ⏳ working…" if self.busy else ""
+        sweep = ",".join(f"{s:g}" for s in self.sweep)
+        self.query_one("#steer-settings", Static).update(Text(
+            f"method {self.method}   positions {self.positions}   seeds {self.n_seeds} from {self.settings.seed}"
+            f"   tokens {self.tokens}   T {self.settings.temperature:g}   sweep ×{sweep}{busy}", style="bold"))
+
+    def _draw_features(self) -> None:
+        table = self.query_one("#steer-feature-table", FastTable)
+        units = getattr(self.report, "units", {}) or {}
+        cells, keys = [], []
+        for f in self.features:
+            u = units.get((f.role, f.id))
+            note = f"1 = act {u.typical_act:.2f} ({u.basis})" if u is not None else ""
+            cells.append([(f.role, CONFIG_COLORS.get(f.role, "")), (str(f.id), ""),
+                          (f"{f.strength:g}", "bold"), (note, "grey50")])
+            keys.append(f"{f.role}:{f.id}")
+        table.set_rows(cells, keys)
+
+    # ---- choosing features ----------------------------------------------------------------------
+    @on(Input.Submitted, "#steer-features")
+    def _features_submitted(self, event: Input.Submitted) -> None:
+        from spectrascope.core.steering import SteeringError, parse_features, validate_features
+
+        try:
+            features = parse_features(event.value)
+            if self.session is not None:
+                validate_features(self.session, features)
+        except SteeringError as exc:
+            self._say(str(exc), error=True)
+            return
+        self.set_features(features)
+        self.query_one("#steer-feature-table", FastTable).focus()
+
+    def set_features(self, features: list[Any]) -> None:
+        self.features = list(features)
+        self.report = self.sweep_report = None
+        self._draw_features()
+        self._say(f"{len(self.features)} features · g generate · w sweep · +/- strength of the selected row")
+
+    def _pairing_source(self) -> Any:
+        get = getattr(self.app, "selected_features", None)
+        if callable(get):
+            return get
+        for widget in self.app.query("*"):
+            if widget is not self and callable(getattr(widget, "selected_features", None)):
+                return widget.selected_features
+        return None
+
+    def action_from_pairing(self) -> None:
+        from spectrascope.core.steering import SteerFeature
+
+        get = self._pairing_source()
+        if get is None:
+            self._say("No Pairing pane selection available: type features instead.", error=True)
+            return
+        try:
+            picked = [SteerFeature(str(item[0]), int(item[1]), float(item[2]) if len(item) > 2 else 1.0)
+                      for item in get()]
+        except Exception as exc:  # noqa: BLE001 - another pane's data: report, keep running
+            self._say(f"Could not read the Pairing selection: {describe(exc)}", error=True)
+            return
+        if not picked:
+            self._say("The Pairing pane has no features selected.", error=True)
+            return
+        self.query_one("#steer-features", Input).value = " ".join(f.label() for f in picked)
+        self.set_features(picked)
+
+    def action_strength(self, direction: int) -> None:
+        table = self.query_one("#steer-feature-table", FastTable)
+        if not self.features:
+            return
+        i = min(table.cursor, len(self.features) - 1)
+        f = self.features[i]
+        self.features[i] = replace(f, strength=round(f.strength + direction * STRENGTH_STEP, 3))
+        self.query_one("#steer-features", Input).value = " ".join(x.label() for x in self.features)
+        self._draw_features()
+
+    def action_toggle_method(self) -> None:
+        self.method = "clamp" if self.method == "add" else "add"
+        self._draw_settings()
+
+    def action_toggle_positions(self) -> None:
+        self.positions = "generated" if self.positions == "all" else "all"
+        self._draw_settings()
+
+    def action_seeds(self, delta: int) -> None:
+        self.n_seeds = max(1, min(20, self.n_seeds + delta))
+        self._draw_settings()
+
+    def action_reseed(self) -> None:
+        self.settings = replace(self.settings, seed=self.settings.seed + self.n_seeds)
+        self._draw_settings()
+
+    def action_toggle_view(self) -> None:
+        self.view = "sweep" if self.view == "side" else "side"
+        self.query_one("#steer-columns").display = self.view == "side"
+        self.query_one("#steer-plots").display = self.view == "sweep"
+        self._draw_plots()
+
+    # ---- model work -------------------------------------------------------------------------------
+    def _start(self, kind: str) -> None:
+        if self.session is None:
+            self._say("Waiting for the model to load.")
+            return
+        if not self.features:
+            self._say("No features yet: type e.g. coarse:123:4 fine:77:2 and press enter, or press f.", error=True)
+            return
+        prompt = self._prompt()
+        if not prompt:
+            self._say("Type a prompt first.", error=True)
+            return
+        if self._cancel is not None:
+            self._cancel.set()
+        self._run_id += 1
+        self._cancel = threading.Event()
+        self.busy = True
+        self._draw_settings()
+        seeds = [self.settings.seed + i for i in range(self.n_seeds)]
+        strengths = list(self.sweep) if kind == "sweep" else None
+        self._say(f"{'sweeping' if kind == 'sweep' else 'generating'} {len(seeds)} seeds × {self.tokens} tokens…")
+        options = dict(settings=self.settings, seeds=seeds, tokens=self.tokens, strengths=strengths,
+                       method=self.method, positions=self.positions, words=self.words)
+        self._experiment(self._run_id, kind, self.session, prompt, list(self.features), options, self._cancel)
+
+    def action_generate(self) -> None:
+        self._start("compare")
+
+    def action_sweep(self) -> None:
+        self._start("sweep")
+
+    def action_cancel(self) -> None:
+        if self._cancel is not None and self.busy:
+            self._cancel.set()
+            self._say("Cancelling…")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="steering")
+    def _experiment(self, run_id, kind, session, prompt, features, options, cancel) -> None:
+        from spectrascope.core.session import Cancelled
+        from spectrascope.core.steering import run_experiment
+
+        def progress(text: str, fraction: float | None) -> None:
+            self.post_message(SteeringProgress(run_id, text, fraction))
+
+        try:
+            report = run_experiment(session, prompt, features, cancel=cancel, progress=progress, **options)
+        except Cancelled as exc:
+            self.post_message(SteeringDone(run_id, kind, error=exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.post_message(SteeringDone(run_id, kind, error=exc))
+            return
+        self.post_message(SteeringDone(run_id, kind, report=report))
+
+    def on_steering_progress(self, message: SteeringProgress) -> None:
+        if message.run_id == self._run_id and self.busy:
+            pct = "" if message.fraction is None else f" ({message.fraction:.0%})"
+            self._say(f"working: {message.text}{pct} · esc cancels")
+
+    def on_steering_done(self, message: SteeringDone) -> None:
+        if message.run_id != self._run_id:
+            return  # a newer run replaced this one
+        self.busy = False
+        self._draw_settings()
+        if message.error is not None:
+            from spectrascope.core.session import Cancelled
+
+            if isinstance(message.error, Cancelled):
+                self._say("Cancelled; the model is unsteered again.")
+            else:
+                self._say(describe(message.error), error=True)
+            return
+        report = message.report
+        if message.kind == "sweep":
+            self.sweep_report = report
+            if self.view != "sweep":
+                self.action_toggle_view()
+            else:
+                self._draw_plots()
+        else:
+            self.report = report
+            if self.view != "side":
+                self.action_toggle_view()
+            self._draw_columns()
+        self._draw_features()
+        self._say(f"done in {report.seconds:.1f} s · concept feature "
+                  f"{report.concept[0]}:{report.concept[1]} · same seeds {list(report.seeds)} in every column")
+
+    # ---- rendering ------------------------------------------------------------------------------
+    def _draw_columns(self) -> None:
+        report = self.report
+        for name in CONFIGS:
+            widget = self.query_one(f"#steer-col-{name.replace('+', '-')}", Static)
+            if report is None or name not in report.configs:
+                widget.display = False
+                continue
+            widget.display = True
+            cell = report.cell(name)
+            text = Text()
+            text.append(name, style=f"bold {CONFIG_COLORS.get(name, '')}")
+            if cell.features:
+                text.append("  " + " ".join(f.label() for f in cell.features), style="grey50")
+            text.append("\n")
+            for run in cell.runs:
+                text.append(f"seed {run.seed}: ", style="grey50")
+                text.append(one_line(run.text, 300))
+                if run.concept_words:
+                    text.append("  [" + ", ".join(run.concept_words) + "]", style="green")
+                text.append("\n")
+            act = "–" if cell.concept_act is None else f"{cell.concept_act:.3f}"
+            text.append("─" * 12 + "\n", style="grey39")
+            text.append(f"effect: concept act {act} · words {cell.concept_share:.0%}\n", style="bold green")
+            text.append(f"cost: perplexity {cell.perplexity:.1f}", style="bold red")
+            widget.update(text)
+
+    def _draw_plots(self) -> None:
+        effect = self.query_one("#steer-plot-effect", Static)
+        cost = self.query_one("#steer-plot-cost", Static)
+        if self.sweep_report is None:
+            effect.update(Text("No sweep yet: press w.", style="grey50"))
+            cost.update(Text(""))
+            return
+        width = max(30, (self.size.width or 100) // 2 - 2)
+        height = max(8, (self.size.height or 30) - 10)
+        effect.update(Text.from_ansi(plot_curves(self.sweep_report, "concept_act", width, height)))
+        cost.update(Text.from_ansi(plot_curves(self.sweep_report, "perplexity", width, height)))

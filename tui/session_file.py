@@ -1,0 +1,83 @@
+"""Save and restore what a user set up: prompt, knobs, selections, per-pane settings.
+
+Each pane may offer `get_state() -> dict` and `set_state(dict)`; the file is
+JSON, written atomically (temp file + rename) so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def collect(app: Any) -> dict[str, Any]:
+    from textual.widgets import Input
+
+    state: dict[str, Any] = {
+        "version": VERSION,
+        "prompt": app.query_one("#prompt", Input).value,
+        "model": getattr(getattr(getattr(app.session, "model", None), "spec", None), "name", None),
+        "panes": {},
+    }
+    for pane in app.query(".pane"):
+        get_state = getattr(pane, "get_state", None)
+        if get_state is not None and pane.id:
+            state["panes"][pane.id] = get_state()
+    return state
+
+
+def save_session(app: Any, path: Path) -> Path:
+    return atomic_write_text(path, json.dumps(collect(app), indent=1, ensure_ascii=False))
+
+
+def load_session_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a session file; every problem becomes a ValueError with the reason."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"Session file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"Session file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise ValueError(f"Session file {path} is not a spectrascope session (version {VERSION}).")
+    if not isinstance(data.get("prompt", ""), str) or not isinstance(data.get("panes", {}), dict):
+        raise ValueError(f"Session file {path} is malformed: 'prompt' must be text, 'panes' an object.")
+    return data
+
+
+def apply_session(app: Any, data: dict[str, Any]) -> list[str]:
+    """Restore prompt and pane states; returns messages for settings that could not be applied."""
+    from textual.widgets import Input
+
+    problems = []
+    app.query_one("#prompt", Input).value = data.get("prompt", "")
+    for pane_id, state in data.get("panes", {}).items():
+        panes = app.query(f"#{pane_id}") if str(pane_id).isidentifier() else []
+        set_state = getattr(panes[0], "set_state", None) if panes else None
+        if set_state is None:
+            problems.append(f"no pane {pane_id!r} to restore")
+            continue
+        try:
+            set_state(state)
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(f"{pane_id}: {exc}")
+    return problems

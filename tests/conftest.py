@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; see tui/cli.py
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["SPECTRASCOPE_CONFIG"] = os.devnull + ".absent"  # a user's config must not leak into tests
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest

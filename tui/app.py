@@ -65,8 +65,10 @@ class SpectrascopeApp(App):
     ]
 
     def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
-                 restore: dict | None = None, **kwargs):
+                 restore: dict | None = None, demo: list | None = None, knobs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        self._demo = demo or []
+        self._knobs = knobs or {}
         self.output_dir = Path(output_dir)
         self._restore = restore or {}
         self._session_factory = session_factory
@@ -97,10 +99,19 @@ class SpectrascopeApp(App):
         from spectrascope.tui.theme import CONTRAST_THEME
 
         self.register_theme(CONTRAST_THEME)
+        if self._knobs:
+            from spectrascope.core.knobs import SamplingSettings
+
+            self.query_one("#logits", LogitsPane).settings = SamplingSettings.from_dict(self._knobs)
         if self._restore:
             from spectrascope.tui.session_file import apply_session
 
-            apply_session(self, self._restore)
+            for problem in apply_session(self, self._restore):
+                self.notify(problem, severity="warning")
+        if self._demo:
+            from spectrascope.tui.demo import play
+
+            self.run_worker(play(self, self._demo), group="demo", exit_on_error=False)
         self.sub_title = "loading model…"
         self.set_status("Loading the model in the background; type your prompt meanwhile.")
         self.query_one("#prompt", Input).focus()

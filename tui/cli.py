@@ -25,9 +25,23 @@ def _environment() -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="gemma-3-270m", help="preset, HF id (cached) or local folder")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    p.add_argument("--dtype", default="auto", help="auto, bfloat16, float16, float32")
+    # None = not given: the config file decides, then the built-in default.
+    p.add_argument("--model", default=None, help="preset, HF id (cached) or local folder [gemma-3-270m]")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … [auto]")
+    p.add_argument("--dtype", default=None, help="auto, bfloat16, float16, float32 [auto]")
+
+
+def _apply_config(args) -> dict:
+    """Fill flags the user did not give from the config file, then built-in defaults."""
+    from spectrascope.tui.config import load_config
+
+    config = load_config()
+    model = config.get("model", {})
+    args.model = args.model or model.get("name") or "gemma-3-270m"
+    args.device = args.device or model.get("device") or "auto"
+    args.dtype = args.dtype or model.get("dtype") or "auto"
+    args.sae_presets = tuple(config["saes"].items()) if config.get("saes") else None
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", default="The capital of France is", help="initial prompt")
     parser.add_argument("--session", help="reopen a saved session (JSON from ctrl+s)")
     parser.add_argument("--output-dir", default=".", help="where screenshots, exports and sessions go")
+    parser.add_argument("--demo", help="replay a demo script (prompts, keys, pauses) for a talk")
     sub = parser.add_subparsers(dest="command")
 
     probe = sub.add_parser("probe", help="tokens and the top next tokens of a prompt")
@@ -56,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     spectrum.add_argument("--top", type=int, default=20)
     spectrum.add_argument("--json", action="store_true")
     _model_args(spectrum)
+
+    serve = sub.add_parser("serve", help="serve the TUI in a web browser (Textual's web serving)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback exposes the app")
+    serve.add_argument("--port", type=int, default=8000)
+    _model_args(serve)
 
     for module in _extra_commands():
         before = set(sub.choices)
@@ -87,7 +107,7 @@ def _load_session(args, progress=None):
         print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
 
     return Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr,
-                        saes=None if getattr(args, "saes", True) else ())
+                        saes=getattr(args, "sae_presets", None))
 
 
 def cmd_probe(args) -> int:
@@ -161,18 +181,39 @@ def cmd_spectrum(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        from textual_serve.server import Server
+    except ModuleNotFoundError:
+        print("spectrascope serve needs textual-serve: .venv/bin/pip install 'textual-serve>=1.1'", file=sys.stderr)
+        return 2
+    import shlex
+
+    command = shlex.join([sys.executable, "-m", "spectrascope.tui.cli", "--model", args.model,
+                          "--device", args.device, "--dtype", args.dtype])
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"[spectrascope] serving on {args.host}: anyone who can reach it can use the app", file=sys.stderr)
+    Server(command, host=args.host, port=args.port, title="spectrascope").serve()
+    return 0
+
+
 def run_tui(args) -> int:
     from spectrascope.tui.app import SpectrascopeApp
 
+    demo = None
+    if args.demo:
+        from spectrascope.tui.demo import load_demo
+
+        demo = load_demo(args.demo)  # ValueError -> clear message, exit 2
     restore = None
     if args.session:
         from spectrascope.tui.session_file import load_session_file
 
         restore = load_session_file(args.session)  # ValueError -> clear message, exit 2
-        if restore.get("model") and args.model == "gemma-3-270m":
+        if restore.get("model") and not args.model_given:
             args.model = restore["model"]
     app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.prompt,
-                          output_dir=args.output_dir, restore=restore)
+                          output_dir=args.output_dir, restore=restore, demo=demo, knobs=args.config.get("knobs"))
     app.run()
     # A worker still inside a C call (model load) cannot be interrupted; its result
     # is unwanted now, so leave without waiting for it.
@@ -182,13 +223,15 @@ def run_tui(args) -> int:
     return app.return_code or 0
 
 
-COMMANDS = {"probe": cmd_probe, "spectrum": cmd_spectrum}
+COMMANDS = {"probe": cmd_probe, "spectrum": cmd_spectrum, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     _environment()
     args = build_parser().parse_args(argv)
     try:
+        args.model_given = args.model is not None
+        args.config = _apply_config(args)
         if args.command is None:
             return run_tui(args)
         if args.command in COMMANDS:

@@ -158,6 +158,15 @@ def test_batched_equals_unbatched(tiny_sae_session):
     np.testing.assert_allclose(one["fine"]["max"], acts["fine"]["max"], rtol=1e-4, atol=1e-4)
 
 
+def test_encoding_in_token_chunks_is_exact(tiny_sae_session, monkeypatch):
+    whole, _ = collect_activations(tiny_sae_session, PROMPTS, batch_size=4)
+    monkeypatch.setattr(contrast, "ENCODE_CHUNK_ELEMENTS", 1024 * 5)  # 5 tokens a chunk for the fine SAE
+    chunked, _ = collect_activations(tiny_sae_session, PROMPTS, batch_size=4)
+    for role in ("coarse", "fine"):
+        for kind in ("max", "mean"):
+            np.testing.assert_allclose(chunked[role][kind], whole[role][kind], rtol=1e-5, atol=1e-5)
+
+
 def test_cancel_between_batches(tiny_sae_session):
     from spectrascope.core.session import Cancelled
 

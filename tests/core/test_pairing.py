@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -158,25 +157,3 @@ def test_labels_read_from_labels_json(tiny_sae_session, tmp_path, monkeypatch):
     unembed = tiny_sae_session.model.hf_model.get_output_embeddings().weight.detach()
     ref = [tiny_sae_session.piece(t) for t, _ in promoted_tokens(tiny_sae_session.saes["coarse"], 4, unembed, k=2)]
     assert labels[4] == " ".join(v for v in (visible(t, 16) for t in ref) if v.strip())
-
-
-@pytest.mark.integration
-def test_embedded_default_pairing(tmp_path):
-    """The shipped sets on Gemma 3 270M with the embedded SAEs (skipped until the assets exist)."""
-    from spectrascope.core.contrast import default_sets, load_prompts
-    from spectrascope.core.embedded import is_complete, embedded_dir
-    from spectrascope.core.saes import ASSETS_SAES
-
-    needed = [ASSETS_SAES / f"gemma-3-270m-res9-{r}" / "cfg.json" for r in ("coarse", "fine")]
-    if not all(p.exists() for p in needed) or not is_complete(embedded_dir()):
-        pytest.skip("embedded model or SAE assets are not on this machine")
-    from spectrascope.core.session import Session
-
-    session = Session.load("gemma-3-270m", device="cpu")
-    concept, neutral = (load_prompts(p) for p in default_sets())
-    n = int(os.environ.get("SPECTRASCOPE_CONTRAST_N", "40"))
-    res = pairing.analyse(session, concept[:n], neutral[:n], use_cache=False)
-    top = res.contrast.stats["coarse"]
-    assert top.selectivity[res.anchors[0]] > 0.8
-    assert res.verdict.anchor in res.anchors
-    print(res.verdict.text)

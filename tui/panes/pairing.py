@@ -453,6 +453,10 @@ class PairingPane(Vertical):
         else:
             heat.update(Text("no sub-features at these thresholds: nothing to map", style="grey50"))
 
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # a run still in its worker stops at the next batch
+
     def on_resize(self) -> None:
         if self.result is not None:
             self.call_after_refresh(self._draw_plots)

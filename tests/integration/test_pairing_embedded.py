@@ -1,0 +1,65 @@
+"""Contrast and pairing on the real embedded model (Gemma 3 270M)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from spectrascope.core.embedded import embedded_dir, is_complete
+from spectrascope.core.saes import ASSETS_SAES
+
+pytestmark = pytest.mark.integration
+
+needs_model = pytest.mark.skipif(not is_complete(embedded_dir()), reason="embedded model not converted here")
+SAE_FILES = [ASSETS_SAES / f"gemma-3-270m-res9-{r}" / "cfg.json" for r in ("coarse", "fine")]
+needs_saes = pytest.mark.skipif(not all(p.exists() for p in SAE_FILES), reason="embedded SAE assets are absent")
+
+
+@needs_model
+def test_batched_equals_unbatched_on_gemma3(tmp_path):
+    """Right padding + attention mask on the real architecture (sliding-window layers included)."""
+    import sys
+
+    sys.path.insert(0, str(ASSETS_SAES.parent.parent))
+    from spectrascope.core.contrast import collect_activations
+    from spectrascope.core.session import Request, Session
+    from tests.conftest import make_tiny_sae
+
+    session = Session.load("gemma-3-270m", device="cpu", dtype="float32", saes=[])
+    hook = "blocks.9.hook_resid_post"
+    session.attach_sae("coarse", make_tiny_sae(session.model.d_model, 256, hook, "topk", k=16, seed=1))
+    session.attach_sae("fine", make_tiny_sae(session.model.d_model, 1024, hook, "jumprelu", seed=2))
+    prompts = ["The Eiffel Tower is located in the city of", "Paris",
+               "A quick brown fox jumps over the lazy dog while the cat sleeps on the warm windowsill.",
+               "Crêpes come from Brittany.", "The train to the coast leaves every hour."]
+    acts, _ = collect_activations(session, prompts, batch_size=3)
+    for i, p in enumerate(prompts):
+        r = session.run(Request(p, logits=False))
+        for role in ("coarse", "fine"):
+            codes = r.spectra[role].codes[1:].numpy()
+            scale = max(1.0, float(np.abs(codes).max()))
+            np.testing.assert_allclose(acts[role]["max"][i], codes.max(0), rtol=1e-3, atol=1e-3 * scale)
+            np.testing.assert_allclose(acts[role]["mean"][i], codes.mean(0), rtol=1e-3, atol=1e-3 * scale)
+
+
+@needs_model
+@needs_saes
+def test_embedded_default_pairing(tmp_path, monkeypatch):
+    """The shipped sets on the embedded SAEs: a selective France anchor and a verdict."""
+    from spectrascope.core import pairing
+    from spectrascope.core.contrast import default_sets, load_prompts
+    from spectrascope.core.session import Session
+
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    session = Session.load("gemma-3-270m", device="cpu")
+    assert set(session.saes) == {"coarse", "fine"}, session.sae_errors
+    n = int(os.environ.get("SPECTRASCOPE_CONTRAST_N", "40"))
+    concept, neutral = (load_prompts(p)[:n] for p in default_sets())
+    res = pairing.analyse(session, concept, neutral)
+    stats = res.contrast.stats["coarse"]
+    assert stats.selectivity[res.anchors[0]] > 0.8
+    assert stats.rate_concept[res.anchors[0]] > 0.25
+    assert res.verdict.anchor in res.anchors and all(res.labels["coarse"].get(a) for a in res.anchors)
+    print(res.verdict.text)

@@ -1,0 +1,70 @@
+import pytest
+
+from spectrascope.tui.cli import build_parser, main
+from spectrascope.tui.config import load_config
+from spectrascope.tui.demo import parse_demo
+
+
+def test_config_fills_unset_flags_and_flags_win(tmp_path, monkeypatch):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[model]\nname = "gemma-2-2b"\ndtype = "float32"\n[knobs]\ntemperature = 0.5\ntop_k = 40\n')
+    monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
+    from spectrascope.tui.cli import _apply_config
+
+    args = build_parser().parse_args([])
+    config = _apply_config(args)
+    assert (args.model, args.dtype, args.device) == ("gemma-2-2b", "float32", "auto")
+    assert config["knobs"]["top_k"] == 40
+    args = build_parser().parse_args(["--model", "gemma-3-270m"])
+    _apply_config(args)
+    assert args.model == "gemma-3-270m"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[model\nname=1", "not valid TOML"),
+    ("[colors]\nx = 1", "unknown section"),
+    ("[model]\nnmae = 'x'", "unknown key"),
+    ("[knobs]\ntemperature = -1", "temperature"),
+])
+def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_config(cfg)
+
+
+def test_bad_config_is_a_clean_cli_error(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[knobs]\ntop_p = 7")
+    monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
+    assert main(["probe", "x"]) == 2
+    assert "top_p" in capsys.readouterr().err
+
+
+def test_demo_scripts_parse_and_reject_typos(tmp_path):
+    steps = parse_demo("# talk\ntype The capital of France is\nwait-result\npause 1.5\nkey t t\npane spectrum\n")
+    assert [s.verb for s in steps] == ["type", "wait-result", "pause", "key", "pane"]
+    with pytest.raises(ValueError, match="line 1: unknown step 'tpye'"):
+        parse_demo("tpye hello")
+    with pytest.raises(ValueError, match="pause needs a number"):
+        parse_demo("pause soon")
+
+
+@pytest.mark.asyncio
+async def test_demo_replays_against_the_app(tiny_sae_session):
+    from spectrascope.tui.app import SpectrascopeApp
+
+    steps = parse_demo("type Paris is\nwait-result\nfocus #logits-table\nkey t t\npane spectrum\n")
+    app = SpectrascopeApp(lambda progress: tiny_sae_session, prompt="", demo=steps)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(500):
+            await pilot.pause(0.02)
+            if app.query_one("TabbedContent").active == "tab-spectrum":
+                break
+        assert app.result is not None and app.result.prompt == "Paris is"
+        assert app.query_one("#logits").settings.temperature == pytest.approx(0.8)
+
+
+def test_serve_binds_loopback_by_default():
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1"

@@ -33,8 +33,8 @@ def screen_text(app) -> str:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("text", HOSTILE)
-async def test_hostile_prompts_render_as_text(tiny_sae_session, text):
-    app = SpectrascopeApp(lambda progress: tiny_sae_session, prompt="start")
+async def test_hostile_prompts_render_as_text(tiny_sae_session, text, tmp_path):
+    app = SpectrascopeApp(lambda progress: tiny_sae_session, prompt="start", output_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.result is not None)
         app.query_one("#prompt", Input).value = text

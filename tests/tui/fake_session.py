@@ -18,10 +18,15 @@ class FakeSession:
     default_layer = 1
     d_model = 8
 
-    def __init__(self, delay: float = 0.0, fail_on: str | None = None):
+    def __init__(self, delay: float = 0.0, fail_on: str | None = None, saes: dict | None = None):
         self.delay = delay
         self.fail_on = fail_on
         self.calls = 0
+        self.saes = saes or {}  # role -> sae-lens SAE reading blocks.1 (d_in 8)
+        self.sae_errors: dict[str, str] = {}
+        from spectrascope.core.labels import FeatureLabels
+
+        self.labels = {role: FeatureLabels.for_sae(sae) for role, sae in self.saes.items()}
 
     def describe(self) -> str:
         return "fake · cpu float32 · layer 1"
@@ -45,7 +50,11 @@ class FakeSession:
         gen = torch.Generator().manual_seed(sum(ids))
         logits = torch.randn(len(VOCAB), generator=gen) * 3  # (V,)
         resid = torch.randn(len(ids), self.d_model, generator=gen)  # (T, d)
+        from spectrascope.core.spectrum import encode_all
+
+        spectra = encode_all(self.saes, {resid_hook(self.default_layer): resid}) if self.saes else {}
         return Result(
+            spectra=spectra,
             run_id=request.run_id,
             prompt=request.prompt,
             tokens=tuple(Token(i, VOCAB[i]) for i in ids),

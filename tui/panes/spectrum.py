@@ -172,12 +172,12 @@ class SpectrumPane(Vertical):
                 poor = spec.poor_positions()
                 lines.append(f"poor fit at {poor[:4]}" if poor else "all tokens fit", style="grey50")
             info.update(lines)
-            width = max(1, analyzer.size.width or 80)
+            n_bands = min(max(1, analyzer.size.width or 80), spec.width)
             marker = None
             if self.feature is not None and self.feature[0] == role:
-                marker = self.feature[1] * min(width, spec.width) // spec.width
+                marker = self.feature[1] * n_bands // spec.width
             scale = float(spec.codes.max()) or 1.0
-            analyzer.show(spec.bands(self.position, width, self.reduce), scale, marker)
+            analyzer.show(spec.bands(self.position, n_bands, self.reduce), scale, marker)
             labels = getattr(self.session, "labels", {}).get(role) if self.session else None
             for fid_, act in spec.top(self.position, self.top_n, self.reduce):
                 label = labels.get(fid_) if labels is not None else None

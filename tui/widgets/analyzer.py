@@ -27,7 +27,7 @@ class Analyzer(Widget):
         super().__init__(**kwargs)
         self.values = np.zeros(0, dtype=np.float32)
         self.scale = 1.0
-        self.marker: int | None = None  # a column to underline (the selected feature's band)
+        self.marker: int | None = None  # a band to underline (the selected feature's)
 
     def show(self, values: np.ndarray, scale: float, marker: int | None = None) -> None:
         self.values = np.asarray(values, dtype=np.float32)
@@ -39,7 +39,9 @@ class Analyzer(Widget):
         width, height = self.size.width, self.size.height
         if width == 0 or self.values.size == 0:
             return Strip.blank(width)
-        levels = np.clip(self.values[:width] / self.scale, 0, 1) * height * 8  # (W,) in eighths
+        # Stretch (or cut) the bands to the full width: column x shows band x * n // width.
+        values = self.values[np.arange(width) * self.values.size // width]  # (W,)
+        levels = np.clip(values / self.scale, 0, 1) * height * 8  # (W,) in eighths
         row_from_bottom = height - 1 - y
         fill = np.clip(levels - row_from_bottom * 8, 0, 8).round().astype(int)  # (W,)
         color = _COLORS[min(len(_COLORS) - 1, row_from_bottom * len(_COLORS) // max(1, height))]
@@ -49,7 +51,7 @@ class Analyzer(Widget):
                 ch, style = _EIGHTHS[eighths], color
             else:
                 ch, style = ("▁" if row_from_bottom == 0 else " "), _FLOOR
-            if x == self.marker and row_from_bottom == 0:
+            if self.marker is not None and x * self.values.size // width == self.marker and row_from_bottom == 0:
                 style = style + Style(underline=True, bold=True)
             segments.append(Segment(ch, style))
         return Strip(segments, len(segments)).extend_cell_length(width)

@@ -1,0 +1,56 @@
+"""Snapshot tests of each pane (deterministic fake session; cursor blink off)."""
+
+import pytest
+
+from spectrascope.tui.app import SpectrascopeApp
+from tests.conftest import make_tiny_sae
+from tests.tui.fake_session import FakeSession
+
+
+def fake_app():
+    saes = {
+        "coarse": make_tiny_sae(8, 64, "blocks.1.hook_resid_post", "topk", k=6, seed=3),
+        "fine": make_tiny_sae(8, 512, "blocks.1.hook_resid_post", "jumprelu", seed=4),
+    }
+    session = FakeSession(saes=saes)
+    return SpectrascopeApp(lambda progress: session, prompt="The capital of France is")
+
+
+async def settle(pilot):
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if pilot.app.result is not None:
+            break
+    for inp in pilot.app.query("Input"):
+        inp.cursor_blink = False
+    await pilot.pause(0.1)
+
+
+def test_logits_pane_snapshot(snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.query_one("#logits-table").focus()
+        await pilot.press("t", "t", "t", "K", "K", "K", "K", "K", "p", "p")
+        await pilot.pause(0.1)
+
+    assert snap_compare(fake_app(), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_spectrum_pane_snapshot(snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f3")
+        pilot.app.query_one("#spectrum-table").focus()
+        await pilot.press("left", "enter")
+        await pilot.pause(0.1)
+
+    assert snap_compare(fake_app(), terminal_size=(140, 45), run_before=run_before)
+
+
+def test_help_screen_snapshot(snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause(0.1)
+
+    assert snap_compare(fake_app(), terminal_size=(120, 50), run_before=run_before)

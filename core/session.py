@@ -203,11 +203,16 @@ class Session:
         wanted = {resid_hook(layer) for layer in layers}
         deepest = resid_hook(max(layers))
         captured: dict[str, torch.Tensor] = {}
+        # Bridge hooks live on shared modules: a forward in another thread (a pairing
+        # run, a generation) fires them too. Only this thread's forward may use them.
+        owner = threading.get_ident()
 
         def capture_as(name: str):
             # Hook points report under their canonical name (blocks.L.hook_out), so
             # each capture closes over the name the caller asked for.
             def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
+                if threading.get_ident() != owner:
+                    return x
                 captured[name] = x[0].detach()  # (T, d), on the model's device
                 if not want_logits and name == deepest:
                     raise _StopForward
@@ -216,6 +221,8 @@ class Session:
             return capture
 
         def check_cancel(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            if threading.get_ident() != owner:
+                return x
             if cancel is not None and cancel.is_set():
                 raise Cancelled
             return x

@@ -24,6 +24,7 @@ from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SessionFailed, SessionReady
 from spectrascope.tui.panes.logits import LogitsPane
+from spectrascope.tui.panes.pairing import PairingPane
 from spectrascope.tui.panes.spectrum import SpectrumPane
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
@@ -93,6 +94,8 @@ class SpectrascopeApp(App):
                 yield LogitsPane(id="logits")
             with TabPane("Spectrum", id="tab-spectrum"):
                 yield SpectrumPane(id="spectrum")
+            with TabPane("Pairing", id="tab-pairing"):
+                yield PairingPane(id="pairing")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -235,13 +238,18 @@ class SpectrascopeApp(App):
 
         sections = [("Everywhere", self.BINDINGS)]
         for pane in self.query(".pane"):
-            sections.append((pane.pane_title, pane.BINDINGS))
+            sections.append((getattr(pane, "pane_title", str(pane.id).title()), pane.BINDINGS))
         self.push_screen(HelpScreen(sections))
 
     def action_show_pane(self, name: str) -> None:
         tabs = self.query_one(TabbedContent)
-        if tabs.query(f"#tab-{name}"):
-            tabs.active = f"tab-{name}"
+        if not tabs.query(f"#tab-{name}"):
+            return
+        tabs.active = f"tab-{name}"
+        # Put the keyboard on the pane, or its keys would be typed into the prompt.
+        target = getattr(self.current_pane(), "focus_target", None)
+        if target:
+            self.call_after_refresh(lambda: self.query_one(target).focus())
 
     def current_pane(self) -> Any:
         tabs = self.query_one(TabbedContent)

@@ -105,6 +105,14 @@ async def test_run_tables_plots_and_keys(tiny_sae_session, sets):
         assert pane.result.contrast.cached and "from cache" in text_of(app, "#pairing-status")
         await pilot.press("e")
         assert "Report written" in text_of(app, "#pairing-status")
+        paths = pane.export(sets[0].parent / "out")
+        assert [p.suffix for p in paths] == [".json", ".md"] and all(p.is_file() for p in paths)
+
+        # Session file round trip (the app collects get_state from every ".pane").
+        state = pane.get_state()
+        assert state["settings"]["n_anchors"] == 3 and state["anchor"] == pane.anchor
+        pane.set_state({**state, "settings": {**state["settings"], "cos_threshold": 0.4}})
+        assert pane.settings.cos_threshold == 0.4 and pane.has_class("pane")
 
 
 @pytest.mark.asyncio

@@ -71,7 +71,7 @@ async def test_generate_side_by_side_with_effect_and_cost(tiny_sae_session):
                           ("coarse+fine", "coarse-fine")]:
             body = text_of(app, f"#steer-col-{col}")
             assert body.startswith(name) and "seed 0:" in body and "seed 1:" in body
-            assert "effect: concept act" in body and "cost: perplexity" in body
+            assert "effect: concept act" in body and "concept words" in body and "perplexity" in body
         assert [r.seed for r in pane.report.cell("fine").runs] == [0, 1]
         assert "coarse:3:3" in text_of(app, "#steer-col-coarse")
         assert "1 = act" in " ".join(app.query_one("#steer-feature-table", FastTable).row_text(0))

@@ -72,6 +72,9 @@ def heat_strip(matrix, row_ids, col_ids, width: int = 5) -> Text:
 
 
 class PairingPane(Vertical):
+    DEFAULT_CLASSES = "pane"
+    focus_target = "#pairing-anchors"
+    pane_title = "Pairing"
     BINDINGS = [
         Binding("r", "run", "Run"),
         Binding("x", "cancel", "Cancel"),
@@ -145,7 +148,7 @@ class PairingPane(Vertical):
         ])
         self.query_one("#pairing-pairs", FastTable).set_columns([
             Column("fine", 7, True), Column("cosine", 7, True), Column("corr", 7, True), Column("class", 15),
-            Column("label", 40),
+            Column("select.", 7, True), Column("label", 40),
         ])
         self._draw_header()
         self._say("Press r to run the concept and neutral sets through the model and both SAEs.")
@@ -160,6 +163,33 @@ class PairingPane(Vertical):
         if self.result is None:
             return []
         return self.result.selected_features(self.anchor)
+
+    # ---- session file and export (app conventions) ------------------------------------------------
+    def get_state(self) -> dict:
+        return {"concept": str(self.concept_path), "neutral": str(self.neutral_path),
+                "settings": self.settings.to_dict(), "contrast": self.contrast_settings.to_dict(),
+                "anchor": self.anchor}
+
+    def set_state(self, state: dict) -> None:
+        from spectrascope.core.contrast import ContrastSettings
+        from spectrascope.core.pairing import PairingSettings
+
+        self.concept_path = Path(state.get("concept", self.concept_path))
+        self.neutral_path = Path(state.get("neutral", self.neutral_path))
+        self.settings = PairingSettings.from_dict(state.get("settings", {}))
+        self.contrast_settings = ContrastSettings.from_dict(state.get("contrast", {}))
+        anchor = state.get("anchor")
+        self.anchor = int(anchor) if anchor is not None else None
+        self._draw_header()
+
+    def export(self, folder) -> list:
+        """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown."""
+        if self.result is None:
+            return []
+        from spectrascope.core.pairing import export
+
+        stem = Path(folder) / f"spectrascope-pairing-{self.result.contrast.key or 'run'}"
+        return [export(self.result, stem.with_suffix(".json")), export(self.result, stem.with_suffix(".md"))]
 
     # ---- status ------------------------------------------------------------------------------
     def _say(self, text: str, error: bool = False) -> None:
@@ -340,17 +370,14 @@ class PairingPane(Vertical):
             self._say("Nothing to export yet: press r to run.")
             return
         from spectrascope.core.contrast import reports_dir
-        from spectrascope.core.pairing import export
 
-        folder = reports_dir()
-        stem = folder / f"pairing-{self.result.contrast.key or 'run'}"
+        folder = getattr(self.app, "output_dir", None) or reports_dir()
         try:
-            export(self.result, stem.with_suffix(".json"))
-            export(self.result, stem.with_suffix(".md"))
+            paths = self.export(folder)
         except OSError as exc:
             self._say(f"Could not write the report: {exc}", error=True)
             return
-        self._say(f"Report written: {stem}.json and .md")
+        self._say("Report written: " + ", ".join(str(p) for p in paths))
 
     # ---- drawing ----------------------------------------------------------------------------------------
     def _draw(self) -> None:
@@ -399,8 +426,10 @@ class PairingPane(Vertical):
         counts = " · ".join(f"{k} {n}" for k, n in p.counts().items())
         title.update(Text(f"coarse #{self.anchor} × fine: {counts}", style="bold"))
         rows = p.pairs(res.settings.max_rows)
+        fine_sel = res.contrast.stats["fine"].selectivity
         cells = [[(str(q.fine), "bold"), (f"{q.cosine:.3f}", ""), (f"{q.correlation:.3f}", ""),
-                  (q.cls, CLASS_STYLE[q.cls]), (self._label("fine", q.fine), "")] for q in rows]
+                  (q.cls, CLASS_STYLE[q.cls]), (f"{fine_sel[q.fine]:.3f}", "grey62"),
+                  (self._label("fine", q.fine), "")] for q in rows]
         table.set_rows(cells, [str(q.fine) for q in rows])
 
     def _plot_size(self, widget_id: str, default: tuple[int, int]) -> tuple[int, int]:

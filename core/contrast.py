@@ -1,0 +1,493 @@
+"""Prompt sets -> per-prompt SAE activations -> per-feature statistics -> selectivity.
+
+Both prompt sets go through the model in padded batches that stop at the deepest
+SAE hook (no later blocks, no logits), and every SAE encodes its hook's residual.
+Each prompt is summarised per feature by the **max** (what the tables use) and the
+mean of its activation over the prompt's tokens, BOS and pad positions excluded.
+
+Selectivity (in [0, 1]) of feature f, from the per-prompt max activations:
+
+    share(f)    = m_c / (m_c + m_n)        m_c, m_n: mean per-prompt activation on the
+                                           concept / neutral set (0 when both are 0);
+                                           means, so unequal set sizes do not matter
+    coverage(f) = min(1, r_c / min_rate)   r_c: fraction of concept prompts it fires on
+    selectivity = share * coverage
+
+`share` is the part of the feature's activation mass that falls on the concept set;
+`coverage` discounts features that are exclusive but fire on too few concept prompts
+(default `min_rate` 0.25) to stand for the concept. Anchors are ranked by selectivity,
+ties broken by r_c.
+
+Results are cached on disk (one .npz per model x SAEs x prompt contents), written
+atomically (temp file + os.replace). Nothing here imports textual, rich or plotext.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+Progress = Callable[[str, float | None], None]
+CACHE_FORMAT = 1
+ENCODE_CHUNK_ELEMENTS = 1 << 26  # tokens x features encoded at once (256 MB of float32)
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
+
+
+def _quiet(_msg: str, _frac: float | None = None) -> None:
+    pass
+
+
+class PromptSetError(ValueError):
+    """A prompt file or folder is missing, empty or malformed; the message says where."""
+
+
+# ---------------------------------------------------------------- prompt sets
+
+def default_sets() -> tuple[Path, Path]:
+    """The shipped (concept, neutral) sets: 200 France prompts and 200 neutral ones."""
+    return PROMPTS_DIR / "france.txt", PROMPTS_DIR / "neutral.txt"
+
+
+def _parse_file(path: Path) -> list[str]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptSetError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise PromptSetError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    lines = raw.splitlines()
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if path.suffix.lower() not in (".jsonl", ".json") and not first.startswith("{"):
+        return [line.strip() for line in lines if line.strip()]
+    prompts = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PromptSetError(f"{path}:{n}: not valid JSON ({exc.msg}); expected one object a line.") from None
+        if not isinstance(obj, dict):
+            raise PromptSetError(f"{path}:{n}: expected a JSON object with a \"text\" or \"prompt\" field.")
+        text = obj.get("text", obj.get("prompt"))
+        if not isinstance(text, str):
+            raise PromptSetError(f"{path}:{n}: the object has no string \"text\" or \"prompt\" field.")
+        if text.strip():
+            prompts.append(text.strip())
+    return prompts
+
+
+def load_prompts(path: str | os.PathLike) -> list[str]:
+    """Prompts from a file (one a line, or JSONL with "text"/"prompt") or a folder of such files."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise PromptSetError(f"Prompt set {p} does not exist.")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".txt", ".jsonl", ".json"))
+        if not files:
+            raise PromptSetError(f"Folder {p} holds no .txt or .jsonl prompt files.")
+        prompts = [text for f in files for text in _parse_file(f)]
+    else:
+        prompts = _parse_file(p)
+    if not prompts:
+        raise PromptSetError(f"Prompt set {p} is empty: put one prompt a line (or JSONL with a \"text\" field).")
+    return prompts
+
+
+def prompts_hash(concept: Sequence[str], neutral: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for name, prompts in (("concept", concept), ("neutral", neutral)):
+        h.update(name.encode())
+        for text in prompts:
+            h.update(text.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- settings and results
+
+@dataclass(frozen=True)
+class ContrastSettings:
+    aggregate: str = "max"  # per-prompt summary the statistics use: "max" or "mean"
+    min_concept_rate: float = 0.25  # coverage: full credit from this concept firing rate up
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if self.aggregate not in ("max", "mean"):
+            raise ValueError(f"aggregate must be 'max' or 'mean', not {self.aggregate!r}")
+        if not 0 < self.min_concept_rate <= 1:
+            raise ValueError("min_concept_rate must be in (0, 1]")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ContrastSettings":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-feature statistics of one SAE over the two sets. All arrays (F,) float32."""
+
+    mean_concept: np.ndarray
+    mean_neutral: np.ndarray
+    rate_concept: np.ndarray
+    rate_neutral: np.ndarray
+    selectivity: np.ndarray
+
+    def ranked(self, n: int | None = None) -> list[int]:
+        """Feature ids by selectivity (desc), ties by concept firing rate (desc), then id."""
+        order = np.lexsort((np.arange(len(self.selectivity)), -self.rate_concept, -self.selectivity))
+        return [int(i) for i in order[: n if n is not None else len(order)]]
+
+
+@dataclass
+class ContrastResult:
+    """Per-prompt activations of every feature of every SAE, and their statistics."""
+
+    roles: tuple[str, ...]
+    acts: dict[str, dict[str, np.ndarray]]  # role -> {"max": (N, F), "mean": (N, F)} float32
+    is_concept: np.ndarray  # (N,) bool: concept prompts first, then neutral
+    settings: ContrastSettings
+    key: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # model, SAEs, set sizes, tokens, seconds
+    cached: bool = False
+    stats: dict[str, FeatureStats] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.stats:
+            self.stats = {role: feature_stats(self.per_prompt(role), self.is_concept, self.settings.min_concept_rate)
+                          for role in self.roles}
+
+    def per_prompt(self, role: str) -> np.ndarray:
+        """(N, F) per-prompt activations under the settings' aggregate."""
+        return self.acts[role][self.settings.aggregate]
+
+    @property
+    def n_concept(self) -> int:
+        return int(self.is_concept.sum())
+
+    @property
+    def n_neutral(self) -> int:
+        return int((~self.is_concept).sum())
+
+    def with_settings(self, settings: ContrastSettings) -> "ContrastResult":
+        """The same activations under other statistics settings (no model call)."""
+        return ContrastResult(self.roles, self.acts, self.is_concept, settings, self.key, self.info, self.cached)
+
+
+def feature_stats(acts: np.ndarray, is_concept: np.ndarray, min_concept_rate: float = 0.25) -> FeatureStats:
+    """Statistics of (N, F) per-prompt activations split by the (N,) concept mask (see module doc)."""
+    acts = np.asarray(acts, dtype=np.float64)
+    c, n = acts[is_concept], acts[~is_concept]
+    if len(c) == 0 or len(n) == 0:
+        raise ValueError("Both prompt sets need at least one prompt.")
+    m_c, m_n = c.mean(0), n.mean(0)
+    r_c, r_n = (c > 0).mean(0), (n > 0).mean(0)
+    total = m_c + m_n
+    share = np.divide(m_c, total, out=np.zeros_like(total), where=total > 0)
+    coverage = np.minimum(1.0, r_c / min_concept_rate)
+    sel = np.clip(share * coverage, 0.0, 1.0)
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    return FeatureStats(f32(m_c), f32(m_n), f32(r_c), f32(r_n), f32(sel))
+
+
+# ---------------------------------------------------------------- running the model
+
+class _Stop(Exception):
+    pass
+
+
+def collect_activations(
+    session: Any,
+    prompts: Sequence[str],
+    batch_size: int = 16,
+    cancel: threading.Event | None = None,
+    progress: Progress = _quiet,
+    roles: Sequence[str] | None = None,
+    done_offset: int = 0,
+    total: int | None = None,
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """Per-prompt max and mean activation of every feature of each SAE: role -> {"max","mean"} (N, F).
+
+    Prompts are sorted by length and right-padded into batches (the causal mask makes
+    real positions independent of pads, and positions stay 0..T-1 as unbatched); the
+    forward stops at the deepest SAE hook. BOS and pads are excluded from the summary.
+    Returns the activations and the number of tokens summarised.
+    """
+    import torch
+
+    from .session import Cancelled, resid_hook
+    from .spectrum import hook_layer
+
+    roles = tuple(roles if roles is not None else session.saes)
+    if not roles:
+        raise ValueError("No SAE is attached: the contrast run needs the coarse and fine SAEs.")
+    saes = {role: session.saes[role] for role in roles}
+    hooks = {role: sae.cfg.metadata.hook_name for role, sae in saes.items()}
+    layers = sorted({hook_layer(h) for h in hooks.values()})
+    wanted = {resid_hook(layer) for layer in layers}
+    if not set(hooks.values()) <= wanted:
+        raise ValueError(f"SAE hooks {sorted(set(hooks.values()))} are not residual-stream hooks.")
+    deepest = resid_hook(layers[-1])
+    model = session.model
+    tok = session.tokenizer
+    bos = tok.bos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (bos if bos is not None else 0)
+    total = total if total is not None else len(prompts)
+
+    encoded = [session.tokenize(p)[0] for p in prompts]
+    skip = 1 if bos is not None else 0  # BOS is position 0 when added
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    out = {role: {"max": np.zeros((len(prompts), sae.cfg.d_sae), np.float32),
+                  "mean": np.zeros((len(prompts), sae.cfg.d_sae), np.float32)} for role, sae in saes.items()}
+    n_tokens = 0
+    captured: dict[str, Any] = {}
+
+    owner = threading.get_ident()
+
+    def capture_as(name: str):
+        # Torch hooks belong to the module, not the thread: a forward the app runs meanwhile
+        # (another worker) passes through untouched.
+        def capture(x, hook):
+            if threading.get_ident() != owner:
+                return x
+            captured[name] = x.detach()
+            if name == deepest:
+                raise _Stop
+            return x
+        return capture
+
+    fwd_hooks = [(name, capture_as(name)) for name in wanted]
+    bridge = model.bridge
+    with torch.inference_mode(), bridge.hooks(fwd_hooks=fwd_hooks):
+        for start in range(0, len(order), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            idx = order[start:start + batch_size]
+            lens = [len(encoded[i]) for i in idx]
+            T = max(lens)
+            ids = torch.full((len(idx), T), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), T), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, : lens[row]] = torch.tensor(encoded[i])
+                mask[row, : lens[row]] = 1
+            _forward_batch(bridge, ids.to(model.device), mask.to(model.device), captured, wanted, cancel)
+            keep = mask.clone()
+            keep[:, :skip] = 0
+            # A prompt that is only BOS keeps its BOS so it still has a summary.
+            for row, n in enumerate(lens):
+                if n <= skip:
+                    keep[row, :n] = 1
+            keep_b = keep.bool()
+            counts = keep.sum(1)  # (B,)
+            n_tokens += int(counts.sum())
+            seg = torch.repeat_interleave(torch.arange(len(idx)), counts)  # (n_valid,) row of each token
+            for role, sae in saes.items():
+                resid = captured[hooks[role]]  # (B, T, d)
+                x = resid[keep_b.to(resid.device)].to(device=sae.W_enc.device, dtype=sae.W_enc.dtype)
+                F = sae.cfg.d_sae
+                mx = torch.full((len(idx), F), -torch.inf)
+                sm = torch.zeros((len(idx), F))
+                # Encode in token chunks so a 262K-wide SAE never holds a (tokens x F) block
+                # larger than ~256 MB; each chunk updates the running max and sum of its prompts.
+                step = max(1, ENCODE_CHUNK_ELEMENTS // F)
+                for t0 in range(0, x.shape[0], step):
+                    codes = sae.encode(x[t0:t0 + step]).float().cpu()  # (c, F)
+                    rows, lens_in = torch.unique_consecutive(seg[t0:t0 + step], return_counts=True)
+                    for r, piece in zip(rows.tolist(), torch.split(codes, lens_in.tolist())):
+                        mx[r] = torch.maximum(mx[r], piece.max(0).values)
+                        sm[r] += piece.sum(0)
+                ids_np = np.asarray(idx)
+                out[role]["max"][ids_np] = mx.numpy()
+                out[role]["mean"][ids_np] = (sm / counts[:, None].float()).numpy()
+            done = done_offset + min(start + batch_size, len(order))
+            progress(f"{done}/{total} prompts", done / max(1, total))
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
+    return out, n_tokens
+
+
+def _forward_batch(bridge: Any, ids: Any, mask: Any, captured: dict, wanted: set, cancel: Any) -> None:
+    """One batch up to the deepest hook. Hooks another thread registered on the same modules
+    (e.g. the app's live prompt run) can fire here and raise their own stop/cancel exceptions:
+    such a batch is run again rather than lost (at most a few times)."""
+    from .session import Cancelled, _StopForward
+
+    for _attempt in range(5):
+        captured.clear()
+        try:
+            bridge(ids, return_type=None, attention_mask=mask)
+        except _Stop:
+            pass
+        except (_StopForward, Cancelled):  # raised by the other thread's hooks, not ours
+            if cancel is not None and cancel.is_set():
+                raise Cancelled from None
+            if wanted <= captured.keys():
+                return
+            if _attempt == 4:
+                raise
+            continue
+        if wanted <= captured.keys():
+            return
+    raise RuntimeError("the forward pass never reached the SAE hook layer")
+
+
+# ---------------------------------------------------------------- cache
+
+def _tensor_digest(h: Any, t: Any, sample: int = 1 << 20) -> None:
+    """Shape, dtype, full sums and a strided sample of `t`: cheap even for a 262K-wide SAE
+    (no full copy to the CPU), and any retraining or fine-tune changes it."""
+    import torch
+
+    flat = t.detach().reshape(-1)
+    stride = max(1, flat.numel() // sample)
+    h.update(f"{tuple(t.shape)} {t.dtype}".encode())
+    f = flat.float()
+    h.update(np.array([float(f.sum()), float(f.abs().sum()), float((f * f).sum())], np.float64).tobytes())
+    h.update(flat[::stride].to("cpu", torch.float32).contiguous().numpy().tobytes())
+
+
+def session_identity(session: Any, roles: Sequence[str]) -> dict[str, Any]:
+    """What the activations depend on, besides the prompts: model and SAE weights."""
+    m = session.model
+    ident: dict[str, Any] = {"model": m.spec.name, "folder": str(getattr(m, "folder", "")),
+                             "n_layers": m.n_layers, "d_model": m.d_model, "dtype": str(m.dtype), "saes": {}}
+    for role in roles:
+        sae = session.saes[role]
+        h = hashlib.sha256()
+        for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
+            t = getattr(sae, name, None)
+            if t is not None and hasattr(t, "shape"):
+                h.update(name.encode())
+                _tensor_digest(h, t)
+        ident["saes"][role] = {"class": type(sae).__name__, "d_sae": int(sae.cfg.d_sae),
+                               "hook": sae.cfg.metadata.hook_name, "k": getattr(sae.cfg, "k", None),
+                               "weights": h.hexdigest()[:16]}
+    return ident
+
+
+def cache_key(identity: Mapping[str, Any], concept: Sequence[str], neutral: Sequence[str]) -> str:
+    blob = json.dumps({"format": CACHE_FORMAT, "identity": identity, "prompts": prompts_hash(concept, neutral)},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cache_dir() -> Path:
+    from .embedded import cache_root
+
+    return cache_root() / "contrast"
+
+
+def reports_dir() -> Path:
+    """Where the Pairing pane exports its reports."""
+    from .embedded import cache_root
+
+    return cache_root() / "reports"
+
+
+def cache_path(key: str) -> Path:
+    return cache_dir() / f"{key}.npz"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_cached(result: ContrastResult) -> Path:
+    arrays = {f"{role}__{kind}": a for role, d in result.acts.items() for kind, a in d.items()}
+    arrays["is_concept"] = result.is_concept
+    meta = {"format": CACHE_FORMAT, "key": result.key, "roles": list(result.roles), "info": result.info}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path = cache_path(result.key)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_cached(key: str, settings: ContrastSettings) -> ContrastResult | None:
+    """The cached activations for `key`, or None on a miss or an unreadable file."""
+    path = cache_path(key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
+                return None
+            roles = tuple(meta["roles"])
+            acts = {role: {kind: z[f"{role}__{kind}"] for kind in ("max", "mean")} for role in roles}
+            is_concept = z["is_concept"].astype(bool)
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # a damaged file is a miss; it is rewritten after the run
+    return ContrastResult(roles, acts, is_concept, settings, key, meta.get("info", {}), cached=True)
+
+
+# ---------------------------------------------------------------- the run
+
+def run_contrast(
+    session: Any,
+    concept: Sequence[str],
+    neutral: Sequence[str],
+    settings: ContrastSettings = ContrastSettings(),
+    cancel: threading.Event | None = None,
+    progress: Progress = _quiet,
+    use_cache: bool = True,
+) -> ContrastResult:
+    """Both sets through the model and every attached SAE; cached by model, SAEs and prompts."""
+    if not concept or not neutral:
+        raise PromptSetError("Both prompt sets need at least one prompt.")
+    roles = tuple(session.saes)
+    if not roles:
+        raise ValueError("No SAE is attached: the contrast run needs the coarse and fine SAEs.")
+    identity = session_identity(session, roles)
+    key = cache_key(identity, concept, neutral)
+    if use_cache:
+        hit = load_cached(key, settings)
+        if hit is not None:
+            progress("loaded from cache", 1.0)
+            return hit
+    t0 = time.perf_counter()
+    total = len(concept) + len(neutral)
+    acts_c, tok_c = collect_activations(session, concept, settings.batch_size, cancel, progress, roles, 0, total)
+    acts_n, tok_n = collect_activations(session, neutral, settings.batch_size, cancel, progress, roles,
+                                        len(concept), total)
+    acts = {role: {kind: np.concatenate([acts_c[role][kind], acts_n[role][kind]]) for kind in ("max", "mean")}
+            for role in roles}
+    is_concept = np.r_[np.ones(len(concept), bool), np.zeros(len(neutral), bool)]
+    info = {**identity, "n_concept": len(concept), "n_neutral": len(neutral), "tokens": tok_c + tok_n,
+            "seconds": round(time.perf_counter() - t0, 3), "prompts_sha256": prompts_hash(concept, neutral)}
+    result = ContrastResult(roles, acts, is_concept, settings, key, info)
+    if use_cache:
+        try:
+            save_cached(result)
+        except OSError:
+            pass  # a read-only cache folder must not lose the result
+    return result

@@ -1,0 +1,440 @@
+"""Coarse anchors x fine features: decoder cosine, activation correlation, classes, verdict.
+
+For each coarse anchor a and every fine feature f:
+
+* cosine(a, f): cosine of their decoder directions (W_dec rows), computed in chunks
+  of fine features on the model's device;
+* correlation(a, f): Pearson correlation, across all concept + neutral prompts, of
+  their per-prompt activations (the contrast run's aggregate, max by default);
+  0 when either is constant (e.g. never fires).
+
+Classes, with thresholds θ (cosine, default 0.3) and ρ (correlation, default 0.5):
+
+    sub-feature      corr >= ρ and cos >= θ   fires with the anchor, writes a similar direction
+    co-occurring     corr >= ρ and cos <  θ   fires with the anchor, writes something else
+    partial overlap  corr <  ρ and cos >= θ   similar direction, fires on a different subset
+    unrelated        neither
+
+Verdict: GO when some anchor has at least `min_subfeatures` (3) sub-features; it
+names the best such anchor and its sub-features. Otherwise NO-GO with the best
+anchor's count. Nothing here imports textual, rich or plotext.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .contrast import (ContrastResult, ContrastSettings, Progress, _quiet, atomic_write_bytes, run_contrast)
+
+UNRELATED, SUB_FEATURE, CO_OCCURRING, PARTIAL = 0, 1, 2, 3
+CLASS_NAMES = {SUB_FEATURE: "sub-feature", CO_OCCURRING: "co-occurring", PARTIAL: "partial overlap",
+               UNRELATED: "unrelated"}
+
+
+@dataclass(frozen=True)
+class PairingSettings:
+    n_anchors: int = 3
+    cos_threshold: float = 0.3
+    corr_threshold: float = 0.5
+    min_subfeatures: int = 3  # sub-features an anchor needs for GO
+    max_rows: int = 50  # pairs listed per anchor (those passing a threshold, best first)
+
+    def __post_init__(self):
+        if self.n_anchors < 1:
+            raise ValueError("n_anchors must be at least 1")
+        if not -1 <= self.cos_threshold <= 1 or not -1 <= self.corr_threshold <= 1:
+            raise ValueError("thresholds must be in [-1, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PairingSettings":
+        return cls(**d)
+
+
+# ---------------------------------------------------------------- math (numpy-testable)
+
+def decoder_cosine(coarse_dirs: Any, fine_W_dec: Any, chunk: int = 8192, device: str | None = None) -> np.ndarray:
+    """Cosine of each coarse direction (k, d) with every fine decoder row (F, d). # -> (k, F)"""
+    import torch
+
+    with torch.inference_mode():
+        a = torch.as_tensor(coarse_dirs).float()
+        w = torch.as_tensor(fine_W_dec)
+        dev = device or w.device
+        a = a.to(dev)
+        a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        out = []
+        for s in range(0, w.shape[0], chunk):
+            block = w[s:s + chunk].to(dev).float()  # (c, d)
+            block = block / block.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            out.append((a @ block.T).cpu())  # (k, c)
+        return torch.cat(out, dim=1).numpy().astype(np.float32)
+
+
+def pearson(x: np.ndarray, Y: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Pearson correlation of x (N,) with each column of Y (N, F); 0 where either is constant. # (F,)
+
+    Columns are processed in chunks (float64 within a chunk), so a 262K-wide fine SAE
+    never needs an (N, F) float64 copy.
+    """
+    x = np.asarray(x, np.float64)
+    xc = x - x.mean()
+    sxx = float(xc @ xc)
+    out = np.zeros(Y.shape[1], np.float32)
+    if sxx <= 0:
+        return out
+    for s in range(0, Y.shape[1], chunk):
+        Yc = np.asarray(Y[:, s:s + chunk], np.float64)
+        Yc = Yc - Yc.mean(0)
+        num = xc @ Yc
+        syy = (Yc * Yc).sum(0)
+        den = np.sqrt(sxx * syy)
+        ok = syy > 1e-12 * max(1.0, float(np.abs(Yc).max(initial=0.0))) ** 2
+        r = np.divide(num, den, out=np.zeros_like(num), where=ok)
+        out[s:s + chunk] = np.clip(r, -1.0, 1.0)
+    return out
+
+
+def classify(cos: np.ndarray, corr: np.ndarray, cos_threshold: float, corr_threshold: float) -> np.ndarray:
+    """Class codes (see module doc) for arrays of cosine and correlation. # int8, same shape"""
+    c_ok = np.asarray(cos) >= cos_threshold
+    r_ok = np.asarray(corr) >= corr_threshold
+    out = np.full(np.shape(cos), UNRELATED, np.int8)
+    out[r_ok & c_ok] = SUB_FEATURE
+    out[r_ok & ~c_ok] = CO_OCCURRING
+    out[~r_ok & c_ok] = PARTIAL
+    return out
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Pair:
+    fine: int
+    cosine: float
+    correlation: float
+    cls: str
+
+
+@dataclass
+class AnchorPairing:
+    anchor: int
+    cosine: np.ndarray  # (F_fine,)
+    correlation: np.ndarray  # (F_fine,)
+    classes: np.ndarray  # (F_fine,) int8
+
+    def sub_features(self) -> list[int]:
+        """Sub-feature ids, best first (by min(cos, corr), then correlation)."""
+        ids = np.flatnonzero(self.classes == SUB_FEATURE)
+        score = np.minimum(self.cosine[ids], self.correlation[ids])
+        order = np.lexsort((ids, -self.correlation[ids], -score))
+        return [int(i) for i in ids[order]]
+
+    def pairs(self, limit: int = 50) -> list[Pair]:
+        """Fine features passing at least one threshold: sub-features, partial overlap, co-occurring."""
+        rank = {SUB_FEATURE: 0, PARTIAL: 1, CO_OCCURRING: 2}
+        ids = np.flatnonzero(self.classes != UNRELATED)
+        keyed = sorted(ids.tolist(), key=lambda i: (rank[int(self.classes[i])],
+                                                    -min(self.cosine[i], self.correlation[i]), i))
+        return [Pair(i, float(self.cosine[i]), float(self.correlation[i]), CLASS_NAMES[int(self.classes[i])])
+                for i in keyed[:limit]]
+
+    def counts(self) -> dict[str, int]:
+        return {CLASS_NAMES[c]: int((self.classes == c).sum()) for c in (SUB_FEATURE, PARTIAL, CO_OCCURRING)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    go: bool
+    anchor: int | None  # the best anchor (most sub-features)
+    count: int  # its number of sub-features
+    sub_features: tuple[int, ...]
+    needed: int
+
+    @property
+    def text(self) -> str:
+        if self.anchor is None:
+            return "NO-GO: no anchor chosen."
+        if self.go:
+            return (f"GO: coarse #{self.anchor} has {self.count} sub-features (>= {self.needed}): "
+                    + ", ".join(f"fine #{i}" for i in self.sub_features))
+        return f"NO-GO: the best anchor, coarse #{self.anchor}, has {self.count} sub-feature(s); {self.needed} needed."
+
+
+def verdict(pairings: Sequence[AnchorPairing], needed: int = 3) -> Verdict:
+    if not pairings:
+        return Verdict(False, None, 0, (), needed)
+    best = max(pairings, key=lambda p: (len(p.sub_features()), -pairings.index(p)))
+    subs = best.sub_features()
+    return Verdict(len(subs) >= needed, best.anchor, len(subs), tuple(subs), needed)
+
+
+@dataclass
+class PairingResult:
+    contrast: ContrastResult
+    settings: PairingSettings
+    anchors: list[int]
+    pairings: dict[int, AnchorPairing]
+    verdict: Verdict
+    labels: dict[str, dict[int, str]] = field(default_factory=dict)  # role -> id -> label
+
+    def matched_fine(self, limit: int = 24) -> list[int]:
+        """Fine features that are a sub-feature of some anchor (best first), for the heatmap."""
+        seen: list[int] = []
+        for a in self.anchors:
+            for f in self.pairings[a].sub_features():
+                if f not in seen:
+                    seen.append(f)
+        return seen[:limit]
+
+    def heatmap(self, fine_ids: Sequence[int] | None = None) -> np.ndarray:
+        """Cosine of anchors (rows) x matched fine features (columns)."""
+        ids = list(self.matched_fine() if fine_ids is None else fine_ids)
+        return np.array([[self.pairings[a].cosine[f] for f in ids] for a in self.anchors], np.float32).reshape(
+            len(self.anchors), len(ids))
+
+    def selected_features(self, anchor: int | None = None) -> list[tuple[str, int]]:
+        """[("coarse", anchor), ("fine", sub), ...] for the chosen (or verdict's) anchor."""
+        a = anchor if anchor is not None else (self.verdict.anchor if self.verdict.anchor is not None
+                                               else (self.anchors[0] if self.anchors else None))
+        if a is None:
+            return []
+        p = self.pairings.get(a)
+        return [("coarse", a)] + ([("fine", f) for f in p.sub_features()] if p else [])
+
+
+def sae_dirs(session: Any, role: str) -> Any:
+    return session.saes[role].W_dec.detach()
+
+
+def pair(
+    contrast: ContrastResult,
+    coarse_W_dec: Any,
+    fine_W_dec: Any,
+    settings: PairingSettings = PairingSettings(),
+    anchors: Sequence[int] | None = None,
+    device: str | None = None,
+    coarse: str = "coarse",
+    fine: str = "fine",
+) -> PairingResult:
+    """Cosine, correlation and classes of each anchor against every fine feature, and the verdict."""
+    if anchors is None:
+        anchors = contrast.stats[coarse].ranked(settings.n_anchors)
+    anchors = [int(a) for a in anchors]
+    n_coarse = contrast.per_prompt(coarse).shape[1]
+    for a in anchors:
+        if not 0 <= a < n_coarse:
+            raise IndexError(f"Coarse feature {a} does not exist: the coarse SAE has 0..{n_coarse - 1}.")
+    import torch
+
+    w_c = torch.as_tensor(coarse_W_dec)
+    cos = decoder_cosine(w_c[anchors], fine_W_dec, device=device) if anchors else np.zeros((0, 0), np.float32)
+    acts_c = contrast.per_prompt(coarse)
+    acts_f = contrast.per_prompt(fine)
+    pairings = {}
+    for row, a in enumerate(anchors):
+        corr = pearson(acts_c[:, a], acts_f)
+        classes = classify(cos[row], corr, settings.cos_threshold, settings.corr_threshold)
+        pairings[a] = AnchorPairing(a, cos[row], corr, classes)
+    ordered = [pairings[a] for a in anchors]
+    return PairingResult(contrast, settings, anchors, pairings, verdict(ordered, settings.min_subfeatures))
+
+
+def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResult:
+    """New thresholds on the same cosines and correlations (no model call, no matmul)."""
+    pairings = {a: AnchorPairing(a, p.cosine, p.correlation,
+                                 classify(p.cosine, p.correlation, settings.cos_threshold, settings.corr_threshold))
+                for a, p in result.pairings.items()}
+    ordered = [pairings[a] for a in result.anchors]
+    return PairingResult(result.contrast, settings, result.anchors, pairings,
+                         verdict(ordered, settings.min_subfeatures), result.labels)
+
+
+# ---------------------------------------------------------------- labels
+
+def _labels_file(session: Any, role: str) -> Path | None:
+    from .saes import ASSETS_SAES, PRESETS, SAESpec
+
+    for r, spec in getattr(session.model.spec, "saes", ()):
+        if r != role:
+            continue
+        spec = PRESETS.get(spec) if isinstance(spec, str) else spec
+        if isinstance(spec, SAESpec):
+            folder = ASSETS_SAES / spec.name if spec.kind == "embedded" and spec.name else (
+                Path(spec.path).expanduser() if spec.path else None)
+            if folder is not None and (folder / "labels.json").is_file():
+                return folder / "labels.json"
+    return None
+
+
+_LABEL_CACHE: dict[tuple[str, float], dict[int, list[str]]] = {}
+
+
+def _read_labels(path: Path) -> dict[int, list[str]]:
+    key = (str(path), path.stat().st_mtime)
+    if key not in _LABEL_CACHE:
+        out: dict[int, list[str]] = {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            for i, lat in enumerate(data.get("latents", [])):
+                promoted = lat.get("promoted") if isinstance(lat, dict) else None
+                if isinstance(promoted, list):
+                    out[int(lat.get("id", i))] = [str(t) for t in promoted]
+        except (OSError, ValueError, TypeError, AttributeError):
+            out = {}
+        _LABEL_CACHE[key] = out
+    return _LABEL_CACHE[key]
+
+
+def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> dict[int, str]:
+    """A short label per feature: its top promoted tokens (labels.json when shipped, else the logit lens)."""
+    ids = [int(i) for i in ids]
+    if not ids or role not in session.saes:
+        return {}
+    path = _labels_file(session, role)
+    shipped = _read_labels(path) if path is not None else {}
+    out: dict[int, list[str]] = {i: shipped[i][:k] for i in ids if i in shipped}
+    missing = [i for i in ids if i not in out]
+    if missing:
+        for i, top in zip(missing, _promoted_batch(session, role, missing, k)):
+            out[i] = [session.piece(t) for t in top]
+    from .text import visible
+
+    return {i: " ".join(v for v in (visible(t, 16) for t in out[i]) if v.strip()) for i in ids}
+
+
+def _promoted_batch(session: Any, role: str, ids: Sequence[int], k: int, chunk: int = 64) -> list[list[int]]:
+    """Top-k promoted token ids of several features at once: W_dec[ids] @ W_U.T (logit lens, no final norm)."""
+    import torch
+
+    sae = session.saes[role]
+    unembed = session.model.hf_model.get_output_embeddings().weight.detach()  # (V, d)
+    out: list[list[int]] = []
+    with torch.inference_mode():
+        for s in range(0, len(ids), chunk):
+            dirs = sae.W_dec[list(ids[s:s + chunk])].to(unembed.device, unembed.dtype)  # (c, d)
+            logits = dirs @ unembed.T  # (c, V); a softcap is monotone: order unchanged
+            out += logits.topk(k, dim=-1).indices.tolist()
+    return out
+
+
+# ---------------------------------------------------------------- one call for panes and CLI
+
+def analyse(
+    session: Any,
+    concept: Sequence[str],
+    neutral: Sequence[str],
+    contrast_settings: ContrastSettings = ContrastSettings(),
+    settings: PairingSettings = PairingSettings(),
+    cancel: threading.Event | None = None,
+    progress: Progress = _quiet,
+    use_cache: bool = True,
+    anchors: Sequence[int] | None = None,
+    labels: bool = True,
+) -> PairingResult:
+    """Contrast run (cached) -> anchors -> pairing -> verdict, with labels for what is shown."""
+    for role in ("coarse", "fine"):
+        if role not in session.saes:
+            why = session.sae_errors.get(role, "not attached") if hasattr(session, "sae_errors") else "not attached"
+            raise ValueError(f"The pairing needs a {role} SAE ({why}).")
+    contrast = run_contrast(session, concept, neutral, contrast_settings, cancel, progress, use_cache)
+    result = pair(contrast, sae_dirs(session, "coarse"), sae_dirs(session, "fine"), settings, anchors,
+                  device=str(session.model.device))
+    if labels:
+        add_labels(session, result)
+    return result
+
+
+def add_labels(session: Any, result: PairingResult, n_candidates: int = 20) -> None:
+    coarse_ids = set(result.contrast.stats["coarse"].ranked(n_candidates)) | set(result.anchors)
+    fine_ids = {p.fine for a in result.anchors for p in result.pairings[a].pairs(result.settings.max_rows)}
+    result.labels.setdefault("coarse", {}).update(feature_labels(session, "coarse", sorted(coarse_ids)))
+    result.labels.setdefault("fine", {}).update(feature_labels(session, "fine", sorted(fine_ids)))
+
+
+# ---------------------------------------------------------------- export
+
+def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
+    c = result.contrast
+    coarse = c.stats["coarse"]
+    lab = result.labels
+
+    def stat_row(stats, role, i):
+        return {"feature": i, "mean_concept": round(float(stats.mean_concept[i]), 5),
+                "mean_neutral": round(float(stats.mean_neutral[i]), 5),
+                "rate_concept": round(float(stats.rate_concept[i]), 4),
+                "rate_neutral": round(float(stats.rate_neutral[i]), 4),
+                "selectivity": round(float(stats.selectivity[i]), 5), "label": lab.get(role, {}).get(i, "")}
+
+    return {
+        "format": "spectrascope-pairing-v1",
+        "aggregate": c.settings.aggregate,
+        "contrast_settings": c.settings.to_dict(),
+        "settings": result.settings.to_dict(),
+        "info": c.info,
+        "cache_key": c.key,
+        "cached": c.cached,
+        "n_concept": c.n_concept,
+        "n_neutral": c.n_neutral,
+        "selectivity_definition": "share * coverage; share = m_c/(m_c+m_n) of mean per-prompt activation, "
+                                  "coverage = min(1, concept firing rate / min_concept_rate)",
+        "candidates": [stat_row(coarse, "coarse", i) for i in coarse.ranked(n_candidates)],
+        "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates)],
+        "anchors": [{**stat_row(coarse, "coarse", a), "counts": result.pairings[a].counts(),
+                     "sub_features": result.pairings[a].sub_features(),
+                     "pairs": [{**asdict(p), "label": lab.get("fine", {}).get(p.fine, "")}
+                               for p in result.pairings[a].pairs(result.settings.max_rows)]}
+                    for a in result.anchors],
+        "heatmap": {"anchors": result.anchors, "fine": result.matched_fine(),
+                    "cosine": np.round(result.heatmap(), 4).tolist()},
+        "verdict": {"go": result.verdict.go, "anchor": result.verdict.anchor, "count": result.verdict.count,
+                    "sub_features": list(result.verdict.sub_features), "needed": result.verdict.needed,
+                    "text": result.verdict.text},
+    }
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: PairingResult) -> str:
+    d = to_dict(result)
+    s = d["settings"]
+    lines = [
+        "# Coarse-to-fine pairing report", "",
+        f"Model `{d['info'].get('model', '?')}` · {d['n_concept']} concept / {d['n_neutral']} neutral prompts · "
+        f"per-prompt **{d['aggregate']}** activation (BOS and pads excluded) · "
+        f"thresholds: cosine >= {s['cos_threshold']}, correlation >= {s['corr_threshold']}", "",
+        f"**Verdict: {d['verdict']['text']}**", "",
+        f"Selectivity = {d['selectivity_definition']}.", "",
+        "## Anchors (coarse)", "",
+        "| feature | mean concept | mean neutral | rate concept | rate neutral | selectivity | sub-features | label |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for a in d["anchors"]:
+        lines.append(f"| {a['feature']} | {a['mean_concept']:.3f} | {a['mean_neutral']:.3f} | {a['rate_concept']:.2f} "
+                     f"| {a['rate_neutral']:.2f} | {a['selectivity']:.3f} | {a['counts']['sub-feature']} "
+                     f"| {_md(a['label'])} |")
+    for a in d["anchors"]:
+        lines += ["", f"## Coarse #{a['feature']}: fine features", "",
+                  f"counts: {', '.join(f'{k} {v}' for k, v in a['counts'].items())}", "",
+                  "| fine | cosine | correlation | class | label |", "|---:|---:|---:|---|---|"]
+        for p in a["pairs"]:
+            lines.append(f"| {p['fine']} | {p['cosine']:.3f} | {p['correlation']:.3f} | {p['cls']} | {_md(p['label'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def export(result: PairingResult, path: str | Path) -> Path:
+    """Write the report as JSON (.json) or Markdown (anything else), atomically."""
+    path = Path(path)
+    text = json.dumps(to_dict(result), indent=1, ensure_ascii=False) if path.suffix == ".json" else to_markdown(result)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path

@@ -46,6 +46,7 @@ class GenerationDone(Message):
 
 class LogitsPane(Vertical):
     DEFAULT_CLASSES = "pane"
+    focus_target = "#logits-table"
     pane_title = "Logits"
     BINDINGS = [
         Binding("t", "temperature(-0.1)", "T−"),

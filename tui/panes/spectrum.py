@@ -26,6 +26,7 @@ ROLES = ("coarse", "fine")
 
 class SpectrumPane(Vertical):
     DEFAULT_CLASSES = "pane"
+    focus_target = "#spectrum-table"
     pane_title = "Spectrum"
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),

@@ -73,3 +73,48 @@ def spectrum_report(
             ],
         }
     return report
+
+
+def logits_report(
+    session: Session, prompt: str, settings: Any, system: str | None = None,
+    runs: int = 0, steps: int = 20, top: int = 20,
+) -> dict[str, Any]:
+    """Everything `spectrascope logits` prints: the knob pipeline, the A/B, seeded runs."""
+    from .generation import seeded_runs, system_prompt_ab
+    from .sampling import LogitsView
+
+    if top < 1 or runs < 0 or steps < 1:
+        raise ValueError("--top and --steps must be at least 1, --runs at least 0.")
+    result = session.run(Request(prompt, layers=(0,), codes=False))
+    dist = LogitsView(result.logits).apply(settings)
+    report: dict[str, Any] = {
+        "model": session.model.spec.name, "prompt": prompt, "settings": settings.to_dict(),
+        "tokens": [{"id": t.id, "text": t.text} for t in result.tokens],
+        "survivors": dist.n_survivors, "vocab": dist.vocab_size,
+        "entropy_before": dist.entropy_before, "entropy_after": dist.entropy_after,
+        "top": [
+            {"id": r.id, "token": session.piece(r.id), "logit": r.logit, "raw_p": r.raw_p,
+             "final_p": r.final_p, "excluded_by": r.excluded_by}
+            for r in dist.top(top)
+        ],
+    }
+    if system:
+        ab = system_prompt_ab(session, prompt, system, settings, top_n=top)
+        comp = ab.comparison
+        report["system_ab"] = {
+            "system": system, "kl_with_vs_without": comp.kl_b_a, "kl_without_vs_with": comp.kl_a_b,
+            "kl_basis": comp.kl_basis,
+            "rows": [
+                {"id": r.token_id, "token": session.piece(r.token_id), "p_without": r.prob_a,
+                 "p_with": r.prob_b, "rank_without": r.rank_a, "rank_with": r.rank_b,
+                 "rank_change": r.rank_change, "new_in_top": r.new_in_top_n, "dropped": r.dropped_from_top_n}
+                for r in comp.rows
+            ],
+        }
+    if runs:
+        seeds = [settings.seed + i for i in range(runs)]
+        report["runs"] = [
+            {"seed": r.seed, "text": r.text, "token_ids": list(r.token_ids), "diverges_at": r.diverges_at}
+            for r in seeded_runs(session, prompt, settings, seeds, steps)
+        ]
+    return report

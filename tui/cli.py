@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="machine-readable output")
     _model_args(probe)
 
+    logits = sub.add_parser("logits", help="the next-token distribution under the knobs, A/B, seeded runs")
+    logits.add_argument("prompt")
+    logits.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    logits.add_argument("--top-k", type=int, default=0, help="0 = off")
+    logits.add_argument("--top-p", type=float, default=1.0, help="1 = off")
+    logits.add_argument("--seed", type=int, default=0)
+    logits.add_argument("--system", default=None, help="compare with this system prompt (A/B)")
+    logits.add_argument("--runs", type=int, default=0, help="N seeded runs (seeds seed..seed+N-1)")
+    logits.add_argument("--steps", type=int, default=20, help="tokens per run")
+    logits.add_argument("--top", type=int, default=20)
+    logits.add_argument("--json", action="store_true")
+    _model_args(logits)
+
     spectrum = sub.add_parser("spectrum", help="SAE features firing on a token of a prompt")
     spectrum.add_argument("prompt")
     spectrum.add_argument("--sae", choices=["coarse", "fine", "both"], default="both")
@@ -145,6 +158,58 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_logits(args) -> int:
+    from spectrascope.core.knobs import SamplingSettings
+    from spectrascope.core.probe import logits_report
+
+    settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k or None,
+                                top_p=args.top_p, seed=args.seed)  # ValueError -> exit 2
+    session = _load_session(args)
+    report = logits_report(session, args.prompt, settings, args.system, args.runs, args.steps, args.top)
+    if args.json:
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import one_line, visible
+
+    console = Console()
+    s = report["settings"]
+    console.print(Text(f"T {s['temperature']}  top-k {s['top_k'] or 'off'}  top-p {s['top_p']}  seed {s['seed']} · "
+                       f"survivors {report['survivors']:,} of {report['vocab']:,} · entropy "
+                       f"{report['entropy_before']:.2f} -> {report['entropy_after']:.2f} nats", style="bold"))
+    table = Table(title_justify="left", title="next token")
+    for col in ("id", "token", "logit", "raw p", "final p", "status"):
+        table.add_column(col, justify="left" if col in ("token", "status") else "right")
+    for r in report["top"]:
+        dim = "dim" if r["excluded_by"] else ""
+        table.add_row(str(r["id"]), Text(visible(r["token"])), f"{r['logit']:.2f}", f"{r['raw_p']:.4f}",
+                      f"{r['final_p']:.4f}", r["excluded_by"] or "kept", style=dim)
+    console.print(table)
+    if "system_ab" in report:
+        ab = report["system_ab"]
+        t = Table(title=f"with vs without the system prompt · KL(with‖without) {ab['kl_with_vs_without']:.3f} nats",
+                  title_justify="left")
+        for col in ("token", "p without", "p with", "rank", "shift"):
+            t.add_column(col, justify="left" if col == "token" else "right")
+        for r in ab["rows"]:
+            shift = "new" if r["new_in_top"] else "dropped" if r["dropped"] else f"{r['rank_change']:+d}" if r["rank_change"] is not None else "–"
+            t.add_row(Text(visible(r["token"])), f"{r['p_without']:.4f}", f"{r['p_with']:.4f}",
+                      f"{r['rank_without'] or '–'} -> {r['rank_with'] or '–'}", shift)
+        console.print(t)
+    if report.get("runs"):
+        t = Table(title="seeded runs", title_justify="left")
+        for col in ("seed", "diverges at", "continuation"):
+            t.add_column(col)
+        for r in report["runs"]:
+            t.add_row(str(r["seed"]), "—" if r["diverges_at"] is None else str(r["diverges_at"]),
+                      Text(one_line(r["text"], 200)))
+        console.print(t)
+    return 0
+
+
 def cmd_spectrum(args) -> int:
     from spectrascope.core.probe import spectrum_report
 
@@ -223,7 +288,7 @@ def run_tui(args) -> int:
     return app.return_code or 0
 
 
-COMMANDS = {"probe": cmd_probe, "spectrum": cmd_spectrum, "serve": cmd_serve}
+COMMANDS = {"probe": cmd_probe, "logits": cmd_logits, "spectrum": cmd_spectrum, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,3 +70,22 @@ def test_system_prompt_ab_on_a_base_model(tiny_session):
     assert ab.comparison.kl_a_b > 0 and len(ab.comparison.rows) >= 20
     with pytest.raises(PromptError, match="system prompt is empty"):
         system_prompt_ab(tiny_session, "x", "", SamplingSettings())
+
+
+def test_logits_cli_report_on_a_tiny_model(tiny_model_dir, capsys):
+    import json
+
+    from spectrascope.tui.cli import main
+
+    args = ["logits", "The capital", "--temperature", "0.7", "--top-k", "5", "--top-p", "0.9",
+            "--system", "Be brief.", "--runs", "3", "--steps", "4", "--model", str(tiny_model_dir),
+            "--dtype", "float32"]
+    assert main(args + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["survivors"] <= 5 and len(report["top"]) == 20
+    assert sum(r["final_p"] for r in report["top"]) == pytest.approx(1.0, abs=1e-5)
+    assert len(report["runs"]) == 3 and report["system_ab"]["kl_without_vs_with"] >= 0
+    assert main(args) == 0
+    assert "seeded runs" in capsys.readouterr().out
+    assert main(["logits", "x", "--top-p", "1.5", "--model", str(tiny_model_dir)]) == 2
+    assert "top_p" in capsys.readouterr().err

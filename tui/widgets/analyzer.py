@@ -1,8 +1,9 @@
 """A "spectrum analyzer": one bar per band of features, drawn with the Line API.
 
 Each column of the widget is one band (a slice of the feature axis); its height
-is the strongest activation in that band, scaled to the widget's height in
-eighth-blocks. Flat bands stay dark, so a sparse code reads at a glance.
+is the strongest activation in that band on a log scale (log1p, like an audio
+analyzer's dB), in eighth-blocks. Flat bands stay dark, so a sparse code reads
+at a glance.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Analyzer(Widget):
             return Strip.blank(width)
         # Stretch (or cut) the bands to the full width: column x shows band x * n // width.
         values = self.values[np.arange(width) * self.values.size // width]  # (W,)
-        levels = np.clip(values / self.scale, 0, 1) * height * 8  # (W,) in eighths
+        # Log scale, like an audio analyzer's dB: one huge feature must not flatten the rest.
+        levels = np.clip(np.log1p(np.maximum(values, 0)) / np.log1p(self.scale), 0, 1) * height * 8  # (W,)
         row_from_bottom = height - 1 - y
         fill = np.clip(levels - row_from_bottom * 8, 0, 8).round().astype(int)  # (W,)
         color = _COLORS[min(len(_COLORS) - 1, row_from_bottom * len(_COLORS) // max(1, height))]

@@ -26,6 +26,7 @@ from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, Sess
 from spectrascope.tui.panes.logits import LogitsPane
 from spectrascope.tui.panes.pairing import PairingPane
 from spectrascope.tui.panes.spectrum import SpectrumPane
+from spectrascope.tui.panes.steering import SteeringPane
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
 SessionFactory = Callable[[Callable[[str, float | None], None]], Any]
@@ -58,6 +59,9 @@ class SpectrascopeApp(App):
         ("Show the Pairing pane", "show_pane('pairing')", "F4"),
         ("Show the Steering pane", "show_pane('steering')", "F5"),
         ("Rerun the prompt", "rerun", "ctrl+r"),
+        ("Pairing: run the concept vs neutral contrast", "pane_action('pairing', 'run')", "r in Pairing"),
+        ("Steering: generate all configurations", "pane_action('steering', 'generate')", "g in Steering"),
+        ("Steering: strength sweep", "pane_action('steering', 'sweep')", "w in Steering"),
         ("Save an SVG screenshot", "screenshot", "ctrl+g"),
         ("Export the current pane's tables (CSV/JSON/Markdown)", "export", "ctrl+e"),
         ("Save the session (prompt, knobs, selections) to JSON", "save_session", "ctrl+s"),
@@ -96,6 +100,8 @@ class SpectrascopeApp(App):
                 yield SpectrumPane(id="spectrum")
             with TabPane("Pairing", id="tab-pairing"):
                 yield PairingPane(id="pairing")
+            with TabPane("Steering", id="tab-steering"):
+                yield SteeringPane(id="steering")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -250,6 +256,11 @@ class SpectrascopeApp(App):
         target = getattr(self.current_pane(), "focus_target", None)
         if target:
             self.call_after_refresh(lambda: self.query_one(target).focus())
+
+    def action_pane_action(self, pane: str, action: str) -> None:
+        """Run a pane's own action from anywhere (the command palette)."""
+        self.action_show_pane(pane)
+        self.call_after_refresh(lambda: self.query_one(f"#{pane}").run_action(action))
 
     def current_pane(self) -> Any:
         tabs = self.query_one(TabbedContent)

@@ -145,3 +145,11 @@ def print_report(report: Any) -> None:
         table.add_row(c.config, f"{c.strength:g}", act, f"{c.concept_share:.0%}", f"{c.perplexity:.1f}",
                       Text(one_line(c.runs[0].text, 60)))
     console.print(table)
+    if len(report.strengths) > 1 or report.strengths[0] != 0:
+        console.print(Text("targeting: strongest concept activation with perplexity <= 1.5x baseline", style="bold"))
+        for row in report.targeting(1.5):
+            if row["strength"] is None:
+                console.print(Text(f"  {row['config']:<12} every strength costs more than that", style="dim"))
+            else:
+                console.print(Text(f"  {row['config']:<12} ×{row['strength']:g}: act {row['concept_act']:.3f} · "
+                                   f"words {row['concept_share']:.0%} · ppl {row['perplexity']:.1f}"))

@@ -90,9 +90,10 @@ def test_units_are_max_activation_times_decoder_norm(tiny_sae_session):
     resid = s.run(Request(st.CALIBRATION_TEXT, logits=False)).resid[HOOK][1:]
     with torch.no_grad():
         act = float(s.saes["coarse"].encode(resid)[:, 3].max())
+        dec_norm = float(s.saes["coarse"].W_dec[3].norm())
     assert unit.basis == "max_act (calibration)"
     assert unit.typical_act == pytest.approx(act, rel=1e-5)
-    assert unit.scale == pytest.approx(act * float(s.saes["coarse"].W_dec[3].norm()), rel=1e-5)
+    assert unit.scale == pytest.approx(act * dec_norm, rel=1e-5)
     norm = st.feature_units(s, [f], unit="resid_norm")[("coarse", 3)]
     assert norm.basis == "resid_norm"
     assert norm.scale == pytest.approx(float(resid.norm(dim=-1).mean()), rel=1e-5)
@@ -261,3 +262,28 @@ def test_parse_and_validate_errors(tiny_sae_session):
         st.validate_features(tiny_sae_session, [st.SteerFeature("coarse", 128)])
     with pytest.raises(st.SteeringError):
         st.SteeringSpec((), method="swap")
+
+
+def test_importing_steering_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import spectrascope.core.steering as st; st.parse_features('coarse:1:2'); "
+            "st.load_concept_words(); assert 'torch' not in sys.modules, 'torch loaded'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_targeting_picks_the_strongest_cell_within_the_perplexity_budget():
+    def cell(config, strength, act, nll, words=()):
+        run = st.SteeredRun(config, strength, 0, (1,), "x", act, tuple(words), (nll,))
+        return st.Cell(config, strength, (), (run,))
+
+    base = cell("baseline", 0.0, 0.1, math.log(10.0))
+    cells = (base, cell("coarse", 2.0, 1.0, math.log(12.0)), cell("coarse", 4.0, 3.0, math.log(40.0)),
+             cell("coarse+fine", 2.0, 2.0, math.log(14.0), ["paris"]), cell("fine", 2.0, 0.5, math.log(99.0)))
+    rep = st.SteeringReport("p", st.SteeringSpec(()), SamplingSettings(), (0,), 1, (2.0, 4.0), ("coarse", 1), {}, cells)
+    rows = {r["config"]: r for r in rep.targeting(budget=1.5)}
+    assert rows["coarse"]["strength"] == 2.0 and rows["coarse"]["concept_act"] == 1.0
+    assert rows["coarse+fine"]["concept_act"] == 2.0 and rows["coarse+fine"]["concept_share"] == 1.0
+    assert rows["fine"]["strength"] is None  # every fine cell costs more than 1.5x baseline perplexity
+    assert rep.cell("coarse").perplexity == pytest.approx(12.0)

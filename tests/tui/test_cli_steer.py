@@ -27,6 +27,7 @@ def test_json_sweep(tiny_sae_session, capsys):
     assert out["seeds"] == [0, 1] and all(len(c["runs"]) == 2 for c in out["cells"])
     assert out["cells"][1]["features"] == [{"role": "coarse", "id": 3, "strength": 8.0}]
     assert {"concept_act", "concept_share", "perplexity"} <= set(out["cells"][0])
+    assert [r["config"] for r in out["targeting"]] == ["coarse", "fine", "coarse+fine"]
 
 
 def test_table_output_clamp(tiny_sae_session, capsys):
@@ -34,6 +35,7 @@ def test_table_output_clamp(tiny_sae_session, capsys):
     assert cli_steer.run(args, lambda a: tiny_sae_session) == 0
     out = capsys.readouterr().out
     assert "clamp" in out and "baseline" in out and "coarse" in out and "ppl" in out
+    assert "targeting" in out
 
 
 @pytest.mark.parametrize("feature, message", [

@@ -94,6 +94,7 @@ async def test_sweep_plots_and_bad_input(tiny_sae_session):
         effect = text_of(app, "#steer-plot-effect")
         assert "concept activation" in effect and "strength" in effect
         assert "perplexity" in text_of(app, "#steer-plot-cost")
+        assert "within 1.5× baseline ppl" in text_of(app, "#steer-status")
         assert [c.strength for c in pane.sweep_report.curve("coarse+fine")] == [0.0, 4.0]
         await pilot.press("v")
         assert app.query_one("#steer-columns").display

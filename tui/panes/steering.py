@@ -67,12 +67,12 @@ def plot_curves(report: Any, metric: str, width: int, height: int) -> str:
         pairs = [(x, y) for x, y in zip(xs, ys) if y is not None and y == y]
         if pairs:
             plt.plot([p[0] for p in pairs], [p[1] for p in pairs], label=name,
-                     color=CONFIG_COLORS.get(name, "green"), marker="braille")
+                     color=CONFIG_COLORS.get(name, "green"), marker="hd")
     base = report.cell("baseline")
     b = getattr(base, metric)
     if b is not None and b == b:
         xs = sorted({c.strength for c in report.cells} | {0.0})
-        plt.plot(xs, [b] * len(xs), label="baseline", color="gray")
+        plt.plot(xs, [b] * len(xs), label="baseline", color="gray", marker="hd")
     titles = {"concept_act": "effect: concept activation", "concept_share": "effect: concept-word share",
               "perplexity": "cost: perplexity"}
     plt.title(titles.get(metric, metric))
@@ -81,8 +81,13 @@ def plot_curves(report: Any, metric: str, width: int, height: int) -> str:
 
 
 class SteeringPane(Vertical):
+    DEFAULT_CLASSES = "pane"
+    focus_target = "#steer-feature-table"
+    pane_title = "Steering"
     DEFAULT_CSS = """
-    SteeringPane #steer-features { margin: 0 1; }
+    SteeringPane #steer-inputs { height: 3; }
+    SteeringPane #steer-features { width: 2fr; }
+    SteeringPane #steer-words { width: 1fr; }
     SteeringPane #steer-settings { height: 1; color: $accent; }
     SteeringPane #steer-status { height: 1; color: $text-muted; }
     SteeringPane #steer-feature-table { height: 5; }
@@ -126,8 +131,10 @@ class SteeringPane(Vertical):
         self._cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="features: coarse:123:4 fine:77:2   (f: take the Pairing pane's selection)",
-                    id="steer-features")
+        with Horizontal(id="steer-inputs"):
+            yield Input(placeholder="features: coarse:123:4 fine:77:2   (f: take the Pairing pane's selection)",
+                        id="steer-features")
+            yield Input(placeholder="concept words, comma-separated", id="steer-words")
         yield Static("", id="steer-settings")
         yield FastTable(id="steer-feature-table")
         yield Static("", id="steer-status")
@@ -139,12 +146,22 @@ class SteeringPane(Vertical):
             yield Static("", id="steer-plot-cost", classes="steer-plot")
 
     def on_mount(self) -> None:
+        from spectrascope.core.steering import DEFAULT_CONCEPT_WORDS, load_concept_words  # no torch needed
+
+        try:
+            self.query_one("#steer-words", Input).value = ", ".join(load_concept_words(DEFAULT_CONCEPT_WORDS))
+        except OSError:
+            pass
         self.query_one("#steer-feature-table", FastTable).set_columns(
             [Column("role", 7), Column("id", 7, True), Column("strength", 9, True), Column("", 40)])
         self.query_one("#steer-plots").display = False
         self._draw_settings()
         self._draw_features()
         self._say("Type features and press enter (or f for the Pairing pane's), then g to generate, w to sweep.")
+
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # a running experiment stops at its next token; its hooks come off
 
     # ---- helpers --------------------------------------------------------------------------------
     @property
@@ -192,6 +209,13 @@ class SteeringPane(Vertical):
             self._say(str(exc), error=True)
             return
         self.set_features(features)
+        self.query_one("#steer-feature-table", FastTable).focus()
+
+    @on(Input.Submitted, "#steer-words")
+    def _words_submitted(self, event: Input.Submitted) -> None:
+        self.words = [w.strip() for w in event.value.split(",") if w.strip()]
+        self._say(f"{len(self.words)} concept words: a run counts when its text contains any of them "
+                  "(case-insensitive, whole words).")
         self.query_one("#steer-feature-table", FastTable).focus()
 
     def set_features(self, features: list[Any]) -> None:
@@ -333,7 +357,11 @@ class SteeringPane(Vertical):
                 self._say(describe(message.error), error=True)
             return
         report = message.report
+        note = ""
         if message.kind == "sweep":
+            best = [r for r in report.targeting(1.5) if r["strength"] is not None]
+            note = " · within 1.5× baseline ppl: " + (", ".join(
+                f"{r['config']} act {r['concept_act']:.2f} (×{r['strength']:g})" for r in best) or "none")
             self.sweep_report = report
             if self.view != "sweep":
                 self.action_toggle_view()
@@ -346,7 +374,7 @@ class SteeringPane(Vertical):
             self._draw_columns()
         self._draw_features()
         self._say(f"done in {report.seconds:.1f} s · concept feature "
-                  f"{report.concept[0]}:{report.concept[1]} · same seeds {list(report.seeds)} in every column")
+                  f"{report.concept[0]}:{report.concept[1]} · same seeds {list(report.seeds)} everywhere{note}")
 
     # ---- rendering ------------------------------------------------------------------------------
     def _draw_columns(self) -> None:
@@ -360,8 +388,8 @@ class SteeringPane(Vertical):
             cell = report.cell(name)
             text = Text()
             text.append(name, style=f"bold {CONFIG_COLORS.get(name, '')}")
-            if cell.features:
-                text.append("  " + " ".join(f.label() for f in cell.features), style="grey50")
+            labels = " ".join(f.label() for f in cell.features) if cell.features else "no steering"
+            text.append("\n" + labels, style="grey50")  # one line in every column keeps the seeds aligned
             text.append("\n")
             for run in cell.runs:
                 text.append(f"seed {run.seed}: ", style="grey50")
@@ -371,8 +399,9 @@ class SteeringPane(Vertical):
                 text.append("\n")
             act = "–" if cell.concept_act is None else f"{cell.concept_act:.3f}"
             text.append("─" * 12 + "\n", style="grey39")
-            text.append(f"effect: concept act {act} · words {cell.concept_share:.0%}\n", style="bold green")
-            text.append(f"cost: perplexity {cell.perplexity:.1f}", style="bold red")
+            text.append(f"effect: concept act {act}\n", style="bold green")
+            text.append(f"        concept words {cell.concept_share:.0%} of runs\n", style="bold green")
+            text.append(f"cost:   perplexity {cell.perplexity:.1f}", style="bold red")
             widget.update(text)
 
     def _draw_plots(self) -> None:
@@ -382,7 +411,8 @@ class SteeringPane(Vertical):
             effect.update(Text("No sweep yet: press w.", style="grey50"))
             cost.update(Text(""))
             return
-        width = max(30, (self.size.width or 100) // 2 - 2)
-        height = max(8, (self.size.height or 30) - 10)
-        effect.update(Text.from_ansi(plot_curves(self.sweep_report, "concept_act", width, height)))
-        cost.update(Text.from_ansi(plot_curves(self.sweep_report, "perplexity", width, height)))
+        width = max(30, (self.size.width or 100) // 2 - 6)
+        height = max(8, (self.size.height or 30) - 12)
+        for widget, metric in ((effect, "concept_act"), (cost, "perplexity")):
+            chart = plot_curves(self.sweep_report, metric, width, height)
+            widget.update(Text.from_ansi(chart, no_wrap=True, overflow="crop"))

@@ -1,0 +1,731 @@
+"""Steering with SAE feature directions during generation, configuration sweeps, effect vs cost.
+
+Two methods, both applied by a hook on the residual stream at the SAE's layer
+(`blocks.L.hook_resid_post`) on every forward of the generation loop:
+
+  * "add":   x <- x + sum_i strength_i * unit_i * u_i, where u_i = W_dec[f_i] / |W_dec[f_i]|
+             is the feature's unit decoder direction.
+  * "clamp": z = sae.encode(x); x <- x + sum_i (target_i - z[f_i]) * W_dec[f_i] with
+             target_i = strength_i * typical_act_i: the reconstruction with the feature set to
+             the target plus the unchanged SAE error. Re-encoding gives exactly the target when
+             W_enc[:, f] . W_dec[f] = 1 (a trained SAE is close; see the tests). All clamp deltas
+             are computed from the same incoming x.
+
+Strength unit (what "strength 1" means), per feature, recorded in `FeatureUnit.basis`:
+
+  * unit="max_act" (default): the feature's typical activation = its MAX activation on held-out
+    text, from the SAE's labels.json (`max_act`) when the session's SAE is an embedded one, else
+    measured on `CALIBRATION_TEXT` (max over tokens, BOS excluded). Strength 1 (add) adds the
+    vector the feature writes when it fires at that max: max_act * |W_dec[f]| along u. Strength 1
+    (clamp) pins the activation to that max. A feature that never fires on the calibration text
+    falls back to the residual-norm unit (basis says so).
+  * unit="resid_norm": the mean L2 norm of the residual at that layer over the calibration text
+    (BOS excluded). Strength 1 adds a vector as long as a typical residual.
+
+Positions: "all" steers every position (the prompt in the prefill, then every generated token);
+"generated" steers only the positions whose output is a new token: the last prompt position
+(it predicts the first generated token) and every generated token fed back.
+
+Reproducibility: token i of the run with seed s is drawn with `step_seed(s, i)` from
+`LogitsView(logits).apply(settings)` exactly like `generation.Stepper`, so the baseline and every
+steered configuration with the same seed share their random draws, and reruns are identical.
+
+Metrics per run, all read back WITHOUT hooks (one forward of prompt + generation):
+  * concept activation: mean activation of the concept feature (a coarse feature) over the
+    generated positions, encoded by its SAE;
+  * concept words: which words of an editable list occur (case-insensitive, word boundaries);
+  * perplexity: exp(mean NLL of the generated tokens) under the unsteered model (T=1 logits).
+A cell (configuration x strength) reports the mean concept activation over runs, the share of
+runs containing a concept word, and the token-weighted perplexity exp(sum NLL / sum tokens).
+
+Hooks are installed with `bridge.hooks` (removed in a `finally`) and only act in the thread that
+installed them, so a Session.run from another pane's worker during a steered run is unaffected.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from .knobs import SamplingSettings
+
+# torch (and core.session, which imports it) load lazily inside the functions that run the model:
+# the UI parses features and concept words with this module before the model has loaded.
+if TYPE_CHECKING:
+    import torch
+
+    from .session import Session
+
+METHODS = ("add", "clamp")
+POSITIONS = ("all", "generated")
+UNITS = ("max_act", "resid_norm")
+CONCEPT_WORDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "concept_words"
+DEFAULT_CONCEPT_WORDS = CONCEPT_WORDS_DIR / "france.txt"
+
+CALIBRATION_TEXT = (
+    "The history of the city goes back many centuries. Merchants came from every region to trade "
+    "wine, cheese and cloth in its markets, and the river carried boats to the sea. Today the old "
+    "town has museums, churches and cafes, and visitors walk along the streets in the evening. "
+    "Scientists at the university study physics, chemistry and biology; their students write "
+    "code in Python and read papers about language models. The weather in spring is mild, and in "
+    "winter it often rains. Paris, London, Berlin and Rome are capitals of European countries."
+)
+
+
+class SteeringError(ValueError):
+    """A feature, strength or setting cannot be used as given; the message says why."""
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class SteerFeature:
+    role: str  # "coarse" or "fine": which of the session's SAEs
+    id: int
+    strength: float = 1.0  # in the feature's unit (see module doc)
+
+    def label(self) -> str:
+        return f"{self.role}:{self.id}:{self.strength:g}"
+
+
+def parse_feature(text: str, default_strength: float = 1.0) -> SteerFeature:
+    """`coarse:123` or `fine:77:2.5` -> SteerFeature (format only; see `validate_features`)."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise SteeringError(f"Bad feature {text!r}: write ROLE:ID or ROLE:ID:STRENGTH, e.g. coarse:123:4.")
+    role, fid = parts[0].strip().lower(), parts[1].strip()
+    if not fid.isdigit():
+        raise SteeringError(f"Bad feature id in {text!r}: {fid!r} is not a whole number >= 0.")
+    strength = default_strength
+    if len(parts) == 3:
+        try:
+            strength = float(parts[2])
+        except ValueError:
+            raise SteeringError(f"Bad strength in {text!r}: {parts[2]!r} is not a number.") from None
+        if not math.isfinite(strength):
+            raise SteeringError(f"Bad strength in {text!r}: it must be finite.")
+    return SteerFeature(role, int(fid), strength)
+
+
+def parse_features(text: str) -> list[SteerFeature]:
+    """Space- or comma-separated features: `coarse:123:4 fine:77:2`."""
+    items = [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    if not items:
+        raise SteeringError("No features given: type e.g. coarse:123:4 fine:77:2.")
+    return [parse_feature(t) for t in items]
+
+
+def validate_features(session: Session, features: Sequence[SteerFeature]) -> list[SteerFeature]:
+    if not features:
+        raise SteeringError("No features to steer with.")
+    for f in features:
+        if f.role not in session.saes:
+            have = ", ".join(session.saes) or "none loaded"
+            raise SteeringError(f"No {f.role!r} SAE in this session (roles: {have}).")
+        width = int(session.saes[f.role].cfg.d_sae)
+        if not 0 <= f.id < width:
+            raise SteeringError(f"Feature {f.role}:{f.id} does not exist: the {f.role} SAE has 0..{width - 1}.")
+        if not math.isfinite(f.strength):
+            raise SteeringError(f"Strength of {f.role}:{f.id} must be finite.")
+    return list(features)
+
+
+@dataclass(frozen=True)
+class FeatureUnit:
+    """What strength 1 of one feature means, in residual-stream terms."""
+
+    role: str
+    id: int
+    hook: str
+    basis: str  # "max_act (labels.json)", "max_act (calibration)", "resid_norm", "resid_norm (feature silent)"
+    typical_act: float  # activation that strength 1 stands for (clamp target per unit of strength)
+    dec_norm: float  # |W_dec[f]|
+    scale: float  # residual norm added per unit of strength (add): typical_act * dec_norm or resid norm
+
+
+# --------------------------------------------------------------------------- units
+
+_labels_cache: dict[str, list[float] | None] = {}
+
+
+def _labels_max_act(session: Session, role: str) -> list[float] | None:
+    """`max_act` per latent from the embedded SAE's labels.json, when this role uses one."""
+    from .saes import ASSETS_SAES, get_preset
+
+    preset = dict(session.model.spec.saes).get(role)
+    if preset is None:
+        return None
+    try:
+        spec = get_preset(preset)
+    except KeyError:
+        return None
+    if spec.kind != "embedded":
+        return None
+    path = ASSETS_SAES / spec.name / "labels.json"
+    key = str(path)
+    if key not in _labels_cache:
+        try:
+            latents = json.loads(path.read_text())["latents"]
+            _labels_cache[key] = [float(row["max_act"]) for row in sorted(latents, key=lambda r: r["id"])]
+        except (OSError, ValueError, KeyError, TypeError):
+            _labels_cache[key] = None
+    values = _labels_cache[key]
+    if values is None or len(values) != int(session.saes[role].cfg.d_sae):
+        return None
+    return values
+
+
+def _forward_capture(session: Session, ids: list[int], hooks_wanted: Iterable[str], keep_logits: int = 0):
+    """Unsteered forward of `ids`: residuals at `hooks_wanted` ((T, d) each) and the last logits."""
+    import torch
+
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture_as(name: str):
+        def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            captured[name] = x[0].detach()
+            return x
+
+        return capture
+
+    model = session.model
+    input_ids = torch.tensor([ids], device=model.device)  # (1, T)
+    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=[(h, capture_as(h)) for h in set(hooks_wanted)]):
+        out = model.hf_model(input_ids, logits_to_keep=max(1, keep_logits))
+    logits = out.logits[0].float() if keep_logits else None  # (keep, V)
+    return captured, logits
+
+
+def feature_units(
+    session: Session,
+    features: Sequence[SteerFeature],
+    unit: str = "max_act",
+    calibration: str = CALIBRATION_TEXT,
+) -> dict[tuple[str, int], FeatureUnit]:
+    """Per (role, id): the unit its strength is measured in (see module doc)."""
+    import torch
+
+    if unit not in UNITS:
+        raise SteeringError(f"Unknown unit {unit!r}: use one of {', '.join(UNITS)}.")
+    validate_features(session, features)
+    hooks = {f.role: session.saes[f.role].cfg.metadata.hook_name for f in features}
+    ids, _ = session.tokenize(calibration)
+    resid, _ = _forward_capture(session, ids, hooks.values())
+    out: dict[tuple[str, int], FeatureUnit] = {}
+    codes_by_role: dict[str, torch.Tensor] = {}
+    with torch.inference_mode():
+        for f in features:
+            sae = session.saes[f.role]
+            hook = hooks[f.role]
+            x = resid[hook][1:].to(sae.W_enc.dtype)  # (T-1, d): BOS excluded
+            norm = float(x.float().norm(dim=-1).mean())
+            dec_norm = float(sae.W_dec[f.id].float().norm())
+            if unit == "resid_norm":
+                out[(f.role, f.id)] = FeatureUnit(f.role, f.id, hook, "resid_norm", norm / max(dec_norm, 1e-12),
+                                                  dec_norm, norm)
+                continue
+            labels = _labels_max_act(session, f.role)
+            if labels is not None and labels[f.id] > 0:
+                act, basis = labels[f.id], "max_act (labels.json)"
+            else:
+                if f.role not in codes_by_role:
+                    codes_by_role[f.role] = sae.encode(x.to(sae.W_enc.device)).float().cpu()  # (T-1, F)
+                act, basis = float(codes_by_role[f.role][:, f.id].max()), "max_act (calibration)"
+            if act > 0:
+                out[(f.role, f.id)] = FeatureUnit(f.role, f.id, hook, basis, act, dec_norm, act * dec_norm)
+            else:
+                out[(f.role, f.id)] = FeatureUnit(f.role, f.id, hook, "resid_norm (feature silent)",
+                                                  norm / max(dec_norm, 1e-12), dec_norm, norm)
+    return out
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+@dataclass(frozen=True)
+class SteeringSpec:
+    features: tuple[SteerFeature, ...]
+    method: str = "add"
+    positions: str = "all"
+
+    def __post_init__(self):
+        object.__setattr__(self, "features", tuple(self.features))
+        if self.method not in METHODS:
+            raise SteeringError(f"Unknown method {self.method!r}: use add or clamp.")
+        if self.positions not in POSITIONS:
+            raise SteeringError(f"Unknown positions {self.positions!r}: use all or generated.")
+
+    def scaled(self, factor: float) -> "SteeringSpec":
+        return replace(self, features=tuple(replace(f, strength=f.strength * factor) for f in self.features))
+
+
+class Steerer:
+    """The hook functions for one SteeringSpec; `phase` ("prefill" / "decode") is set by the loop."""
+
+    def __init__(self, session: Session, spec: SteeringSpec, units: dict[tuple[str, int], FeatureUnit]):
+        import torch
+
+        self.session = session
+        self.spec = spec
+        self.phase = "prefill"
+        self.calls = 0
+        self._owner = threading.get_ident()
+        model = session.model
+        dtype = getattr(torch, model.dtype)
+        by_hook: dict[str, list[SteerFeature]] = {}
+        for f in spec.features:
+            by_hook.setdefault(session.saes[f.role].cfg.metadata.hook_name, []).append(f)
+        self.hooks: list[tuple[str, Callable]] = []
+        with torch.inference_mode():
+            for hook, feats in by_hook.items():
+                if spec.method == "add":
+                    delta = torch.zeros(model.d_model, dtype=torch.float32)
+                    for f in feats:
+                        w = self.session.saes[f.role].W_dec[f.id].detach().float().cpu()  # (d,)
+                        delta += f.strength * units[(f.role, f.id)].scale * (w / w.norm().clamp_min(1e-12))
+                    self.hooks.append((hook, self._add_fn(delta.to(model.device, dtype))))
+                else:
+                    groups: dict[str, list[tuple[int, float]]] = {}
+                    for f in feats:
+                        groups.setdefault(f.role, []).append((f.id, f.strength * units[(f.role, f.id)].typical_act))
+                    self.hooks.append((hook, self._clamp_fn(groups)))
+
+    def _rows(self, x: torch.Tensor) -> slice:
+        # (B, T, d): in the prefill, "generated" touches only the last prompt position.
+        if self.spec.positions == "generated" and self.phase == "prefill":
+            return slice(x.shape[1] - 1, x.shape[1])
+        return slice(0, x.shape[1])
+
+    def _add_fn(self, delta: torch.Tensor) -> Callable:
+        def add(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            if threading.get_ident() != self._owner:
+                return x
+            self.calls += 1
+            rows = self._rows(x)
+            if rows.start == 0:
+                return x + delta  # (B, T, d) + (d,)
+            x = x.clone()
+            x[:, rows] += delta
+            return x
+
+        return add
+
+    def _clamp_fn(self, groups: dict[str, list[tuple[int, float]]]) -> Callable:
+        import torch
+
+        saes = self.session.saes
+        prepared = []
+        for role, pairs in groups.items():
+            sae = saes[role]
+            ids = torch.tensor([i for i, _ in pairs], device=sae.W_dec.device)
+            targets = torch.tensor([t for _, t in pairs], dtype=sae.W_dec.dtype, device=sae.W_dec.device)
+            prepared.append((sae, ids, targets, sae.W_dec[ids].detach()))  # (k,), (k,), (k, d)
+
+        def clamp(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            if threading.get_ident() != self._owner:
+                return x
+            self.calls += 1
+            rows = self._rows(x)
+            xs = x[:, rows]  # (B, t, d)
+            delta = torch.zeros(xs.shape, dtype=torch.float32, device=x.device)
+            for sae, ids, targets, w_dec in prepared:
+                z = sae.encode(xs.to(sae.W_enc.dtype))[..., ids]  # (B, t, k)
+                delta += ((targets - z) @ w_dec).float().to(x.device)  # (B, t, d)
+            x = x.clone()
+            x[:, rows] += delta.to(x.dtype)
+            return x
+
+        return clamp
+
+
+class steering:
+    """Context manager: install a Steerer's hooks; they are removed on exit, error or cancel."""
+
+    def __init__(self, session: Session, steerer: Steerer | None):
+        self.session, self.steerer = session, steerer
+        self._ctx = None
+
+    def __enter__(self) -> Steerer | None:
+        if self.steerer is not None and self.steerer.hooks:
+            self.steerer._owner = threading.get_ident()  # the hooks act in the installing thread only
+            self._ctx = self.session.model.bridge.hooks(fwd_hooks=self.steerer.hooks)
+            self._ctx.__enter__()
+        return self.steerer
+
+    def __exit__(self, *exc) -> bool:
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            ctx.__exit__(*exc)
+        return False
+
+
+def active_hook_count(session: Session) -> int:
+    """Forward hooks currently attached to the bridge's hook points (0 when nothing is installed)."""
+    seen, n = set(), 0
+    for hp in session.model.bridge.hook_dict.values():
+        if id(hp) in seen:
+            continue
+        seen.add(id(hp))
+        n += len(getattr(hp, "fwd_hooks", [])) + len(hp._forward_hooks)
+    return n
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _model_call(session: Session, ids: list[int], cache: Any) -> tuple[torch.Tensor, Any]:
+    import torch
+
+    model = session.model.hf_model
+    input_ids = torch.tensor([ids], device=session.model.device)  # (1, t)
+    with torch.inference_mode():
+        out = model(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[0, -1].float().cpu(), out.past_key_values  # (V,)
+
+
+def _pick(logits: torch.Tensor, settings: SamplingSettings, seed: int, step: int) -> int:
+    from .generation import step_seed
+    from .sampling import LogitsView, greedy, sample
+
+    if settings.is_greedy:
+        return greedy(logits)
+    return sample(LogitsView(logits).apply(settings), step_seed(seed, step))
+
+
+def generate(
+    session: Session,
+    prompt_ids: list[int],
+    steerer: Steerer | None,
+    settings: SamplingSettings,
+    seeds: Sequence[int],
+    steps: int,
+    cancel: threading.Event | None = None,
+    on_token: Callable[[], None] | None = None,
+) -> list[tuple[int, ...]]:
+    """Continue `prompt_ids` `steps` tokens once per seed, steered by `steerer` (None = baseline).
+
+    The prompt is prefilled once; each seed continues from a copy of that cache.
+    Token i of seed s is drawn with step_seed(s, i), as `generation.Stepper` does.
+    """
+    from .session import Cancelled, PromptError
+
+    if steps < 1:
+        raise SteeringError("The number of tokens to generate must be at least 1.")
+    if len(prompt_ids) + steps > session.max_prompt_tokens:
+        raise PromptError(f"Prompt + {steps} tokens exceed the context limit of {session.max_prompt_tokens}.")
+    from transformers import DynamicCache
+
+    eos = session.tokenizer.eos_token_id
+    runs: list[tuple[int, ...]] = []
+    with steering(session, steerer):
+        if steerer is not None:
+            steerer.phase = "prefill"
+        logits0, cache0 = _model_call(session, prompt_ids, DynamicCache(config=session.model.hf_model.config))
+        if steerer is not None:
+            steerer.phase = "decode"
+        for seed in seeds:
+            cache = copy.deepcopy(cache0) if len(seeds) > 1 else cache0
+            logits, out = logits0, []
+            for i in range(steps):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled
+                token = _pick(logits, settings, int(seed), i)
+                out.append(token)
+                if on_token is not None:
+                    on_token()
+                if token == eos or i == steps - 1:
+                    break
+                logits, cache = _model_call(session, [token], cache)
+            runs.append(tuple(out))
+    return runs
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def load_concept_words(path: str | Path = DEFAULT_CONCEPT_WORDS) -> list[str]:
+    """One word or phrase per line; blank lines and lines starting with # are ignored."""
+    words = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.append(line)
+    return words
+
+
+def concept_pattern(words: Sequence[str]) -> re.Pattern | None:
+    words = [w.strip() for w in words if w.strip()]
+    if not words:
+        return None
+    # Longest first so a phrase wins over a word inside it; no word character may touch either
+    # end, so "Paris" does not match inside "Parisian" (list "Parisian" too if it should count).
+    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def match_concept(text: str, words: Sequence[str] | re.Pattern | None) -> list[str]:
+    """Concept words found in `text` (case-insensitive, whole words), lower-cased, in order, unique."""
+    pattern = concept_pattern(words) if not isinstance(words, (re.Pattern, type(None))) else words
+    if pattern is None:
+        return []
+    seen: dict[str, None] = {}
+    for m in pattern.finditer(text):
+        seen.setdefault(m.group(0).lower(), None)
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class Readback:
+    concept_act: float | None  # mean concept-feature activation over the generated positions
+    nll: tuple[float, ...]  # per generated token, nats, under the unsteered model
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(sum(self.nll) / len(self.nll)) if self.nll else float("nan")
+
+
+def readback(
+    session: Session, prompt_ids: list[int], gen_ids: Sequence[int], concept: tuple[str, int] | None
+) -> Readback:
+    """One unsteered forward of prompt + generation: NLL of each generated token, concept activation."""
+    import torch
+
+    if not gen_ids:
+        return Readback(None, ())
+    ids = list(prompt_ids) + list(gen_ids)
+    p = len(prompt_ids)
+    hooks = []
+    if concept is not None:
+        sae = session.saes[concept[0]]
+        hooks = [sae.cfg.metadata.hook_name]
+    resid, logits = _forward_capture(session, ids, hooks, keep_logits=len(gen_ids) + 1)  # (n+1, V)
+    with torch.inference_mode():
+        logp = torch.log_softmax(logits[:-1], dim=-1)  # (n, V): positions p-1 .. T-2
+        target = torch.tensor(list(gen_ids), device=logp.device)
+        nll = (-logp.gather(1, target[:, None])[:, 0]).cpu().tolist()
+        act = None
+        if concept is not None:
+            x = resid[hooks[0]][p:].to(sae.W_enc.dtype)  # (n, d) generated positions
+            act = float(sae.encode(x)[:, concept[1]].float().mean())
+    return Readback(act, tuple(nll))
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+@dataclass(frozen=True)
+class SteeredRun:
+    config: str
+    strength: float  # the sweep multiplier (1.0 = the features' own strengths)
+    seed: int
+    token_ids: tuple[int, ...]
+    text: str
+    concept_act: float | None
+    concept_words: tuple[str, ...]
+    nll: tuple[float, ...]
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(sum(self.nll) / len(self.nll)) if self.nll else float("nan")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration at one sweep strength, over all seeds."""
+
+    config: str
+    strength: float
+    features: tuple[SteerFeature, ...]  # with the strengths actually applied
+    runs: tuple[SteeredRun, ...]
+
+    @property
+    def concept_act(self) -> float | None:
+        acts = [r.concept_act for r in self.runs if r.concept_act is not None]
+        return sum(acts) / len(acts) if acts else None
+
+    @property
+    def concept_share(self) -> float:
+        return sum(1 for r in self.runs if r.concept_words) / len(self.runs) if self.runs else 0.0
+
+    @property
+    def perplexity(self) -> float:
+        nll = [x for r in self.runs for x in r.nll]
+        return math.exp(sum(nll) / len(nll)) if nll else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {"config": self.config, "strength": self.strength, "concept_act": self.concept_act,
+                "concept_share": self.concept_share, "perplexity": self.perplexity}
+
+
+@dataclass(frozen=True)
+class SteeringReport:
+    prompt: str
+    spec: SteeringSpec
+    settings: SamplingSettings
+    seeds: tuple[int, ...]
+    tokens: int
+    strengths: tuple[float, ...]
+    concept: tuple[str, int] | None
+    units: dict[tuple[str, int], FeatureUnit]
+    cells: tuple[Cell, ...]
+    seconds: float = 0.0
+
+    def cell(self, config: str, strength: float | None = None) -> Cell:
+        for c in self.cells:
+            if c.config == config and (strength is None or c.config == "baseline" or c.strength == strength):
+                return c
+        raise KeyError(config)
+
+    @property
+    def configs(self) -> list[str]:
+        return list(dict.fromkeys(c.config for c in self.cells))
+
+    def curve(self, config: str) -> list[Cell]:
+        """Cells of one configuration by ascending strength; the baseline stands in at strength 0."""
+        cells = [c for c in self.cells if c.config == config]
+        if config != "baseline" and 0.0 not in [c.strength for c in cells]:
+            cells = [c for c in self.cells if c.config == "baseline"] + cells
+        return sorted(cells, key=lambda c: c.strength)
+
+    def targeting(self, budget: float = 1.5) -> list[dict[str, Any]]:
+        """Per steered configuration: its strongest concept activation among the cells whose
+        perplexity stays within `budget` x the baseline's (None when none does). Comparing these
+        rows answers "which configuration buys the most concept for a given loss of fluency"."""
+        limit = budget * self.cell("baseline").perplexity
+        rows = []
+        for name in self.configs:
+            if name == "baseline":
+                continue
+            ok = [c for c in self.cells if c.config == name and c.perplexity <= limit and c.concept_act is not None]
+            best = max(ok, key=lambda c: (c.concept_act, c.concept_share), default=None)
+            rows.append({"config": name, "budget": budget, **(best.summary() if best else
+                         {"strength": None, "concept_act": None, "concept_share": None, "perplexity": None})})
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targeting": self.targeting(),
+            "prompt": self.prompt,
+            "method": self.spec.method,
+            "positions": self.spec.positions,
+            "features": [asdict(f) for f in self.spec.features],
+            "sampling": self.settings.to_dict(),
+            "seeds": list(self.seeds),
+            "tokens": self.tokens,
+            "strengths": list(self.strengths),
+            "concept": list(self.concept) if self.concept else None,
+            "units": [asdict(u) for u in self.units.values()],
+            "cells": [
+                {**c.summary(), "features": [asdict(f) for f in c.features],
+                 "runs": [{"seed": r.seed, "text": r.text, "token_ids": list(r.token_ids),
+                           "concept_act": r.concept_act, "concept_words": list(r.concept_words),
+                           "perplexity": r.perplexity} for r in c.runs]}
+                for c in self.cells
+            ],
+            "seconds": self.seconds,
+        }
+
+
+def configurations(features: Sequence[SteerFeature]) -> dict[str, tuple[SteerFeature, ...]]:
+    """baseline, coarse only, fine only, coarse + fine (those that have features)."""
+    coarse = tuple(f for f in features if f.role == "coarse")
+    fine = tuple(f for f in features if f.role == "fine")
+    other = tuple(f for f in features if f.role not in ("coarse", "fine"))
+    out: dict[str, tuple[SteerFeature, ...]] = {"baseline": ()}
+    if coarse:
+        out["coarse"] = coarse
+    if fine:
+        out["fine"] = fine
+    if coarse and fine:
+        out["coarse+fine"] = coarse + fine
+    if other or not (coarse or fine):
+        out["all"] = tuple(features)
+    return out
+
+
+def default_concept(features: Sequence[SteerFeature]) -> tuple[str, int] | None:
+    """The concept is read with the first coarse feature (or the first feature if none is coarse)."""
+    for f in features:
+        if f.role == "coarse":
+            return (f.role, f.id)
+    return (features[0].role, features[0].id) if features else None
+
+
+def run_experiment(
+    session: Session,
+    prompt: str,
+    features: Sequence[SteerFeature],
+    settings: SamplingSettings | None = None,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    tokens: int = 20,
+    strengths: Sequence[float] | None = None,
+    method: str = "add",
+    positions: str = "all",
+    unit: str = "max_act",
+    concept: tuple[str, int] | None = None,
+    words: Sequence[str] | None = None,
+    units: dict[tuple[str, int], FeatureUnit] | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable[[str, float | None], None] | None = None,
+) -> SteeringReport:
+    """Every configuration x strength x seed, same seeds everywhere, measured unsteered.
+
+    `strengths` (a sweep) multiplies each feature's own strength; None = the own strengths once.
+    The baseline does not depend on strength and is run once.
+    """
+    from .session import Cancelled
+
+    t0 = time.perf_counter()
+    settings = (settings or SamplingSettings(temperature=1.0)).validate()
+    features = validate_features(session, features)
+    spec = SteeringSpec(tuple(features), method, positions)
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise SteeringError("At least one seed is needed.")
+    strengths = tuple(float(s) for s in (strengths if strengths is not None else (1.0,)))
+    if not strengths or not all(math.isfinite(s) for s in strengths):
+        raise SteeringError("Sweep strengths must be finite numbers.")
+    concept = concept if concept is not None else default_concept(features)
+    if concept is not None:
+        validate_features(session, [SteerFeature(concept[0], concept[1])])
+    words = list(load_concept_words() if words is None else words)
+    pattern = concept_pattern(words)
+    prompt_ids, _ = session.tokenize(prompt)
+    units = dict(units or {})
+    missing = [f for f in features if (f.role, f.id) not in units]
+    if missing:
+        units.update(feature_units(session, missing, unit))
+    configs = configurations(features)
+    jobs = [("baseline", 0.0)] + [(name, s) for s in strengths if s != 0.0 for name in configs if name != "baseline"]
+    total = len(jobs) * len(seeds) * tokens
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(f"{done[0]}/{total} tokens", done[0] / total)
+
+    cells = []
+    for name, strength in jobs:
+        cell_spec = SteeringSpec(configs[name], method, positions).scaled(strength)
+        steerer = Steerer(session, cell_spec, units) if cell_spec.features else None
+        gens = generate(session, prompt_ids, steerer, settings, seeds, tokens, cancel, tick)
+        runs = []
+        for seed, ids in zip(seeds, gens):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            rb = readback(session, prompt_ids, ids, concept)
+            text = session.tokenizer.decode(list(ids))
+            runs.append(SteeredRun(name, strength, seed, ids, text, rb.concept_act,
+                                   tuple(match_concept(text, pattern)), rb.nll))
+        cells.append(Cell(name, strength, cell_spec.features, tuple(runs)))
+    return SteeringReport(prompt, spec, settings, seeds, tokens, strengths, concept, units, tuple(cells),
+                          time.perf_counter() - t0)

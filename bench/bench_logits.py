@@ -36,7 +36,6 @@ V = 262_144
 def knob_change_bench(repeats: int) -> dict:
     from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-    from spectrascope.core.sampling import SamplingSettings
     from spectrascope.tui.app import SpectrascopeApp
     from tests.tui.fake_session import FakeSession
 

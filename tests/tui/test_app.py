@@ -1,10 +1,9 @@
-import asyncio
-
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from spectrascope.tui.app import SpectrascopeApp
 from tests.tui.fake_session import FakeSession
+from tests.tui.pilot_helpers import until
 
 
 def make_app(session=None, prompt="The capital of France is", fail_load=None):
@@ -17,19 +16,13 @@ def make_app(session=None, prompt="The capital of France is", fail_load=None):
     return SpectrascopeApp(factory, prompt=prompt)
 
 
-async def settle(pilot, app, predicate, timeout=5.0):
-    for _ in range(int(timeout / 0.02)):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError("condition not reached")
 
 
 @pytest.mark.asyncio
 async def test_first_frame_then_result_after_load():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot, app, lambda: app.result is not None)
+        await until(pilot, lambda: app.result is not None)
         assert app.query_one("#logits-table").row_count == 20
         assert "fake" in str(app.sub_title)
 
@@ -39,9 +32,9 @@ async def test_typing_runs_the_latest_prompt_only():
     session = FakeSession(delay=0.05)
     app = make_app(session, prompt="")
     async with app.run_test() as pilot:
-        await settle(pilot, app, lambda: app.session is not None)
+        await until(pilot, lambda: app.session is not None)
         await pilot.press(*"Paris is")
-        await settle(pilot, app, lambda: app.result is not None and app.result.prompt == "Paris is")
+        await until(pilot, lambda: app.result is not None and app.result.prompt == "Paris is")
 
 
 @pytest.mark.asyncio
@@ -49,7 +42,7 @@ async def test_bursts_of_edits_are_debounced_into_one_run():
     session = FakeSession()
     app = make_app(session, prompt="x")
     async with app.run_test() as pilot:
-        await settle(pilot, app, lambda: app.result is not None)
+        await until(pilot, lambda: app.result is not None)
         before = session.calls
         for _ in range(10):  # ten edits inside one debounce window
             app.schedule_run()
@@ -61,7 +54,7 @@ async def test_bursts_of_edits_are_debounced_into_one_run():
 async def test_stale_results_are_dropped():
     app = make_app()
     async with app.run_test() as pilot:
-        await settle(pilot, app, lambda: app.result is not None)
+        await until(pilot, lambda: app.result is not None)
         current = app.result
         from spectrascope.core.session import Request
         from spectrascope.tui.messages import ResultReady
@@ -89,23 +82,23 @@ async def test_load_failure_is_shown_and_app_keeps_running():
 async def test_engine_error_is_inline_and_next_prompt_works():
     app = make_app(FakeSession(fail_on="boom"), prompt="")
     async with app.run_test() as pilot:
-        await settle(pilot, app, lambda: app.session is not None)
+        await until(pilot, lambda: app.session is not None)
         await pilot.press(*"boom", "enter")
         await pilot.pause(0.3)
         assert "boom" in str(app.query_one("#status", Static).render())
         app.query_one("#prompt", Input).value = "ok"
         await pilot.press("enter")
-        await settle(pilot, app, lambda: app.result is not None)
+        await until(pilot, lambda: app.result is not None)
 
 
 @pytest.mark.asyncio
 async def test_hostile_tokens_render_as_text():
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, lambda: app.result is not None)
+        await until(pilot, lambda: app.result is not None)
         app.query_one("#prompt", Input).value = "[bold] \x1b[31m [/] é"
         await pilot.press("enter")
-        await settle(pilot, app, lambda: app.result is not None and "[/]" in app.result.prompt)
+        await until(pilot, lambda: app.result is not None and "[/]" in app.result.prompt)
         strip = str(app.query_one("#tokens").render())
         assert "\x1b" not in strip
 
@@ -114,7 +107,7 @@ async def test_hostile_tokens_render_as_text():
 async def test_quit_cancels_a_running_forward():
     app = make_app(FakeSession(delay=5.0))
     async with app.run_test() as pilot:
-        await settle(pilot, app, lambda: app.session is not None)
+        await until(pilot, lambda: app.session is not None)
         await pilot.pause(0.1)
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)

@@ -10,14 +10,9 @@ from textual.widgets import ProgressBar, Static
 
 from spectrascope.tui.panes.pairing import PairingPane, heat_strip
 from spectrascope.tui.widgets.fast_table import FastTable
+from tests.tui.pilot_helpers import until
 
 
-async def until(pilot, predicate, timeout=30.0):
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if predicate():
-            return
-    raise AssertionError("condition not reached")
 
 
 class PaneApp(App):

@@ -8,6 +8,7 @@ from textual.widgets import Input, Static, TabbedContent
 
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.session_file import load_session_file
+from tests.tui.pilot_helpers import until
 
 HOSTILE = [
     "[bold red]markup[/]", "[/]", "[link=https://evil.example]click[/link]", "\x1b[31mred\x1b[0m",
@@ -17,12 +18,6 @@ HOSTILE = [
 ]
 
 
-async def until(pilot, predicate, timeout=10.0):
-    for _ in range(int(timeout / 0.02)):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError("condition not reached")
 
 
 def screen_text(app) -> str:

@@ -1,6 +1,5 @@
 """Snapshot tests of each pane (deterministic fake session; cursor blink off)."""
 
-import pytest
 
 from spectrascope.tui.app import SpectrascopeApp
 from tests.conftest import make_tiny_sae

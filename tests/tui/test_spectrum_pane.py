@@ -5,14 +5,9 @@ from textual.widgets import Static, TabbedContent
 
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
+from tests.tui.pilot_helpers import until
 
 
-async def until(pilot, predicate, timeout=10.0):
-    for _ in range(int(timeout / 0.02)):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError("condition not reached")
 
 
 @pytest.mark.asyncio

@@ -9,6 +9,7 @@ from textual.widgets import Input, Static
 from spectrascope.core import steering as st
 from spectrascope.tui.panes.steering import SteeringPane
 from spectrascope.tui.widgets.fast_table import FastTable
+from tests.tui.pilot_helpers import until
 
 
 class FakePairing(Static):
@@ -29,12 +30,6 @@ class SteerApp(App):
         yield SteeringPane(id="steering")
 
 
-async def until(pilot, predicate, timeout=60.0):
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if predicate():
-            return
-    raise AssertionError("condition not reached")
 
 
 def text_of(app, selector):

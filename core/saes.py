@@ -1,0 +1,203 @@
+"""SAE specs and loading: embedded assets, sae-lens pretrained releases (cache only), Gemma Scope folders.
+
+Every route returns a sae-lens `SAE`, so `encode`/`decode` are sae-lens' own.
+Pretrained releases are loaded only when their files are already in the local
+Hugging Face cache: `SAE.from_pretrained` makes network calls even offline, so
+for Gemma Scope (params.npz) releases we read the cached file ourselves; anything
+missing raises `SAEUnavailable` with instructions instead of hanging on the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ASSETS_SAES = Path(__file__).resolve().parent.parent / "assets" / "saes"
+
+
+class SAEUnavailable(RuntimeError):
+    """The SAE's weights are not on this machine (and we will not fetch them implicitly)."""
+
+
+class SAEIncompatible(ValueError):
+    """The SAE does not match the model's width or hook point."""
+
+
+@dataclass(frozen=True)
+class SAESpec:
+    kind: str                       # "embedded" | "pretrained" | "gemma_scope_folder" | "local"
+    name: str | None = None         # embedded: folder name under assets/saes
+    release: str | None = None      # pretrained: sae-lens release
+    sae_id: str | None = None       # pretrained: id inside the release
+    path: str | None = None         # gemma_scope_folder / local: a folder on disk
+    hook_name: str | None = None    # gemma_scope_folder: where it reads (params.npz carries none)
+    model_name: str | None = None
+
+    def __post_init__(self):
+        need = {"embedded": ("name",), "pretrained": ("release", "sae_id"),
+                "gemma_scope_folder": ("path",), "local": ("path",)}
+        if self.kind not in need:
+            raise ValueError(f"unknown SAE kind {self.kind!r}; expected one of {sorted(need)}")
+        missing = [f for f in need[self.kind] if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"SAESpec(kind={self.kind!r}) needs {', '.join(missing)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SAESpec":
+        return cls(**d)
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"{self.release}/{self.sae_id}" if self.release else str(self.path))
+
+
+PRESETS: dict[str, SAESpec] = {
+    "embedded-coarse": SAESpec("embedded", name="gemma-3-270m-res9-coarse"),
+    "embedded-fine": SAESpec("embedded", name="gemma-3-270m-res9-fine"),
+    "gemma-scope-2b-16k": SAESpec("pretrained", release="gemma-scope-2b-pt-res-canonical",
+                                  sae_id="layer_12/width_16k/canonical"),
+    "gemma-scope-2b-262k": SAESpec("pretrained", release="gemma-scope-2b-pt-res-canonical",
+                                   sae_id="layer_12/width_262k/canonical"),
+}
+
+
+def get_preset(name: str) -> SAESpec:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown SAE preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def _torch_dtype(dtype) -> str | None:
+    if dtype is None or isinstance(dtype, str):
+        return dtype
+    return str(dtype).removeprefix("torch.")
+
+
+def load_sae(spec: SAESpec | str, device: str = "cpu", dtype=None):
+    """Return a sae-lens SAE for `spec` (a SAESpec or a preset name). Never touches the network."""
+    from sae_lens import SAE
+
+    spec = get_preset(spec) if isinstance(spec, str) else spec
+    dt = _torch_dtype(dtype)
+    if spec.kind == "embedded":
+        folder = ASSETS_SAES / spec.name
+        if not (folder / "cfg.json").exists():
+            raise SAEUnavailable(f"embedded SAE {spec.name!r} is missing from {folder}; "
+                                 "build it with `python -m spectrascope.core.train all`")
+        return SAE.load_from_disk(folder, device=device, dtype=dt)
+    if spec.kind == "local":
+        return SAE.load_from_disk(Path(spec.path).expanduser(), device=device, dtype=dt)
+    if spec.kind == "gemma_scope_folder":
+        return load_gemma_scope_folder(spec.path, device=device, dtype=dt, hook_name=spec.hook_name,
+                                       model_name=spec.model_name)
+    return _load_pretrained_cached(spec, device, dt)
+
+
+# ---------------------------------------------------------------- Gemma Scope folders
+
+def read_gemma_scope_params(folder: str | Path) -> dict[str, torch.Tensor]:
+    """W_enc, W_dec, b_enc, b_dec, threshold from params.npz or params.safetensors (fp32)."""
+    folder = Path(folder).expanduser()
+    if (folder / "params.safetensors").exists():
+        from safetensors.torch import load_file
+
+        raw = load_file(folder / "params.safetensors")
+        sd = {k: v.float() for k, v in raw.items()}
+    elif (folder / "params.npz").exists():
+        with np.load(folder / "params.npz") as data:
+            sd = {k: torch.from_numpy(np.asarray(data[k], dtype=np.float32)) for k in data.files}
+    else:
+        raise SAEUnavailable(f"{folder} holds neither params.npz nor params.safetensors")
+    sd = {("W_" + k[2:] if k.startswith("w_") else k): v for k, v in sd.items()}
+    missing = {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} - set(sd)
+    if missing:
+        raise ValueError(f"Gemma Scope params in {folder} lack {sorted(missing)}")
+    return sd
+
+
+def load_gemma_scope_folder(folder: str | Path, device: str = "cpu", dtype: str | None = None,
+                            hook_name: str | None = None, model_name: str | None = None):
+    """A JumpReLU SAE from a Gemma Scope folder (no b_dec subtraction on input, as Gemma Scope)."""
+    from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    sd = read_gemma_scope_params(folder)
+    d_in, d_sae = sd["W_enc"].shape
+    cfg = JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu",
+                            apply_b_dec_to_input=False, normalize_activations="none",
+                            metadata=SAEMetadata(hook_name=hook_name, model_name=model_name,
+                                                 prepend_bos=True, hook_head_index=None))
+    sae = JumpReLUSAE(cfg)
+    sae.load_state_dict({k: sd[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")})
+    if dtype is not None:
+        sae = sae.to(getattr(torch, dtype))
+    return sae.to(device)
+
+
+# ---------------------------------------------------------------- pretrained (cache only)
+
+def _hub_file_in_cache(repo_id: str, filename: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo_id=repo_id, filename=filename)
+    return hit if isinstance(hit, str) else None
+
+
+def _unavailable(spec: SAESpec, repo_id: str, path: str) -> SAEUnavailable:
+    return SAEUnavailable(
+        f"SAE {spec.release} / {spec.sae_id} is not in the local Hugging Face cache "
+        f"(looked for {repo_id}:{path}/params.npz; HF cache: $HF_HOME or ~/.cache/huggingface). "
+        "spectrascope never downloads implicitly. To get it: run once online with "
+        f"`huggingface-cli download {repo_id} --include '{path}/*'` (the Gemma Scope repos are "
+        "gated: accept the license and `huggingface-cli login` first), or point HF_HOME at a cache "
+        "that has it, or pass the downloaded folder as SAESpec(kind='gemma_scope_folder', path=...)."
+    )
+
+
+def _load_pretrained_cached(spec: SAESpec, device: str, dtype: str | None):
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    lookup = get_pretrained_saes_directory().get(spec.release)
+    if lookup is None:
+        raise SAEUnavailable(f"unknown sae-lens release {spec.release!r}")
+    path = lookup.saes_map.get(spec.sae_id)
+    if path is None:
+        raise SAEUnavailable(f"release {spec.release!r} has no SAE id {spec.sae_id!r}")
+    if lookup.conversion_func == "gemma_2":
+        hit = _hub_file_in_cache(lookup.repo_id, f"{path}/params.npz")
+        if hit is None:
+            raise _unavailable(spec, lookup.repo_id, path)
+        from sae_lens.loading.pretrained_sae_loaders import get_gemma_2_config_from_hf
+
+        meta = get_gemma_2_config_from_hf(lookup.repo_id, path, device)  # pure string logic, no I/O
+        return load_gemma_scope_folder(Path(hit).parent, device=device, dtype=dtype,
+                                       hook_name=meta["hook_name"], model_name=meta["model_name"])
+    # Other sae-lens-format releases: only when both files are cached, and with the hub offline.
+    cfg_hit = _hub_file_in_cache(lookup.repo_id, f"{path}/cfg.json")
+    w_hit = _hub_file_in_cache(lookup.repo_id, f"{path}/sae_weights.safetensors")
+    if cfg_hit is None or w_hit is None:
+        raise _unavailable(spec, lookup.repo_id, path)
+    from sae_lens import SAE
+
+    return SAE.load_from_disk(Path(w_hit).parent, device=device, dtype=dtype)
+
+
+# ---------------------------------------------------------------- compatibility
+
+def check_compatible(sae, d_model: int, hook_name: str | None = None) -> None:
+    """Raise SAEIncompatible if the SAE's input width or hook point does not match the model's."""
+    d_in = sae.cfg.d_in
+    if d_in != d_model:
+        raise SAEIncompatible(f"SAE expects d_in={d_in} but the model's residual width is {d_model}; "
+                              "pick an SAE trained on this model")
+    sae_hook = getattr(sae.cfg.metadata, "hook_name", None)
+    if hook_name is not None and sae_hook is not None and sae_hook != hook_name:
+        raise SAEIncompatible(f"SAE was trained on {sae_hook!r} but is being applied at {hook_name!r}")

@@ -1,0 +1,66 @@
+"""One resumable pipeline for the embedded SAEs.
+
+    python -m spectrascope.core.train all          # corpus -> cache -> train -> eval -> labels
+    python -m spectrascope.core.train corpus|cache|train|eval|labels [options]
+
+Every stage skips or resumes work already on disk (data under $SPECTRASCOPE_CACHE/train
+or ~/.cache/spectrascope/train), so a killed run is restarted with the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
+    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "all"])
+    ap.add_argument("--train-tokens", type=int, default=5_000_000, help="activations to cache for training")
+    ap.add_argument("--heldout-tokens", type=int, default=65_000, help="activations to cache for evaluation")
+    ap.add_argument("--which", choices=["coarse", "fine", "both"], default="both")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget per SAE for training")
+    ap.add_argument("--export-only", action="store_true", help="train: export the latest checkpoint as is")
+    ap.add_argument("--ce-seqs", type=int, default=64, help="held-out sequences for the CE-loss splice")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    stages = ["corpus", "cache", "train", "eval", "labels"] if args.stage == "all" else [args.stage]
+    which = ["coarse", "fine"] if args.which == "both" else [args.which]
+    for stage in stages:
+        print(f"== {stage}", file=sys.stderr, flush=True)
+        if stage == "corpus":
+            from spectrascope.core.train.corpus import build
+
+            print(build())
+        elif stage == "cache":
+            from spectrascope.core.train.activations import build_cache
+
+            build_cache("heldout", args.heldout_tokens)
+            build_cache("train", args.train_tokens)
+        elif stage == "train":
+            from spectrascope.core.train.trainer import export_checkpoint, train_preset
+
+            for w in which:
+                print(export_checkpoint(w) if args.export_only else train_preset(w, minutes=args.minutes), flush=True)
+        elif stage == "eval":
+            from spectrascope.core.train.evaluate import evaluate_preset
+
+            for w in which:
+                evaluate_preset(w, ce_seqs=args.ce_seqs)
+        elif stage == "labels":
+            from spectrascope.core.train.labels import labels_preset
+
+            for w in which:
+                labels_preset(w)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

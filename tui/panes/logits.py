@@ -77,6 +77,7 @@ class LogitsPane(Vertical):
         self.ab: Any = None  # core.generation.SystemAB when the A/B is on
         self.ab_on = False
         self.busy = False
+        self._cancel = None  # threading.Event of the seeded runs in flight
 
     def compose(self) -> ComposeResult:
         yield Static("", id="logits-knobs")
@@ -327,18 +328,25 @@ class LogitsPane(Vertical):
     def action_runs(self) -> None:
         if not self._ready():
             return
+        import threading
+
         seeds = [self.settings.seed + i for i in range(self.n_runs)]
-        self._runs_worker(self.prompt, self.settings, seeds)
+        self._cancel = threading.Event()
+        self._runs_worker(self.prompt, self.settings, seeds, self._cancel)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
-    def _runs_worker(self, prompt, settings, seeds) -> None:
+    def _runs_worker(self, prompt, settings, seeds, cancel) -> None:
         from spectrascope.core.generation import seeded_runs
+        from spectrascope.core.session import Cancelled
 
         try:
-            runs = seeded_runs(self.session, prompt, settings, seeds, self.run_steps)
-            self.post_message(GenerationDone(runs=runs))
-        except Exception as exc:  # noqa: BLE001
+            runs = seeded_runs(self.session, prompt, settings, seeds, self.run_steps, cancel)
+        except Cancelled:
+            return  # the app is quitting
+        except Exception as exc:  # noqa: BLE001 - shown inline
             self.post_message(GenerationDone(error=exc))
+            return
+        self.post_message(GenerationDone(runs=runs))
 
     def action_toggle_ab(self) -> None:
         self.ab_on = not self.ab_on
@@ -378,6 +386,10 @@ class LogitsPane(Vertical):
             self.post_message(GenerationDone(ab=system_prompt_ab(self.session, prompt, system, settings, self.top_n)))
         except Exception as exc:  # noqa: BLE001
             self.post_message(GenerationDone(error=exc))
+
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # seeded runs stop at their next token when the app quits
 
     def on_generation_done(self, message: GenerationDone) -> None:
         self.busy = False

@@ -249,6 +249,20 @@ Latents whose held-out activation mass falls most on the tokens {', '.join(ts['w
 Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens skipped):
 {', '.join(str(a) for a, _ in first['top_sum'])}. All prompts are in `metrics.json`.
 """
+    fires_path = data_dir() / f"fires_{folder.name}.npy"
+    if fires_path.exists():
+        freq = np.load(fires_path) / max(1, m["heldout_tokens"])
+        text += f"""
+## Caveats
+
+- {int((freq > 0.5).sum())} latents fire on more than half of all held-out tokens (near-constant,
+  large directions of the layer-9 residual); rank features per prompt relative to their
+  held-out frequency or max activation, not by raw activation.
+- Promoted tokens through the unembedding are mostly uninformative at layer 9 of 18 (they
+  were equally uninformative with Gemma's final RMSNorm weight applied); the held-out snippets
+  are the useful label.
+- Trained on {train_info.get('train_tokens_unique', 0):,} unique tokens, several epochs: a small corpus by SAE standards.
+"""
     p = folder / "CARD.md"
     p.write_text(text)
     return p

@@ -33,7 +33,11 @@ class SpectrumPane(Vertical):
         Binding("right,l", "position(1)", "token ▶"),
         Binding("a", "all_tokens", "All tokens"),
         Binding("m", "reduce", "max/mean", show=False),
+        Binding("d", "dense", "Dense on/off"),
     ]
+    # Features that fire on more than this share of held-out tokens (e.g. a latent on
+    # 99.7% of tokens) top every prompt by raw activation and say nothing about it.
+    dense_freq = 0.2
 
     top_n = 30
 
@@ -44,6 +48,7 @@ class SpectrumPane(Vertical):
         self.reduce = "max"
         self.feature: tuple[str, int] | None = None  # (role, id) shown in the card
         self.follow_end = True  # while typing, keep the newest token selected
+        self.hide_dense = True
 
     def compose(self) -> ComposeResult:
         yield Static("", id="spectrum-tokens")
@@ -136,6 +141,10 @@ class SpectrumPane(Vertical):
         self.follow_end = self.position is not None
         self.draw()
 
+    def action_dense(self) -> None:
+        self.hide_dense = not self.hide_dense
+        self.draw()
+
     def action_reduce(self) -> None:
         self.reduce = "mean" if self.reduce == "max" else "max"
         self.draw()
@@ -180,14 +189,20 @@ class SpectrumPane(Vertical):
             scale = float(spec.codes.max()) or 1.0
             analyzer.show(spec.bands(self.position, n_bands, self.reduce), scale, marker)
             labels = getattr(self.session, "labels", {}).get(role) if self.session else None
+            hidden = 0
             for fid_, act in spec.top(self.position, self.top_n, self.reduce):
                 label = labels.get(fid_) if labels is not None else None
+                if self.hide_dense and label is not None and (label.freq or 0) > self.dense_freq:
+                    hidden += 1
+                    continue
                 rows.append([
                     (role, "cyan" if role == "coarse" else "magenta"), (str(fid_), ""), (f"{act:.2f}", "bold"),
                     (f"{label.max_act:.1f}" if label is not None and label.max_act else "–", "grey50"),
                     (visible(label.short(5), max_len=60, mark_spaces=False) if label else "", ""),
                 ])
                 keys.append(f"{role}:{fid_}")
+            if hidden:
+                info.update(lines + Text(f"\n{hidden} dense hidden (d)", style="grey50"))
         rows_keys = sorted(zip(rows, keys), key=lambda rk: -float(rk[0][2][0]))
         self.query_one("#spectrum-table", FastTable).set_rows([r for r, _ in rows_keys], [k for _, k in rows_keys])
         if self.feature is not None:

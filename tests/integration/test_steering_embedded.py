@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from spectrascope.core import steering as st
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.saes import ASSETS_SAES
-from spectrascope.core.session import Request, Session
+from spectrascope.core.session import Session
 
 pytestmark = [
     pytest.mark.integration,
@@ -18,12 +17,6 @@ pytestmark = [
     ),
 ]
 
-FRANCE = ["Paris is the capital of France.", "The French people speak French in France.",
-          "We took the train from Paris to Lyon and Marseille."]
-OTHER = ["Tokyo is the capital of Japan.", "The Germans speak German in Berlin.",
-         "We took the train from London to Manchester."]
-
-
 @pytest.fixture(scope="module")
 def session():
     s = Session.load("gemma-3-270m", device="cpu", dtype="float32")
@@ -31,23 +24,48 @@ def session():
     return s
 
 
-def france_feature(session, role):
-    """The feature most active on France text relative to other-country text (mean over tokens)."""
-    def mean_codes(texts):
-        return torch.stack([session.run(Request(t)).spectra[role].codes[1:].mean(0) for t in texts]).mean(0)
+def france_features(session):
+    """The most France-selective coarse and fine features, from the shipped contrast sets (cached run)."""
+    from spectrascope.core.contrast import default_sets, load_prompts
+    from spectrascope.core.pairing import analyse
 
-    return int((mean_codes(FRANCE) - mean_codes(OTHER)).argmax())
+    concept, neutral = (load_prompts(p) for p in default_sets())
+    result = analyse(session, concept, neutral, labels=False)
+    stats = result.contrast.stats
+    return stats["coarse"].ranked(1)[0], stats["fine"].ranked(1)[0]
 
 
 def test_france_steering_raises_the_concept(session):
-    coarse = france_feature(session, "coarse")
-    fine = france_feature(session, "fine")
-    feats = [st.SteerFeature("coarse", coarse, 4.0), st.SteerFeature("fine", fine, 4.0)]
+    coarse, fine = france_features(session)
+    # Strength 1 = each feature's max activation: the regime where text stays fluent
+    # (at 4x and beyond, perplexity explodes: see the issue 7 note).
+    feats = [st.SteerFeature("coarse", coarse, 1.0), st.SteerFeature("fine", fine, 1.0)]
     units = st.feature_units(session, feats)
     assert all(u.basis in ("max_act (labels.json)", "max_act (calibration)") for u in units.values())
-    rep = st.run_experiment(session, "My favourite thing to do on holiday is", feats,
-                            settings=SamplingSettings(temperature=0.7), seeds=[0, 1, 2], tokens=12, units=units)
+    rep = st.run_experiment(session, "My favourite place in the world is", feats,
+                            settings=SamplingSettings(temperature=1.0), seeds=[0, 1, 2, 3], tokens=16, units=units)
     base, both = rep.cell("baseline"), rep.cell("coarse+fine")
-    assert both.concept_act > base.concept_act
-    assert both.concept_share >= base.concept_share
+    # Same seeds everywhere; steering changes the text; every metric is measured.
+    # (Whether it *helps* is the experiment, reported in the issue note; 4 seeds of sampled
+    # text are too noisy to assert a direction here: see the next-token test below.)
+    assert [r.seed for r in base.runs] == [r.seed for r in both.runs] == [0, 1, 2, 3]
+    assert [r.token_ids for r in base.runs] != [r.token_ids for r in both.runs]
+    for cell in (base, both):
+        assert 0 <= cell.concept_share <= 1 and cell.concept_act >= 0 and 1 < cell.perplexity < float("inf")
     assert st.active_hook_count(session) == 0
+
+
+def test_steering_shifts_the_next_token_toward_france(session):
+    """Deterministic check of the mechanism: France tokens gain probability under coarse+fine steering."""
+    from spectrascope.core.session import Request
+
+    coarse, fine = france_features(session)
+    feats = [st.SteerFeature("coarse", coarse, 1.0), st.SteerFeature("fine", fine, 1.0)]
+    steerer = st.Steerer(session, st.SteeringSpec(feats), st.feature_units(session, feats))
+    france_ids = [session.tokenizer.encode(w, add_special_tokens=False)[0] for w in (" France", " Paris", " French")]
+    prompt = "My favourite place in the world is"
+    base = session.run(Request(prompt, codes=False)).logits.softmax(-1)[france_ids].sum()
+    with st.steering(session, steerer):
+        steered = session.run(Request(prompt, codes=False)).logits.softmax(-1)[france_ids].sum()
+    assert st.active_hook_count(session) == 0
+    assert steered > 2 * base, (float(base), float(steered))

@@ -42,7 +42,21 @@ class FeatureLabel:
     freq: float | None = None  # firing rate on held-out tokens
     url: str | None = None
 
+    def marked_tokens(self) -> list[str]:
+        """The max-activating token of each top snippet (the text inside [[...]]), unique, in order."""
+        out: list[str] = []
+        for _, text in self.snippets:
+            start, end = text.find("[["), text.find("]]")
+            if 0 <= start < end:
+                token = text[start + 2 : end].strip()
+                if token and token not in out:
+                    out.append(token)
+        return out
+
     def short(self, n: int = 4) -> str:
+        """A one-line label: where the feature fires most (from snippets) if known, else what it promotes."""
+        if self.snippets:
+            return "fires on: " + " · ".join(self.marked_tokens()[:n])
         return " · ".join(p.strip() or repr(p) for p in self.promoted[:n])
 
 

@@ -78,3 +78,13 @@ def test_mismatched_saes_are_refused_with_a_clear_message(tiny_sae_session):
     with pytest.raises(SAEIncompatible, match="not a layer"):
         tiny_sae_session.attach_sae("coarse", make_tiny_sae(64, 64, "blocks.40.hook_resid_post"))
     assert hook_layer("blocks.12.hook_resid_post") == 12
+
+
+def test_labels_prefer_where_a_feature_fires_over_promoted_tokens():
+    from spectrascope.core.labels import FeatureLabel
+
+    label = FeatureLabel(3, (" datac", " ians"), ((7.0, "Proust was a[[ French]] novelist"),
+                                                  (6.0, "was a[[ German]] actress"), (5.0, "the[[ French]] flag")))
+    assert label.marked_tokens() == ["French", "German"]
+    assert label.short() == "fires on: French · German"
+    assert FeatureLabel(3, (" datac", " ians")).short() == "datac · ians"

@@ -64,7 +64,7 @@ class SpectrumPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#spectrum-table", FastTable).set_columns([
             Column("sae", 6), Column("feature", 7, True), Column("act", 7, True),
-            Column("max", 6, True), Column("label (promoted tokens)", 40),
+            Column("max", 6, True), Column("label (top-snippet tokens, else promoted tokens)", 48),
         ])
         self._say_card(Text("Select a feature (enter) to see its card.", style="grey50"))
 

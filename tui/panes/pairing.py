@@ -27,6 +27,7 @@ from textual.widgets import ProgressBar, Static
 
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
+from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
 CLASS_STYLE = {"sub-feature": "bold green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "grey50"}
@@ -34,14 +35,8 @@ CLASS_COLOR = {"sub-feature": "green", "partial overlap": "yellow", "co-occurrin
 N_CANDIDATES = 20
 
 
-@dataclass
-class PairingProgress(Message):
-    run_id: int
-    text: str
-    fraction: float | None
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, PairingProgress)
+class PairingProgress(RunProgress):
+    pass
 
 
 @dataclass

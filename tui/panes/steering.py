@@ -26,6 +26,7 @@ from textual.widgets import Input, Static
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
+from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
 CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
@@ -33,14 +34,8 @@ CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coar
 STRENGTH_STEP = 0.5
 
 
-@dataclass
-class SteeringProgress(Message):
-    run_id: int
-    text: str
-    fraction: float | None
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SteeringProgress)
+class SteeringProgress(RunProgress):
+    pass
 
 
 @dataclass

@@ -260,55 +260,20 @@ def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResul
 
 # ---------------------------------------------------------------- labels
 
-def _labels_file(session: Any, role: str) -> Path | None:
-    from .saes import ASSETS_SAES, PRESETS, SAESpec
-
-    for r, spec in getattr(session.model.spec, "saes", ()):
-        if r != role:
-            continue
-        spec = PRESETS.get(spec) if isinstance(spec, str) else spec
-        if isinstance(spec, SAESpec):
-            folder = ASSETS_SAES / spec.name if spec.kind == "embedded" and spec.name else (
-                Path(spec.path).expanduser() if spec.path else None)
-            if folder is not None and (folder / "labels.json").is_file():
-                return folder / "labels.json"
-    return None
-
-
-_LABEL_CACHE: dict[tuple[str, float], dict[int, list[str]]] = {}
-
-
-def _read_labels(path: Path) -> dict[int, list[str]]:
-    key = (str(path), path.stat().st_mtime)
-    if key not in _LABEL_CACHE:
-        out: dict[int, list[str]] = {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            for i, lat in enumerate(data.get("latents", [])):
-                promoted = lat.get("promoted") if isinstance(lat, dict) else None
-                if isinstance(promoted, list):
-                    out[int(lat.get("id", i))] = [str(t) for t in promoted]
-        except (OSError, ValueError, TypeError, AttributeError):
-            out = {}
-        _LABEL_CACHE[key] = out
-    return _LABEL_CACHE[key]
-
-
 def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> dict[int, str]:
-    """A short label per feature: its top promoted tokens (labels.json when shipped, else the logit lens)."""
+    """A short label per feature: where it fires (shipped labels.json, via the session's
+    FeatureLabels), else its top promoted tokens through the unembedding, in one batch."""
+    from .text import visible
+
     ids = [int(i) for i in ids]
     if not ids or role not in session.saes:
         return {}
-    path = _labels_file(session, role)
-    shipped = _read_labels(path) if path is not None else {}
-    out: dict[int, list[str]] = {i: shipped[i][:k] for i in ids if i in shipped}
+    labels = getattr(session, "labels", {}).get(role)
+    out = {i: labels.get(i).short(k) for i in ids if labels is not None and i in labels.shipped}
     missing = [i for i in ids if i not in out]
-    if missing:
-        for i, top in zip(missing, _promoted_batch(session, role, missing, k)):
-            out[i] = [session.piece(t) for t in top]
-    from .text import visible
-
-    return {i: " ".join(v for v in (visible(t, 16) for t in out[i]) if v.strip()) for i in ids}
+    for i, top in zip(missing, _promoted_batch(session, role, missing, k) if missing else []):
+        out[i] = " ".join(v for v in (visible(session.piece(t), 16) for t in top) if v.strip())
+    return {i: visible(out[i], 60, mark_spaces=False) for i in ids}
 
 
 def _promoted_batch(session: Any, role: str, ids: Sequence[int], k: int, chunk: int = 64) -> list[list[int]]:

@@ -138,18 +138,15 @@ def test_analyse_needs_both_saes(tiny_session):
 
 
 def test_labels_read_from_labels_json(tiny_sae_session, tmp_path, monkeypatch):
-    from dataclasses import replace
-
-    from spectrascope.core import saes
-
     folder = tmp_path / "coarse-sae"
     folder.mkdir()
     (folder / "labels.json").write_text(json.dumps({"latents": [{"id": 3, "promoted": [" Paris", "France"]}]}))
-    spec = saes.SAESpec("local", path=str(folder))
-    model = tiny_sae_session.model
-    monkeypatch.setattr(model, "spec", replace(model.spec, saes=(("coarse", spec),)))
+    from spectrascope.core.labels import FeatureLabels
+
+    shipped = FeatureLabels.for_sae(tiny_sae_session.saes["coarse"], tiny_sae_session, folder)
+    monkeypatch.setitem(tiny_sae_session.labels, "coarse", shipped)
     labels = pairing.feature_labels(tiny_sae_session, "coarse", [3, 4], k=2)
-    assert labels[3] == "·Paris France"
+    assert labels[3] == "Paris · France"  # shipped labels (here: promoted tokens only, no snippets)
     assert labels[4]  # not in the file: computed through the unembedding
     from spectrascope.core.spectrum import promoted_tokens
     from spectrascope.core.text import visible

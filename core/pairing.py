@@ -276,19 +276,13 @@ def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> d
     return {i: visible(out[i], 60, mark_spaces=False) for i in ids}
 
 
-def _promoted_batch(session: Any, role: str, ids: Sequence[int], k: int, chunk: int = 64) -> list[list[int]]:
-    """Top-k promoted token ids of several features at once: W_dec[ids] @ W_U.T (logit lens, no final norm)."""
-    import torch
+def _promoted_batch(session: Any, role: str, ids: Sequence[int], k: int) -> list[list[int]]:
+    """Top-k promoted token ids of several features at once (logit lens, no final norm)."""
+    from .spectrum import promoted_tokens_batch
 
-    sae = session.saes[role]
     unembed = session.model.hf_model.get_output_embeddings().weight.detach()  # (V, d)
-    out: list[list[int]] = []
-    with torch.inference_mode():
-        for s in range(0, len(ids), chunk):
-            dirs = sae.W_dec[list(ids[s:s + chunk])].to(unembed.device, unembed.dtype)  # (c, d)
-            logits = dirs @ unembed.T  # (c, V); a softcap is monotone: order unchanged
-            out += logits.topk(k, dim=-1).indices.tolist()
-    return out
+    top_ids, _ = promoted_tokens_batch(session.saes[role].W_dec[list(ids)].detach(), unembed, top=k, chunk=64)
+    return top_ids.tolist()
 
 
 # ---------------------------------------------------------------- one call for panes and CLI

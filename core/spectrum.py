@@ -110,24 +110,35 @@ def encode_all(saes: Mapping[str, Any], resid_by_hook: Mapping[str, torch.Tensor
     return out
 
 
+def promoted_tokens_batch(
+    W_dec: torch.Tensor, W_U: torch.Tensor, top: int = 8, softcap: float | None = None, chunk: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens each decoder direction raises most (logit lens). W_dec (n, d), W_U (V, d) -> (n, top) ids, values.
+
+    Chunked so a 262K-wide SAE never builds an (n, V) matrix at once. Gemma 2's
+    final tanh softcap changes the values, never their order.
+    """
+    ids, vals = [], []
+    with torch.inference_mode():
+        for i in range(0, W_dec.shape[0], chunk):
+            logits = W_dec[i : i + chunk].to(W_U.device).float() @ W_U.float().T  # (c, V)
+            if softcap:
+                logits = softcap * torch.tanh(logits / softcap)
+            v, j = torch.topk(logits, top, dim=-1)
+            ids.append(j)
+            vals.append(v)
+    return torch.cat(ids), torch.cat(vals)
+
+
 def promoted_tokens(
     sae: Any, feature: int, unembed: torch.Tensor, final_norm_gain: torch.Tensor | None = None,
     k: int = 10, softcap: float | None = None,
 ) -> list[tuple[int, float]]:
-    """Tokens whose logits the feature's decoder direction raises most (logit lens).
-
-    The direction goes through the final norm's elementwise gain (when given) and
-    the unembedding; Gemma 2's final tanh softcap is applied to the logit values
-    (it never changes their order). Returns (token id, logit) pairs.
-    """
+    """(token id, logit) pairs for one feature's decoder direction, optionally through the final norm's gain."""
     if not 0 <= feature < sae.cfg.d_sae:
         raise IndexError(f"Feature {feature} does not exist: this SAE has 0..{sae.cfg.d_sae - 1}.")
-    with torch.inference_mode():
-        direction = sae.W_dec[feature].to(unembed.device, unembed.dtype)  # (d,)
-        if final_norm_gain is not None:
-            direction = direction * final_norm_gain.to(direction)
-        logits = (unembed @ direction).float()  # (V,)
-        if softcap:
-            logits = softcap * torch.tanh(logits / softcap)
-        values, ids = logits.topk(k)
-    return list(zip(ids.tolist(), values.tolist()))
+    direction = sae.W_dec[feature : feature + 1].detach()  # (1, d)
+    if final_norm_gain is not None:
+        direction = direction * final_norm_gain.to(direction)
+    ids, values = promoted_tokens_batch(direction, unembed, top=k, softcap=softcap)
+    return list(zip(ids[0].tolist(), values[0].tolist()))

@@ -8,33 +8,14 @@ rate on the held-out tokens. The UI reads this instead of recomputing it.
 
 from __future__ import annotations
 
-import heapq
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from spectrascope.core.spectrum import promoted_tokens_batch as promoted_tokens  # noqa: F401 (one logit lens)
 from spectrascope.core.train.activations import ActivationCache, acts_dir
-
-
-@torch.no_grad()
-def promoted_tokens(W_dec: torch.Tensor, W_U: torch.Tensor, top: int = 8, softcap: float | None = None,
-                    chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top tokens promoted by each decoder direction. W_dec (n, d), W_U (V, d) -> (n, top) ids, values.
-
-    `softcap` applies a final-logit softcap (Gemma 2: 30.0; Gemma 3: none) to the
-    direction's logit contribution; it is monotone so only the values change.
-    """
-    ids, vals = [], []
-    for i in range(0, W_dec.shape[0], chunk):
-        logits = W_dec[i:i + chunk].float() @ W_U.float().T  # (c, V)
-        if softcap:
-            logits = softcap * torch.tanh(logits / softcap)
-        v, j = torch.topk(logits, top, dim=-1)
-        ids.append(j)
-        vals.append(v)
-    return torch.cat(ids), torch.cat(vals)
 
 
 @torch.no_grad()

@@ -147,7 +147,6 @@ class ActivationCache:
                        desc=f"cache {self.root.name}", mininterval=10)
         except ImportError:  # pragma: no cover
             bar = None
-        dtype = next(model.parameters()).dtype
         for i in todo:
             t0 = time.time()
             chunk = torch.from_numpy(np.array(rows[i * seqs_per_shard:(i + 1) * seqs_per_shard], dtype=np.int64))

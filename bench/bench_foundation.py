@@ -14,10 +14,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does (tui/cli.
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import interleaved_medians  # noqa: E402
 
 PROMPT_12 = "The Eiffel Tower is located in the city of Paris, France"  # 12 tokens with <bos>
 
@@ -42,20 +45,12 @@ def bench_latency(dtype: str, repeats: int) -> dict:
         with torch.inference_mode():
             hf(ids, logits_to_keep=1)
 
-    for fn in (ours, ours_with_saes, baseline):
-        fn()
-        fn()
-    t_ours, t_saes, t_base = [], [], []
-    for _ in range(repeats):  # interleaved so load spikes hit all three
-        for fn, out in ((ours, t_ours), (ours_with_saes, t_saes), (baseline, t_base)):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    med_o, med_b = statistics.median(t_ours), statistics.median(t_base)
+    med = interleaved_medians({"ours": ours, "saes": ours_with_saes, "base": baseline}, repeats)
+    med_o, med_b = med["ours"], med["base"]
     sae_names = ", ".join(f"{r} {sae.cfg.d_sae:,}" for r, sae in session.saes.items()) or "none loaded"
     return {
-        "with_saes_ms": statistics.median(t_saes) * 1e3,
-        "with_saes_ratio": statistics.median(t_saes) / med_b,
+        "with_saes_ms": med["saes"] * 1e3,
+        "with_saes_ratio": med["saes"] / med_b,
         "saes": sae_names,
         "dtype": dtype,
         "tokens": n_tokens,

@@ -20,14 +20,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does (tui/cli.
 
 import argparse
 import asyncio
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.conftest.make_tiny_sae
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import interleaved_medians  # noqa: E402
 
 PROMPT_12 = "The Eiffel Tower is located in the city of Paris, France"
 
@@ -46,17 +45,8 @@ def random_jumprelu(d_in: int, d_sae: int, hook: str, device: str, dtype: torch.
 
 
 def time_pair(ours, base, repeats: int, sync=lambda: None) -> tuple[float, float]:
-    for fn in (ours, base, ours, base):
-        fn()
-    t_o, t_b = [], []
-    for _ in range(repeats):
-        for fn, out in ((ours, t_o), (base, t_b)):
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(t_o), statistics.median(t_b)
+    med = interleaved_medians({"ours": ours, "base": base}, repeats, sync)
+    return med["ours"], med["base"]
 
 
 def cpu_bench(repeats: int, dtype: str) -> None:

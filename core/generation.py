@@ -206,8 +206,9 @@ def system_prompt_ab(
 
     if not system:
         raise PromptError("The system prompt is empty: type one to compare against.")
-    a = session.run(Request(with_system_prompt(session, "", user), layers=(0,)))
-    b = session.run(Request(with_system_prompt(session, system, user), layers=(0,)))
+    # Only the logits matter here: no SAE codes, and the cheapest residual capture.
+    a = session.run(Request(with_system_prompt(session, "", user), layers=(0,), codes=False))
+    b = session.run(Request(with_system_prompt(session, system, user), layers=(0,), codes=False))
     dist_a = LogitsView(a.logits).apply(settings)
     dist_b = LogitsView(b.logits).apply(settings)
     return SystemAB(dist_a, dist_b, compare(dist_a, dist_b, top_n=top_n))

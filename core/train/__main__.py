@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
     ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "all"])
     ap.add_argument("--train-tokens", type=int, default=5_000_000, help="activations to cache for training")
+    ap.add_argument("--topic-tokens", type=int, default=1_200_000,
+                    help="activations of concept- and country-mentioning windows to add (0: none)")
+    ap.add_argument("--concept-words", default=None, help="words file for the topic windows (default: France)")
     ap.add_argument("--heldout-tokens", type=int, default=65_000, help="activations to cache for evaluation")
     ap.add_argument("--which", choices=["coarse", "fine", "both"], default="both")
     ap.add_argument("--threads", type=int, default=2)
@@ -44,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
 
             build_cache("heldout", args.heldout_tokens)
             build_cache("train", args.train_tokens)
+            if args.topic_tokens:
+                from spectrascope.core.steering import DEFAULT_CONCEPT_WORDS, load_concept_words
+                from spectrascope.core.train.activations import build_topic_cache
+
+                words = load_concept_words(args.concept_words or DEFAULT_CONCEPT_WORDS)
+                build_topic_cache(args.topic_tokens, words)
         elif stage == "train":
             from spectrascope.core.train.trainer import export_checkpoint, train_preset
 

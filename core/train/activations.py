@@ -193,6 +193,65 @@ def acts_dir(split: str) -> Path:
     return data_dir() / "acts" / split
 
 
+# The embedded SAEs are demo SAEs: at the corpus' natural rate France is 0.04% of tokens,
+# too rare for a 1,024-latent dictionary to spend a latent on it (it merges into a
+# "nations and places" latent). So the training mix adds every further window that
+# mentions the demo concept, then windows about other countries, so the dictionary must
+# tell countries apart instead of learning one "country" direction. Single-token words
+# only (with and without a leading space); the concept's words come from its words file.
+OTHER_COUNTRIES = """Germany German Germans Berlin Munich Italy Italian Italians Rome Milan Venice
+Spain Spanish Madrid Barcelona Britain British London England English Scotland Scottish
+Ireland Irish Dublin Russia Russian Moscow China Chinese Beijing Japan Japanese Tokyo
+India Indian Delhi Egypt Egyptian Cairo Greece Greek Athens Portugal Portuguese Lisbon
+Netherlands Dutch Amsterdam Belgium Belgian Brussels Switzerland Swiss Austria Austrian
+Vienna Poland Polish Sweden Swedish Norway Norwegian Denmark Danish Canada Canadian
+Mexico Mexican Brazil Brazilian Argentina Australia Australian Turkey Turkish Korea
+Korean Europe European Africa African Asia Asian America American Americans""".split()
+
+
+def term_ids(tokenizer, words: list[str]) -> list[int]:
+    """Token ids of the words that are a single token, with and without a leading space."""
+    out: set[int] = set()
+    for w in words:
+        for form in (w, " " + w):
+            ids = tokenizer(form, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                out.add(ids[0])
+    return sorted(out)
+
+
+def rows_mentioning(rows: np.ndarray, ids_by_priority: list[list[int]], start: int = 0) -> list[np.ndarray]:
+    """Per priority group, indices of rows at or after `start` containing any of its ids
+    and not already picked by an earlier group."""
+    picked: list[np.ndarray] = []
+    taken = np.zeros(len(rows), dtype=bool)
+    taken[:start] = True
+    for ids in ids_by_priority:
+        hit = np.isin(rows, ids).any(axis=1) & ~taken
+        picked.append(np.flatnonzero(hit))
+        taken |= hit
+    return picked
+
+
+def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32) -> dict:
+    """CLI stage: cache the training windows, beyond the general cache, that mention the concept
+    first and other countries second (see OTHER_COUNTRIES). Resumable like build_cache."""
+    model, tok = load_model()
+    cache = ActivationCache(acts_dir("topic"))
+    rows = meta = None
+    if not (cache.root / "tokens.npy").exists():
+        general = ActivationCache(acts_dir("train"))
+        all_rows = general.tokens()
+        done_rows = max((s["rows"][1] for s in general.manifest()["shards"]), default=0)
+        groups = [term_ids(tok, concept_words), term_ids(tok, OTHER_COUNTRIES)]
+        picked = rows_mentioning(np.asarray(all_rows), groups, start=done_rows)
+        rows = np.asarray(all_rows[np.concatenate(picked)])
+        meta = {"after_general_row": int(done_rows), "concept_words": concept_words,
+                "other_words": OTHER_COUNTRIES, "rows_by_group": [len(p) for p in picked]}
+    return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
+                       meta={"model": "gemma-3-270m", "split": "topic", **(meta or {})})
+
+
 def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
     """CLI stage: tokenize one corpus split (once) and cache its residuals up to max_tokens."""
     from spectrascope.core.train.corpus import load_docs

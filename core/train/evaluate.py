@@ -170,6 +170,20 @@ def token_selectivity(sae, held: ActivationCache, tokenizer, words=FRANCE_WORDS,
                     for a, b in zip(i, v)]}
 
 
+def _mix_paragraph(train_info: dict) -> str:
+    mix = train_info.get("train_mix") or {}
+    if not mix.get("topic"):
+        return "\nThis SAE was trained on the general cache only, at the corpus' natural topic mix.\n"
+    return f"""
+**Training mix.** {mix.get('train', 0):,} tokens of the general cache plus {mix['topic']:,} tokens of
+*topic windows*: every further training window that mentions the demo concept (the France
+words file), then windows mentioning other countries, nationalities and capitals
+(`activations.OTHER_COUNTRIES`). At the natural rate France is 0.04% of tokens, too rare for
+this dictionary to spend a latent on; the other countries are there so it must tell countries
+apart rather than learn one "country" direction. Held-out metrics above use the natural mix.
+"""
+
+
 def write_card(folder: Path, metrics: dict, train_info: dict, corpus_info: dict, cache_info: dict) -> Path:
     """CARD.md: data, tokens, hyper-parameters, metrics and licenses, from the JSON records."""
     tc = train_info.get("train_config", {})
@@ -221,7 +235,7 @@ Activations cached: {cache_info.get('train_tokens', 0):,} training tokens (the f
 stream: CPU time, not data, was the limit), {cache_info.get('heldout_tokens', 0):,} held-out tokens, fp16
 ({cache_info.get('clipped', 0)} values beyond the fp16 range clipped). The BBC corpus (research use only) was not used.
 No text is redistributed here; only weights trained on it.
-
+{_mix_paragraph(train_info)}
 | source | package | license | raw documents |
 |---|---|---|---|
 {srcs}
@@ -269,9 +283,9 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 
 
 def cache_summary() -> dict:
-    tr, he = ActivationCache(acts_dir("train")), ActivationCache(acts_dir("heldout"))
-    shards = tr.manifest()["shards"] + he.manifest()["shards"]
-    return {"train_tokens": tr.n_tokens(), "heldout_tokens": he.n_tokens(),
+    tr, he, to = (ActivationCache(acts_dir(n)) for n in ("train", "heldout", "topic"))
+    shards = tr.manifest()["shards"] + he.manifest()["shards"] + to.manifest()["shards"]
+    return {"train_tokens": tr.n_tokens(), "heldout_tokens": he.n_tokens(), "topic_tokens": to.n_tokens(),
             "clipped": sum(s.get("clipped", 0) for s in shards),
             "cache_seconds": round(sum(s["seconds"] for s in shards), 1)}
 

@@ -340,7 +340,7 @@ def export(result: dict, cfg: TrainConfig, folder: Path) -> Path:
     sae.save_model(folder)
     (folder / "train_curve.json").write_text(json.dumps(
         {"train_config": asdict(cfg), "input_scale": result["scale"], "total_steps": result["total_steps"],
-         "train_tokens_unique": result["n_train_tokens_unique"], "elapsed_s": round(result["state"]["elapsed_s"], 1),
+         "train_tokens_unique": result["n_train_tokens_unique"], "train_mix": result.get("mix"), "elapsed_s": round(result["state"]["elapsed_s"], 1),
          "dead_frac_train_window": dead_train, "dead_window_tokens": window,
          "curve": result["state"]["curve"]}, indent=0))
     return folder
@@ -351,7 +351,7 @@ def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
     ck = torch.load((run_dir or out_dir(cfg)) / "ckpt.pt", weights_only=False)
     model = TopKSAE(cfg.d_in, cfg.d_sae, cfg.k, cfg.seed)
     model.load_state_dict(ck["model"])
-    n = ActivationCache(acts_dir("train")).n_tokens()
+    n = sum(ActivationCache(acts_dir(name)).n_tokens() for name in ("train", "topic"))
     return {"model": model, "scale": ck["scale"], "state": ck["state"], "total_steps": ck["state"]["step"],
             "n_train_tokens_unique": ck.get("n_unique", n), "last_fired": ck["last_fired"]}
 
@@ -365,9 +365,17 @@ def assets_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "assets" / "saes"
 
 
+def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """The general cache plus the topic windows (see activations.build_topic_cache), if cached."""
+    parts = {name: ActivationCache(acts_dir(name)).load_all(max_tokens) for name in ("train", "topic")}
+    parts = {k: v for k, v in parts.items() if len(v)}
+    return np.concatenate(list(parts.values())), {k: len(v) for k, v in parts.items()}
+
+
 def train_preset(which: str, minutes: float | None = None, max_tokens: int | None = None) -> Path:
     cfg = TrainConfig(**PRESETS[which])
-    acts = ActivationCache(acts_dir("train")).load_all(max_tokens)
-    print(f"[train] {cfg.name}: {len(acts):,} cached tokens", flush=True)
+    acts, mix = training_activations(max_tokens)
+    print(f"[train] {cfg.name}: {len(acts):,} cached tokens {mix}", flush=True)
     res = train(cfg, acts, minutes=minutes)
+    res["mix"] = mix
     return export(res, cfg, assets_dir() / cfg.name)

@@ -46,7 +46,9 @@ class FeatureLabel:
         """The max-activating token of each top snippet (the text inside [[...]]), unique, in order."""
         out: list[str] = []
         for _, text in self.snippets:
-            start, end = text.find("[["), text.find("]]")
+            # The marker is the last "[[" before "]]": the text itself may hold "[" ("[[[French]]]").
+            end = text.find("]]")
+            start = text.rfind("[[", 0, end) if end >= 0 else -1
             if 0 <= start < end:
                 token = text[start + 2 : end].strip()
                 if token and token not in out:

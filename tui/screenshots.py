@@ -14,6 +14,7 @@ SHOTS = [
     # (file, pane, prompt, keys after the result arrives)
     ("logits.svg", "logits", "The capital of France is", ["t", "t", "t", "K", "K", "K", "K", "K", "K", "p", "p"]),
     ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", ["enter"]),
+    ("pairing.svg", "pairing", "The capital of France is", ["r"]),
 ]
 
 
@@ -33,6 +34,14 @@ async def shoot(out: Path) -> None:
             app.query_one(f"#{pane}-table").focus()
             await pilot.press(*keys)
             await pilot.pause(0.5)
+            if pane == "pairing":  # the contrast run (400 prompts) takes a while on CPU
+                from spectrascope.tui.panes.pairing import PairingPane
+
+                for _ in range(6000):
+                    if app.query_one(PairingPane).result is not None:
+                        break
+                    await pilot.pause(0.05)
+                await pilot.pause(1.0)
             for inp in app.query("Input"):
                 inp.cursor_blink = False
             app.save_screenshot(filename=name, path=str(out))

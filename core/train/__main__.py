@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "all"])
     ap.add_argument("--train-tokens", type=int, default=5_000_000, help="activations to cache for training")
     ap.add_argument("--topic-tokens", type=int, default=1_200_000,
-                    help="activations of concept- and country-mentioning windows to add (0: none)")
+                    help="activations of concept-mentioning windows to add (0: none)")
     ap.add_argument("--concept-words", default=None, help="words file for the topic windows (default: France)")
     ap.add_argument("--heldout-tokens", type=int, default=65_000, help="activations to cache for evaluation")
     ap.add_argument("--which", choices=["coarse", "fine", "both"], default="both")

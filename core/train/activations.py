@@ -194,19 +194,10 @@ def acts_dir(split: str) -> Path:
 
 
 # The embedded SAEs are demo SAEs: at the corpus' natural rate France is 0.04% of tokens,
-# too rare for a 1,024-latent dictionary to spend a latent on it (it merges into a
-# "nations and places" latent). So the training mix adds every further window that
-# mentions the demo concept, then windows about other countries, so the dictionary must
-# tell countries apart instead of learning one "country" direction. Single-token words
-# only (with and without a leading space); the concept's words come from its words file.
-OTHER_COUNTRIES = """Germany German Germans Berlin Munich Italy Italian Italians Rome Milan Venice
-Spain Spanish Madrid Barcelona Britain British London England English Scotland Scottish
-Ireland Irish Dublin Russia Russian Moscow China Chinese Beijing Japan Japanese Tokyo
-India Indian Delhi Egypt Egyptian Cairo Greece Greek Athens Portugal Portuguese Lisbon
-Netherlands Dutch Amsterdam Belgium Belgian Brussels Switzerland Swiss Austria Austrian
-Vienna Poland Polish Sweden Swedish Norway Norwegian Denmark Danish Canada Canadian
-Mexico Mexican Brazil Brazilian Argentina Australia Australian Turkey Turkish Korea
-Korean Europe European Africa African Asia Asian America American Americans""".split()
+# too rare for a 1,024-latent dictionary to spend a latent on (it merges into "nations and
+# places"). So the training mix adds every further window that mentions the demo concept.
+# (Adding windows about other countries as well made the generic "country" latent stronger,
+# not a France one: measured, see the coarse SAE's CARD.md.)
 
 
 def term_ids(tokenizer, words: list[str]) -> list[int]:
@@ -220,36 +211,9 @@ def term_ids(tokenizer, words: list[str]) -> list[int]:
     return sorted(out)
 
 
-def rows_mentioning(rows: np.ndarray, ids_by_priority: list[list[int]], start: int = 0) -> list[np.ndarray]:
-    """Per priority group, indices of rows at or after `start` containing any of its ids
-    and not already picked by an earlier group."""
-    picked: list[np.ndarray] = []
-    taken = np.zeros(len(rows), dtype=bool)
-    taken[:start] = True
-    for ids in ids_by_priority:
-        hit = np.isin(rows, ids).any(axis=1) & ~taken
-        picked.append(np.flatnonzero(hit))
-        taken |= hit
-    return picked
-
-
-def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32) -> dict:
-    """CLI stage: cache the training windows, beyond the general cache, that mention the concept
-    first and other countries second (see OTHER_COUNTRIES). Resumable like build_cache."""
-    model, tok = load_model()
-    cache = ActivationCache(acts_dir("topic"))
-    rows = meta = None
-    if not (cache.root / "tokens.npy").exists():
-        general = ActivationCache(acts_dir("train"))
-        all_rows = general.tokens()
-        done_rows = max((s["rows"][1] for s in general.manifest()["shards"]), default=0)
-        groups = [term_ids(tok, concept_words), term_ids(tok, OTHER_COUNTRIES)]
-        picked = rows_mentioning(np.asarray(all_rows), groups, start=done_rows)
-        rows = np.asarray(all_rows[np.concatenate(picked)])
-        meta = {"after_general_row": int(done_rows), "concept_words": concept_words,
-                "other_words": OTHER_COUNTRIES, "rows_by_group": [len(p) for p in picked]}
-    return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
-                       meta={"model": "gemma-3-270m", "split": "topic", **(meta or {})})
+def rows_mentioning(rows: np.ndarray, ids: list[int], start: int = 0) -> np.ndarray:
+    """Indices of rows at or after `start` (earlier rows are already cached) containing any id."""
+    return start + np.flatnonzero(np.isin(rows[start:], ids).any(axis=1))
 
 
 def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
@@ -263,3 +227,19 @@ def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
         rows = tokenize_split(load_docs(split), tok, seed=0 if split == "train" else 1)
     return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
                        meta={"model": "gemma-3-270m", "split": split})
+
+
+def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32) -> dict:
+    """CLI stage: cache the training windows, beyond the general cache, that mention the
+    concept (single-token words only). Resumable like build_cache."""
+    model, tok = load_model()
+    cache = ActivationCache(acts_dir("topic"))
+    rows = meta = None
+    if not (cache.root / "tokens.npy").exists():
+        general = ActivationCache(acts_dir("train"))
+        all_rows = np.asarray(general.tokens())
+        done_rows = max((s["rows"][1] for s in general.manifest()["shards"]), default=0)
+        rows = all_rows[rows_mentioning(all_rows, term_ids(tok, concept_words), start=done_rows)]
+        meta = {"after_general_row": int(done_rows), "concept_words": concept_words, "rows": int(len(rows))}
+    return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
+                       meta={"model": "gemma-3-270m", "split": "topic", **(meta or {})})

@@ -176,11 +176,12 @@ def _mix_paragraph(train_info: dict) -> str:
         return "\nThis SAE was trained on the general cache only, at the corpus' natural topic mix.\n"
     return f"""
 **Training mix.** {mix.get('train', 0):,} tokens of the general cache plus {mix['topic']:,} tokens of
-*topic windows*: every further training window that mentions the demo concept (the France
-words file), then windows mentioning other countries, nationalities and capitals
-(`activations.OTHER_COUNTRIES`). At the natural rate France is 0.04% of tokens, too rare for
-this dictionary to spend a latent on; the other countries are there so it must tell countries
-apart rather than learn one "country" direction. Held-out metrics above use the natural mix.
+*topic windows*: every further training window that mentions the demo concept (a word of
+`assets/prompts/concept_words/france.txt`). Both embedded SAEs use this mix, so the Pairing
+pane compares like with like. Why: at the natural rate France is 0.04% of tokens, and a
+1,024-latent SAE trained on that had no France latent, only "nations and places" (best France
+selectivity 0.80 on the contrast sets). Adding windows about other countries as well (tried:
+0.59M tokens of them) only strengthened a generic "country" latent (0.83). Held-out metrics above use the natural mix.
 """
 
 

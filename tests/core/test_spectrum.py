@@ -88,3 +88,6 @@ def test_labels_prefer_where_a_feature_fires_over_promoted_tokens():
     assert label.marked_tokens() == ["French", "German"]
     assert label.short() == "fires on: French · German"
     assert FeatureLabel(3, (" datac", " ians")).short() == "datac · ians"
+    # Brackets in the text itself do not leak into the marked token.
+    bracketed = FeatureLabel(4, (), ((3.0, "NKO'O [[[French]]], Benard"), (2.0, "a [[x]] y ]] z")))
+    assert bracketed.marked_tokens() == ["French", "x"]

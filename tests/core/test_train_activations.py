@@ -71,12 +71,11 @@ def test_cache_resumes_after_kill(tiny, tmp_path, monkeypatch):
     np.testing.assert_allclose(got[:33].astype(np.float32), h.numpy(), rtol=2e-3, atol=2e-3)
 
 
-def test_rows_mentioning_priority_and_start():
+def test_rows_mentioning_skips_cached_rows():
     rows = np.array([[1, 5, 6], [1, 7, 8], [1, 9, 5], [1, 2, 3], [1, 8, 9], [1, 7, 5]])
-    concept, other = rows_mentioning(rows, [[5], [7, 9]], start=1)
-    # Rows before `start` are already cached; a row with both kinds counts once, as concept.
-    assert concept.tolist() == [2, 5]
-    assert other.tolist() == [1, 4]
+    assert rows_mentioning(rows, [5, 9], start=1).tolist() == [2, 4, 5]
+    assert rows_mentioning(rows, [5], start=0).tolist() == [0, 2, 5]
+    assert rows_mentioning(rows, [42]).tolist() == []
 
 
 def test_term_ids_single_tokens_only(tiny):

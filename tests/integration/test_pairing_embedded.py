@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -47,7 +45,9 @@ def test_batched_equals_unbatched_on_gemma3(tmp_path):
 @needs_model
 @needs_saes
 def test_embedded_default_pairing(tmp_path, monkeypatch):
-    """The shipped sets on the embedded SAEs: a selective France anchor and a verdict."""
+    """The issue's "must come out", on the shipped sets (all 200 + 200 prompts) and SAEs:
+    a coarse feature with selectivity >= 0.9 on France whose label is recognisably France,
+    and a verdict. Guards the shipped assets: a retrained SAE that loses it fails here."""
     from spectrascope.core import pairing
     from spectrascope.core.contrast import default_sets, load_prompts
     from spectrascope.core.session import Session
@@ -55,11 +55,14 @@ def test_embedded_default_pairing(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     session = Session.load("gemma-3-270m", device="cpu")
     assert set(session.saes) == {"coarse", "fine"}, session.sae_errors
-    n = int(os.environ.get("SPECTRASCOPE_CONTRAST_N", "40"))
-    concept, neutral = (load_prompts(p)[:n] for p in default_sets())
+    concept, neutral = (load_prompts(p) for p in default_sets())
     res = pairing.analyse(session, concept, neutral)
     stats = res.contrast.stats["coarse"]
-    assert stats.selectivity[res.anchors[0]] > 0.8
-    assert stats.rate_concept[res.anchors[0]] > 0.25
+    best = res.anchors[0]
+    assert stats.selectivity[best] >= 0.9, (best, float(stats.selectivity[best]))
+    assert stats.rate_concept[best] > 0.9
+    fires_on = session.labels["coarse"].get(best).marked_tokens()
+    assert {"France", "French", "Paris"} & set(fires_on), fires_on
+    assert "France" in res.labels["coarse"][best] or "French" in res.labels["coarse"][best]
     assert res.verdict.anchor in res.anchors and all(res.labels["coarse"].get(a) for a in res.anchors)
     print(res.verdict.text)

@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 
 SHOTS = [
-    # (file, pane, prompt, keys after the result arrives)
-    ("logits.svg", "logits", "The capital of France is", ["t", "t", "t", "K", "K", "K", "K", "K", "K", "p", "p"]),
-    ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", ["enter"]),
-    ("pairing.svg", "pairing", "The capital of France is", ["r"]),
+    # (file, pane, prompt, widget to focus, keys after the result arrives)
+    ("logits.svg", "logits", "The capital of France is", "#logits-table",
+     ["t", "t", "t", "K", "K", "K", "K", "K", "K", "p", "p"]),
+    ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", "#spectrum-table", ["enter"]),
+    ("pairing.svg", "pairing", "The capital of France is", "#pairing-anchors", ["r"]),
 ]
 
 
@@ -23,7 +24,7 @@ async def shoot(out: Path) -> None:
     from spectrascope.tui.app import SpectrascopeApp
 
     session = Session.load("gemma-3-270m")
-    for name, pane, prompt, keys in SHOTS:
+    for name, pane, prompt, focus, keys in SHOTS:
         app = SpectrascopeApp(lambda progress: session, prompt=prompt)
         async with app.run_test(size=(130, 42)) as pilot:
             for _ in range(3000):
@@ -31,7 +32,7 @@ async def shoot(out: Path) -> None:
                 if app.result is not None:
                     break
             app.action_show_pane(pane)
-            app.query_one(f"#{pane}-table").focus()
+            app.query_one(focus).focus()
             await pilot.press(*keys)
             await pilot.pause(0.5)
             if pane == "pairing":  # the contrast run (400 prompts) takes a while on CPU

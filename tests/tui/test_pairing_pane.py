@@ -158,3 +158,9 @@ async def test_errors_are_shown_inline(tiny_session, sets, tmp_path):
 def test_heat_strip_text():
     t = heat_strip([[0.5, -0.2]], [7], [11, 12])
     assert "11" in t.plain and "0.50" in t.plain and "-0.20" in t.plain
+    # Negative cells keep a gap, and 6-digit ids (Gemma Scope 262K) are printed whole.
+    wide = heat_strip([[-0.04, -0.05], [0.91, -0.5]], [49, 131072], [262143, 3222])
+    header, row1, row2 = wide.plain.splitlines()
+    assert "262143" in header and "#131072" in row2
+    assert row1.split() == ["#49", "-0.04", "-0.05"] and row2.split() == ["#131072", "0.91", "-0.50"]
+    assert len(header) == len(row1) == len(row2)  # columns line up under their ids

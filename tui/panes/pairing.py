@@ -47,21 +47,26 @@ class PairingDone(Message):
     cancelled: bool = False
 
 
-def heat_strip(matrix, row_ids, col_ids, width: int = 5) -> Text:
-    """A coarse-by-fine cosine heatmap as text: one colored cell per pair, value printed inside."""
+def heat_strip(matrix, row_ids, col_ids) -> Text:
+    """A coarse-by-fine cosine heatmap as text: one colored cell per pair, value printed inside.
+
+    Cells are as wide as the longest feature id plus a space (6 at least, so "-0.04" never
+    touches its neighbour), and ids are never cut: Gemma Scope's 262K SAE has 6-digit ids."""
+    width = max([6] + [len(str(f)) + 1 for f in col_ids])
+    label = max([7] + [len(str(a)) + 2 for a in row_ids])
     text = Text()
-    text.append(" " * 7)
+    text.append(" " * label)
     for f in col_ids:
-        text.append(f"{f:>{width}}"[-width:], style="bold")
+        text.append(f"{f:>{width}}", style="bold")
     text.append("\n")
     for r, a in enumerate(row_ids):
-        text.append(f"#{a:<5} "[:7], style="bold")
+        text.append(f"#{a}".ljust(label), style="bold")
         for c in range(len(col_ids)):
             v = float(matrix[r][c])
             level = max(0.0, min(1.0, abs(v)))
             shade = int(40 + 215 * level)
             bg = f"rgb({shade},40,40)" if v >= 0 else f"rgb(40,40,{shade})"
-            text.append(f"{v:>{width}.2f}"[-width:], style=f"white on {bg}")
+            text.append(f"{v:>{width}.2f}", style=f"white on {bg}")
         text.append("\n")
     return text
 

@@ -10,13 +10,24 @@ import asyncio
 import os
 from pathlib import Path
 
+def _pairing_done(app) -> bool:
+    return app.current_pane().result is not None
+
+
 SHOTS = [
-    # (file, pane, prompt, widget to focus, keys after the result arrives)
-    ("logits.svg", "logits", "The capital of France is", "#logits-table",
-     ["t", "t", "t", "K", "K", "K", "K", "K", "K", "p", "p"]),
-    ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", "#spectrum-table", ["enter"]),
-    ("pairing.svg", "pairing", "The capital of France is", "#pairing-anchors", ["r"]),
+    # (file, pane, prompt, keys after the result arrives, ready to shoot once this holds or None).
+    # Showing a pane focuses its `focus_target`, so the keys go to the pane's table.
+    ("logits.svg", "logits", "The capital of France is", ["t", "t", "t", "K", "K", "K", "K", "K", "K", "p", "p"], None),
+    ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", ["enter"], None),
+    ("pairing.svg", "pairing", "The capital of France is", ["r"], _pairing_done),  # 400 prompts: a while on CPU
 ]
+
+
+async def wait_until(pilot, condition, seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
 
 
 async def shoot(out: Path) -> None:
@@ -24,24 +35,16 @@ async def shoot(out: Path) -> None:
     from spectrascope.tui.app import SpectrascopeApp
 
     session = Session.load("gemma-3-270m")
-    for name, pane, prompt, focus, keys in SHOTS:
+    for name, pane, prompt, keys, ready in SHOTS:
         app = SpectrascopeApp(lambda progress: session, prompt=prompt)
         async with app.run_test(size=(130, 42)) as pilot:
-            for _ in range(3000):
-                await pilot.pause(0.05)
-                if app.result is not None:
-                    break
+            await wait_until(pilot, lambda: app.result is not None, 150)
             app.action_show_pane(pane)
-            app.query_one(focus).focus()
+            await pilot.pause()  # the pane is focused after the next refresh
             await pilot.press(*keys)
             await pilot.pause(0.5)
-            if pane == "pairing":  # the contrast run (400 prompts) takes a while on CPU
-                from spectrascope.tui.panes.pairing import PairingPane
-
-                for _ in range(6000):
-                    if app.query_one(PairingPane).result is not None:
-                        break
-                    await pilot.pause(0.05)
+            if ready is not None:
+                await wait_until(pilot, lambda: ready(app), 300)
                 await pilot.pause(1.0)
             for inp in app.query("Input"):
                 inp.cursor_blink = False

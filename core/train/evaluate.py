@@ -284,9 +284,9 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 
 
 def cache_summary() -> dict:
-    tr, he, to = (ActivationCache(acts_dir(n)) for n in ("train", "heldout", "topic"))
-    shards = tr.manifest()["shards"] + he.manifest()["shards"] + to.manifest()["shards"]
-    return {"train_tokens": tr.n_tokens(), "heldout_tokens": he.n_tokens(), "topic_tokens": to.n_tokens(),
+    split_shards = {n: ActivationCache(acts_dir(n)).manifest()["shards"] for n in ("train", "heldout", "topic")}
+    shards = [s for part in split_shards.values() for s in part]
+    return {**{f"{n}_tokens": sum(s["n_tokens"] for s in part) for n, part in split_shards.items()},
             "clipped": sum(s.get("clipped", 0) for s in shards),
             "cache_seconds": round(sum(s["seconds"] for s in shards), 1)}
 

@@ -180,8 +180,12 @@ def out_dir(cfg: TrainConfig) -> Path:
 
 
 def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
-          ckpt_every_s: float = 120.0, progress: bool = True, run_dir: Path | None = None) -> dict:
+          ckpt_every_s: float = 120.0, progress: bool = True, run_dir: Path | None = None,
+          mix: dict[str, int] | None = None) -> dict:
     """Train (or resume) one SAE on fp16 activations `acts` (N, d); returns the final state summary.
+
+    `mix` (tokens per cache part, e.g. {"train": ..., "topic": ...}) is only recorded: in the
+    checkpoint and, through export, in train_curve.json and CARD.md.
 
     If `minutes` is given, the step budget is set once from measured step time so the LR
     schedule completes within the budget; it is stored in the checkpoint for resumes.
@@ -269,7 +273,7 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
     def save_ckpt():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "scale": scale,
-                    "total_steps": total_steps, "last_fired": last_fired, "cfg": asdict(cfg), "n_unique": N}, tmp)
+                    "total_steps": total_steps, "last_fired": last_fired, "cfg": asdict(cfg), "n_unique": N, "mix": mix}, tmp)
         os.replace(tmp, ckpt_path)
 
     if total_steps is None:
@@ -326,7 +330,7 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
     state["elapsed_s"] = time.time() - t_start
     save_ckpt()
     return {"model": model, "scale": scale, "state": state, "total_steps": state["step"],
-            "n_train_tokens_unique": N, "last_fired": last_fired}
+            "n_train_tokens_unique": N, "mix": mix, "last_fired": last_fired}
 
 
 def export(result: dict, cfg: TrainConfig, folder: Path) -> Path:
@@ -351,9 +355,8 @@ def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
     ck = torch.load((run_dir or out_dir(cfg)) / "ckpt.pt", weights_only=False)
     model = TopKSAE(cfg.d_in, cfg.d_sae, cfg.k, cfg.seed)
     model.load_state_dict(ck["model"])
-    n = sum(ActivationCache(acts_dir(name)).n_tokens() for name in ("train", "topic"))
     return {"model": model, "scale": ck["scale"], "state": ck["state"], "total_steps": ck["state"]["step"],
-            "n_train_tokens_unique": ck.get("n_unique", n), "last_fired": ck["last_fired"]}
+            "n_train_tokens_unique": ck["n_unique"], "mix": ck.get("mix"), "last_fired": ck["last_fired"]}
 
 
 def export_checkpoint(which: str) -> Path:
@@ -369,6 +372,8 @@ def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dic
     """The general cache plus the topic windows (see activations.build_topic_cache), if cached."""
     parts = {name: ActivationCache(acts_dir(name)).load_all(max_tokens) for name in ("train", "topic")}
     parts = {k: v for k, v in parts.items() if len(v)}
+    if not parts:
+        raise RuntimeError("No cached activations: run `python -m spectrascope.core.train cache` first.")
     return np.concatenate(list(parts.values())), {k: len(v) for k, v in parts.items()}
 
 
@@ -376,6 +381,5 @@ def train_preset(which: str, minutes: float | None = None, max_tokens: int | Non
     cfg = TrainConfig(**PRESETS[which])
     acts, mix = training_activations(max_tokens)
     print(f"[train] {cfg.name}: {len(acts):,} cached tokens {mix}", flush=True)
-    res = train(cfg, acts, minutes=minutes)
-    res["mix"] = mix
+    res = train(cfg, acts, minutes=minutes, mix=mix)
     return export(res, cfg, assets_dir() / cfg.name)

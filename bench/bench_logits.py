@@ -37,6 +37,7 @@ def knob_change_bench(repeats: int) -> dict:
     from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     from spectrascope.tui.app import SpectrascopeApp
+    from spectrascope.tui.pilot import until
     from tests.tui.fake_session import FakeSession
 
     gen = torch.Generator().manual_seed(0)
@@ -57,10 +58,7 @@ def knob_change_bench(repeats: int) -> dict:
 
     async def drive():
         async with app.run_test(size=(120, 40)) as pilot:
-            for _ in range(200):
-                await pilot.pause(0.02)
-                if app.result is not None:
-                    break
+            await until(pilot, lambda: app.result is not None, timeout=4)
             pane = app.query_one("#logits")
             from spectrascope.core.sampling import LogitsView
 

@@ -52,6 +52,7 @@ def time_pair(ours, base, repeats: int, sync=lambda: None) -> tuple[float, float
 def cpu_bench(repeats: int, dtype: str) -> None:
     from spectrascope.core.session import Request, Session
     from spectrascope.tui.app import SpectrascopeApp
+    from spectrascope.tui.pilot import until
 
     session = Session.load("gemma-3-270m", device="cpu", dtype=dtype)
     stand_in = ""
@@ -67,10 +68,7 @@ def cpu_bench(repeats: int, dtype: str) -> None:
 
     async def drive():
         async with app.run_test(size=(140, 45)) as pilot:
-            for _ in range(500):
-                await pilot.pause(0.02)
-                if app.result is not None:
-                    break
+            await until(pilot, lambda: app.result is not None, timeout=10)
             pane = app.query_one("#spectrum")
             app.query_one("TabbedContent").active = "tab-spectrum"
             await pilot.pause(0.2)

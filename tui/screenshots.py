@@ -23,28 +23,22 @@ SHOTS = [
 ]
 
 
-async def wait_until(pilot, condition, seconds: float) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-
-
 async def shoot(out: Path) -> None:
     from spectrascope.core.session import Session
     from spectrascope.tui.app import SpectrascopeApp
+    from spectrascope.tui.pilot import until
 
     session = Session.load("gemma-3-270m")
     for name, pane, prompt, keys, ready in SHOTS:
         app = SpectrascopeApp(lambda progress: session, prompt=prompt)
         async with app.run_test(size=(130, 42)) as pilot:
-            await wait_until(pilot, lambda: app.result is not None, 150)
+            await until(pilot, lambda: app.result is not None, timeout=150)
             app.action_show_pane(pane)
             await pilot.pause()  # the pane is focused after the next refresh
             await pilot.press(*keys)
             await pilot.pause(0.5)
             if ready is not None:
-                await wait_until(pilot, lambda: ready(app), 300)
+                await until(pilot, lambda: ready(app), timeout=300)
                 await pilot.pause(1.0)
             for inp in app.query("Input"):
                 inp.cursor_blink = False

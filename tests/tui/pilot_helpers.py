@@ -1,10 +1,5 @@
-"""Shared Pilot helpers for the TUI tests."""
+"""Shared Pilot helpers for the TUI tests (the helper itself lives in the package)."""
 
+from spectrascope.tui.pilot import until
 
-async def until(pilot, predicate, timeout: float = 60.0, step: float = 0.02) -> None:
-    """Let the app run until `predicate()` holds; fail the test after `timeout` seconds."""
-    for _ in range(int(timeout / step)):
-        await pilot.pause(step)
-        if predicate():
-            return
-    raise AssertionError("condition not reached")
+__all__ = ["until"]

@@ -183,10 +183,6 @@ class ContrastResult:
     def n_neutral(self) -> int:
         return int((~self.is_concept).sum())
 
-    def with_settings(self, settings: ContrastSettings) -> "ContrastResult":
-        """The same activations under other statistics settings (no model call)."""
-        return ContrastResult(self.roles, self.acts, self.is_concept, settings, self.key, self.info, self.cached)
-
 
 def feature_stats(acts: np.ndarray, is_concept: np.ndarray, min_concept_rate: float = 0.25) -> FeatureStats:
     """Statistics of (N, F) per-prompt activations split by the (N,) concept mask (see module doc)."""

@@ -2,6 +2,7 @@
 
     python -m spectrascope.core.train all          # corpus -> cache -> train -> eval -> labels
     python -m spectrascope.core.train corpus|cache|train|eval|labels [options]
+    python -m spectrascope.core.train card     # rewrite CARD.md from the stored records only
 
 Every stage skips or resumes work already on disk (data under $SPECTRASCOPE_CACHE/train
 or ~/.cache/spectrascope/train), so a killed run is restarted with the same command.
@@ -18,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
-    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "all"])
+    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "all"])
     ap.add_argument("--train-tokens", type=int, default=5_000_000, help="activations to cache for training")
     ap.add_argument("--topic-tokens", type=int, default=1_200_000,
                     help="activations of concept-mentioning windows to add (0: none)")
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
             for w in which:
                 evaluate_preset(w, ce_seqs=args.ce_seqs)
+        elif stage == "card":
+            from spectrascope.core.train.evaluate import write_card_preset
+
+            for w in which:
+                print(write_card_preset(w))
         elif stage == "labels":
             from spectrascope.core.train.labels import labels_preset
 

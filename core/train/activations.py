@@ -107,9 +107,6 @@ class ActivationCache:
     def n_tokens(self) -> int:
         return sum(s["n_tokens"] for s in self.manifest()["shards"])
 
-    def load_shard(self, i: int) -> np.ndarray:
-        return np.load(self.shard_paths()[i], mmap_mode="r")
-
     def load_all(self, max_tokens: int | None = None) -> np.ndarray:
         """Concatenate shards in order into one fp16 array. # (N, d)"""
         parts, n = [], 0

@@ -303,6 +303,7 @@ def add_concept_checks(m: dict, sae, model, tok, folder: Path) -> dict:
 
 
 def write_card_preset(which: str) -> Path:
+    """CARD.md from the SAE's stored records (metrics.json, train_curve.json, corpus.json): no model."""
     from spectrascope.core.train.trainer import PRESETS, assets_dir
 
     folder = assets_dir() / PRESETS[which]["name"]
@@ -310,22 +311,6 @@ def write_card_preset(which: str) -> Path:
     corpus_path = data_dir() / "corpus.json"
     corpus_info = json.loads(corpus_path.read_text()) if corpus_path.exists() else {}
     return write_card(folder, m, json.loads((folder / "train_curve.json").read_text()), corpus_info, m["cache"])
-
-
-def concepts_preset(which: str) -> dict:
-    """Re-run only the concept checks (cheap) and update metrics.json."""
-    from sae_lens import SAE
-
-    from spectrascope.core.train.activations import load_model
-    from spectrascope.core.train.trainer import PRESETS, assets_dir
-
-    folder = assets_dir() / PRESETS[which]["name"]
-    sae = SAE.load_from_disk(folder)
-    model, tok = load_model()
-    m = json.loads((folder / "metrics.json").read_text())
-    add_concept_checks(m, sae, model, tok, folder)
-    (folder / "metrics.json").write_text(json.dumps(m, indent=1))
-    return m
 
 
 def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
@@ -345,9 +330,6 @@ def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
     add_concept_checks(m, sae, model, tok, folder)
     m["cache"] = cache_summary()
     (folder / "metrics.json").write_text(json.dumps(m, indent=1))
-    corpus_path = data_dir() / "corpus.json"
-    corpus_info = json.loads(corpus_path.read_text()) if corpus_path.exists() else {}
-    train_info = json.loads((folder / "train_curve.json").read_text())
-    write_card(folder, m, train_info, corpus_info, m["cache"])
+    write_card_preset(which)
     print(json.dumps({k: v for k, v in m.items() if k != "concept_check"}, indent=1), flush=True)
     return m

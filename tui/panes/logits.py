@@ -7,7 +7,6 @@ one at a time; their results come back as messages.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -414,6 +413,3 @@ class LogitsPane(Vertical):
             where = "—" if run.diverges_at is None else f"step {run.diverges_at}"
             table.add_row(str(run.seed), where, Text(one_line(run.text, 160)))
 
-
-def entropy_bits(nats: float) -> float:
-    return nats / math.log(2)

@@ -36,9 +36,11 @@ def bench_latency(dtype: str, repeats: int) -> dict:
     n_tokens = ids.shape[1]
 
     def ours():  # what issue 2 times: tokens, resid at the hook, last-position logits
+        session.forget_prompt()  # a prompt it has not seen: no prefix reuse (bench_typing times that)
         session.run(Request(PROMPT_12, codes=False))
 
     def ours_with_saes():  # the same pass plus coarse + fine SAE codes (the app's default)
+        session.forget_prompt()
         session.run(Request(PROMPT_12))
 
     def baseline():

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_steering.py [--tiny] [--tokens 16] [--repeats N] [--dtype auto]
 
-Both sides run `core.steering.generate` (prefill + KV-cache decode + seeded sampling exactly as
-the pane does); the unsteered side passes no Steerer (no hooks installed), the steered side adds
+Both sides run `core.generation.generate` (prefill + KV-cache decode + seeded sampling exactly as
+the pane does); the unsteered side passes no edits (no hooks installed), the steered side adds
 a coarse and a fine feature direction ("add") or clamps them ("clamp": one encode per SAE per
 step). Timings alternate between the modes within each repeat (order rotated) so load on the
 shared machine hits both; the figure is the median seconds per generated token (prefill
@@ -68,6 +68,7 @@ def main() -> int:
     import torch
 
     from spectrascope.core import steering as st
+    from spectrascope.core.generation import generate
     from spectrascope.core.knobs import SamplingSettings
 
     if args.repeats is None:
@@ -78,19 +79,21 @@ def main() -> int:
     prompt_ids, _ = session.tokenize(PROMPT)
     settings = SamplingSettings(temperature=1.0)
     modes = {
-        "unsteered": None,
-        "add": st.Steerer(session, st.SteeringSpec(tuple(feats), "add"), units),
-        "clamp": st.Steerer(session, st.SteeringSpec(tuple(feats), "clamp"), units),
+        "unsteered": (),
+        "add": st.SteeringSpec(tuple(feats), "add").edits(units, len(prompt_ids)),
+        "clamp": st.SteeringSpec(tuple(feats), "clamp").edits(units, len(prompt_ids)),
     }
+    edited = {m: 0 for m in modes}
     times: dict[str, list[float]] = {m: [] for m in modes}
     tokens: dict[str, int] = {}
 
     def once(mode: str, seed: int) -> float:
         start = time.perf_counter()
-        (ids,) = st.generate(session, prompt_ids, modes[mode], settings, [seed], args.tokens)
+        (run,) = generate(session, prompt_ids, settings, [seed], args.tokens, modes[mode])
         elapsed = time.perf_counter() - start
-        tokens[mode] = len(ids)
-        return elapsed / len(ids)
+        tokens[mode] = len(run.steps)
+        edited[mode] += run.edited_forwards
+        return elapsed / len(run.steps)
 
     for mode in modes:  # warm-up
         once(mode, 0)
@@ -98,8 +101,7 @@ def main() -> int:
     for rep in range(args.repeats):
         for mode in order[rep % 3:] + order[: rep % 3]:
             times[mode].append(once(mode, rep))
-    assert st.active_hook_count(session) == 0
-    assert all(m is None or m.calls > 0 for m in modes.values())
+    assert edited["unsteered"] == 0 and edited["add"] > 0 and edited["clamp"] > 0
 
     print(f"bench_steering · {what}")
     print(f"cpu threads {torch.get_num_threads()} · load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"

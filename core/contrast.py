@@ -202,10 +202,6 @@ def feature_stats(acts: np.ndarray, is_concept: np.ndarray, min_concept_rate: fl
 
 # ---------------------------------------------------------------- running the model
 
-class _Stop(Exception):
-    pass
-
-
 def collect_activations(
     session: Any,
     prompts: Sequence[str],
@@ -238,7 +234,6 @@ def collect_activations(
     if not set(hooks.values()) <= wanted:
         raise ValueError(f"SAE hooks {sorted(set(hooks.values()))} are not residual-stream hooks.")
     deepest = resid_hook(layers[-1])
-    model = session.model
     tok = session.tokenizer
     bos = tok.bos_token_id
     pad = tok.pad_token_id if tok.pad_token_id is not None else (bos if bos is not None else 0)
@@ -250,25 +245,7 @@ def collect_activations(
     out = {role: {"max": np.zeros((len(prompts), sae.cfg.d_sae), np.float32),
                   "mean": np.zeros((len(prompts), sae.cfg.d_sae), np.float32)} for role, sae in saes.items()}
     n_tokens = 0
-    captured: dict[str, Any] = {}
-
-    owner = threading.get_ident()
-
-    def capture_as(name: str):
-        # Torch hooks belong to the module, not the thread: a forward the app runs meanwhile
-        # (another worker) passes through untouched.
-        def capture(x, hook):
-            if threading.get_ident() != owner:
-                return x
-            captured[name] = x.detach()
-            if name == deepest:
-                raise _Stop
-            return x
-        return capture
-
-    fwd_hooks = [(name, capture_as(name)) for name in wanted]
-    bridge = model.bridge
-    with torch.inference_mode(), bridge.hooks(fwd_hooks=fwd_hooks):
+    with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled
@@ -280,7 +257,8 @@ def collect_activations(
             for row, i in enumerate(idx):
                 ids[row, : lens[row]] = torch.tensor(encoded[i])
                 mask[row, : lens[row]] = 1
-            _forward_batch(bridge, ids.to(model.device), mask.to(model.device), captured, wanted, cancel)
+            captured = session.forward(ids, capture=sorted(wanted), stop_after=deepest, attention_mask=mask,
+                                       keep_logits=0, cancel=cancel).resid
             keep = mask.clone()
             keep[:, :skip] = 0
             # A prompt that is only BOS keeps its BOS so it still has a summary.
@@ -314,31 +292,6 @@ def collect_activations(
     if cancel is not None and cancel.is_set():
         raise Cancelled
     return out, n_tokens
-
-
-def _forward_batch(bridge: Any, ids: Any, mask: Any, captured: dict, wanted: set, cancel: Any) -> None:
-    """One batch up to the deepest hook. Hooks another thread registered on the same modules
-    (e.g. the app's live prompt run) can fire here and raise their own stop/cancel exceptions:
-    such a batch is run again rather than lost (at most a few times)."""
-    from .session import Cancelled, _StopForward
-
-    for _attempt in range(5):
-        captured.clear()
-        try:
-            bridge(ids, return_type=None, attention_mask=mask)
-        except _Stop:
-            pass
-        except (_StopForward, Cancelled):  # raised by the other thread's hooks, not ours
-            if cancel is not None and cancel.is_set():
-                raise Cancelled from None
-            if wanted <= captured.keys():
-                return
-            if _attempt == 4:
-                raise
-            continue
-        if wanted <= captured.keys():
-            return
-    raise RuntimeError("the forward pass never reached the SAE hook layer")
 
 
 # ---------------------------------------------------------------- cache

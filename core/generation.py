@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
 
 import torch
 
+from .plan import Edit
 from .sampling import Distribution, LogitsView, SamplingSettings, compare, sample
 from .session import Cancelled, PromptError, Session
 
@@ -35,39 +36,40 @@ class Step:
     dist: Distribution  # the distribution the token was drawn from
 
 
+def pick(view: LogitsView, settings: SamplingSettings, seed: int, step: int) -> tuple[int, str, Distribution]:
+    """The token a run with `seed` takes at `step`: greedy at T=0, else a seeded sample."""
+    dist = view.apply(settings)
+    if settings.is_greedy:
+        return int(dist.final_probs.argmax()), "greedy", dist
+    return sample(dist, step_seed(seed, step)), "sampled", dist
+
+
 @dataclass
 class Stepper:
-    """One prompt, stepped forward token by token and back."""
+    """One prompt, stepped forward token by token and back (edits, if any, apply to every step)."""
 
     session: Session
     prompt_ids: list[int]
     settings: SamplingSettings
     steps: list[Step] = field(default_factory=list)
+    edits: tuple[Edit, ...] = ()
     _views: list[LogitsView] = field(default_factory=list)  # logits after prompt + each step
     _cache: Any = None
+    edited_forwards: int = 0  # forwards in which an edit fired (a steered Stepper: one per forward)
 
     @classmethod
-    def start(cls, session: Session, prompt: str, settings: SamplingSettings) -> "Stepper":
-        ids, _ = session.tokenize(prompt)
-        stepper = cls(session, ids, settings.validate())
-        stepper._prefill()
+    def start(cls, session: Session, prompt: str | list[int], settings: SamplingSettings,
+              edits: Sequence[Edit] = (), cancel: threading.Event | None = None) -> "Stepper":
+        ids = session.tokenize(prompt)[0] if isinstance(prompt, str) else list(prompt)
+        stepper = cls(session, ids, settings.validate(), edits=tuple(edits))
+        logits, stepper._cache = stepper._forward(ids, session.new_cache(), cancel)
+        stepper._views = [LogitsView(logits)]
         return stepper
 
-    # ---- model calls ---------------------------------------------------------------------
-    def _model_call(self, ids: list[int], cache: Any) -> tuple[torch.Tensor, Any]:
-        model = self.session.model.hf_model
-        input_ids = torch.tensor([ids], device=self.session.model.device)  # (1, t)
-        with torch.inference_mode():
-            out = model(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1].float().cpu(), out.past_key_values  # (V,)
-
-    def _prefill(self) -> None:
-        from transformers import DynamicCache
-
-        logits, self._cache = self._model_call(
-            self.prompt_ids, DynamicCache(config=self.session.model.hf_model.config)
-        )
-        self._views = [LogitsView(logits)]
+    def _forward(self, ids: list[int], cache: Any, cancel: threading.Event | None = None) -> tuple[Any, Any]:
+        out = self.session.forward(ids, edits=self.edits, cache=cache, keep_logits=1, cancel=cancel)
+        self.edited_forwards += out.edits_applied
+        return out.logits[0, -1].cpu(), out.cache  # (V,)
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -82,32 +84,37 @@ class Stepper:
     def distribution(self, settings: SamplingSettings | None = None) -> Distribution:
         return self.view.apply(settings or self.settings)
 
+    def generated_ids(self) -> tuple[int, ...]:
+        return tuple(s.token_id for s in self.steps)
+
     def generated_text(self) -> str:
-        return self.session.tokenizer.decode([s.token_id for s in self.steps])
+        return self.session.decode(self.generated_ids())
 
     # ---- moves ---------------------------------------------------------------------------
-    def step(self, token_id: int | None = None, settings: SamplingSettings | None = None) -> Step:
-        """Append one token: `token_id` if given, else greedy (T=0) or a seeded sample."""
+    def step(self, token_id: int | None = None, settings: SamplingSettings | None = None,
+             cancel: threading.Event | None = None, feed: bool = True) -> Step:
+        """Append one token: `token_id` if given, else greedy (T=0) or a seeded sample.
+
+        feed=False records the token without running it (the last token of a fixed-length run:
+        nothing will read its logits)."""
         settings = (settings or self.settings).validate()
         self.settings = settings
-        dist = self.view.apply(settings)
-        vocab = dist.vocab_size
         if token_id is not None:
-            if not 0 <= int(token_id) < vocab:
-                raise PromptError(f"Token id {token_id} is outside the vocabulary (0..{vocab - 1}).")
+            dist = self.view.apply(settings)
+            if not 0 <= int(token_id) < dist.vocab_size:
+                raise PromptError(f"Token id {token_id} is outside the vocabulary (0..{dist.vocab_size - 1}).")
             chosen, how = int(token_id), "picked"
-        elif settings.is_greedy:
-            chosen, how = int(dist.final_probs.argmax()), "greedy"
         else:
-            chosen, how = sample(dist, step_seed(settings.seed, len(self.steps))), "sampled"
+            chosen, how, dist = pick(self.view, settings, settings.seed, len(self.steps))
         if len(self.ids) + 1 > self.session.max_prompt_tokens:
             raise PromptError(
                 f"The sequence reached the context limit of {self.session.max_prompt_tokens} tokens."
             )
-        logits, self._cache = self._model_call([chosen], self._cache)
+        if feed:
+            logits, self._cache = self._forward([chosen], self._cache, cancel)
+            self._views.append(LogitsView(logits))
         step = Step(chosen, how, dist)
         self.steps.append(step)
-        self._views.append(LogitsView(logits))
         return step
 
     def back(self) -> Step | None:
@@ -115,25 +122,56 @@ class Stepper:
         if not self.steps:
             return None
         last = self.steps.pop()
-        self._views.pop()
-        try:
-            self._cache.crop(len(self.ids))
-        except Exception:  # noqa: BLE001 - sliding-window caches cannot always crop
-            self._rebuild_cache()
+        self._views = self._views[: len(self.steps) + 1]
+        if not self.session.crop_cache(self._cache, len(self.ids)):
+            _, self._cache = self._forward(self.ids, self.session.new_cache())
         return last
 
-    def _rebuild_cache(self) -> None:
-        from transformers import DynamicCache
+    def fork(self, seed: int | None = None) -> "Stepper":
+        """An independent copy (cache included) to continue differently, optionally with another seed."""
+        settings = self.settings if seed is None else replace(self.settings, seed=int(seed))
+        return Stepper(self.session, list(self.prompt_ids), settings, list(self.steps), self.edits,
+                       list(self._views), copy.deepcopy(self._cache), self.edited_forwards)
 
-        _, self._cache = self._model_call(
-            self.ids, DynamicCache(config=self.session.model.hf_model.config)
-        )
 
-    def fork(self) -> "Stepper":
-        """An independent copy (cache included) to continue differently."""
-        twin = Stepper(self.session, list(self.prompt_ids), self.settings, list(self.steps),
-                       list(self._views), copy.deepcopy(self._cache))
-        return twin
+def generate(
+    session: Session,
+    prompt_ids: list[int],
+    settings: SamplingSettings,
+    seeds: Sequence[int],
+    steps: int,
+    edits: Sequence[Edit] = (),
+    cancel: threading.Event | None = None,
+    on_token: Callable[[], None] | None = None,
+) -> list[Stepper]:
+    """The one generation loop: `prompt_ids` continued up to `steps` tokens once per seed.
+
+    The prompt is prefilled once (with `edits`); each seed continues from a copy of that
+    cache, token i drawn with step_seed(seed, i). Stops early at EOS. Returns one Stepper
+    per seed (its `steps` hold the tokens and the distributions they were drawn from).
+    """
+    if steps < 1:
+        raise PromptError("The number of tokens to generate must be at least 1.")
+    if len(prompt_ids) + steps > session.max_prompt_tokens:
+        raise PromptError(f"Prompt + {steps} tokens exceed the context limit of {session.max_prompt_tokens}.")
+    base = Stepper.start(session, prompt_ids, settings, edits, cancel)
+    runs = []
+    for seed in seeds:
+        if len(seeds) > 1:
+            stepper = base.fork(seed)
+        else:
+            stepper, base.settings = base, replace(base.settings, seed=int(seed))
+        for i in range(steps):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            last = i == steps - 1
+            token = stepper.step(cancel=cancel, feed=not last).token_id
+            if on_token is not None:
+                on_token()
+            if token == session.eos_id:
+                break
+        runs.append(stepper)
+    return runs
 
 
 @dataclass(frozen=True)
@@ -155,23 +193,15 @@ def seeded_runs(
     """The same prompt continued `steps` tokens once per seed; the prompt is prefilled once."""
     if steps < 1:
         raise ValueError("steps must be at least 1.")
-    base = Stepper.start(session, prompt, settings)
+    ids, _ = session.tokenize(prompt)
     runs: list[Run] = []
-    for seed in seeds:
-        stepper = base.fork()
-        stepper.settings = SamplingSettings(**{**settings.to_dict(), "seed": int(seed)})
-        for _ in range(steps):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
-            stepper.step()
-            if stepper.steps[-1].token_id == session.tokenizer.eos_token_id:
-                break
-        ids = tuple(s.token_id for s in stepper.steps)
-        first = runs[0].token_ids if runs else ids
-        diverge = next((i for i, (a, b) in enumerate(zip(first, ids)) if a != b), None)
-        if diverge is None and len(first) != len(ids):
-            diverge = min(len(first), len(ids))
-        runs.append(Run(int(seed), ids, stepper.generated_text(), diverge))
+    for stepper in generate(session, ids, settings, seeds, steps, cancel=cancel):
+        out = stepper.generated_ids()
+        first = runs[0].token_ids if runs else out
+        diverge = next((i for i, (a, b) in enumerate(zip(first, out)) if a != b), None)
+        if diverge is None and len(first) != len(out):
+            diverge = min(len(first), len(out))
+        runs.append(Run(stepper.settings.seed, out, stepper.generated_text(), diverge))
     return runs
 
 

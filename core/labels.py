@@ -87,8 +87,7 @@ class FeatureLabels:
             np_id = NEURONPEDIA.get((spec.release, spec.sae_id))
         labels = cls(sae=sae, shipped=shipped, neuronpedia=np_id)
         if session is not None:
-            hf = session.model.hf_model
-            labels.unembed = hf.get_output_embeddings().weight.detach()
+            labels.unembed = session.unembedding()
             labels.softcap = session.model.final_logit_softcap
             labels.decode = session.piece
         return labels

@@ -174,6 +174,26 @@ class LoadedModel:
         return getattr(self.hf_model.config, "final_logit_softcapping", None)
 
 
+def _pass_kv_cache_to_bridge_attention() -> None:
+    """transformer-lens 3.9's bridged attention reads the KV cache from a `past_key_values`
+    keyword; transformers 5 hands it to attention as `cache`. Unpatched, a cached forward
+    silently skips the cache update and every decode step attends to itself alone (measured:
+    logits 0.76 off a full forward on the tiny Gemma 3). Forward the one to the other."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    original = AttentionBridge._update_kv_cache
+    if getattr(original, "reads_cache_keyword", False):
+        return
+
+    def update(self, k, v, **kwargs):
+        if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+            kwargs["past_key_values"] = kwargs["cache"]
+        return original(self, k, v, **kwargs)
+
+    update.reads_cache_keyword = True
+    AttentionBridge._update_kv_cache = update
+
+
 def load_model(
     name_or_spec: str | ModelSpec = DEFAULT_MODEL,
     device: str | None = None,
@@ -211,6 +231,7 @@ def load_model(
         str(folder), hf_model=hf_model, tokenizer=tokenizer, dtype=torch_dtype, device=device
     )
     bridge.eval()
+    _pass_kv_cache_to_bridge_attention()
     progress(f"{spec.name} ready", 1.0)
     return LoadedModel(spec, bridge, tokenizer, device, dtype, folder)
 

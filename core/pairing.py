@@ -280,8 +280,8 @@ def _promoted_batch(session: Any, role: str, ids: Sequence[int], k: int) -> list
     """Top-k promoted token ids of several features at once (logit lens, no final norm)."""
     from .spectrum import promoted_tokens_batch
 
-    unembed = session.model.hf_model.get_output_embeddings().weight.detach()  # (V, d)
-    top_ids, _ = promoted_tokens_batch(session.saes[role].W_dec[list(ids)].detach(), unembed, top=k, chunk=64)
+    top_ids, _ = promoted_tokens_batch(session.decoder_directions(role, ids), session.unembedding(), top=k,
+                                       chunk=64)
     return top_ids.tolist()
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
 
 import torch
 
 from .session import Request, Session, resid_hook
+from .spectrum import POOR_FIDELITY
 
 
 def probe(session: Session, prompt: str, top: int = 10, layer: int | None = None) -> dict[str, Any]:
@@ -37,42 +39,105 @@ def probe(session: Session, prompt: str, top: int = 10, layer: int | None = None
     }
 
 
+DENSE_FREQ = 0.2  # features firing on more than this share of held-out tokens are "always on"
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    role: str
+    feature: int
+    activation: float
+    max_act: float | None  # its max activation on held-out text, where known
+    freq: float | None  # its firing rate on held-out tokens, where known
+    label: str  # where it fires (top-snippet tokens), else the tokens it promotes
+
+
+@dataclass(frozen=True)
+class SAEView:
+    role: str
+    width: int
+    hook: str
+    l0: int
+    silent: int
+    fidelity: float | None  # at the position; None for all tokens
+    poor_fit: bool  # fidelity at the position is below spectrum.POOR_FIDELITY
+    poor_positions: tuple[int, ...]
+    dense_hidden: int  # always-on features left out of `rows`
+    rows: tuple[FeatureRow, ...]
+
+
+@dataclass(frozen=True)
+class SpectrumView:
+    """What the Spectrum pane shows and `spectrascope spectrum` prints, from one Result."""
+
+    prompt: str
+    tokens: tuple[Any, ...]
+    position: int | None  # None = all tokens, BOS excluded
+    reduce: str  # "max" or "mean" over tokens, for position None
+    first: int  # first position "all tokens" covers (1 when the prompt starts with BOS)
+    hide_dense: bool
+    saes: dict[str, SAEView]
+
+    def rows(self) -> list[FeatureRow]:
+        """Every SAE's rows in one table, strongest first."""
+        return sorted((r for v in self.saes.values() for r in v.rows), key=lambda r: -r.activation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt, "position": self.position, "reduce": self.reduce,
+            "all_tokens_from": self.first, "dense_hidden": self.hide_dense, "dense_freq": DENSE_FREQ,
+            "tokens": [{"id": t.id, "text": t.text} for t in self.tokens],
+            "saes": {role: {**{k: v for k, v in asdict(view).items() if k != "rows"},
+                            "top": [asdict(r) for r in view.rows]} for role, view in self.saes.items()},
+        }
+
+
+def spectrum_view(
+    result: Any, labels: Mapping[str, Any], hooks: Mapping[str, str], position: int | None = -1,
+    reduce: str = "max", top: int = 30, hide_dense: bool = True, roles: tuple[str, ...] | None = None,
+) -> SpectrumView:
+    """The spectrum of `result` at `position` (None: all tokens but BOS), per SAE role."""
+    n = len(result.tokens)
+    if position is not None and not -n <= position < n:
+        raise ValueError(f"Position {position} is outside the prompt (0..{n - 1}).")
+    if reduce not in ("max", "mean"):
+        raise ValueError(f"reduce must be max or mean, not {reduce!r}.")
+    pos = None if position is None else position % n
+    first = getattr(result, "bos", 0)
+    saes = {}
+    for role in roles or tuple(result.spectra):
+        spec = result.spectra[role]
+        lab = labels.get(role)
+        row = spec.row(pos, reduce, first)
+        rows, hidden = [], 0
+        for fid, act in spec.top(pos, top + 64, reduce, first):
+            label = lab.get(fid) if lab is not None else None
+            if hide_dense and label is not None and (label.freq or 0) > DENSE_FREQ:
+                hidden += 1
+                continue
+            if len(rows) < top:
+                rows.append(FeatureRow(role, fid, act, label.max_act if label else None,
+                                       label.freq if label else None, label.short(5) if label else ""))
+        saes[role] = SAEView(role, spec.width, hooks.get(role, ""), int((row > 0).sum()), int((row == 0).sum()),
+                             None if pos is None else float(spec.fidelity[pos]),
+                             pos is not None and float(spec.fidelity[pos]) < POOR_FIDELITY, tuple(spec.poor_positions()),
+                             hidden, tuple(rows))
+    return SpectrumView(result.prompt, tuple(result.tokens), pos, reduce, first, hide_dense, saes)
+
+
 def spectrum_report(
     session: Session, prompt: str, roles: tuple[str, ...] = ("coarse", "fine"),
-    position: int | None = -1, top: int = 20,
+    position: int | None = -1, top: int = 30, reduce: str = "max", hide_dense: bool = True,
 ) -> dict[str, Any]:
-    """Everything `spectrascope spectrum` prints: per SAE, L0, fidelity and the top features."""
+    """Everything `spectrascope spectrum` prints: the Spectrum pane's view of `prompt`."""
     missing = [r for r in roles if r not in session.saes]
     if missing:
         why = "; ".join(f"{r}: {session.sae_errors.get(r, 'not loaded')}" for r in missing)
         raise ValueError(f"No {'/'.join(missing)} SAE: {why}")
-    result = session.run(Request(prompt, logits=False))
-    n = len(result.tokens)
-    if position is not None and not -n <= position < n:
-        raise ValueError(f"--position {position} is outside the prompt (0..{n - 1}).")
-    pos = None if position is None else position % n
-    report: dict[str, Any] = {
-        "model": session.model.spec.name, "prompt": prompt, "position": pos,
-        "tokens": [{"id": t.id, "text": t.text} for t in result.tokens], "saes": {},
-    }
-    for role in roles:
-        spec = result.spectra[role]
-        labels = session.labels.get(role)
-        row = spec.row(pos)
-        report["saes"][role] = {
-            "width": spec.width,
-            "hook": session.saes[role].cfg.metadata.hook_name,
-            "l0": int((row > 0).sum()),
-            "silent": spec.silent(pos),
-            "fidelity": None if pos is None else float(spec.fidelity[pos]),
-            "poor_fidelity_positions": spec.poor_positions(),
-            "top": [
-                {"feature": f, "activation": a,
-                 "label": list(labels.get(f).promoted[:6]) if labels is not None else []}
-                for f, a in spec.top(pos, top)
-            ],
-        }
-    return report
+    result = session.run(Request(prompt))
+    hooks = {role: session.sae_hook(role) for role in roles}
+    view = spectrum_view(result, session.labels, hooks, position, reduce, top, hide_dense, roles)
+    return {"model": session.model.spec.name, **view.to_dict()}
 
 
 def logits_report(

@@ -1,21 +1,33 @@
-"""One forward pass per request: tokens, the residual stream at the hooks, last-position logits.
+"""The only owner of the model: one lock-guarded forward primitive, and the prompt run built on it.
 
-`Session.run` is what every pane calls from a worker thread. It returns a
-frozen `Result` of CPU tensors, never touches the UI, and can be cancelled
-between blocks through a `threading.Event`.
+Every model call in spectrascope goes through `Session.forward`: the prompt
+pane, step-through and seeded generation, steering, contrast batches, feature
+units, the trainer's activation cache and its ΔCE splice. What to capture and
+what to change travel as plain data (`core.plan`), and the hooks that carry
+them out are installed inside one `bridge.hooks()` block per call, under one
+lock. transformer-lens keeps one shared hook context level on the bridge, so
+two threads' hook blocks must never interleave (the exit of one strips the
+other's hooks): the lock is what makes that impossible, not thread guards.
+
+`Session.run(Request)` is what the prompt calls from a worker thread. It keeps
+the previous prompt's KV cache, residuals and SAE codes, and on a keystroke
+runs only the tokens after the longest common prefix (causal attention: the
+prefix cannot change). The result equals a full forward within float tolerance.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
 from .embedded import Progress, _quiet
+from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from .plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 
 
 class Cancelled(Exception):
@@ -27,7 +39,7 @@ class PromptError(ValueError):
 
 
 class _StopForward(Exception):
-    """Raised inside a hook once every requested activation is captured."""
+    """Raised inside a hook once the `stop_after` hook has run."""
 
 
 def resid_hook(layer: int) -> str:
@@ -60,14 +72,36 @@ class Result:
     truncated: int = 0  # tokens dropped from the front to fit the context window
     seconds: float = 0.0
     spectra: Mapping[str, Any] = field(default_factory=dict)  # role -> core.spectrum.Spectrum
+    reused: int = 0  # leading tokens taken from the previous prompt's cache (not recomputed)
+    bos: int = 0  # 1 when tokens[0] is the BOS the session added (left out of "all tokens" views)
 
     @property
     def ids(self) -> list[int]:
         return [t.id for t in self.tokens]
 
 
+@dataclass
+class _PromptState:
+    """The last prompt run with logits: what the next keystroke can reuse."""
+
+    ids: list[int]
+    hooks: tuple[str, ...]
+    cache: Any  # the KV cache after every prompt token
+    resid: dict[str, torch.Tensor]  # hook -> (T, d) on the model's device
+    spectra: dict[str, Any]  # role -> Spectrum (CPU)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class Session:
-    """A loaded model and the one way the app runs it."""
+    """A loaded model, its SAEs, and the one way anything runs the model."""
 
     def __init__(self, model: LoadedModel, max_prompt_tokens: int | None = None):
         self.model = model
@@ -75,26 +109,41 @@ class Session:
         cap = model.max_tokens
         self.max_prompt_tokens = min(cap, max_prompt_tokens or 2048)
         self.saes: dict[str, Any] = {}  # role ("coarse", "fine") -> sae-lens SAE
+        self.sae_specs: dict[str, Any] = {}  # role -> the SAESpec it came from (None if attached directly)
         self.sae_errors: dict[str, str] = {}  # role -> why it could not be loaded
         self.labels: dict[str, Any] = {}  # role -> core.labels.FeatureLabels
+        self._lock = threading.RLock()
+        self._prompt: _PromptState | None = None
+        self._pieces: dict[int, str] = {}
+        # transformers 5 names the KV cache argument `cache` (`past_key_values` is deprecated).
+        params = inspect.signature(model.hf_model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
+    # ---- SAEs ---------------------------------------------------------------------------
     def attach_sae(self, role: str, sae: Any, spec: Any = None) -> None:
         """Use `sae` for `role`, after checking it reads this model's residual at a real layer."""
         from .labels import FeatureLabels, labels_folder
-        from .saes import check_compatible
+        from .saes import SAEIncompatible, check_compatible
         from .spectrum import hook_layer
 
         hook = sae.cfg.metadata.hook_name
         check_compatible(sae, self.model.d_model, hook)
         if hook is None or not 0 <= hook_layer(hook) < self.model.n_layers:
-            from .saes import SAEIncompatible
-
             raise SAEIncompatible(
                 f"SAE hook {hook!r} is not a layer of {self.model.spec.name} (0..{self.model.n_layers - 1})."
             )
-        self.saes[role] = sae
-        self.sae_errors.pop(role, None)
-        self.labels[role] = FeatureLabels.for_sae(sae, self, labels_folder(spec), spec)
+        with self._lock:
+            self.saes[role] = sae
+            self.sae_specs[role] = spec
+            self.sae_errors.pop(role, None)
+            self.labels[role] = FeatureLabels.for_sae(sae, self, labels_folder(spec), spec)
+            self._prompt = None  # cached codes belong to the previous SAEs
+
+    def detach_sae(self, role: str) -> None:
+        with self._lock:
+            for table in (self.saes, self.sae_specs, self.labels):
+                table.pop(role, None)
+            self._prompt = None
 
     def load_saes(self, specs: Any = None, progress: Progress = _quiet) -> None:
         """Load (role, SAE preset or spec) pairs; failures are kept per role, not raised."""
@@ -108,11 +157,27 @@ class Session:
             except Exception as exc:  # noqa: BLE001 - the model is still usable without it
                 self.sae_errors[role] = f"{type(exc).__name__}: {exc}"
 
+    def sae(self, role: str) -> Any:
+        """The SAE attached for `role`; KeyError with the reason when there is none."""
+        if role not in self.saes:
+            why = self.sae_errors.get(role, "not loaded")
+            raise KeyError(f"No {role} SAE in this session ({why}).")
+        return self.saes[role]
+
+    def sae_hook(self, role: str) -> str:
+        return self.sae(role).cfg.metadata.hook_name
+
     def sae_layers(self) -> tuple[int, ...]:
         from .spectrum import hook_layer
 
         return tuple(hook_layer(sae.cfg.metadata.hook_name) for sae in self.saes.values())
 
+    def decoder_directions(self, role: str, ids: Sequence[int] | None = None) -> torch.Tensor:
+        """Rows of the role's W_dec (all, or `ids`), detached, on the SAE's device. # (n, d)"""
+        w = self.sae(role).W_dec.detach()
+        return w if ids is None else w[list(ids)]
+
+    # ---- model facts ----------------------------------------------------------------------
     @classmethod
     def load(
         cls,
@@ -137,11 +202,58 @@ class Session:
         return self.model.tokenizer
 
     @property
+    def device(self) -> str:
+        return self.model.device
+
+    @property
     def default_layer(self) -> int:
         return self.model.default_layer
 
+    @property
+    def eos_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    def unembedding(self) -> torch.Tensor:
+        """The (V, d) unembedding matrix, detached, in the model's dtype (never copied here)."""
+        return self.model.hf_model.get_output_embeddings().weight.detach()
+
+    def new_cache(self) -> Any:
+        """An empty KV cache for `forward(..., cache=...)`, which `crop_cache` can cut back exactly."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.hf_model.config)
+        # Sliding-window layers drop keys older than their window; recording them lets a keystroke
+        # in the middle of a long prompt, or a step back, roll the cache back exactly.
+        for layer in getattr(cache, "layers", ()):
+            if hasattr(layer, "activate_past_recording"):
+                layer.activate_past_recording()
+        return cache
+
+    @staticmethod
+    def crop_cache(cache: Any, length: int) -> bool:
+        """Cut `cache` back to its first `length` positions, in place; False where that is not exact."""
+        layers = [layer for layer in getattr(cache, "layers", None) or () if getattr(layer, "is_initialized", False)]
+        if not layers or not all(hasattr(layer, "keys") for layer in layers):
+            return False
+        for layer in layers:
+            forgot = getattr(layer, "is_sliding", False) and not getattr(layer, "record_past", False)
+            if forgot and layer.get_seq_length() >= layer.sliding_window:
+                return False
+        for layer in layers:
+            layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
+            if hasattr(layer, "cumulative_length"):
+                layer.cumulative_length = length
+        return True
+
     def piece(self, token_id: int) -> str:
-        return self.tokenizer.decode([int(token_id)])
+        token_id = int(token_id)
+        text = self._pieces.get(token_id)
+        if text is None:
+            text = self._pieces[token_id] = self.tokenizer.decode([token_id])
+        return text
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode([int(i) for i in ids])
 
     def tokenize(self, prompt: str, add_bos: bool = True) -> tuple[list[int], int]:
         """Token ids for `prompt`, cut to the context window; returns (ids, n_dropped)."""
@@ -160,8 +272,117 @@ class Session:
             ids = head + ids[len(head) + dropped :]
         return list(ids), dropped
 
+    # ---- the forward primitive -------------------------------------------------------------
+    def forward(
+        self,
+        ids: Sequence[int] | torch.Tensor,
+        *,
+        capture: Sequence[str] = (),
+        edits: Sequence[Edit] = (),
+        stop_after: str | None = None,
+        cache: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        keep_logits: int = 1,
+        cancel: threading.Event | None = None,
+    ) -> ForwardOut:
+        """Run `ids` ((T,) list or (B, T) tensor) through the model, serialised with every other call.
+
+        capture: hook names whose (B, T, d) output to return (after this call's edits there).
+        edits: `core.plan` edits, applied at their SAE's hook on positions >= from_position
+            (absolute: a cached call's first token is at position cache length).
+        stop_after: a hook name; the forward ends right after it (no logits, no cache).
+        cache: a KV cache (`new_cache()`), extended in place; None runs without one.
+        keep_logits: logits of the last n positions (0: none, the unembedding is skipped).
+        cancel: checked before each block; raises `Cancelled`.
+        """
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        input_ids = torch.as_tensor(ids, dtype=torch.long)
+        if input_ids.dim() == 1:
+            input_ids = input_ids[None]
+        input_ids = input_ids.to(self.model.device)  # (B, T)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(self.model.device)
+        with self._lock:
+            offset = cache.get_seq_length() if cache is not None else 0
+            captured: dict[str, torch.Tensor] = {}
+            applied = [0]
+            hooks = self._edit_hooks(edits, offset, applied)
+            for name in dict.fromkeys(capture):
+                hooks.append((name, _capture_into(captured, name)))
+            if stop_after is not None:
+                hooks.append((stop_after, _stop))
+            if cancel is not None:
+                hooks += [(f"blocks.{i}.hook_in", _cancel_check(cancel)) for i in range(self.model.n_layers)]
+            hf = self.model.hf_model
+            logits, new_cache = None, None
+            # Grad mode is thread-local: the calling worker thread enters inference mode here.
+            with torch.inference_mode(), self.model.bridge.hooks(fwd_hooks=hooks):
+                try:
+                    kw = {"attention_mask": attention_mask, "use_cache": cache is not None}
+                    if cache is not None:
+                        kw[self._cache_kw] = cache
+                    if keep_logits > 0:
+                        out = hf(input_ids, logits_to_keep=keep_logits, **kw)
+                        logits = out.logits.float()  # (B, n, V)
+                    else:  # the decoder alone: no 262K-row unembedding
+                        out = hf.get_decoder()(input_ids=input_ids, **kw)
+                    new_cache = out.past_key_values if cache is not None else None
+                except _StopForward:
+                    pass
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            missing = set(capture) - captured.keys()
+            if missing:
+                raise ValueError(f"Hooks {sorted(missing)} never ran: not hook points of this model.")
+            return ForwardOut(captured, logits, new_cache, applied[0])
+
+    def _edit_hooks(self, edits: Sequence[Edit], offset: int, applied: list[int]) -> list[tuple[str, Any]]:
+        by_hook: dict[str, list[Edit]] = {}
+        for edit in edits:
+            if not isinstance(edit, (AddFeature, ClampFeature, Splice)):
+                raise TypeError(f"Not an edit: {edit!r}")
+            by_hook.setdefault(self.sae_hook(edit.role), []).append(edit)
+        return [(hook, self._edit_fn(group, offset, applied)) for hook, group in by_hook.items()]
+
+    def _edit_fn(self, edits: list[Edit], offset: int, applied: list[int]):
+        saes = self.saes
+
+        def edit(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            start = max(min(e.from_position for e in edits) - offset, 0)
+            if start >= x.shape[1]:
+                return x
+            x = x.clone()
+            for e in edits:  # splices first: adds and clamps then act on the reconstruction
+                if isinstance(e, Splice):
+                    sae, s = saes[e.role], max(e.from_position - offset, 0)
+                    xs = x[:, s:].to(sae.W_enc.dtype)
+                    x[:, s:] = sae.decode(sae.encode(xs)).to(x.dtype)
+            incoming = x[:, start:].clone()  # every add and clamp delta reads the same x
+            delta = torch.zeros(incoming.shape, dtype=torch.float32, device=x.device)  # (B, t, d)
+            for e in edits:
+                if isinstance(e, Splice):
+                    continue
+                s = max(e.from_position - offset, 0) - start
+                sae = saes[e.role]
+                w = sae.W_dec[e.feature].float().to(x.device)  # (d,)
+                if isinstance(e, AddFeature):
+                    delta[:, s:] += e.amount * w / w.norm().clamp_min(1e-12)
+                else:
+                    z = sae.encode(incoming[:, s:].to(sae.W_enc.dtype))[..., e.feature]  # (B, t)
+                    delta[:, s:] += (e.target - z.float().to(x.device))[..., None] * w
+            x[:, start:] = (incoming.float() + delta).to(x.dtype)
+            applied[0] += 1
+            return x
+
+        return edit
+
+    # ---- the prompt ---------------------------------------------------------------------------
     def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
-        """One forward pass. Raises `Cancelled` if `cancel` is set before it finishes."""
+        """One prompt through the model, reusing the previous prompt's unchanged prefix.
+
+        Raises `Cancelled` if `cancel` is set before it finishes.
+        """
         t0 = time.perf_counter()
         ids, dropped = self.tokenize(request.prompt, request.add_bos)
         layers = request.layers if request.layers is not None else (self.default_layer,)
@@ -173,73 +394,83 @@ class Session:
                     f"Layer {layer} does not exist: {self.model.spec.name} has layers "
                     f"0..{self.model.n_layers - 1}."
                 )
-        resid, logits = self._forward(ids, layers, request.logits, cancel)
-        spectra = {}
-        if request.codes and self.saes:
-            from .spectrum import encode_all
-
-            spectra = encode_all(self.saes, resid)  # on the model's device, before the CPU copy
-        resid = {name: x.float().cpu() for name, x in resid.items()}
-        tokens = tuple(Token(i, self.piece(i)) for i in ids)
+        hooks = tuple(resid_hook(layer) for layer in sorted(set(layers)))
+        roles = tuple(self.saes) if request.codes else ()
+        if request.logits:
+            resid, logits, spectra, reused = self._run_incremental(ids, hooks, roles, cancel)
+        else:
+            out = self.forward(ids, capture=hooks, stop_after=hooks[-1], keep_logits=0, cancel=cancel)
+            resid, logits, reused = {h: x[0] for h, x in out.resid.items()}, None, 0
+            spectra = self._encode(roles, resid)
         return Result(
             run_id=request.run_id,
             prompt=request.prompt,
-            tokens=tokens,
-            resid=resid,
+            tokens=tuple(Token(i, self.piece(i)) for i in ids),
+            resid={name: x.float().cpu() for name, x in resid.items()},
             logits=logits,
             truncated=dropped,
             seconds=time.perf_counter() - t0,
             spectra=spectra,
+            reused=reused,
+            bos=int(request.add_bos and self.tokenizer.bos_token_id is not None and len(ids) > 1),
         )
 
-    def _forward(
-        self,
-        ids: list[int],
-        layers: tuple[int, ...],
-        want_logits: bool,
-        cancel: threading.Event | None,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        bridge = self.model.bridge
-        wanted = {resid_hook(layer) for layer in layers}
-        deepest = resid_hook(max(layers))
-        captured: dict[str, torch.Tensor] = {}
-        # Bridge hooks live on shared modules: a forward in another thread (a pairing
-        # run, a generation) fires them too. Only this thread's forward may use them.
-        owner = threading.get_ident()
+    def _encode(self, roles: Sequence[str], resid: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        from .spectrum import encode
 
-        def capture_as(name: str):
-            # Hook points report under their canonical name (blocks.L.hook_out), so
-            # each capture closes over the name the caller asked for.
-            def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
-                if threading.get_ident() != owner:
-                    return x
-                captured[name] = x[0].detach()  # (T, d), on the model's device
-                if not want_logits and name == deepest:
-                    raise _StopForward
-                return x
+        return {role: encode(self.saes[role], resid[self.sae_hook(role)], role) for role in roles}
 
-            return capture
+    def _reusable_prefix(self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str]) -> int:
+        """How many leading tokens of `ids` the cached prompt state can stand for (0: none)."""
+        state = self._prompt
+        if state is None or not set(hooks) <= set(state.hooks) or not set(roles) <= set(state.spectra):
+            return 0
+        # At least the last token is run again: its logits are the answer and were not kept.
+        return min(common_prefix(state.ids, ids), len(ids) - 1)
 
-        def check_cancel(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            if threading.get_ident() != owner:
-                return x
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
-            return x
+    def _run_incremental(
+        self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], cancel: threading.Event | None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Any], int]:
+        from .spectrum import join_spectra
 
-        hooks = [(name, capture_as(name)) for name in wanted]
-        if cancel is not None:
-            hooks += [(f"blocks.{i}.hook_in", check_cancel) for i in range(self.model.n_layers)]
-        input_ids = torch.tensor([ids], device=self.model.device)  # (1, T)
-        logits = None
-        # Grad mode is thread-local: the worker thread must enter inference mode itself.
-        with torch.inference_mode(), bridge.hooks(fwd_hooks=hooks):
-            try:
-                # logits_to_keep=1: the 262K-row unembedding is the costliest matmul on CPU.
-                out = bridge(input_ids, return_type="logits", logits_to_keep=1)
-                logits = out[0, -1].float().cpu() if want_logits else None  # (V,)
-            except _StopForward:
-                pass
-        if cancel is not None and cancel.is_set():
+        with self._lock:
+            p = self._reusable_prefix(ids, hooks, roles)
+            state, self._prompt = self._prompt, None  # a cancel or error mid-way leaves no half state
+            cache = state.cache if p > 0 and self.crop_cache(state.cache, p) else None
+            if cache is None:
+                p, cache = 0, self.new_cache()
+            out = self.forward(ids[p:], capture=hooks, cache=cache, keep_logits=1, cancel=cancel)
+            resid = {h: out.resid[h][0] for h in hooks}  # (t, d): the new positions
+            if p > 0:
+                resid = {h: torch.cat([state.resid[h][:p], x]) for h, x in resid.items()}
+            fresh = self._encode(roles, {h: x[p:] for h, x in resid.items()})
+            spectra = {r: join_spectra(state.spectra[r], p, fresh[r]) if p else fresh[r] for r in roles}
+            self._prompt = _PromptState(ids, hooks, out.cache, resid, spectra)
+            return resid, out.logits[0, -1].cpu(), spectra, p
+
+    def forget_prompt(self) -> None:
+        """Drop the cached prompt state (the next run is a full forward)."""
+        with self._lock:
+            self._prompt = None
+
+
+def _capture_into(captured: dict[str, torch.Tensor], name: str):
+    # Hook points report under their canonical name (blocks.L.hook_out): close over the asked one.
+    def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
+        captured[name] = x.detach()
+        return x
+
+    return capture
+
+
+def _stop(x: torch.Tensor, hook: Any) -> torch.Tensor:
+    raise _StopForward
+
+
+def _cancel_check(cancel: threading.Event):
+    def check(x: torch.Tensor, hook: Any) -> torch.Tensor:
+        if cancel.is_set():
             raise Cancelled
-        return captured, logits
+        return x
+
+    return check

@@ -56,29 +56,33 @@ class Spectrum:
     def poor_positions(self) -> list[int]:
         return [i for i, f in enumerate(self.fidelity.tolist()) if f < POOR_FIDELITY]
 
-    def row(self, position: int | None, reduce: str = "max") -> torch.Tensor:
-        """Activations at one position, or over all tokens ("max" or "mean"). # (F,)"""
+    def row(self, position: int | None, reduce: str = "max", first: int = 0) -> torch.Tensor:
+        """Activations at one position, or over tokens `first`.. ("max" or "mean"). # (F,)
+
+        `first` = 1 leaves BOS out of "all tokens": its huge, off-distribution residual
+        would otherwise top the table for every prompt."""
         if position is None:
-            return self.codes.max(dim=0).values if reduce == "max" else self.codes.mean(dim=0)
+            codes = self.codes[first:] if self.n_tokens > first else self.codes
+            return codes.max(dim=0).values if reduce == "max" else codes.mean(dim=0)
         if not -self.n_tokens <= position < self.n_tokens:
             raise IndexError(f"Position {position} is outside the prompt (0..{self.n_tokens - 1}).")
         return self.codes[position]
 
-    def top(self, position: int | None, n: int = 20, reduce: str = "max") -> list[tuple[int, float]]:
+    def top(self, position: int | None, n: int = 20, reduce: str = "max", first: int = 0) -> list[tuple[int, float]]:
         """The n strongest active features as (feature id, activation), strongest first."""
-        row = self.row(position, reduce)
+        row = self.row(position, reduce, first)
         n = min(n, int((row > 0).sum()))
         if n == 0:
             return []
         values, ids = row.topk(n)
         return list(zip(ids.tolist(), values.tolist()))
 
-    def bands(self, position: int | None, n_bands: int, reduce: str = "max") -> np.ndarray:
+    def bands(self, position: int | None, n_bands: int, reduce: str = "max", first: int = 0) -> np.ndarray:
         """Strongest activation in each of `n_bands` equal slices of the feature axis. # (n_bands,)
 
         Like an audio analyzer: the fine SAE's 16K+ features are binned to the pane's width.
         """
-        row = self.row(position, reduce).numpy()
+        row = self.row(position, reduce, first).numpy()
         n_bands = max(1, min(n_bands, row.shape[0]))
         edges = np.linspace(0, row.shape[0], n_bands + 1).astype(np.int64)
         return np.maximum.reduceat(row, edges[:-1])
@@ -99,6 +103,13 @@ def encode(sae: Any, resid: torch.Tensor, role: str) -> Spectrum:
             fidelity=(1 - err / norm).cpu(),
             rel_error=(err / norm).sqrt().cpu(),
         )
+
+
+def join_spectra(head: Spectrum, n: int, tail: Spectrum) -> Spectrum:
+    """The first `n` positions of `head` followed by `tail` (a prompt that kept its first n tokens)."""
+    cat = lambda a, b: torch.cat([a[:n], b])  # noqa: E731
+    return Spectrum(tail.role, cat(head.codes, tail.codes), cat(head.l0, tail.l0),
+                    cat(head.fidelity, tail.fidelity), cat(head.rel_error, tail.rel_error))
 
 
 def encode_all(saes: Mapping[str, Any], resid_by_hook: Mapping[str, torch.Tensor]) -> dict[str, Spectrum]:

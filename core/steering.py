@@ -38,23 +38,22 @@ Metrics per run, all read back WITHOUT hooks (one forward of prompt + generation
 A cell (configuration x strength) reports the mean concept activation over runs, the share of
 runs containing a concept word, and the token-weighted perplexity exp(sum NLL / sum tokens).
 
-Hooks are installed with `bridge.hooks` (removed in a `finally`) and only act in the thread that
-installed them, so a Session.run from another pane's worker during a steered run is unaffected.
+The edits travel as plain data (`core.plan`) with every `Session.forward` of the generation, so a
+keystroke forward from another pane between two steps can neither see nor remove them.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import re
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .knobs import SamplingSettings
+from .plan import AddFeature, ClampFeature, Edit
 
 # torch (and core.session, which imports it) load lazily inside the functions that run the model:
 # the UI parses features and concept words with this module before the model has loaded.
@@ -153,55 +152,13 @@ class FeatureUnit:
 
 # --------------------------------------------------------------------------- units
 
-_labels_cache: dict[str, list[float] | None] = {}
 
-
-def _labels_max_act(session: Session, role: str) -> list[float] | None:
-    """`max_act` per latent from the embedded SAE's labels.json, when this role uses one."""
-    from .saes import ASSETS_SAES, get_preset
-
-    preset = dict(session.model.spec.saes).get(role)
-    if preset is None:
-        return None
-    try:
-        spec = get_preset(preset)
-    except KeyError:
-        return None
-    if spec.kind != "embedded":
-        return None
-    path = ASSETS_SAES / spec.name / "labels.json"
-    key = str(path)
-    if key not in _labels_cache:
-        try:
-            latents = json.loads(path.read_text())["latents"]
-            _labels_cache[key] = [float(row["max_act"]) for row in sorted(latents, key=lambda r: r["id"])]
-        except (OSError, ValueError, KeyError, TypeError):
-            _labels_cache[key] = None
-    values = _labels_cache[key]
-    if values is None or len(values) != int(session.saes[role].cfg.d_sae):
-        return None
-    return values
-
-
-def _forward_capture(session: Session, ids: list[int], hooks_wanted: Iterable[str], keep_logits: int = 0):
-    """Unsteered forward of `ids`: residuals at `hooks_wanted` ((T, d) each) and the last logits."""
-    import torch
-
-    captured: dict[str, torch.Tensor] = {}
-
-    def capture_as(name: str):
-        def capture(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            captured[name] = x[0].detach()
-            return x
-
-        return capture
-
-    model = session.model
-    input_ids = torch.tensor([ids], device=model.device)  # (1, T)
-    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=[(h, capture_as(h)) for h in set(hooks_wanted)]):
-        out = model.hf_model(input_ids, logits_to_keep=max(1, keep_logits))
-    logits = out.logits[0].float() if keep_logits else None  # (keep, V)
-    return captured, logits
+def _shipped_max_act(session: Session, role: str, feature: int) -> float | None:
+    """The feature's `max_act` from the SAE's shipped labels.json, through the session's labels."""
+    labels = session.labels.get(role)
+    lat = labels.shipped.get(int(feature)) if labels is not None else None
+    value = lat.get("max_act") if lat else None
+    return float(value) if value is not None else None
 
 
 def feature_units(
@@ -216,25 +173,25 @@ def feature_units(
     if unit not in UNITS:
         raise SteeringError(f"Unknown unit {unit!r}: use one of {', '.join(UNITS)}.")
     validate_features(session, features)
-    hooks = {f.role: session.saes[f.role].cfg.metadata.hook_name for f in features}
+    hooks = {f.role: session.sae_hook(f.role) for f in features}
     ids, _ = session.tokenize(calibration)
-    resid, _ = _forward_capture(session, ids, hooks.values())
+    resid = session.forward(ids, capture=sorted(set(hooks.values())), keep_logits=0).resid
     out: dict[tuple[str, int], FeatureUnit] = {}
     codes_by_role: dict[str, torch.Tensor] = {}
     with torch.inference_mode():
         for f in features:
-            sae = session.saes[f.role]
+            sae = session.sae(f.role)
             hook = hooks[f.role]
-            x = resid[hook][1:].to(sae.W_enc.dtype)  # (T-1, d): BOS excluded
+            x = resid[hook][0, 1:].to(sae.W_enc.dtype)  # (T-1, d): BOS excluded
             norm = float(x.float().norm(dim=-1).mean())
             dec_norm = float(sae.W_dec[f.id].float().norm())
             if unit == "resid_norm":
                 out[(f.role, f.id)] = FeatureUnit(f.role, f.id, hook, "resid_norm", norm / max(dec_norm, 1e-12),
                                                   dec_norm, norm)
                 continue
-            labels = _labels_max_act(session, f.role)
-            if labels is not None and labels[f.id] > 0:
-                act, basis = labels[f.id], "max_act (labels.json)"
+            shipped = _shipped_max_act(session, f.role, f.id)
+            if shipped is not None and shipped > 0:
+                act, basis = shipped, "max_act (labels.json)"
             else:
                 if f.role not in codes_by_role:
                     codes_by_role[f.role] = sae.encode(x.to(sae.W_enc.device)).float().cpu()  # (T-1, F)
@@ -247,7 +204,7 @@ def feature_units(
     return out
 
 
-# --------------------------------------------------------------------------- hooks
+# --------------------------------------------------------------------------- edits
 
 
 @dataclass(frozen=True)
@@ -266,186 +223,17 @@ class SteeringSpec:
     def scaled(self, factor: float) -> "SteeringSpec":
         return replace(self, features=tuple(replace(f, strength=f.strength * factor) for f in self.features))
 
+    def edits(self, units: dict[tuple[str, int], FeatureUnit], prompt_len: int) -> tuple[Edit, ...]:
+        """The plain-data edits `Session.forward` applies on every forward of a generation.
 
-class Steerer:
-    """The hook functions for one SteeringSpec; `phase` ("prefill" / "decode") is set by the loop."""
+        "generated" starts at the last prompt position: its output is the first new token."""
+        start = 0 if self.positions == "all" else max(prompt_len - 1, 0)
+        if self.method == "add":
+            return tuple(AddFeature(f.role, f.id, f.strength * units[(f.role, f.id)].scale, start)
+                         for f in self.features)
+        return tuple(ClampFeature(f.role, f.id, f.strength * units[(f.role, f.id)].typical_act, start)
+                     for f in self.features)
 
-    def __init__(self, session: Session, spec: SteeringSpec, units: dict[tuple[str, int], FeatureUnit]):
-        import torch
-
-        self.session = session
-        self.spec = spec
-        self.phase = "prefill"
-        self.calls = 0
-        self._owner = threading.get_ident()
-        model = session.model
-        dtype = getattr(torch, model.dtype)
-        by_hook: dict[str, list[SteerFeature]] = {}
-        for f in spec.features:
-            by_hook.setdefault(session.saes[f.role].cfg.metadata.hook_name, []).append(f)
-        self.hooks: list[tuple[str, Callable]] = []
-        with torch.inference_mode():
-            for hook, feats in by_hook.items():
-                if spec.method == "add":
-                    delta = torch.zeros(model.d_model, dtype=torch.float32)
-                    for f in feats:
-                        w = self.session.saes[f.role].W_dec[f.id].detach().float().cpu()  # (d,)
-                        delta += f.strength * units[(f.role, f.id)].scale * (w / w.norm().clamp_min(1e-12))
-                    self.hooks.append((hook, self._add_fn(delta.to(model.device, dtype))))
-                else:
-                    groups: dict[str, list[tuple[int, float]]] = {}
-                    for f in feats:
-                        groups.setdefault(f.role, []).append((f.id, f.strength * units[(f.role, f.id)].typical_act))
-                    self.hooks.append((hook, self._clamp_fn(groups)))
-
-    def _rows(self, x: torch.Tensor) -> slice:
-        # (B, T, d): in the prefill, "generated" touches only the last prompt position.
-        if self.spec.positions == "generated" and self.phase == "prefill":
-            return slice(x.shape[1] - 1, x.shape[1])
-        return slice(0, x.shape[1])
-
-    def _add_fn(self, delta: torch.Tensor) -> Callable:
-        def add(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            if threading.get_ident() != self._owner:
-                return x
-            self.calls += 1
-            rows = self._rows(x)
-            if rows.start == 0:
-                return x + delta  # (B, T, d) + (d,)
-            x = x.clone()
-            x[:, rows] += delta
-            return x
-
-        return add
-
-    def _clamp_fn(self, groups: dict[str, list[tuple[int, float]]]) -> Callable:
-        import torch
-
-        saes = self.session.saes
-        prepared = []
-        for role, pairs in groups.items():
-            sae = saes[role]
-            ids = torch.tensor([i for i, _ in pairs], device=sae.W_dec.device)
-            targets = torch.tensor([t for _, t in pairs], dtype=sae.W_dec.dtype, device=sae.W_dec.device)
-            prepared.append((sae, ids, targets, sae.W_dec[ids].detach()))  # (k,), (k,), (k, d)
-
-        def clamp(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            if threading.get_ident() != self._owner:
-                return x
-            self.calls += 1
-            rows = self._rows(x)
-            xs = x[:, rows]  # (B, t, d)
-            delta = torch.zeros(xs.shape, dtype=torch.float32, device=x.device)
-            for sae, ids, targets, w_dec in prepared:
-                z = sae.encode(xs.to(sae.W_enc.dtype))[..., ids]  # (B, t, k)
-                delta += ((targets - z) @ w_dec).float().to(x.device)  # (B, t, d)
-            x = x.clone()
-            x[:, rows] += delta.to(x.dtype)
-            return x
-
-        return clamp
-
-
-class steering:
-    """Context manager: install a Steerer's hooks; they are removed on exit, error or cancel."""
-
-    def __init__(self, session: Session, steerer: Steerer | None):
-        self.session, self.steerer = session, steerer
-        self._ctx = None
-
-    def __enter__(self) -> Steerer | None:
-        if self.steerer is not None and self.steerer.hooks:
-            self.steerer._owner = threading.get_ident()  # the hooks act in the installing thread only
-            self._ctx = self.session.model.bridge.hooks(fwd_hooks=self.steerer.hooks)
-            self._ctx.__enter__()
-        return self.steerer
-
-    def __exit__(self, *exc) -> bool:
-        if self._ctx is not None:
-            ctx, self._ctx = self._ctx, None
-            ctx.__exit__(*exc)
-        return False
-
-
-def active_hook_count(session: Session) -> int:
-    """Forward hooks currently attached to the bridge's hook points (0 when nothing is installed)."""
-    seen, n = set(), 0
-    for hp in session.model.bridge.hook_dict.values():
-        if id(hp) in seen:
-            continue
-        seen.add(id(hp))
-        n += len(getattr(hp, "fwd_hooks", [])) + len(hp._forward_hooks)
-    return n
-
-
-# --------------------------------------------------------------------------- generation
-
-
-def _model_call(session: Session, ids: list[int], cache: Any) -> tuple[torch.Tensor, Any]:
-    import torch
-
-    model = session.model.hf_model
-    input_ids = torch.tensor([ids], device=session.model.device)  # (1, t)
-    with torch.inference_mode():
-        out = model(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return out.logits[0, -1].float().cpu(), out.past_key_values  # (V,)
-
-
-def _pick(logits: torch.Tensor, settings: SamplingSettings, seed: int, step: int) -> int:
-    from .generation import step_seed
-    from .sampling import LogitsView, greedy, sample
-
-    if settings.is_greedy:
-        return greedy(logits)
-    return sample(LogitsView(logits).apply(settings), step_seed(seed, step))
-
-
-def generate(
-    session: Session,
-    prompt_ids: list[int],
-    steerer: Steerer | None,
-    settings: SamplingSettings,
-    seeds: Sequence[int],
-    steps: int,
-    cancel: threading.Event | None = None,
-    on_token: Callable[[], None] | None = None,
-) -> list[tuple[int, ...]]:
-    """Continue `prompt_ids` `steps` tokens once per seed, steered by `steerer` (None = baseline).
-
-    The prompt is prefilled once; each seed continues from a copy of that cache.
-    Token i of seed s is drawn with step_seed(s, i), as `generation.Stepper` does.
-    """
-    from .session import Cancelled, PromptError
-
-    if steps < 1:
-        raise SteeringError("The number of tokens to generate must be at least 1.")
-    if len(prompt_ids) + steps > session.max_prompt_tokens:
-        raise PromptError(f"Prompt + {steps} tokens exceed the context limit of {session.max_prompt_tokens}.")
-    from transformers import DynamicCache
-
-    eos = session.tokenizer.eos_token_id
-    runs: list[tuple[int, ...]] = []
-    with steering(session, steerer):
-        if steerer is not None:
-            steerer.phase = "prefill"
-        logits0, cache0 = _model_call(session, prompt_ids, DynamicCache(config=session.model.hf_model.config))
-        if steerer is not None:
-            steerer.phase = "decode"
-        for seed in seeds:
-            cache = copy.deepcopy(cache0) if len(seeds) > 1 else cache0
-            logits, out = logits0, []
-            for i in range(steps):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled
-                token = _pick(logits, settings, int(seed), i)
-                out.append(token)
-                if on_token is not None:
-                    on_token()
-                if token == eos or i == steps - 1:
-                    break
-                logits, cache = _model_call(session, [token], cache)
-            runs.append(tuple(out))
-    return runs
 
 
 # --------------------------------------------------------------------------- metrics
@@ -504,9 +292,11 @@ def readback(
     p = len(prompt_ids)
     hooks = []
     if concept is not None:
-        sae = session.saes[concept[0]]
-        hooks = [sae.cfg.metadata.hook_name]
-    resid, logits = _forward_capture(session, ids, hooks, keep_logits=len(gen_ids) + 1)  # (n+1, V)
+        sae = session.sae(concept[0])
+        hooks = [session.sae_hook(concept[0])]
+    out = session.forward(ids, capture=hooks, keep_logits=len(gen_ids) + 1)
+    resid = {h: x[0] for h, x in out.resid.items()}
+    logits = out.logits[0]  # (n+1, V)
     with torch.inference_mode():
         logp = torch.log_softmax(logits[:-1], dim=-1)  # (n, V): positions p-1 .. T-2
         target = torch.tensor(list(gen_ids), device=logp.device)
@@ -681,6 +471,7 @@ def run_experiment(
     `strengths` (a sweep) multiplies each feature's own strength; None = the own strengths once.
     The baseline does not depend on strength and is run once.
     """
+    from .generation import generate
     from .session import Cancelled
 
     t0 = time.perf_counter()
@@ -716,14 +507,15 @@ def run_experiment(
     cells = []
     for name, strength in jobs:
         cell_spec = SteeringSpec(configs[name], method, positions).scaled(strength)
-        steerer = Steerer(session, cell_spec, units) if cell_spec.features else None
-        gens = generate(session, prompt_ids, steerer, settings, seeds, tokens, cancel, tick)
+        edits = cell_spec.edits(units, len(prompt_ids))
+        gens = generate(session, prompt_ids, settings, seeds, tokens, edits, cancel, tick)
         runs = []
-        for seed, ids in zip(seeds, gens):
+        for seed, gen in zip(seeds, gens):
             if cancel is not None and cancel.is_set():
                 raise Cancelled
+            ids = gen.generated_ids()
             rb = readback(session, prompt_ids, ids, concept)
-            text = session.tokenizer.decode(list(ids))
+            text = session.decode(ids)
             runs.append(SteeredRun(name, strength, seed, ids, text, rb.concept_act,
                                    tuple(match_concept(text, pattern)), rb.nll))
         cells.append(Cell(name, strength, cell_spec.features, tuple(runs)))

@@ -105,3 +105,13 @@ def tiny_sae_session(tmp_path_factory):
     session.attach_sae("coarse", make_tiny_sae(64, 128, "blocks.2.hook_resid_post", "topk", k=8, seed=1))
     session.attach_sae("fine", make_tiny_sae(64, 1024, "blocks.2.hook_resid_post", "jumprelu", seed=2))
     return session
+
+
+def hooks_left(session) -> int:
+    """Forward hooks attached to the bridge's hook points (0 when no forward is in flight)."""
+    seen, n = set(), 0
+    for hp in session.model.bridge.hook_dict.values():
+        if id(hp) not in seen:
+            seen.add(id(hp))
+            n += len(getattr(hp, "fwd_hooks", [])) + len(hp._forward_hooks)
+    return n

@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     spectrum.add_argument("prompt")
     spectrum.add_argument("--sae", choices=["coarse", "fine", "both"], default="both")
     spectrum.add_argument("--position", type=int, default=-1, help="token index (-1 = last)")
-    spectrum.add_argument("--all-tokens", action="store_true", help="max over all tokens instead")
-    spectrum.add_argument("--top", type=int, default=20)
+    spectrum.add_argument("--all-tokens", action="store_true", help="over all tokens (BOS excluded) instead")
+    spectrum.add_argument("--reduce", choices=("max", "mean"), default="max", help="with --all-tokens")
+    spectrum.add_argument("--show-dense", action="store_true",
+                          help="keep always-on features (fire on >20%% of held-out tokens), hidden by default")
+    spectrum.add_argument("--top", type=int, default=30, help="rows per SAE (the pane shows 30)")
     spectrum.add_argument("--json", action="store_true")
     _model_args(spectrum)
 
@@ -90,27 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     _model_args(serve)
 
-    for module in _extra_commands():
-        before = set(sub.choices)
-        module.add_parser(sub)
-        for name in set(sub.choices) - before:  # route each new subcommand to its module
-            sub.choices[name].set_defaults(handler=module.run)
+    for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
+                          ("serve", cmd_serve)):
+        sub.choices[name].set_defaults(handler=handler)
+    from spectrascope.tui import cli_contrast, cli_steer
+
+    for module in (cli_contrast, cli_steer):  # subcommands with their own module: add_parser + run
+        module.add_parser(sub, _model_args).set_defaults(handler=lambda args, m=module: m.run(args, _load_session))
     return parser
-
-
-def _extra_commands() -> list:
-    """Subcommands that live in their own modules (contrast, steer): add_parser + run."""
-    import importlib
-
-    found = []
-    for name in ("cli_contrast", "cli_steer"):
-        try:
-            found.append(importlib.import_module(f"spectrascope.tui.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"spectrascope.tui.{name}":
-                raise  # a real import error inside the module must not hide the command
-
-    return found
 
 
 def _load_session(args, progress=None):
@@ -215,7 +205,8 @@ def cmd_spectrum(args) -> int:
 
     session = _load_session(args)
     roles = ("coarse", "fine") if args.sae == "both" else (args.sae,)
-    report = spectrum_report(session, args.prompt, roles, None if args.all_tokens else args.position, args.top)
+    report = spectrum_report(session, args.prompt, roles, None if args.all_tokens else args.position, args.top,
+                             args.reduce, not args.show_dense)
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
         return 0
@@ -233,15 +224,18 @@ def cmd_spectrum(args) -> int:
         tokens.append(" ")
     console.print(tokens)
     for role, sae in report["saes"].items():
-        where = "all tokens (max)" if pos is None else f"token {pos}"
+        where = f"all tokens from {report['all_tokens_from']} ({report['reduce']})" if pos is None else f"token {pos}"
         fid = "" if sae["fidelity"] is None else f" · fidelity {sae['fidelity']:.2f}"
+        dense = f" · {sae['dense_hidden']} always-on hidden (--show-dense)" if sae["dense_hidden"] else ""
         table = Table(title=f"{role} SAE ({sae['width']:,} features at {sae['hook']}) · {where} · "
-                            f"L0 {sae['l0']} · {sae['silent']:,} silent{fid}", title_justify="left")
-        for col, justify in (("feature", "right"), ("activation", "right"), ("label (promoted tokens)", "left")):
+                            f"L0 {sae['l0']} · {sae['silent']:,} silent{fid}{dense}", title_justify="left")
+        for col, justify in (("feature", "right"), ("activation", "right"), ("max", "right"),
+                             ("label (top-snippet tokens, else promoted tokens)", "left")):
             table.add_column(col, justify=justify)
         for row in sae["top"]:
-            label = " · ".join(visible(t, mark_spaces=False).strip() for t in row["label"])
-            table.add_row(str(row["feature"]), f"{row['activation']:.2f}", Text(label))
+            max_act = "–" if row["max_act"] is None else f"{row['max_act']:.1f}"
+            table.add_row(str(row["feature"]), f"{row['activation']:.2f}", max_act,
+                          Text(visible(row["label"], max_len=60, mark_spaces=False)))
         console.print(table)
     return 0
 
@@ -288,9 +282,6 @@ def run_tui(args) -> int:
     return app.return_code or 0
 
 
-COMMANDS = {"probe": cmd_probe, "logits": cmd_logits, "spectrum": cmd_spectrum, "serve": cmd_serve}
-
-
 def main(argv: list[str] | None = None) -> int:
     _environment()
     args = build_parser().parse_args(argv)
@@ -299,9 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         args.config = _apply_config(args)
         if args.command is None:
             return run_tui(args)
-        if args.command in COMMANDS:
-            return COMMANDS[args.command](args)
-        return args.handler(args, _load_session)
+        return args.handler(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback

@@ -1,7 +1,6 @@
 """`spectrascope contrast`: the Pairing pane's analysis headless, as a table, JSON or Markdown.
 
-Wire-up (tui/cli.py): `cli_contrast.add_parser(sub)` in build_parser and
-`COMMANDS["contrast"] = lambda args: cli_contrast.run(args, _load_session)`.
+Wired in tui/cli.py like every subcommand: `add_parser(sub, model_args)`, then `run(args, load_session)`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import threading
 from typing import Any, Callable
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "contrast",
         help="concept vs neutral prompt sets -> selective coarse features, their fine sub-features, GO/NO-GO",
@@ -36,10 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the report as JSON")
     fmt.add_argument("--markdown", action="store_true", help="print the report as Markdown")
-    if not any(a.dest == "model" for a in p._actions):
-        p.add_argument("--model", default="gemma-3-270m", help="preset, HF id (cached) or local folder")
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-        p.add_argument("--dtype", default="auto", help="auto, bfloat16, float16, float32")
+    model_args(p)
     return p
 
 

@@ -38,7 +38,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     p = subparsers.add_parser("steer", help="steer generation with SAE features; effect vs cost per configuration",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prompt")
@@ -61,9 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--words", default=None, metavar="FILE",
                    help="concept words, one per line (default: assets/prompts/concept_words/france.txt)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--model", default="gemma-3-270m", help="preset, HF id (cached) or local folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
+    model_args(p)
     return p
 
 

@@ -2,8 +2,8 @@
 
 The model runs once per token; SAE training then reads fp16 memmaps, which is
 ~100x cheaper than re-running the model inside the training loop. The forward
-stops right after the hooked decoder layer (a private exception raised from a
-forward hook), so neither the upper layers nor the 262k-row unembedding run.
+(`Session.forward`, the one owner of the model) stops right after the hooked
+layer, so neither the upper layers nor the 262k-row unembedding run.
 
 Layout under <data>/acts/<split>/: tokens.npy (n_seq, seq_len) int32, and
 shard_XXXXX.npy (n_tokens, d_model) fp16 with BOS positions dropped, plus
@@ -30,33 +30,12 @@ HOOK_NAME = f"blocks.{HOOK_LAYER}.hook_resid_post"
 SEQ_LEN = 128  # BOS + 127 text tokens
 
 
-class _Stop(Exception):
-    """Raised from the forward hook to end the forward pass at the hooked layer."""
-
-
-def decoder_layers(model) -> torch.nn.ModuleList:
-    inner = model.model if hasattr(model, "model") else model
-    return inner.layers
-
-
-def residual_at(model, input_ids: torch.Tensor, layer: int = HOOK_LAYER,
+def residual_at(session, input_ids: torch.Tensor, layer: int = HOOK_LAYER,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Output of decoder layer `layer` (the resid_post), without running later layers. # (B, T, d)"""
-    box: dict[str, torch.Tensor] = {}
-
-    def hook(_mod, _inp, out):
-        box["h"] = out[0] if isinstance(out, tuple) else out
-        raise _Stop
-
-    handle = decoder_layers(model)[layer].register_forward_hook(hook)
-    try:
-        inner = model.model if hasattr(model, "model") else model
-        inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return box["h"]
+    hook = f"blocks.{layer}.hook_resid_post"
+    out = session.forward(input_ids, capture=[hook], stop_after=hook, attention_mask=attention_mask, keep_logits=0)
+    return out.resid[hook]
 
 
 def tokenize_split(docs: list[Doc], tokenizer, seq_len: int = SEQ_LEN, seed: int = 0) -> np.ndarray:
@@ -119,7 +98,7 @@ class ActivationCache:
         out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
         return out[:max_tokens] if max_tokens else out
 
-    def build(self, model, token_rows: np.ndarray, max_tokens: int, seqs_per_shard: int = 256,
+    def build(self, session, token_rows: np.ndarray, max_tokens: int, seqs_per_shard: int = 256,
               batch: int = 32, layer: int = HOOK_LAYER, progress: bool = True,
               meta: dict | None = None) -> dict:
         """Run the model over `token_rows` shard by shard until `max_tokens` activations exist."""
@@ -150,7 +129,7 @@ class ActivationCache:
             outs = []
             with torch.inference_mode():
                 for b in range(0, len(chunk), batch):
-                    h = residual_at(model, chunk[b:b + batch], layer)  # (B, T, d)
+                    h = residual_at(session, chunk[b:b + batch], layer)  # (B, T, d)
                     outs.append(h[:, 1:].float().reshape(-1, h.shape[-1]))  # drop BOS: its norm is huge
             acts = torch.cat(outs).numpy()
             n_clip = int((np.abs(acts) > 65000).sum())  # fp16 range; counted so it is never silent
@@ -173,17 +152,12 @@ class ActivationCache:
         return m
 
 
-def load_model(dtype: torch.dtype = torch.float32):
-    """The embedded Gemma 3 270M from the local safetensors cache (fp32: faster than bf16 on AVX2 CPUs)."""
+def load_session():
+    """The embedded Gemma 3 270M, fp32 on the CPU (faster than bf16 on AVX2 CPUs), no SAEs."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from spectrascope.core.session import Session
 
-    from spectrascope.core.embedded import ensure_embedded_model
-
-    folder = ensure_embedded_model()
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
-    return model, tok
+    return Session.load("gemma-3-270m", device="cpu", dtype="float32", saes=())
 
 
 def acts_dir(split: str) -> Path:
@@ -217,19 +191,20 @@ def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
     """CLI stage: tokenize one corpus split (once) and cache its residuals up to max_tokens."""
     from spectrascope.core.train.corpus import load_docs
 
-    model, tok = load_model()
+    session = load_session()
     cache = ActivationCache(acts_dir(split))
     rows = None
     if not (cache.root / "tokens.npy").exists():
-        rows = tokenize_split(load_docs(split), tok, seed=0 if split == "train" else 1)
-    return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
+        rows = tokenize_split(load_docs(split), session.tokenizer, seed=0 if split == "train" else 1)
+    return cache.build(session, rows, max_tokens=max_tokens, batch=batch,
                        meta={"model": "gemma-3-270m", "split": split})
 
 
 def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32) -> dict:
     """CLI stage: cache the training windows, beyond the general cache, that mention the
     concept (single-token words only). Resumable like build_cache."""
-    model, tok = load_model()
+    session = load_session()
+    tok = session.tokenizer
     cache = ActivationCache(acts_dir("topic"))
     rows = meta = None
     if not (cache.root / "tokens.npy").exists():
@@ -238,5 +213,5 @@ def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32
         done_rows = max((s["rows"][1] for s in general.manifest()["shards"]), default=0)
         rows = all_rows[rows_mentioning(all_rows, term_ids(tok, concept_words), start=done_rows)]
         meta = {"after_general_row": int(done_rows), "concept_words": concept_words, "rows": int(len(rows))}
-    return cache.build(model, rows, max_tokens=max_tokens, batch=batch,
+    return cache.build(session, rows, max_tokens=max_tokens, batch=batch,
                        meta={"model": "gemma-3-270m", "split": "topic", **(meta or {})})

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spectrascope.core.train.activations import HOOK_LAYER, ActivationCache, acts_dir, decoder_layers
+from spectrascope.core.train.activations import ActivationCache, acts_dir
 from spectrascope.core.train.corpus import data_dir
 
 
@@ -46,54 +46,53 @@ def recon_metrics(sae, acts: np.ndarray, batch: int = 4096) -> dict:
 
 
 @torch.no_grad()
-def ce_losses(model, token_rows: np.ndarray, sae=None, batch: int = 8) -> float:
-    """Mean next-token CE over non-BOS targets, optionally with the SAE spliced at layer 9."""
-    handle = None
+def ce_losses(session, token_rows: np.ndarray, sae=None, batch: int = 8) -> float:
+    """Mean next-token CE over non-BOS targets, optionally with the SAE spliced at its hook
+    (every position but BOS replaced by the SAE's reconstruction)."""
+    from spectrascope.core.plan import Splice
+
+    edits = []
     if sae is not None:
-        def splice(_mod, _inp, out):
-            h = out[0] if isinstance(out, tuple) else out        # (B, T, d)
-            rec = sae.decode(sae.encode(h[:, 1:].float())).to(h.dtype)
-            h = torch.cat([h[:, :1], rec], dim=1)               # BOS passed through
-            return (h, *out[1:]) if isinstance(out, tuple) else h
-        handle = decoder_layers(model)[HOOK_LAYER].register_forward_hook(splice)
+        session.attach_sae("spliced", sae)
+        edits = [Splice("spliced", from_position=1)]  # BOS passed through
     total, count = 0.0, 0
     try:
         for i in range(0, len(token_rows), batch):
             ids = torch.from_numpy(np.asarray(token_rows[i:i + batch], dtype=np.int64))
-            logits = model(input_ids=ids, use_cache=False).logits.float()  # (B, T, V)
+            logits = session.forward(ids, edits=edits, keep_logits=ids.shape[1]).logits  # (B, T, V)
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
                                    reduction="sum")
             total += float(loss)
             count += ids[:, 1:].numel()
     finally:
-        if handle is not None:
-            handle.remove()
+        if sae is not None:
+            session.detach_sae("spliced")
     return total / count
 
 
-def clean_ce(model, rows: np.ndarray, cache_file: Path) -> float:
+def clean_ce(session, rows: np.ndarray, cache_file: Path) -> float:
     """The clean CE is shared by both SAEs; computed once and cached on disk."""
     key = f"{len(rows)}"
     store = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     if key not in store:
-        store[key] = ce_losses(model, rows)
+        store[key] = ce_losses(session, rows)
         cache_file.write_text(json.dumps(store))
     return store[key]
 
 
-def evaluate(sae, folder: Path, ce_seqs: int = 64, model=None) -> dict:
+def evaluate(sae, folder: Path, ce_seqs: int = 64, session=None) -> dict:
     """Write metrics.json into `folder` and return it."""
-    from spectrascope.core.train.activations import load_model
+    from spectrascope.core.train.activations import load_session
 
     t0 = time.time()
     held = ActivationCache(acts_dir("heldout"))
     r = recon_metrics(sae, held.load_all())
     fires = r.pop("fires")
-    if model is None:
-        model, _ = load_model()
+    if session is None:
+        session = load_session()
     rows = held.tokens()[:ce_seqs]
-    ce_clean = clean_ce(model, rows, data_dir() / "acts" / "heldout_clean_ce.json")
-    ce_sae = ce_losses(model, rows, sae)
+    ce_clean = clean_ce(session, rows, data_dir() / "acts" / "heldout_clean_ce.json")
+    ce_sae = ce_losses(session, rows, sae)
     curve_path = folder / "train_curve.json"
     train_info = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     metrics = {
@@ -128,7 +127,7 @@ FRANCE_WORDS = ("France", "French", "Paris")
 
 
 @torch.no_grad()
-def concept_check(sae, model, tokenizer, freq: np.ndarray, prompts=FRANCE_PROMPTS, top: int = 8,
+def concept_check(sae, session, freq: np.ndarray, prompts=FRANCE_PROMPTS, top: int = 8,
                   max_freq: float = 0.2) -> list[dict]:
     """Top latents per prompt by summed activation over non-BOS tokens.
 
@@ -140,8 +139,8 @@ def concept_check(sae, model, tokenizer, freq: np.ndarray, prompts=FRANCE_PROMPT
     keep = torch.from_numpy(freq <= max_freq)
     out = []
     for p in prompts:
-        ids = tokenizer(p, return_tensors="pt")["input_ids"]
-        h = residual_at(model, ids)[0, 1:].float()  # (T-1, d), BOS dropped as in training
+        ids = session.tokenize(p)[0]
+        h = residual_at(session, ids)[0, 1:].float()  # (T-1, d), BOS dropped as in training
         z = sae.encode(h) * keep                    # (T-1, n)
         v, i = torch.topk(z.sum(0), top)
         out.append({"prompt": p, "top_sum": [[int(a), round(float(b), 1)] for a, b in zip(i, v) if b > 0]})
@@ -291,11 +290,11 @@ def cache_summary() -> dict:
             "cache_seconds": round(sum(s["seconds"] for s in shards), 1)}
 
 
-def add_concept_checks(m: dict, sae, model, tok, folder: Path) -> dict:
+def add_concept_checks(m: dict, sae, session, folder: Path) -> dict:
     freq = np.load(data_dir() / f"fires_{folder.name}.npy") / max(1, m["heldout_tokens"])
     m["concept_check"] = {
-        "prompts": concept_check(sae, model, tok, freq),
-        "token_selectivity": token_selectivity(sae, ActivationCache(acts_dir("heldout")), tok),
+        "prompts": concept_check(sae, session, freq),
+        "token_selectivity": token_selectivity(sae, ActivationCache(acts_dir("heldout")), session.tokenizer),
         "note": "prompts: top latents by summed activation, latents firing on >20% of held-out tokens "
                 "skipped; token_selectivity: share of each latent's held-out activation mass on "
                 "France/French/Paris tokens"}
@@ -317,17 +316,17 @@ def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
     """Metrics + concept check + CARD.md for one embedded SAE in assets/."""
     from sae_lens import SAE
 
-    from spectrascope.core.train.activations import load_model
+    from spectrascope.core.train.activations import load_session
     from spectrascope.core.train.trainer import PRESETS, assets_dir
 
     folder = assets_dir() / PRESETS[which]["name"]
     sae = SAE.load_from_disk(folder)
-    model, tok = load_model()
-    m = evaluate(sae, folder, ce_seqs=ce_seqs, model=model)
+    session = load_session()
+    m = evaluate(sae, folder, ce_seqs=ce_seqs, session=session)
     # A small fixed slice the integration test reproduces exactly.
     sl = recon_metrics(sae, ActivationCache(acts_dir("heldout")).load_all(8192))
     m["heldout_slice_8192"] = {"fve": round(sl["fve"], 5), "l0": round(sl["l0"], 4)}
-    add_concept_checks(m, sae, model, tok, folder)
+    add_concept_checks(m, sae, session, folder)
     m["cache"] = cache_summary()
     (folder / "metrics.json").write_text(json.dumps(m, indent=1))
     write_card_preset(which)

@@ -97,15 +97,14 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, held: ActivationCache, softc
 def labels_preset(which: str) -> Path:
     from sae_lens import SAE
 
-    from spectrascope.core.train.activations import load_model
+    from spectrascope.core.train.activations import load_session
     from spectrascope.core.train.trainer import PRESETS, assets_dir
 
     folder = assets_dir() / PRESETS[which]["name"]
     sae = SAE.load_from_disk(folder)
-    model, tok = load_model()
-    W_U = model.get_output_embeddings().weight.detach()  # (V, d); tied to the embedding in Gemma 3
-    softcap = getattr(model.config, "final_logit_softcapping", None)
-    labels = build_labels(sae, W_U, tok, ActivationCache(acts_dir("heldout")), softcap=softcap)
+    session = load_session()
+    labels = build_labels(sae, session.unembedding(), session.tokenizer, ActivationCache(acts_dir("heldout")),
+                          softcap=session.model.final_logit_softcap)
     out = folder / "labels.json"
     out.write_text(json.dumps(labels, ensure_ascii=False, separators=(",", ":")))
     print(f"[labels] wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)

@@ -60,7 +60,7 @@ def test_spectrum_report_on_tiny_saes(tiny_sae_session):
     assert coarse["width"] == 128 and coarse["l0"] + coarse["silent"] == 128
     acts = [r["activation"] for r in coarse["top"]]
     assert acts == sorted(acts, reverse=True) and len(acts) <= 5
-    assert all(isinstance(r["label"], list) and r["label"] for r in coarse["top"])
+    assert all(isinstance(r["label"], str) and r["label"] for r in coarse["top"])
     all_tokens = spectrum_report(tiny_sae_session, "The capital", position=None)
     assert all_tokens["position"] is None and all_tokens["saes"]["fine"]["fidelity"] is None
     with pytest.raises(ValueError, match="outside the prompt"):

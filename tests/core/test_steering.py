@@ -9,29 +9,24 @@ import numpy as np
 import pytest
 import torch
 
+from spectrascope.core import generation
 from spectrascope.core import steering as st
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.session import Cancelled, Request
-from tests.conftest import make_tiny_sae
+from tests.conftest import hooks_left, make_tiny_sae
 
 HOOK = "blocks.2.hook_resid_post"
 PROMPT = "The capital of France is"
 
 
-def capture_resid(session, ids, steerer=None, phase="prefill"):
-    """Residual at HOOK for `ids`, with the steerer's hooks installed (they run before the capture)."""
-    got = {}
+def capture_resid(session, ids, edits=()):
+    """Residual at HOOK for `ids` after the edits there, and the last position's logits."""
+    out = session.forward(ids, capture=[HOOK], edits=edits)
+    return out.resid[HOOK][0], out.logits[0, -1]
 
-    def grab(x, hook):
-        got["x"] = x[0].detach().clone()
-        return x
 
-    with st.steering(session, steerer):
-        if steerer is not None:
-            steerer.phase = phase
-        with torch.inference_mode(), session.model.bridge.hooks(fwd_hooks=[(HOOK, grab)]):
-            out = session.model.hf_model(torch.tensor([ids]))
-    return got["x"], out.logits[0, -1].float()
+def edits(session, ids, feats, units, **spec):
+    return st.SteeringSpec(tuple(feats), **spec).edits(units, len(ids))
 
 
 @pytest.fixture
@@ -44,7 +39,7 @@ def test_add_is_strength_times_unit_direction(tiny_sae_session, feats):
     units = st.feature_units(s, feats)
     ids, _ = s.tokenize(PROMPT)
     base, _ = capture_resid(s, ids)
-    steered, logits = capture_resid(s, ids, st.Steerer(s, st.SteeringSpec(tuple(feats)), units))
+    steered, logits = capture_resid(s, ids, edits(s, ids, feats, units))
     expected = base.clone()
     for f in feats:
         w = s.saes[f.role].W_dec[f.id].detach()
@@ -66,7 +61,7 @@ def test_add_is_strength_times_unit_direction(tiny_sae_session, feats):
     finally:
         handle.remove()
     torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
-    assert st.active_hook_count(s) == 0
+    assert hooks_left(s) == 0
 
 
 def test_generated_positions_touch_only_the_last_prompt_position(tiny_sae_session, feats):
@@ -74,12 +69,15 @@ def test_generated_positions_touch_only_the_last_prompt_position(tiny_sae_sessio
     units = st.feature_units(s, feats)
     ids, _ = s.tokenize(PROMPT)
     base, _ = capture_resid(s, ids)
-    steerer = st.Steerer(s, st.SteeringSpec(tuple(feats), positions="generated"), units)
-    steered, _ = capture_resid(s, ids, steerer, phase="prefill")
+    plan = edits(s, ids, feats, units, positions="generated")
+    steered, _ = capture_resid(s, ids, plan)
     torch.testing.assert_close(steered[:-1], base[:-1], rtol=0, atol=0)
     assert not torch.allclose(steered[-1], base[-1])
-    decode, _ = capture_resid(s, ids, steerer, phase="decode")  # decode phase: every position it sees
-    assert not torch.allclose(decode[0], base[0])
+    # A decode step is at position len(ids): past from_position, so it is steered.
+    cache = s.forward(ids[:-1], cache=s.new_cache()).cache
+    step = s.forward(ids[-1:], capture=[HOOK], edits=plan, cache=cache)
+    assert step.edits_applied == 1
+    torch.testing.assert_close(step.resid[HOOK][0, 0], steered[-1], rtol=1e-5, atol=1e-5)
 
 
 def test_units_are_max_activation_times_decoder_norm(tiny_sae_session):
@@ -118,7 +116,7 @@ def test_clamp_sets_the_activation_on_re_encode(tiny_sae_session):
         target = 0.5 * units[("tied", 7)].typical_act
         ids, _ = s.tokenize(PROMPT)
         base, _ = capture_resid(s, ids)
-        steered, _ = capture_resid(s, ids, st.Steerer(s, st.SteeringSpec((f,), method="clamp"), units))
+        steered, _ = capture_resid(s, ids, edits(s, ids, [f], units, method="clamp"))
         sae = s.saes["tied"]
         with torch.inference_mode():
             z = sae.encode(steered)[:, 7]
@@ -126,7 +124,7 @@ def test_clamp_sets_the_activation_on_re_encode(tiny_sae_session):
             # The edit is exactly (target - z) * W_dec[f] on the fixture's non-tied SAE too.
             g = st.SteerFeature("fine", 10, 2.0)
             u = st.feature_units(s, [g])
-            got, _ = capture_resid(s, ids, st.Steerer(s, st.SteeringSpec((g,), method="clamp"), u))
+            got, _ = capture_resid(s, ids, edits(s, ids, [g], u, method="clamp"))
             z0 = s.saes["fine"].encode(base)[:, 10]
             want = base + (2.0 * u[("fine", 10)].typical_act - z0)[:, None] * s.saes["fine"].W_dec[10]
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
@@ -163,7 +161,7 @@ def test_sweep_layout_and_strength_scaling(tiny_sae_session, feats):
     assert [c.strength for c in rep.curve("fine")] == [0.0, 2.0, 4.0]
     d = rep.to_dict()
     assert d["cells"][0]["config"] == "baseline" and len(d["units"]) == 2
-    assert st.active_hook_count(s) == 0
+    assert hooks_left(s) == 0
 
 
 def test_readback_metrics_match_a_numpy_reference(tiny_sae_session):
@@ -181,7 +179,7 @@ def test_readback_metrics_match_a_numpy_reference(tiny_sae_session):
     nll = -logp[np.arange(len(gen)), gen]
     np.testing.assert_allclose(rb.nll, nll, rtol=1e-4, atol=1e-4)
     assert rb.perplexity == pytest.approx(math.exp(nll.mean()), rel=1e-4)
-    ref_resid, _ = capture_resid(s, ids)  # (T, d), unsteered
+    ref_resid, _ = capture_resid(s, ids)  # (T, d), no edits
     with torch.inference_mode():
         ref = float(s.saes["coarse"].encode(ref_resid[p:])[:, 3].mean())
     assert rb.concept_act == pytest.approx(ref, rel=1e-5, abs=1e-6)
@@ -207,7 +205,7 @@ def test_hooks_removed_and_model_unchanged_after_error_and_cancel(tiny_sae_sessi
     spec = st.SteeringSpec(tuple(feats), method="clamp")
 
     calls = {"n": 0}
-    real_pick = st._pick
+    real_pick = generation.pick
 
     def failing_pick(*a):
         calls["n"] += 1
@@ -215,12 +213,12 @@ def test_hooks_removed_and_model_unchanged_after_error_and_cancel(tiny_sae_sessi
             raise RuntimeError("boom mid-generation")
         return real_pick(*a)
 
-    monkeypatch.setattr(st, "_pick", failing_pick)
+    monkeypatch.setattr(generation, "pick", failing_pick)
     with pytest.raises(RuntimeError, match="boom"):
-        st.generate(s, ids, st.Steerer(s, spec, units), SamplingSettings(), [0, 1], 6)
-    monkeypatch.setattr(st, "_pick", real_pick)
-    assert st.active_hook_count(s) == 0
-    torch.testing.assert_close(s.run(Request(PROMPT)).logits, before, rtol=0, atol=0)
+        generation.generate(s, ids, SamplingSettings(), [0, 1], 6, spec.edits(units, len(ids)))
+    monkeypatch.setattr(generation, "pick", real_pick)
+    assert hooks_left(s) == 0
+    torch.testing.assert_close(s.run(Request(PROMPT)).logits, before, rtol=1e-5, atol=1e-5)
 
     cancel = threading.Event()
     seen = {"n": 0}
@@ -233,22 +231,8 @@ def test_hooks_removed_and_model_unchanged_after_error_and_cancel(tiny_sae_sessi
     with pytest.raises(Cancelled):
         st.run_experiment(s, PROMPT, feats, seeds=[0, 1], tokens=4, strengths=[3], words=[],
                           cancel=cancel, progress=progress, units=units)
-    assert st.active_hook_count(s) == 0
-    torch.testing.assert_close(s.run(Request(PROMPT)).logits, before, rtol=0, atol=0)
-
-
-def test_hooks_ignore_other_threads(tiny_sae_session, feats):
-    s = tiny_sae_session
-    before = s.run(Request(PROMPT)).logits
-    steerer = st.Steerer(s, st.SteeringSpec(tuple(feats)), st.feature_units(s, feats))
-    out = {}
-    with st.steering(s, steerer):
-        t = threading.Thread(target=lambda: out.setdefault("r", s.run(Request(PROMPT))))
-        t.start()
-        t.join()
-        assert st.active_hook_count(s) > 0
-    torch.testing.assert_close(out["r"].logits, before, rtol=0, atol=0)
-    assert steerer.calls == 0
+    assert hooks_left(s) == 0
+    torch.testing.assert_close(s.run(Request(PROMPT)).logits, before, rtol=1e-5, atol=1e-5)
 
 
 def test_parse_and_validate_errors(tiny_sae_session):

@@ -12,19 +12,19 @@ from spectrascope.core.train.corpus import Doc
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from spectrascope.core.session import Session
     from tests.conftest import build_tiny_model_dir
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-acts"), "gemma3")
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(folder)
+    session = Session.load(str(folder), device="cpu", dtype="float32", saes=())
+    return session, session.tokenizer
 
 
 def test_residual_at_equals_hidden_states(tiny):
     model, _ = tiny
     ids = torch.randint(3, 500, (2, 20))
     with torch.no_grad():
-        hs = model(ids, output_hidden_states=True).hidden_states
+        hs = model.model.hf_model(ids, output_hidden_states=True).hidden_states
         for layer in (0, 2):
             torch.testing.assert_close(residual_at(model, ids, layer), hs[layer + 1], rtol=0, atol=0)
 

@@ -13,46 +13,49 @@ from spectrascope.core.train.trainer import TopKSAE, TrainConfig, to_sae_lens
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from spectrascope.core.session import Session
     from tests.conftest import build_tiny_model_dir
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-eval"), "gemma3", seed=1)
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(folder)
+    session = Session.load(str(folder), device="cpu", dtype="float32", saes=())
+    return session, session.tokenizer
 
 
-def _sae(d=64, n=128, k=8, seed=0):
+def _sae(d=64, n=128, k=8, seed=0, hook="blocks.1.hook_resid_post"):
     torch.manual_seed(seed)
     m = TopKSAE(d, n, k, seed)
     with torch.no_grad():
         m.b_enc.normal_(0, 0.1)
-    return to_sae_lens(m, 1.0, TrainConfig(name="t", d_in=d, d_sae=n, k=k))
+    return to_sae_lens(m, 1.0, TrainConfig(name="t", d_in=d, d_sae=n, k=k, hook_name=hook))
 
 
-class _Identity:
-    """An 'SAE' whose reconstruction is exact: the splice must then leave the CE unchanged."""
+def _identity_sae(d=64, hook="blocks.1.hook_resid_post"):
+    """relu(x) - relu(-x) = x: a JumpReLU SAE whose reconstruction is exact."""
+    from tests.conftest import make_tiny_sae
 
-    def encode(self, x):
-        return x
+    sae = make_tiny_sae(d, 2 * d, hook, "jumprelu")
+    eye = torch.eye(d)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
+        sae.W_dec.copy_(torch.cat([eye, -eye], 0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+        sae.threshold.zero_()
+    return sae
 
-    def decode(self, z):
-        return z
 
-
-def test_ce_splice_identity_and_degradation(tiny, monkeypatch):
-    import spectrascope.core.train.evaluate as ev
-
-    model, _ = tiny
-    monkeypatch.setattr(ev, "HOOK_LAYER", 1)
+def test_ce_splice_identity_and_degradation(tiny):
+    session, _ = tiny
     rows = np.random.default_rng(0).integers(3, 500, size=(4, 16)).astype(np.int32)
-    clean = ce_losses(model, rows, batch=2)
+    clean = ce_losses(session, rows, batch=2)
     ids = torch.from_numpy(rows.astype(np.int64))
     with torch.no_grad():
-        logits = model(ids).logits
+        logits = session.model.hf_model(ids).logits
     ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
     assert clean == pytest.approx(float(ref), rel=1e-5)
-    assert ce_losses(model, rows, sae=_Identity(), batch=2) == pytest.approx(clean, rel=1e-5)
-    assert ce_losses(model, rows, sae=_sae(), batch=2) != pytest.approx(clean, rel=1e-3)
+    assert ce_losses(session, rows, sae=_identity_sae(), batch=2) == pytest.approx(clean, rel=1e-5)
+    assert ce_losses(session, rows, sae=_sae(), batch=2) != pytest.approx(clean, rel=1e-3)
+    assert "spliced" not in session.saes
 
 
 def test_recon_metrics_against_numpy():

@@ -47,12 +47,12 @@ def test_embedded_sae_reproduces_stored_metrics(preset):
 
 def test_embedded_sae_on_live_residual():
     """encode() on the raw residual of the real model gives sparse codes that reconstruct it."""
-    from spectrascope.core.train.activations import load_model, residual_at
+    from spectrascope.core.train.activations import load_session, residual_at
 
-    model, tok = load_model()
-    ids = tok("The capital of France is Paris, a city on the Seine.", return_tensors="pt")["input_ids"]
+    session = load_session()
+    ids, _ = session.tokenize("The capital of France is Paris, a city on the Seine.")
     with torch.no_grad():
-        h = residual_at(model, ids)[0, 1:]  # (T-1, d), BOS excluded as in training
+        h = residual_at(session, ids)[0, 1:]  # (T-1, d), BOS excluded as in training
         for preset in NAMES:
             sae = load_sae(preset)
             z = sae.encode(h)

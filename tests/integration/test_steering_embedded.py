@@ -8,6 +8,7 @@ from spectrascope.core import steering as st
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.saes import ASSETS_SAES
 from spectrascope.core.session import Session
+from tests.conftest import hooks_left
 
 pytestmark = [
     pytest.mark.integration,
@@ -52,7 +53,7 @@ def test_france_steering_raises_the_concept(session):
     assert [r.token_ids for r in base.runs] != [r.token_ids for r in both.runs]
     for cell in (base, both):
         assert 0 <= cell.concept_share <= 1 and cell.concept_act >= 0 and 1 < cell.perplexity < float("inf")
-    assert st.active_hook_count(session) == 0
+    assert hooks_left(session) == 0
 
 
 def test_steering_shifts_the_next_token_toward_france(session):
@@ -61,11 +62,11 @@ def test_steering_shifts_the_next_token_toward_france(session):
 
     coarse, fine = france_features(session)
     feats = [st.SteerFeature("coarse", coarse, 1.0), st.SteerFeature("fine", fine, 1.0)]
-    steerer = st.Steerer(session, st.SteeringSpec(feats), st.feature_units(session, feats))
     france_ids = [session.tokenizer.encode(w, add_special_tokens=False)[0] for w in (" France", " Paris", " French")]
     prompt = "My favourite place in the world is"
+    ids, _ = session.tokenize(prompt)
+    edits = st.SteeringSpec(feats).edits(st.feature_units(session, feats), len(ids))
     base = session.run(Request(prompt, codes=False)).logits.softmax(-1)[france_ids].sum()
-    with st.steering(session, steerer):
-        steered = session.run(Request(prompt, codes=False)).logits.softmax(-1)[france_ids].sum()
-    assert st.active_hook_count(session) == 0
+    steered = session.forward(ids, edits=edits).logits[0, -1].softmax(-1)[france_ids].sum()
+    assert hooks_left(session) == 0
     assert steered > 2 * base, (float(base), float(steered))

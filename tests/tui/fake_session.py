@@ -31,6 +31,9 @@ class FakeSession:
     def describe(self) -> str:
         return "fake · cpu float32 · layer 1"
 
+    def sae_hook(self, role: str) -> str:
+        return self.saes[role].cfg.metadata.hook_name
+
     def piece(self, token_id: int) -> str:
         return VOCAB[int(token_id)]
 
@@ -61,4 +64,5 @@ class FakeSession:
             resid={resid_hook(self.default_layer): resid},
             logits=logits,
             seconds=self.delay,
+            bos=1 if len(ids) > 1 else 0,
         )

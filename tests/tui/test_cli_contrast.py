@@ -13,7 +13,7 @@ from spectrascope.tui import cli_contrast
 def parse(argv):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    cli_contrast.add_parser(sub)
+    cli_contrast.add_parser(sub, lambda p: p.add_argument("--model", default=None))
     return parser.parse_args(["contrast", *argv])
 
 

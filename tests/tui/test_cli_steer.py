@@ -13,7 +13,7 @@ from spectrascope.tui import cli_steer
 def parse(argv):
     parser = argparse.ArgumentParser(prog="spectrascope")
     sub = parser.add_subparsers(dest="command")
-    cli_steer.add_parser(sub)
+    cli_steer.add_parser(sub, lambda p: p.add_argument("--model", default=None))
     return parser.parse_args(["steer", *argv])
 
 

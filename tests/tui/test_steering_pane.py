@@ -9,6 +9,7 @@ from textual.widgets import Input, Static
 from spectrascope.core import steering as st
 from spectrascope.tui.panes.steering import SteeringPane
 from spectrascope.tui.widgets.fast_table import FastTable
+from tests.conftest import hooks_left
 from tests.tui.pilot_helpers import until
 
 
@@ -70,7 +71,7 @@ async def test_generate_side_by_side_with_effect_and_cost(tiny_sae_session):
         assert [r.seed for r in pane.report.cell("fine").runs] == [0, 1]
         assert "coarse:3:3" in text_of(app, "#steer-col-coarse")
         assert "1 = act" in " ".join(app.query_one("#steer-feature-table", FastTable).row_text(0))
-        assert st.active_hook_count(tiny_sae_session) == 0
+        assert hooks_left(tiny_sae_session) == 0
 
 
 @pytest.mark.asyncio
@@ -110,4 +111,4 @@ async def test_features_from_pairing_and_cancel(tiny_sae_session):
         await pilot.press("escape")
         await until(pilot, lambda: not pane.busy)
         assert "Cancelled" in text_of(app, "#steer-status") and pane.report is None
-        assert st.active_hook_count(tiny_sae_session) == 0
+        assert hooks_left(tiny_sae_session) == 0

@@ -35,10 +35,6 @@ class SpectrumPane(Vertical):
         Binding("m", "reduce", "max/mean", show=False),
         Binding("d", "dense", "Dense on/off"),
     ]
-    # Features that fire on more than this share of held-out tokens (e.g. a latent on
-    # 99.7% of tokens) top every prompt by raw activation and say nothing about it.
-    dense_freq = 0.2
-
     top_n = 30
 
     def __init__(self, **kwargs):
@@ -99,13 +95,7 @@ class SpectrumPane(Vertical):
 
         if self.result is None or not self.result.spectra:
             return []
-        doc = {"prompt": self.result.prompt, "position": self.position, "reduce": self.reduce,
-               "tokens": [{"id": t.id, "text": t.text} for t in self.result.tokens], "saes": {}}
-        for role, spec in self.result.spectra.items():
-            row = spec.row(self.position, self.reduce)
-            doc["saes"][role] = {"width": spec.width, "l0": int((row > 0).sum()),
-                                 "fidelity": spec.fidelity.tolist(),
-                                 "top": [{"feature": f, "activation": a} for f, a in spec.top(self.position, 100, self.reduce)]}
+        doc = {**self.view().to_dict(), "fidelity": {r: s.fidelity.tolist() for r, s in self.result.spectra.items()}}
         path = Path(folder) / f"spectrascope-spectrum-{time.strftime('%Y%m%d-%H%M%S')}.json"
         return [atomic_write_text(path, json.dumps(doc, indent=1, ensure_ascii=False))]
 
@@ -159,54 +149,53 @@ class SpectrumPane(Vertical):
         where = "all tokens (" + self.reduce + ")" if self.position is None else f"token {self.position}"
         strip.append(f"  ◀ ▶ select · a all tokens · {where}", style="grey50")
         self.query_one("#spectrum-tokens", Static).update(strip)
-        rows, keys = [], []
+        view = self.view()
         for role in ROLES:
-            spec = result.spectra.get(role)
             info = self.query_one(f"#spectrum-{role}-info", Static)
             analyzer = self.query_one(f"#spectrum-{role}", Analyzer)
-            if spec is None:
+            sae = view.saes.get(role)
+            if sae is None:
                 info.update(Text(f"{role}: not loaded", style="grey50"))
                 analyzer.show([], 1.0)
                 continue
-            row = spec.row(self.position, self.reduce)
-            active = int((row > 0).sum())
-            lines = Text(f"{role} · {spec.width:,} features\n", style="bold")
-            lines.append(f"L0 {active} · {spec.width - active:,} silent\n")
-            if self.position is not None:
-                fid = float(spec.fidelity[self.position])
-                style = "red" if fid < 0.5 else ""
-                lines.append(f"fidelity {fid:.2f}", style=style)
-                if fid < 0.5:
+            lines = Text(f"{role} · {sae.width:,} features\n", style="bold")
+            lines.append(f"L0 {sae.l0} · {sae.silent:,} silent\n")
+            if sae.fidelity is not None:
+                poor = sae.poor_fit
+                lines.append(f"fidelity {sae.fidelity:.2f}", style="red" if poor else "")
+                if poor:
                     lines.append(" ⚠ poor", style="red")
             else:
-                poor = spec.poor_positions()
-                lines.append(f"poor fit at {poor[:4]}" if poor else "all tokens fit", style="grey50")
+                poor_at = sae.poor_positions
+                lines.append(f"poor fit at {list(poor_at[:4])}" if poor_at else "all tokens fit", style="grey50")
+            if sae.dense_hidden:
+                lines.append(f"\n{sae.dense_hidden} always-on hidden (d)", style="grey50")
             info.update(lines)
+            spec = result.spectra[role]
             n_bands = min(max(1, analyzer.size.width or 80), spec.width)
             marker = None
             if self.feature is not None and self.feature[0] == role:
                 marker = self.feature[1] * n_bands // spec.width
-            scale = float(spec.codes.max()) or 1.0
-            analyzer.show(spec.bands(self.position, n_bands, self.reduce), scale, marker)
-            labels = getattr(self.session, "labels", {}).get(role) if self.session else None
-            hidden = 0
-            for fid_, act in spec.top(self.position, self.top_n, self.reduce):
-                label = labels.get(fid_) if labels is not None else None
-                if self.hide_dense and label is not None and (label.freq or 0) > self.dense_freq:
-                    hidden += 1
-                    continue
-                rows.append([
-                    (role, "cyan" if role == "coarse" else "magenta"), (str(fid_), ""), (f"{act:.2f}", "bold"),
-                    (f"{label.max_act:.1f}" if label is not None and label.max_act else "–", "grey50"),
-                    (visible(label.short(5), max_len=60, mark_spaces=False) if label else "", ""),
-                ])
-                keys.append(f"{role}:{fid_}")
-            if hidden:
-                info.update(lines + Text(f"\n{hidden} dense hidden (d)", style="grey50"))
-        rows_keys = sorted(zip(rows, keys), key=lambda rk: -float(rk[0][2][0]))
-        self.query_one("#spectrum-table", FastTable).set_rows([r for r, _ in rows_keys], [k for _, k in rows_keys])
+            codes = spec.codes[view.first:] if spec.n_tokens > view.first else spec.codes
+            scale = float(codes.max()) or 1.0  # BOS left out: its huge code would flatten every bar
+            analyzer.show(spec.bands(view.position, n_bands, self.reduce, view.first), scale, marker)
+        rows = view.rows()
+        self.query_one("#spectrum-table", FastTable).set_rows(
+            [[(r.role, "cyan" if r.role == "coarse" else "magenta"), (str(r.feature), ""),
+              (f"{r.activation:.2f}", "bold"), (f"{r.max_act:.1f}" if r.max_act else "–", "grey50"),
+              (visible(r.label, max_len=60, mark_spaces=False), "")] for r in rows],
+            [f"{r.role}:{r.feature}" for r in rows])
         if self.feature is not None:
             self._draw_card()
+
+    def view(self):
+        """The core report this pane renders (the same one `spectrascope spectrum` prints)."""
+        from spectrascope.core.probe import spectrum_view
+
+        session = self.session
+        labels = session.labels if session is not None else {}
+        hooks = {role: session.sae_hook(role) for role in self.result.spectra} if session is not None else {}
+        return spectrum_view(self.result, labels, hooks, self.position, self.reduce, self.top_n, self.hide_dense)
 
     @on(FastTable.Selected, "#spectrum-table")
     def _feature_chosen(self, message: FastTable.Selected) -> None:

@@ -7,8 +7,10 @@ Per prompt length, timed interleaved in the same run on the same model object:
                cache, runs 1 token; residuals + last-position logits (+ both SAEs' codes)
   full         Session.run of a prompt it has not seen (forget_prompt first): what every
                keystroke cost before the incremental forward
+  hf full      bare HF: a full forward of the prompt (logits_to_keep=1), no hooks, no SAEs
   decode       bare HF: one KV-cache decode step (logits_to_keep=1) on a cache of T-1 tokens
-Targets: incremental <= 1.5x decode, and full / incremental >= 4x at 512 tokens.
+Targets at 512 tokens: incremental <= 1.5x decode, and at least 4x less than a full forward
+(ours and bare HF's).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def bench_length(session, n_tokens: int, repeats: int, codes: bool) -> dict:
     with torch.inference_mode():
         hf(torch.tensor([ids[:-1]]), past_key_values=cache, use_cache=True, logits_to_keep=1)
     turn = [0]
+    session.run(Request(a, codes=codes))  # the prompt the first keystroke edits
 
     def incremental():
         turn[0] ^= 1
@@ -56,12 +59,17 @@ def bench_length(session, n_tokens: int, repeats: int, codes: bool) -> dict:
         session.forget_prompt()
         session.run(Request(a, codes=codes))
 
+    def hf_full():
+        with torch.inference_mode():
+            hf(torch.tensor([ids]), logits_to_keep=1)
+
     def decode():
         with torch.inference_mode():
             hf(torch.tensor([ids[-1:]]), past_key_values=cache, use_cache=True, logits_to_keep=1)
         session.crop_cache(cache, len(ids) - 1)
 
-    med = interleaved_medians({"incremental": incremental, "full": full, "decode": decode}, repeats)
+    med = interleaved_medians({"incremental": incremental, "full": full, "hf_full": hf_full, "decode": decode},
+                              repeats)
     return {"tokens": len(ids), **{k: v * 1e3 for k, v in med.items()}}
 
 
@@ -79,19 +87,21 @@ def main() -> int:
     session = Session.load("gemma-3-270m", dtype=None if args.dtype == "auto" else args.dtype)
     print(f"bench_typing · {session.describe()} · cpu threads {torch.get_num_threads()} · "
           f"load average {os.getloadavg()[0]:.2f} · medians of {args.repeats}, interleaved")
-    print(f"{'codes':<6} {'tokens':>6} {'incremental':>12} {'full':>9} {'decode':>9} "
-          f"{'inc/decode':>11} {'full/inc':>9}")
+    print(f"{'codes':<6} {'tokens':>6} {'incremental':>12} {'full':>9} {'hf full':>9} {'decode':>9} "
+          f"{'inc/decode':>11} {'full/inc':>9} {'hf full/inc':>12}")
     ok = True
     for codes in (False, True):
         for n in (int(x) for x in args.lengths.split(",")):
             r = bench_length(session, n, args.repeats, codes)
             inc_dec, full_inc = r["incremental"] / r["decode"], r["full"] / r["incremental"]
+            hf_inc = r["hf_full"] / r["incremental"]
             if n >= 512:
-                ok &= inc_dec <= 1.5 and full_inc >= 4
+                ok &= inc_dec <= 1.5 and full_inc >= 4 and hf_inc >= 4
             print(f"{'SAEs' if codes else 'none':<6} {r['tokens']:>6} {r['incremental']:>10.1f}ms "
-                  f"{r['full']:>7.1f}ms {r['decode']:>7.1f}ms {inc_dec:>10.2f}x {full_inc:>8.1f}x")
-    print(f"targets at 512 tokens: incremental <= 1.5x decode, full >= 4x incremental · "
-          f"{'OK' if ok else 'ABOVE TARGET'}")
+                  f"{r['full']:>7.1f}ms {r['hf_full']:>7.1f}ms {r['decode']:>7.1f}ms {inc_dec:>10.2f}x "
+                  f"{full_inc:>8.1f}x {hf_inc:>11.1f}x")
+    print(f"targets at 512 tokens: incremental <= 1.5x decode, full forwards >= 4x incremental · "
+          f"{'OK' if ok else 'MISSED'}")
     return 0
 
 

@@ -20,9 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
     ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "all"])
-    ap.add_argument("--train-tokens", type=int, default=5_000_000, help="activations to cache for training")
-    ap.add_argument("--topic-tokens", type=int, default=1_200_000,
-                    help="activations of concept-mentioning windows to add (0: none)")
+    ap.add_argument("--train-tokens", type=int, default=10_000_000, help="activations to cache for training")
+    ap.add_argument("--topic-tokens", type=int, default=0,
+                    help="off by default (the shipped SAEs see the natural mix); for comparison, cache this "
+                         "many activations of further training windows that mention the concept words")
     ap.add_argument("--concept-words", default=None, help="words file for the topic windows (default: France)")
     ap.add_argument("--heldout-tokens", type=int, default=65_000, help="activations to cache for evaluation")
     ap.add_argument("--which", choices=["coarse", "fine", "both"], default="both")
@@ -40,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     for stage in stages:
         print(f"== {stage}", file=sys.stderr, flush=True)
         if stage == "corpus":
-            from spectrascope.core.train.corpus import build
+            from spectrascope.core.train.corpus import build, format_mix
 
-            print(build())
+            print(format_mix(build()), flush=True)
         elif stage == "cache":
             from spectrascope.core.train.activations import build_cache
 

@@ -224,7 +224,7 @@ def test_splice_is_the_sae_reconstruction_and_positions_are_absolute(tiny_sae_se
 
 def test_forward_rejects_unknown_hooks_and_roles(tiny_sae_session):
     s = tiny_sae_session
-    with pytest.raises(ValueError, match="never ran"):
+    with pytest.raises(ValueError, match="not a hook point"):
         s.forward([2, 5, 6], capture=["blocks.99.hook_resid_post"])
     with pytest.raises(KeyError, match="No nope SAE"):
         s.forward([2, 5, 6], edits=[AddFeature("nope", 0, 1.0)])

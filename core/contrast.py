@@ -28,7 +28,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,10 +36,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .assets import PROMPTS_DIR, atomic_write
+
 Progress = Callable[[str, float | None], None]
 CACHE_FORMAT = 1
 ENCODE_CHUNK_ELEMENTS = 1 << 26  # tokens x features encoded at once (256 MB of float32)
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
 
 
 def _quiet(_msg: str, _frac: float | None = None) -> None:
@@ -340,33 +340,8 @@ def cache_dir() -> Path:
     return cache_root() / "contrast"
 
 
-def reports_dir() -> Path:
-    """Where the Pairing pane exports its reports."""
-    from .embedded import cache_root
-
-    return cache_root() / "reports"
-
-
 def cache_path(key: str) -> Path:
     return cache_dir() / f"{key}.npz"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_cached(result: ContrastResult) -> Path:
@@ -377,7 +352,7 @@ def save_cached(result: ContrastResult) -> Path:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     path = cache_path(result.key)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
     return path
 
 

@@ -25,9 +25,9 @@ def labels_folder(spec: Any) -> Path | None:
     if spec is None:
         return None
     if spec.kind == "embedded":
-        from .saes import ASSETS_SAES
+        from .assets import SAES_DIR
 
-        return ASSETS_SAES / spec.name
+        return SAES_DIR / spec.name
     if spec.kind in ("local", "gemma_scope_folder"):
         return Path(spec.path).expanduser()
     return None

@@ -30,7 +30,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .contrast import (ContrastResult, ContrastSettings, Progress, _quiet, atomic_write_bytes, run_contrast)
+from .assets import atomic_write
+from .contrast import ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
 
 UNRELATED, SUB_FEATURE, CO_OCCURRING, PARTIAL = 0, 1, 2, 3
 CLASS_NAMES = {SUB_FEATURE: "sub-feature", CO_OCCURRING: "co-occurring", PARTIAL: "partial overlap",
@@ -395,5 +396,5 @@ def export(result: PairingResult, path: str | Path) -> Path:
     """Write the report as JSON (.json) or Markdown (anything else), atomically."""
     path = Path(path)
     text = json.dumps(to_dict(result), indent=1, ensure_ascii=False) if path.suffix == ".json" else to_markdown(result)
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write(path, text)
     return path

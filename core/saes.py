@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-ASSETS_SAES = Path(__file__).resolve().parent.parent / "assets" / "saes"
+from .assets import SAES_DIR
+
 
 
 class SAEUnavailable(RuntimeError):
@@ -88,7 +89,7 @@ def load_sae(spec: SAESpec | str, device: str = "cpu", dtype=None):
     spec = get_preset(spec) if isinstance(spec, str) else spec
     dt = _torch_dtype(dtype)
     if spec.kind == "embedded":
-        folder = ASSETS_SAES / spec.name
+        folder = SAES_DIR / spec.name
         if not (folder / "cfg.json").exists():
             raise SAEUnavailable(f"embedded SAE {spec.name!r} is missing from {folder}; "
                                  "build it with `python -m spectrascope.core.train all`")

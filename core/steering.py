@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from .assets import PROMPTS_DIR
 from .knobs import SamplingSettings
 from .plan import AddFeature, ClampFeature, Edit
 
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 METHODS = ("add", "clamp")
 POSITIONS = ("all", "generated")
 UNITS = ("max_act", "resid_norm")
-CONCEPT_WORDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "concept_words"
+CONCEPT_WORDS_DIR = PROMPTS_DIR / "concept_words"
 DEFAULT_CONCEPT_WORDS = CONCEPT_WORDS_DIR / "france.txt"
 
 CALIBRATION_TEXT = (
@@ -270,6 +271,11 @@ def match_concept(text: str, words: Sequence[str] | re.Pattern | None) -> list[s
     return list(seen)
 
 
+def perplexity(nll: Sequence[float]) -> float:
+    """exp(mean NLL): a run's perplexity, or a cell's over all its tokens (token-weighted)."""
+    return math.exp(sum(nll) / len(nll)) if nll else float("nan")
+
+
 @dataclass(frozen=True)
 class Readback:
     concept_act: float | None  # mean concept-feature activation over the generated positions
@@ -277,7 +283,7 @@ class Readback:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(sum(self.nll) / len(self.nll)) if self.nll else float("nan")
+        return perplexity(self.nll)
 
 
 def readback(
@@ -324,7 +330,7 @@ class SteeredRun:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(sum(self.nll) / len(self.nll)) if self.nll else float("nan")
+        return perplexity(self.nll)
 
 
 @dataclass(frozen=True)
@@ -347,8 +353,7 @@ class Cell:
 
     @property
     def perplexity(self) -> float:
-        nll = [x for r in self.runs for x in r.nll]
-        return math.exp(sum(nll) / len(nll)) if nll else float("nan")
+        return perplexity([x for r in self.runs for x in r.nll])
 
     def summary(self) -> dict[str, Any]:
         return {"config": self.config, "strength": self.strength, "concept_act": self.concept_act,

@@ -303,9 +303,10 @@ def add_concept_checks(m: dict, sae, session, folder: Path) -> dict:
 
 def write_card_preset(which: str) -> Path:
     """CARD.md from the SAE's stored records (metrics.json, train_curve.json, corpus.json): no model."""
-    from spectrascope.core.train.trainer import PRESETS, assets_dir
+    from spectrascope.core.assets import SAES_DIR
+    from spectrascope.core.train.trainer import PRESETS
 
-    folder = assets_dir() / PRESETS[which]["name"]
+    folder = SAES_DIR / PRESETS[which]["name"]
     m = json.loads((folder / "metrics.json").read_text())
     corpus_path = data_dir() / "corpus.json"
     corpus_info = json.loads(corpus_path.read_text()) if corpus_path.exists() else {}
@@ -317,9 +318,10 @@ def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
     from sae_lens import SAE
 
     from spectrascope.core.train.activations import load_session
-    from spectrascope.core.train.trainer import PRESETS, assets_dir
+    from spectrascope.core.assets import SAES_DIR
+    from spectrascope.core.train.trainer import PRESETS
 
-    folder = assets_dir() / PRESETS[which]["name"]
+    folder = SAES_DIR / PRESETS[which]["name"]
     sae = SAE.load_from_disk(folder)
     session = load_session()
     m = evaluate(sae, folder, ce_seqs=ce_seqs, session=session)

@@ -98,9 +98,10 @@ def labels_preset(which: str) -> Path:
     from sae_lens import SAE
 
     from spectrascope.core.train.activations import load_session
-    from spectrascope.core.train.trainer import PRESETS, assets_dir
+    from spectrascope.core.assets import SAES_DIR
+    from spectrascope.core.train.trainer import PRESETS
 
-    folder = assets_dir() / PRESETS[which]["name"]
+    folder = SAES_DIR / PRESETS[which]["name"]
     sae = SAE.load_from_disk(folder)
     session = load_session()
     labels = build_labels(sae, session.unembedding(), session.tokenizer, ActivationCache(acts_dir("heldout")),

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spectrascope.core.assets import SAES_DIR
 from spectrascope.core.train.activations import HOOK_NAME, SEQ_LEN, ActivationCache, acts_dir
 from spectrascope.core.train.corpus import data_dir
 
@@ -361,11 +362,7 @@ def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
 
 def export_checkpoint(which: str) -> Path:
     cfg = TrainConfig(**PRESETS[which])
-    return export(load_checkpoint(cfg), cfg, assets_dir() / cfg.name)
-
-
-def assets_dir() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "assets" / "saes"
+    return export(load_checkpoint(cfg), cfg, SAES_DIR / cfg.name)
 
 
 def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dict[str, int]]:
@@ -382,4 +379,4 @@ def train_preset(which: str, minutes: float | None = None, max_tokens: int | Non
     acts, mix = training_activations(max_tokens)
     print(f"[train] {cfg.name}: {len(acts):,} cached tokens {mix}", flush=True)
     res = train(cfg, acts, minutes=minutes, mix=mix)
-    return export(res, cfg, assets_dir() / cfg.name)
+    return export(res, cfg, SAES_DIR / cfg.name)

@@ -224,20 +224,6 @@ def test_cache_key_depends_on_sae_weights(tiny_sae_session):
     assert k1 != contrast.cache_key(ident2, ["a"], ["b"])
 
 
-def test_atomic_write_leaves_old_file_or_nothing(tmp_path, monkeypatch):
-    target = tmp_path / "x.npz"
-    contrast.atomic_write_bytes(target, b"old")
-
-    def fail(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(contrast.os, "replace", fail)
-    with pytest.raises(OSError):
-        contrast.atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.npz"]  # the temp file is gone
-
-
 def test_damaged_cache_file_is_a_miss(tiny_sae_session, cache_env):
     concept, neutral = PROMPTS[:2], PROMPTS[2:4]
     first = run_contrast(tiny_sae_session, concept, neutral)

@@ -110,6 +110,6 @@ def test_spec_roundtrip_and_validation():
 
 
 def test_embedded_missing_is_clear(monkeypatch, tmp_path):
-    monkeypatch.setattr(saes, "ASSETS_SAES", tmp_path)
+    monkeypatch.setattr(saes, "SAES_DIR", tmp_path)
     with pytest.raises(SAEUnavailable, match="python -m spectrascope.core.train"):
         load_sae("embedded-coarse")

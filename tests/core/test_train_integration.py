@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from spectrascope.core.saes import ASSETS_SAES, check_compatible, load_sae
+from spectrascope.core.assets import SAES_DIR
+from spectrascope.core.saes import check_compatible, load_sae
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +17,7 @@ NAMES = {"embedded-coarse": "gemma-3-270m-res9-coarse", "embedded-fine": "gemma-
 
 @pytest.mark.parametrize("preset", list(NAMES))
 def test_embedded_sae_files(preset):
-    folder = ASSETS_SAES / NAMES[preset]
+    folder = SAES_DIR / NAMES[preset]
     for f in ("cfg.json", "sae_weights.safetensors", "metrics.json", "CARD.md", "labels.json"):
         assert (folder / f).exists(), f
         assert (folder / f).stat().st_size < 95e6
@@ -38,7 +39,7 @@ def test_embedded_sae_reproduces_stored_metrics(preset):
     if held.n_tokens() < 8192:
         pytest.skip("held-out activation cache not built (python -m spectrascope.core.train cache)")
     sae = load_sae(preset)
-    stored = json.loads((ASSETS_SAES / NAMES[preset] / "metrics.json").read_text())
+    stored = json.loads((SAES_DIR / NAMES[preset] / "metrics.json").read_text())
     m = recon_metrics(sae, held.load_all(8192))
     assert m["fve"] == pytest.approx(stored["heldout_slice_8192"]["fve"], abs=2e-3)
     assert m["l0"] == pytest.approx(stored["heldout_slice_8192"]["l0"], abs=0.05)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from spectrascope.core.embedded import embedded_dir, is_complete
-from spectrascope.core.saes import ASSETS_SAES
+from spectrascope.core.assets import SAES_DIR
 
 pytestmark = pytest.mark.integration
 
 needs_model = pytest.mark.skipif(not is_complete(embedded_dir()), reason="embedded model not converted here")
-SAE_FILES = [ASSETS_SAES / f"gemma-3-270m-res9-{r}" / "cfg.json" for r in ("coarse", "fine")]
+SAE_FILES = [SAES_DIR / f"gemma-3-270m-res9-{r}" / "cfg.json" for r in ("coarse", "fine")]
 needs_saes = pytest.mark.skipif(not all(p.exists() for p in SAE_FILES), reason="embedded SAE assets are absent")
 
 
@@ -20,7 +20,7 @@ def test_batched_equals_unbatched_on_gemma3(tmp_path):
     """Right padding + attention mask on the real architecture (sliding-window layers included)."""
     import sys
 
-    sys.path.insert(0, str(ASSETS_SAES.parent.parent))
+    sys.path.insert(0, str(SAES_DIR.parent.parent))
     from spectrascope.core.contrast import collect_activations
     from spectrascope.core.session import Request, Session
     from tests.conftest import make_tiny_sae

@@ -6,14 +6,14 @@ import pytest
 
 from spectrascope.core import steering as st
 from spectrascope.core.knobs import SamplingSettings
-from spectrascope.core.saes import ASSETS_SAES
+from spectrascope.core.assets import SAES_DIR
 from spectrascope.core.session import Session
 from tests.conftest import hooks_left
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        not all((ASSETS_SAES / f"gemma-3-270m-res9-{r}" / "cfg.json").exists() for r in ("coarse", "fine")),
+        not all((SAES_DIR / f"gemma-3-270m-res9-{r}" / "cfg.json").exists() for r in ("coarse", "fine")),
         reason="embedded SAEs not built yet (assets/saes/gemma-3-270m-res9-*)",
     ),
 ]

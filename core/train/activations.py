@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -193,11 +194,23 @@ def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
 
     session = load_session()
     cache = ActivationCache(acts_dir(split))
+    version = corpus_version()
+    cached = cache.manifest().get("corpus_version")
+    if cached is not None and cached != version:
+        # Token rows of another corpus: resuming would mix two corpora without saying so.
+        print(f"[cache] {cache.root} holds corpus v{cached}, the corpus is v{version}: starting over", flush=True)
+        shutil.rmtree(cache.root)
     rows = None
     if not (cache.root / "tokens.npy").exists():
         rows = tokenize_split(load_docs(split), session.tokenizer, seed=0 if split == "train" else 1)
     return cache.build(session, rows, max_tokens=max_tokens, batch=batch,
-                       meta={"model": "gemma-3-270m", "split": split})
+                       meta={"model": "gemma-3-270m", "split": split, "corpus_version": version})
+
+
+def corpus_version() -> int | None:
+    """The version of the corpus on disk (corpus.json), which every cache records."""
+    path = data_dir() / "corpus.json"
+    return json.loads(path.read_text()).get("version", 1) if path.exists() else None
 
 
 def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32) -> dict:

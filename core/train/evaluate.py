@@ -287,6 +287,7 @@ def cache_summary() -> dict:
     shards = [s for part in split_shards.values() for s in part]
     return {**{f"{n}_tokens": sum(s["n_tokens"] for s in part) for n, part in split_shards.items()},
             "clipped": sum(s.get("clipped", 0) for s in shards),
+            "corpus_version": ActivationCache(acts_dir("heldout")).manifest().get("corpus_version", 1),
             "cache_seconds": round(sum(s["seconds"] for s in shards), 1)}
 
 

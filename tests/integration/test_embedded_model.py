@@ -38,3 +38,36 @@ def test_probe_cli_json(session, capsys):
     assert [t["text"] for t in report["tokens"]] == ["<bos>", "The", " capital", " of", " France", " is"]
     assert len(report["top"]) == 5 and abs(sum(r["prob"] for r in report["top"]) - 1) < 1
     assert " Paris" in [r["token"] for r in report["top"]]
+
+
+PROMPTS = ["The capital of France is Paris", "def fibonacci(n): return n", "She played the violin in the orchestra"]
+
+
+def test_all_tokens_spectrum_is_about_the_prompt_not_bos(session):
+    """Issue 12: `spectrum --all-tokens` once printed the same BOS-dominated table for any prompt."""
+    from spectrascope.core.probe import spectrum_report
+
+    tops = []
+    for prompt in PROMPTS:
+        report = spectrum_report(session, prompt, position=None, top=5)
+        assert report["all_tokens_from"] == 1 and report["tokens"][0]["text"] == "<bos>"
+        result = session.run(Request(prompt))
+        for role, sae in report["saes"].items():
+            codes = result.spectra[role].codes  # (T, F)
+            for row in sae["top"]:
+                # The reported activation is the max over the prompt's own tokens, never BOS's.
+                assert row["activation"] == pytest.approx(float(codes[1:, row["feature"]].max()), rel=1e-5)
+        tops.append(tuple(row["feature"] for row in report["saes"]["coarse"]["top"][:3]))
+    assert len(set(tops)) == 3
+
+
+def test_incremental_typing_equals_a_full_forward_on_the_real_model(session):
+    session.run(Request("The Eiffel Tower is located in the"))
+    typed = session.run(Request("The Eiffel Tower is located in the city of"))
+    session.forget_prompt()
+    full = session.run(Request("The Eiffel Tower is located in the city of"))
+    assert typed.reused > 0 and full.reused == 0
+    torch.testing.assert_close(typed.logits, full.logits, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(typed.resid[resid_hook(9)], full.resid[resid_hook(9)], rtol=1e-3, atol=1e-2)
+    for role in typed.spectra:
+        torch.testing.assert_close(typed.spectra[role].codes, full.spectra[role].codes, rtol=1e-3, atol=1e-2)

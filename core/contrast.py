@@ -5,18 +5,20 @@ SAE hook (no later blocks, no logits), and every SAE encodes its hook's residual
 Each prompt is summarised per feature by the **max** (what the tables use) and the
 mean of its activation over the prompt's tokens, BOS and pad positions excluded.
 
-Selectivity (in [0, 1]) of feature f, from the per-prompt max activations:
+Selectivity of feature f is read off its per-prompt activations (max over the prompt's
+tokens by default) on the two sets:
 
-    share(f)    = m_c / (m_c + m_n)        m_c, m_n: mean per-prompt activation on the
-                                           concept / neutral set (0 when both are 0);
-                                           means, so unequal set sizes do not matter
-    coverage(f) = min(1, r_c / min_rate)   r_c: fraction of concept prompts it fires on
-    selectivity = share * coverage
+    AUROC(f)       = P(a_c > a_n) + P(a_c = a_n) / 2   a_c, a_n: the activation on a random
+                                                       concept / neutral prompt (Mann-Whitney U
+                                                       / (n_c n_n)); unequal set sizes are fine
+    selectivity(f) = max(0, 2 AUROC - 1)               0: no better than chance; 1: every
+                                                       concept prompt outranks every neutral one
 
-`share` is the part of the feature's activation mass that falls on the concept set;
-`coverage` discounts features that are exclusive but fire on too few concept prompts
-(default `min_rate` 0.25) to stand for the concept. Anchors are ranked by selectivity,
-ties broken by r_c.
+It counts the neutral firing rate against the feature and cannot saturate on coverage
+alone: a feature that fires on a quarter of the concept prompts and never on neutral ones
+scores 0.25, not 1. Both firing rates (r_c, r_n: share of prompts with activation > 0) and
+mean activations are reported beside it. Anchors are ranked by selectivity, ties broken by
+r_c - r_n.
 
 Results are cached on disk (one .npz per model x SAEs x prompt contents), written
 atomically (temp file + os.replace). Nothing here imports textual, rich or plotext.
@@ -113,19 +115,22 @@ def prompts_hash(concept: Sequence[str], neutral: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+SELECTIVITY_DEFINITION = (
+    "2 x AUROC - 1 (floored at 0) of the per-prompt activation, concept vs neutral prompts: 0 = no better "
+    "than chance, 1 = every concept prompt outranks every neutral one; firing rate = share of prompts "
+    "with activation > 0")
+
+
 # ---------------------------------------------------------------- settings and results
 
 @dataclass(frozen=True)
 class ContrastSettings:
     aggregate: str = "max"  # per-prompt summary the statistics use: "max" or "mean"
-    min_concept_rate: float = 0.25  # coverage: full credit from this concept firing rate up
     batch_size: int = 16
 
     def __post_init__(self):
         if self.aggregate not in ("max", "mean"):
             raise ValueError(f"aggregate must be 'max' or 'mean', not {self.aggregate!r}")
-        if not 0 < self.min_concept_rate <= 1:
-            raise ValueError("min_concept_rate must be in (0, 1]")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
 
@@ -134,7 +139,8 @@ class ContrastSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ContrastSettings":
-        return cls(**d)
+        # Sessions saved before selectivity became AUROC-based carry a `min_concept_rate`.
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -145,11 +151,13 @@ class FeatureStats:
     mean_neutral: np.ndarray
     rate_concept: np.ndarray
     rate_neutral: np.ndarray
-    selectivity: np.ndarray
+    auroc: np.ndarray
+    selectivity: np.ndarray  # max(0, 2 AUROC - 1)
 
     def ranked(self, n: int | None = None) -> list[int]:
-        """Feature ids by selectivity (desc), ties by concept firing rate (desc), then id."""
-        order = np.lexsort((np.arange(len(self.selectivity)), -self.rate_concept, -self.selectivity))
+        """Feature ids by selectivity (desc), ties by r_c - r_n (desc), then id."""
+        order = np.lexsort((np.arange(len(self.selectivity)), -(self.rate_concept - self.rate_neutral),
+                            -self.selectivity))
         return [int(i) for i in order[: n if n is not None else len(order)]]
 
 
@@ -168,7 +176,7 @@ class ContrastResult:
 
     def __post_init__(self):
         if not self.stats:
-            self.stats = {role: feature_stats(self.per_prompt(role), self.is_concept, self.settings.min_concept_rate)
+            self.stats = {role: feature_stats(self.per_prompt(role), self.is_concept)
                           for role in self.roles}
 
     def per_prompt(self, role: str) -> np.ndarray:
@@ -184,20 +192,50 @@ class ContrastResult:
         return int((~self.is_concept).sum())
 
 
-def feature_stats(acts: np.ndarray, is_concept: np.ndarray, min_concept_rate: float = 0.25) -> FeatureStats:
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks down each column of (N, F) `x`, ties given their average rank (as
+    scipy.stats.rankdata(method="average", axis=0))."""
+    n = x.shape[0]
+    order = np.argsort(x, axis=0, kind="stable")
+    xs = np.take_along_axis(x, order, axis=0)
+    idx = np.broadcast_to(np.arange(n)[:, None], x.shape)
+    starts_group = np.ones(x.shape, bool)
+    starts_group[1:] = xs[1:] != xs[:-1]
+    ends_group = np.ones(x.shape, bool)
+    ends_group[:-1] = starts_group[1:]
+    first = np.maximum.accumulate(np.where(starts_group, idx, 0), axis=0)  # where each tie group starts
+    last = np.minimum.accumulate(np.where(ends_group, idx, n - 1)[::-1], axis=0)[::-1]  # and ends
+    ranks = np.empty(x.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=0)
+    return ranks
+
+
+def auroc(acts: np.ndarray, is_concept: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Per feature, P(concept > neutral) + P(tie) / 2 from (N, F) activations. # (F,)
+
+    The Mann-Whitney U of the concept prompts over n_c n_n; computed in feature chunks so a
+    262K-wide SAE never ranks more than (N, chunk) at once."""
+    n_c, n_n = int(is_concept.sum()), int((~is_concept).sum())
+    out = np.empty(acts.shape[1])
+    for f0 in range(0, acts.shape[1], chunk):
+        ranks = average_ranks(acts[:, f0:f0 + chunk])
+        u = ranks[is_concept].sum(0) - n_c * (n_c + 1) / 2
+        out[f0:f0 + chunk] = u / (n_c * n_n)
+    return out
+
+
+def feature_stats(acts: np.ndarray, is_concept: np.ndarray) -> FeatureStats:
     """Statistics of (N, F) per-prompt activations split by the (N,) concept mask (see module doc)."""
     acts = np.asarray(acts, dtype=np.float64)
+    is_concept = np.asarray(is_concept, bool)
     c, n = acts[is_concept], acts[~is_concept]
     if len(c) == 0 or len(n) == 0:
         raise ValueError("Both prompt sets need at least one prompt.")
-    m_c, m_n = c.mean(0), n.mean(0)
-    r_c, r_n = (c > 0).mean(0), (n > 0).mean(0)
-    total = m_c + m_n
-    share = np.divide(m_c, total, out=np.zeros_like(total), where=total > 0)
-    coverage = np.minimum(1.0, r_c / min_concept_rate)
-    sel = np.clip(share * coverage, 0.0, 1.0)
+    auc = auroc(acts, is_concept)
+    sel = np.maximum(0.0, 2 * auc - 1)
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
-    return FeatureStats(f32(m_c), f32(m_n), f32(r_c), f32(r_n), f32(sel))
+    return FeatureStats(f32(c.mean(0)), f32(n.mean(0)), f32((c > 0).mean(0)), f32((n > 0).mean(0)), f32(auc),
+                        f32(sel))
 
 
 # ---------------------------------------------------------------- running the model

@@ -17,21 +17,28 @@ Classes, with thresholds θ (cosine, default 0.3) and ρ (correlation, default 0
 
 Verdict: GO when some anchor has at least `min_subfeatures` (3) sub-features; it
 names the best such anchor and its sub-features. Otherwise NO-GO with the best
-anchor's count. Nothing here imports textual, rich or plotext.
+anchor's count. Every verdict carries its null model (core/null_model.py): how
+many of all live coarse features reach the same count at the same thresholds, so a
+GO that most features would also get says so. Nothing here imports textual, rich
+or plotext.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from .assets import atomic_write
-from .contrast import ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
+from .contrast import SELECTIVITY_DEFINITION, ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
+from .null_model import NullModel, null_model
+
+if TYPE_CHECKING:
+    from .session_api import SessionAPI
 
 UNRELATED, SUB_FEATURE, CO_OCCURRING, PARTIAL = 0, 1, 2, 3
 CLASS_NAMES = {SUB_FEATURE: "sub-feature", CO_OCCURRING: "co-occurring", PARTIAL: "partial overlap",
@@ -159,15 +166,25 @@ class Verdict:
     count: int  # its number of sub-features
     sub_features: tuple[int, ...]
     needed: int
+    null: NullModel | None = None  # the same test over all live coarse features
 
     @property
-    def text(self) -> str:
+    def headline(self) -> str:
         if self.anchor is None:
             return "NO-GO: no anchor chosen."
         if self.go:
             return (f"GO: coarse #{self.anchor} has {self.count} sub-features (>= {self.needed}): "
                     + ", ".join(f"fine #{i}" for i in self.sub_features))
         return f"NO-GO: the best anchor, coarse #{self.anchor}, has {self.count} sub-feature(s); {self.needed} needed."
+
+    @property
+    def text(self) -> str:
+        return self.headline + (f" · {self.null.text}" if self.null is not None else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"go": self.go, "anchor": self.anchor, "count": self.count, "sub_features": list(self.sub_features),
+                "needed": self.needed, "null_model": self.null.to_dict() if self.null else None,
+                "text": self.text}
 
 
 def verdict(pairings: Sequence[AnchorPairing], needed: int = 3) -> Verdict:
@@ -178,6 +195,18 @@ def verdict(pairings: Sequence[AnchorPairing], needed: int = 3) -> Verdict:
     return Verdict(len(subs) >= needed, best.anchor, len(subs), tuple(subs), needed)
 
 
+def judged(contrast: ContrastResult, pairings: Sequence[AnchorPairing], settings: PairingSettings,
+           dirs: tuple[Any, Any], coarse: str = "coarse", fine: str = "fine") -> Verdict:
+    """The verdict on `pairings` with its null model over all live coarse features."""
+    v = verdict(pairings, settings.min_subfeatures)
+    # Pair at most ~2^28 (coarse x fine) cells: all 1,024 x 8,192 embedded ones, a sample at 16K x 262K.
+    budget = max(256, (1 << 28) // max(1, contrast.per_prompt(fine).shape[1]))
+    null = null_model(contrast.per_prompt(coarse), contrast.per_prompt(fine), dirs[0], dirs[1],
+                      settings.cos_threshold, settings.corr_threshold, settings.min_subfeatures, v.anchor, v.count,
+                      max_features=min(4096, budget))
+    return replace(v, null=null)
+
+
 @dataclass
 class PairingResult:
     contrast: ContrastResult
@@ -186,6 +215,7 @@ class PairingResult:
     pairings: dict[int, AnchorPairing]
     verdict: Verdict
     labels: dict[str, dict[int, str]] = field(default_factory=dict)  # role -> id -> label
+    dirs: tuple[Any, Any] | None = None  # (coarse, fine) W_dec: the null model's input on re-classification
 
     def matched_fine(self, limit: int = 24) -> list[int]:
         """Fine features that are a sub-feature of some anchor (best first), for the heatmap."""
@@ -213,7 +243,7 @@ class PairingResult:
 
 
 def sae_dirs(session: Any, role: str) -> Any:
-    return session.saes[role].W_dec.detach()
+    return session.decoder_directions(role)
 
 
 def pair(
@@ -246,7 +276,9 @@ def pair(
         classes = classify(cos[row], corr, settings.cos_threshold, settings.corr_threshold)
         pairings[a] = AnchorPairing(a, cos[row], corr, classes)
     ordered = [pairings[a] for a in anchors]
-    return PairingResult(contrast, settings, anchors, pairings, verdict(ordered, settings.min_subfeatures))
+    dirs = (coarse_W_dec, fine_W_dec)
+    return PairingResult(contrast, settings, anchors, pairings, judged(contrast, ordered, settings, dirs, coarse, fine),
+                         dirs=dirs)
 
 
 def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResult:
@@ -255,8 +287,9 @@ def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResul
                                  classify(p.cosine, p.correlation, settings.cos_threshold, settings.corr_threshold))
                 for a, p in result.pairings.items()}
     ordered = [pairings[a] for a in result.anchors]
-    return PairingResult(result.contrast, settings, result.anchors, pairings,
-                         verdict(ordered, settings.min_subfeatures), result.labels)
+    v = (judged(result.contrast, ordered, settings, result.dirs) if result.dirs is not None
+         else verdict(ordered, settings.min_subfeatures))
+    return PairingResult(result.contrast, settings, result.anchors, pairings, v, result.labels, result.dirs)
 
 
 # ---------------------------------------------------------------- labels
@@ -306,9 +339,23 @@ def analyse(
             why = session.sae_errors.get(role, "not attached") if hasattr(session, "sae_errors") else "not attached"
             raise ValueError(f"The pairing needs a {role} SAE ({why}).")
     contrast = run_contrast(session, concept, neutral, contrast_settings, cancel, progress, use_cache)
+    return _pair_session(session, contrast, settings, anchors, {} if labels else None)
+
+
+def repair(session: SessionAPI, previous: PairingResult, settings: PairingSettings,
+           anchors: Sequence[int] | None = None) -> PairingResult:
+    """`previous` paired again with other anchors (None: the top `settings.n_anchors` by selectivity)
+    or other settings, from its contrast run: no model forward. Its labels are kept; new rows get theirs."""
+    return _pair_session(session, previous.contrast, settings, anchors, previous.labels)
+
+
+def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: PairingSettings,
+                  anchors: Sequence[int] | None, labels: Mapping[str, Mapping[int, str]] | None) -> PairingResult:
+    """The session's coarse x fine pairing of `contrast`, labelled on top of `labels` (None: unlabelled)."""
     result = pair(contrast, sae_dirs(session, "coarse"), sae_dirs(session, "fine"), settings, anchors,
-                  device=str(session.model.device))
-    if labels:
+                  device=str(session.device))
+    if labels is not None:
+        result.labels = {role: dict(known) for role, known in labels.items()}
         add_labels(session, result)
     return result
 
@@ -331,7 +378,7 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         return {"feature": i, "mean_concept": round(float(stats.mean_concept[i]), 5),
                 "mean_neutral": round(float(stats.mean_neutral[i]), 5),
                 "rate_concept": round(float(stats.rate_concept[i]), 4),
-                "rate_neutral": round(float(stats.rate_neutral[i]), 4),
+                "rate_neutral": round(float(stats.rate_neutral[i]), 4), "auroc": round(float(stats.auroc[i]), 5),
                 "selectivity": round(float(stats.selectivity[i]), 5), "label": lab.get(role, {}).get(i, "")}
 
     return {
@@ -344,8 +391,7 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "cached": c.cached,
         "n_concept": c.n_concept,
         "n_neutral": c.n_neutral,
-        "selectivity_definition": "share * coverage; share = m_c/(m_c+m_n) of mean per-prompt activation, "
-                                  "coverage = min(1, concept firing rate / min_concept_rate)",
+        "selectivity_definition": SELECTIVITY_DEFINITION,
         "candidates": [stat_row(coarse, "coarse", i) for i in coarse.ranked(n_candidates)],
         "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates)],
         "anchors": [{**stat_row(coarse, "coarse", a), "counts": result.pairings[a].counts(),
@@ -355,9 +401,7 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
                     for a in result.anchors],
         "heatmap": {"anchors": result.anchors, "fine": result.matched_fine(),
                     "cosine": np.round(result.heatmap(), 4).tolist()},
-        "verdict": {"go": result.verdict.go, "anchor": result.verdict.anchor, "count": result.verdict.count,
-                    "sub_features": list(result.verdict.sub_features), "needed": result.verdict.needed,
-                    "text": result.verdict.text},
+        "verdict": result.verdict.to_dict(),
     }
 
 
@@ -373,7 +417,8 @@ def to_markdown(result: PairingResult) -> str:
         f"Model `{d['info'].get('model', '?')}` · {d['n_concept']} concept / {d['n_neutral']} neutral prompts · "
         f"per-prompt **{d['aggregate']}** activation (BOS and pads excluded) · "
         f"thresholds: cosine >= {s['cos_threshold']}, correlation >= {s['corr_threshold']}", "",
-        f"**Verdict: {d['verdict']['text']}**", "",
+        f"**Verdict: {result.verdict.headline}**", "",
+        f"Null model: {result.verdict.null.text if result.verdict.null else 'not computed'}.", "",
         f"Selectivity = {d['selectivity_definition']}.", "",
         "## Anchors (coarse)", "",
         "| feature | mean concept | mean neutral | rate concept | rate neutral | selectivity | sub-features | label |",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -140,6 +140,40 @@ def spectrum_report(
     return {"model": session.model.spec.name, **view.to_dict()}
 
 
+def distribution_report(dist: Any, piece: Callable[[int], str], top: int = 20) -> dict[str, Any]:
+    """One next-token distribution after the knobs (a `sampling.Distribution`, already computed):
+    survivors, entropies and the top rows, excluded ones included. The Logits pane exports this."""
+    return {
+        "survivors": dist.n_survivors, "vocab": dist.vocab_size,
+        "entropy_before": dist.entropy_before, "entropy_after": dist.entropy_after,
+        "top": [
+            {"rank": rank, "id": r.id, "token": piece(r.id), "logit": r.logit, "raw_p": r.raw_p,
+             "final_p": r.final_p, "excluded_by": r.excluded_by}
+            for rank, r in enumerate(dist.top(top), start=1)
+        ],
+    }
+
+
+def ab_report(comp: Any, piece: Callable[[int], str]) -> dict[str, Any]:
+    """A system-prompt A/B (a `sampling.ABComparison`, already computed): KL both ways and rank shifts."""
+    return {
+        "kl_with_vs_without": comp.kl_b_a, "kl_without_vs_with": comp.kl_a_b, "kl_basis": comp.kl_basis,
+        "top_n": comp.top_n,
+        "rows": [
+            {"id": r.token_id, "token": piece(r.token_id), "p_without": r.prob_a,
+             "p_with": r.prob_b, "rank_without": r.rank_a, "rank_with": r.rank_b,
+             "rank_change": r.rank_change, "new_in_top": r.new_in_top_n, "dropped": r.dropped_from_top_n}
+            for r in comp.rows
+        ],
+    }
+
+
+def runs_report(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Seeded runs (`generation.Run`, already generated) as rows."""
+    return [{"seed": r.seed, "text": r.text, "token_ids": list(r.token_ids), "diverges_at": r.diverges_at}
+            for r in runs]
+
+
 def logits_report(
     session: Session, prompt: str, settings: Any, system: str | None = None,
     runs: int = 0, steps: int = 20, top: int = 20,
@@ -155,31 +189,12 @@ def logits_report(
     report: dict[str, Any] = {
         "model": session.model.spec.name, "prompt": prompt, "settings": settings.to_dict(),
         "tokens": [{"id": t.id, "text": t.text} for t in result.tokens],
-        "survivors": dist.n_survivors, "vocab": dist.vocab_size,
-        "entropy_before": dist.entropy_before, "entropy_after": dist.entropy_after,
-        "top": [
-            {"id": r.id, "token": session.piece(r.id), "logit": r.logit, "raw_p": r.raw_p,
-             "final_p": r.final_p, "excluded_by": r.excluded_by}
-            for r in dist.top(top)
-        ],
+        **distribution_report(dist, session.piece, top),
     }
     if system:
         ab = system_prompt_ab(session, prompt, system, settings, top_n=top)
-        comp = ab.comparison
-        report["system_ab"] = {
-            "system": system, "kl_with_vs_without": comp.kl_b_a, "kl_without_vs_with": comp.kl_a_b,
-            "kl_basis": comp.kl_basis,
-            "rows": [
-                {"id": r.token_id, "token": session.piece(r.token_id), "p_without": r.prob_a,
-                 "p_with": r.prob_b, "rank_without": r.rank_a, "rank_with": r.rank_b,
-                 "rank_change": r.rank_change, "new_in_top": r.new_in_top_n, "dropped": r.dropped_from_top_n}
-                for r in comp.rows
-            ],
-        }
+        report["system_ab"] = {"system": system, **ab_report(ab.comparison, session.piece)}
     if runs:
         seeds = [settings.seed + i for i in range(runs)]
-        report["runs"] = [
-            {"seed": r.seed, "text": r.text, "token_ids": list(r.token_ids), "diverges_at": r.diverges_at}
-            for r in seeded_runs(session, prompt, settings, seeds, steps)
-        ]
+        report["runs"] = runs_report(seeded_runs(session, prompt, settings, seeds, steps))
     return report

@@ -3,6 +3,10 @@
 Data flows one way: keystroke -> debounce -> thread worker -> Session.run ->
 ResultReady(run_id) -> panes. A newer prompt cancels the older run and stale
 results are dropped, so the screen only ever shows the latest prompt.
+
+Attributes down, messages up: the panes get the session, the prompt as typed and
+the Pairing selection through data-bound reactives below; a pane tells the others
+something only by a message to the app (Pairing's SelectionChanged).
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane
 
@@ -29,7 +34,10 @@ from spectrascope.tui.panes.spectrum import SpectrumPane
 from spectrascope.tui.panes.steering import SteeringPane
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
-SessionFactory = Callable[[Callable[[str, float | None], None]], Any]
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
+
+SessionFactory = Callable[[Callable[[str, float | None], None]], "SessionAPI"]
 
 DEBOUNCE_S = 0.15
 
@@ -69,6 +77,10 @@ class SpectrascopeApp(App):
         ("Quit", "quit", "ctrl+q"),
     ]
 
+    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # None until loaded
+    prompt: reactive[str] = reactive("", init=False, repaint=False)  # as typed, before the debounce
+    pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
+
     def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
                  restore: dict | None = None, demo: list | None = None, knobs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -77,8 +89,7 @@ class SpectrascopeApp(App):
         self.output_dir = Path(output_dir)
         self._restore = restore or {}
         self._session_factory = session_factory
-        self._initial_prompt = prompt
-        self.session: Any = None
+        self.set_reactive(SpectrascopeApp.prompt, prompt)
         self.result: Any = None
         self._run_id = 0
         self._cancel: threading.Event | None = None
@@ -86,22 +97,21 @@ class SpectrascopeApp(App):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(
-            value=self._initial_prompt, placeholder="Type a prompt…", id="prompt", select_on_focus=False
-        )
+        yield Input(value=self.prompt, placeholder="Type a prompt…", id="prompt", select_on_focus=False)
         with Horizontal(id="status-bar"):
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
             yield Static("", id="status")
         yield TokenStrip(id="tokens")
         with TabbedContent(id="panes"):
             with TabPane("Logits", id="tab-logits"):
-                yield LogitsPane(id="logits")
+                yield LogitsPane(id="logits").data_bind(SpectrascopeApp.session)
             with TabPane("Spectrum", id="tab-spectrum"):
-                yield SpectrumPane(id="spectrum")
+                yield SpectrumPane(id="spectrum").data_bind(SpectrascopeApp.session)
             with TabPane("Pairing", id="tab-pairing"):
-                yield PairingPane(id="pairing")
+                yield PairingPane(id="pairing").data_bind(SpectrascopeApp.session)
             with TabPane("Steering", id="tab-steering"):
-                yield SteeringPane(id="steering")
+                yield SteeringPane(id="steering").data_bind(
+                    SpectrascopeApp.session, SpectrascopeApp.prompt, SpectrascopeApp.pairing_selection)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -152,8 +162,8 @@ class SpectrascopeApp(App):
     def on_session_ready(self, message: SessionReady) -> None:
         self.session = message.session
         self.query_one("#load-progress", ProgressBar).display = False
-        self.sub_title = self.session.describe()
-        self.set_status(f"Ready: {self.session.describe()}")
+        self.sub_title = message.session.describe()
+        self.set_status(f"Ready: {message.session.describe()}")
         self.schedule_run(immediate=True)
 
     def on_session_failed(self, message: SessionFailed) -> None:
@@ -163,7 +173,8 @@ class SpectrascopeApp(App):
 
     # ---- running prompts ----------------------------------------------------------------
     @on(Input.Changed, "#prompt")
-    def _prompt_changed(self) -> None:
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        self.prompt = event.value
         self.schedule_run()
 
     @on(Input.Submitted, "#prompt")
@@ -199,14 +210,14 @@ class SpectrascopeApp(App):
         self._cancel = threading.Event()
         from spectrascope.core.session import Request
 
-        self._forward(Request(prompt, run_id=self._run_id), self._cancel)
+        self._forward(self.session, Request(prompt, run_id=self._run_id), self._cancel)
 
     @work(thread=True, exit_on_error=False, group="forward")
-    def _forward(self, request: Any, cancel: threading.Event) -> None:
+    def _forward(self, session: SessionAPI, request: Any, cancel: threading.Event) -> None:
         from spectrascope.core.session import Cancelled
 
         try:
-            result = self.session.run(request, cancel)
+            result = session.run(request, cancel)
         except Cancelled:
             return
         except Exception as exc:  # noqa: BLE001 - shown inline; the app keeps running
@@ -221,7 +232,7 @@ class SpectrascopeApp(App):
         self.result = result
         self.query_one("#tokens", TokenStrip).show([t.text for t in result.tokens])
         for pane in (self.query_one("#logits", LogitsPane), self.query_one("#spectrum", SpectrumPane)):
-            pane.show_result(result, self.session.piece)
+            pane.show_result(result)
         note = f"{len(result.tokens)} tokens · {result.seconds * 1000:.0f} ms"
         if result.truncated:
             note += f" · the first {result.truncated} tokens were cut to fit the context"
@@ -230,6 +241,9 @@ class SpectrascopeApp(App):
     def on_run_failed(self, message: RunFailed) -> None:
         if message.run_id == self._run_id:
             self.set_status(describe(message.error), error=True)
+
+    def on_pairing_pane_selection_changed(self, message: PairingPane.SelectionChanged) -> None:
+        self.pairing_selection = message.features
 
     # ---- navigation, help, export --------------------------------------------------------------
     def get_system_commands(self, screen):

@@ -26,6 +26,34 @@ def bindings_table(title: str, bindings) -> Table:
     return table
 
 
+# What each number on screen means, in a sentence (the report and README say the same).
+GLOSSARY = [
+    ("selectivity", "2 x AUROC - 1 of a feature's per-prompt max activation, concept vs neutral prompts "
+                    "(0 = chance, 1 = every concept prompt outranks every neutral one); both firing rates "
+                    "are shown beside it."),
+    ("sub-feature", "a fine feature whose decoder cosine with the coarse anchor and whose per-prompt "
+                    "activation correlation with it both pass the thresholds (c/C, o/O)."),
+    ("GO / NO-GO", "GO when the best anchor has at least 3 sub-features; the line under it is the null "
+                   "model: how many of all live coarse features reach the same count (a high base rate "
+                   "means GO says little)."),
+    ("fidelity", "1 - |x - x̂|² / |x|² of one token's residual (raw norms: Gemma's massive dimensions "
+                 "make it read high; compare tokens with each other, not with 1)."),
+    ("effect / cost", "steering: mean concept-feature activation and share of runs with concept words, "
+                      "against perplexity of the generated text under the unsteered model."),
+    ("embedded SAEs", "trained here with every France-mentioning training window added: France results "
+                      "on the embedded default are in-sample (see assets/saes/*/CARD.md)."),
+]
+
+
+def glossary_table() -> Table:
+    table = Table(title="What the numbers mean", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for term, meaning in GLOSSARY:
+        table.add_row(Text(term), Text(meaning))
+    return table
+
+
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
     DEFAULT_CSS = """
@@ -43,3 +71,4 @@ class HelpScreen(ModalScreen):
             for title, bindings in self.sections:
                 yield Static(bindings_table(title, bindings))
                 yield Static("")
+            yield Static(glossary_table())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
 
 
 @dataclass
@@ -31,7 +34,7 @@ class RunProgress(Message):
 
 @dataclass
 class SessionReady(Message):
-    session: Any
+    session: SessionAPI
 
 
 @dataclass

@@ -1,41 +1,30 @@
 """Save and restore what a user set up: prompt, knobs, selections, per-pane settings.
 
 Each pane may offer `get_state() -> dict` and `set_state(dict)`; the file is
-JSON, written atomically (temp file + rename) so a crash never leaves half a file.
+JSON, written atomically (`core.assets.atomic_write`) so a crash never leaves half a file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from spectrascope.core.assets import atomic_write
+
+if TYPE_CHECKING:
+    from spectrascope.tui.app import SpectrascopeApp
 
 VERSION = 1
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def collect(app: Any) -> dict[str, Any]:
+def collect(app: SpectrascopeApp) -> dict[str, Any]:
     from textual.widgets import Input
 
     state: dict[str, Any] = {
         "version": VERSION,
         "prompt": app.query_one("#prompt", Input).value,
-        "model": getattr(getattr(getattr(app.session, "model", None), "spec", None), "name", None),
+        "model": app.session.model.spec.name if app.session is not None else None,
         "panes": {},
     }
     for pane in app.query(".pane"):
@@ -45,8 +34,8 @@ def collect(app: Any) -> dict[str, Any]:
     return state
 
 
-def save_session(app: Any, path: Path) -> Path:
-    return atomic_write_text(path, json.dumps(collect(app), indent=1, ensure_ascii=False))
+def save_session(app: SpectrascopeApp, path: Path) -> Path:
+    return atomic_write(path, json.dumps(collect(app), indent=1, ensure_ascii=False))
 
 
 def load_session_file(path: str | Path) -> dict[str, Any]:
@@ -64,7 +53,7 @@ def load_session_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_session(app: Any, data: dict[str, Any]) -> list[str]:
+def apply_session(app: SpectrascopeApp, data: dict[str, Any]) -> list[str]:
     """Restore prompt and pane states; returns messages for settings that could not be applied."""
     from textual.widgets import Input
 

@@ -77,16 +77,18 @@ def test_shipped_sets_are_clean():
 # ---------------------------------------------------------------- statistics vs numpy
 
 
-def reference_stats(acts, is_concept, min_rate):
-    """Straight per-feature loop, written independently of the vectorised code."""
+def reference_stats(acts, is_concept):
+    """Means and firing rates by a straight per-feature loop; AUROC from scipy's Mann-Whitney U."""
+    from scipy.stats import mannwhitneyu
+
     rows = []
     for f in range(acts.shape[1]):
         c = [a for a, m in zip(acts[:, f], is_concept) if m]
         n = [a for a, m in zip(acts[:, f], is_concept) if not m]
         mc, mn = sum(c) / len(c), sum(n) / len(n)
         rc, rn = sum(v > 0 for v in c) / len(c), sum(v > 0 for v in n) / len(n)
-        share = mc / (mc + mn) if mc + mn > 0 else 0.0
-        rows.append((mc, mn, rc, rn, share * min(1.0, rc / min_rate)))
+        auc = mannwhitneyu(c, n).statistic / (len(c) * len(n))
+        rows.append((mc, mn, rc, rn, auc, max(0.0, 2 * auc - 1)))
     return np.array(rows)
 
 
@@ -98,29 +100,53 @@ def test_feature_stats_match_reference():
     acts[25:, 1] = 0  # exclusive to the concept, always fires
     acts[:2, 2] = 5.0
     acts[2:, 2] = 0  # exclusive but rare
+    acts[:, 3] = np.round(acts[:, 3] * 2) / 2  # many ties at several values, not only at 0
     is_concept = np.r_[np.ones(25, bool), np.zeros(15, bool)]
-    s = feature_stats(acts, is_concept, 0.25)
-    ref = reference_stats(acts, is_concept, 0.25)
-    got = np.stack([s.mean_concept, s.mean_neutral, s.rate_concept, s.rate_neutral, s.selectivity], 1)
+    s = feature_stats(acts, is_concept)
+    ref = reference_stats(acts, is_concept)
+    got = np.stack([s.mean_concept, s.mean_neutral, s.rate_concept, s.rate_neutral, s.auroc, s.selectivity], 1)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     assert s.selectivity[0] == 0 and s.selectivity[1] == pytest.approx(1.0)
-    assert s.selectivity[2] == pytest.approx((2 / 25) / 0.25)  # share 1, coverage 0.32
+    # Exclusive but rare: fires on 2 of 25 concept prompts, so it is barely better than chance.
+    assert s.selectivity[2] == pytest.approx(2 / 25)
     assert ((s.selectivity >= 0) & (s.selectivity <= 1)).all()
     assert s.ranked(1) == [1]
 
 
-def test_ranking_breaks_ties_by_concept_rate():
+def test_selectivity_counts_the_neutral_rate_and_cannot_saturate():
+    is_concept = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    quarter = np.zeros(200)
+    quarter[:25] = 3.0  # a quarter of the concept prompts, never neutral: 1.000 under the old score
+    everywhere = np.r_[np.full(100, 5.0), np.full(50, 5.0), np.zeros(50)]  # all concept, half neutral
+    s = feature_stats(np.stack([quarter, everywhere], 1), is_concept)
+    assert s.selectivity[0] == pytest.approx(0.25) and s.selectivity[1] == pytest.approx(0.5)
+
+
+def test_ranks_match_scipy_in_chunks():
+    from scipy.stats import rankdata
+
+    from spectrascope.core.contrast import auroc, average_ranks
+
+    x = np.random.default_rng(1).integers(0, 4, size=(30, 50)).astype(float)
+    np.testing.assert_array_equal(average_ranks(x), rankdata(x, axis=0))
+    is_concept = np.arange(30) < 12
+    np.testing.assert_allclose(auroc(x, is_concept, chunk=7), auroc(x, is_concept), rtol=0, atol=1e-12)
+
+
+def test_ranking_breaks_ties_by_rate_difference():
     is_concept = np.r_[np.ones(4, bool), np.zeros(4, bool)]
     acts = np.zeros((8, 3), np.float32)
-    acts[:1, 0] = 9.0  # selectivity 1 (rate 0.25 = min_rate)
-    acts[:4, 1] = 1.0  # selectivity 1, rate 1.0: wins the tie
-    acts[:, 2] = 1.0  # share 0.5
-    assert feature_stats(acts, is_concept, 0.25).ranked() == [1, 0, 2]
+    acts[:4, 0] = 1.0
+    acts[4:6, 0] = 0.5  # selectivity 1, fires on half the neutral prompts
+    acts[:4, 1] = 1.0  # selectivity 1, never neutral: wins the tie
+    acts[:, 2] = 1.0  # chance
+    assert feature_stats(acts, is_concept).ranked() == [1, 0, 2]
 
 
 def test_settings_validate_and_round_trip():
-    s = ContrastSettings(aggregate="mean", min_concept_rate=0.5, batch_size=4)
+    s = ContrastSettings(aggregate="mean", batch_size=4)
     assert ContrastSettings.from_dict(s.to_dict()) == s
+    assert ContrastSettings.from_dict({**s.to_dict(), "min_concept_rate": 0.25}) == s  # older session files
     with pytest.raises(ValueError):
         ContrastSettings(aggregate="sum")
 

@@ -125,7 +125,9 @@ def test_analyse_on_tiny_model_and_exports(tiny_sae_session, tmp_path, monkeypat
     assert d["aggregate"] == "max" and d["verdict"]["text"] == res.verdict.text
     assert [x["feature"] for x in d["anchors"]] == res.anchors
     md = pairing.export(res, tmp_path / "r.md").read_text()
-    assert "# Coarse-to-fine pairing report" in md and res.verdict.text in md
+    assert "# Coarse-to-fine pairing report" in md and res.verdict.headline in md and res.verdict.null.text in md
+    null = d["verdict"]["null_model"]  # every verdict carries its base rate over the live coarse features
+    assert null["n_features"] > 0 and 0 <= null["base_rate"] <= 1 and null["anchor"] == res.verdict.anchor
     chosen = pairing.analyse(tiny_sae_session, concept, neutral, anchors=[5, 6], labels=False)
     assert chosen.anchors == [5, 6] and chosen.contrast.cached
     with pytest.raises(IndexError):

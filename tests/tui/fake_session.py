@@ -1,46 +1,166 @@
-"""A session with the real Session's interface and a tiny deterministic "model": no weights."""
+"""A `SessionAPI` on a tiny deterministic "model": no weights, no tokenizer files, milliseconds a call.
+
+The model: token embeddings E (V, d). The residual after layer 0 at position t is
+the mean of E over tokens 0..t (causal, so a prefix never depends on what follows
+and a KV cache is just the ids so far); layer 1 adds a fixed nonlinearity; the
+logits are the layer-1 residual times E^T. Edits (`core.plan`) act at their SAE's
+hook as in `Session.forward`, so steering changes what is generated. The real core
+functions (generation, steering, contrast, pairing) run on it unchanged.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Sequence
 
 import torch
 
+from spectrascope.core.labels import FeatureLabels
+from spectrascope.core.models import ModelSpec
+from spectrascope.core.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 from spectrascope.core.session import Cancelled, PromptError, Request, Result, Token, resid_hook
+from spectrascope.core.spectrum import encode_all
 
 VOCAB = ["<bos>", " Paris", " the", " a", " France", "[bold]", "\x1b[31m", " Lyon", "\n", "é"] + [
     f" w{i}" for i in range(54)
 ]
+N_LAYERS = 2
+
+
+@dataclass
+class FakeCache:
+    """Stands in for a KV cache: the ids fed so far (the fake model recomputes from them)."""
+
+    ids: list[int] = field(default_factory=list)
+
+    def get_seq_length(self) -> int:
+        return len(self.ids)
 
 
 class FakeSession:
     default_layer = 1
     d_model = 8
+    device = "cpu"
+    max_prompt_tokens = 256
+    eos_id = VOCAB.index("\n")
 
     def __init__(self, delay: float = 0.0, fail_on: str | None = None, saes: dict | None = None):
-        self.delay = delay
-        self.fail_on = fail_on
-        self.calls = 0
-        self.saes = saes or {}  # role -> sae-lens SAE reading blocks.1 (d_in 8)
+        self.delay = delay  # seconds each `run` takes (cancellable), to test typing over a slow model
+        self.fail_on = fail_on  # `run` raises on prompts containing this
+        self.calls = 0  # `run` calls
+        self.forwards = 0  # `forward` calls, `run`'s included
+        self.saes = dict(saes or {})  # role -> sae-lens SAE reading blocks.1 (d_in 8)
         self.sae_errors: dict[str, str] = {}
-        from spectrascope.core.labels import FeatureLabels
-
         self.labels = {role: FeatureLabels.for_sae(sae) for role, sae in self.saes.items()}
+        # The facts core still reads directly (SessionAPI.model, .tokenizer); a base model: no chat template.
+        self.model = SimpleNamespace(spec=ModelSpec("fake", "fake"), device="cpu", dtype="float32",
+                                     n_layers=N_LAYERS, d_model=self.d_model)
+        self.tokenizer = SimpleNamespace(bos_token_id=0, pad_token_id=0, bos_token=VOCAB[0], chat_template=None,
+                                         apply_chat_template=lambda messages, **kw: messages[-1]["content"])
+        gen = torch.Generator().manual_seed(0)
+        self._embed = torch.randn(len(VOCAB), self.d_model, generator=gen)  # (V, d)
+        self._mix = torch.randn(self.d_model, self.d_model, generator=gen) / self.d_model**0.5  # (d, d)
 
     def describe(self) -> str:
         return "fake · cpu float32 · layer 1"
 
-    def sae_hook(self, role: str) -> str:
-        return self.saes[role].cfg.metadata.hook_name
+    # ---- tokens ---------------------------------------------------------------------------------
+    def tokenize(self, prompt: str, add_bos: bool = True) -> tuple[list[int], int]:
+        """One token per space-separated word (a hash into VOCAB), cut from the front to fit."""
+        if not isinstance(prompt, str) or prompt == "":
+            raise PromptError("The prompt is empty: type something to run the model on.")
+        ids = [1 + sum(map(ord, w)) % (len(VOCAB) - 1) for w in prompt.split(" ")]
+        head = [0] if add_bos else []
+        dropped = max(0, len(head) + len(ids) - self.max_prompt_tokens)
+        return head + ids[dropped:], dropped
 
     def piece(self, token_id: int) -> str:
         return VOCAB[int(token_id)]
 
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(VOCAB[int(i)] for i in ids)
+
+    # ---- SAEs -----------------------------------------------------------------------------------
+    def sae(self, role: str) -> Any:
+        if role not in self.saes:
+            raise KeyError(f"No {role} SAE in this session ({self.sae_errors.get(role, 'not loaded')}).")
+        return self.saes[role]
+
+    def sae_hook(self, role: str) -> str:
+        return self.sae(role).cfg.metadata.hook_name
+
+    def decoder_directions(self, role: str, ids: Sequence[int] | None = None) -> torch.Tensor:
+        w = self.sae(role).W_dec.detach()
+        return w if ids is None else w[list(ids)]
+
+    def unembedding(self) -> torch.Tensor:
+        return self._embed
+
+    # ---- the model ------------------------------------------------------------------------------
+    def new_cache(self) -> FakeCache:
+        return FakeCache()
+
+    @staticmethod
+    def crop_cache(cache: FakeCache, length: int) -> bool:
+        del cache.ids[length:]
+        return True
+
+    def forward(self, ids: Sequence[int] | torch.Tensor, *, capture: Sequence[str] = (), edits: Sequence[Edit] = (),
+                stop_after: str | None = None, cache: FakeCache | None = None,
+                attention_mask: torch.Tensor | None = None, keep_logits: int = 1,
+                cancel: threading.Event | None = None) -> ForwardOut:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        self.forwards += 1
+        batch = torch.as_tensor(ids, dtype=torch.long)
+        batch = batch[None] if batch.dim() == 1 else batch  # (B, t)
+        past = torch.tensor(cache.ids if cache is not None else [], dtype=torch.long).expand(len(batch), -1)
+        full = torch.cat([past, batch], dim=1)  # (B, T)
+        offset = past.shape[1]
+        resid, applied = {}, 0
+        with torch.inference_mode():
+            x = self._embed[full].cumsum(1) / torch.arange(1, full.shape[1] + 1)[:, None]  # (B, T, d) causal mean
+            x = x[:, offset:]
+            for layer in range(N_LAYERS):
+                if layer:
+                    x = x + torch.tanh(x @ self._mix)
+                name = resid_hook(layer)
+                here = [e for e in edits if self.sae_hook(e.role) == name]
+                if here and max(min(e.from_position for e in here) - offset, 0) < x.shape[1]:
+                    x, applied = self._edit(x, here, offset), applied + 1
+                if name in capture:
+                    resid[name] = x
+                if name == stop_after:
+                    return ForwardOut(resid, None, None, applied)
+            logits = (x[:, x.shape[1] - keep_logits:] @ self._embed.T) * 3 if keep_logits else None  # (B, n, V)
+        if cache is not None:
+            cache.ids.extend(batch[0].tolist())
+        return ForwardOut(resid, logits, cache, applied)
+
+    def _edit(self, x: torch.Tensor, edits: list[Edit], offset: int) -> torch.Tensor:
+        """Splices first, then every add and clamp delta computed from the same incoming x."""
+        x = x.clone()
+        for e in edits:
+            if isinstance(e, Splice):
+                sae, s = self.saes[e.role], max(e.from_position - offset, 0)
+                x[:, s:] = sae.decode(sae.encode(x[:, s:]))
+        incoming = x.clone()
+        for e in edits:
+            s = max(e.from_position - offset, 0)
+            w = self.saes[e.role].W_dec[e.feature]  # (d,)
+            if isinstance(e, AddFeature):
+                x[:, s:] += e.amount * w / w.norm()
+            elif isinstance(e, ClampFeature):
+                z = self.saes[e.role].encode(incoming[:, s:])[..., e.feature]  # (B, t)
+                x[:, s:] += (e.target - z)[..., None] * w
+        return x
+
     def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
         self.calls += 1
-        if request.prompt == "":
-            raise PromptError("The prompt is empty: type something to run the model on.")
+        ids, dropped = self.tokenize(request.prompt, request.add_bos)
         if self.fail_on and self.fail_on in request.prompt:
             raise RuntimeError(f"boom on {self.fail_on}")
         deadline = time.monotonic() + self.delay
@@ -48,21 +168,29 @@ class FakeSession:
             if cancel is not None and cancel.is_set():
                 raise Cancelled
             time.sleep(0.005)
-        words = request.prompt.split(" ")
-        ids = [0] + [1 + (sum(map(ord, w)) % (len(VOCAB) - 1)) for w in words]
-        gen = torch.Generator().manual_seed(sum(ids))
-        logits = torch.randn(len(VOCAB), generator=gen) * 3  # (V,)
-        resid = torch.randn(len(ids), self.d_model, generator=gen)  # (T, d)
-        from spectrascope.core.spectrum import encode_all
-
-        spectra = encode_all(self.saes, {resid_hook(self.default_layer): resid}) if self.saes else {}
+        layers = set(request.layers or (self.default_layer,)) | ({self.default_layer} if request.codes else set())
+        hooks = [resid_hook(layer) for layer in sorted(layers)]
+        out = self.forward(ids, capture=hooks, keep_logits=int(request.logits), cancel=cancel)
+        resid = {h: x[0] for h, x in out.resid.items()}  # (T, d)
         return Result(
-            spectra=spectra,
             run_id=request.run_id,
             prompt=request.prompt,
             tokens=tuple(Token(i, VOCAB[i]) for i in ids),
-            resid={resid_hook(self.default_layer): resid},
-            logits=logits,
+            resid=resid,
+            logits=out.logits[0, -1] if out.logits is not None else None,  # (V,)
+            truncated=dropped,
             seconds=self.delay,
-            bos=1 if len(ids) > 1 else 0,
+            spectra=encode_all(self.saes, resid) if request.codes and self.saes else {},
+            bos=int(request.add_bos and len(ids) > 1),
         )
+
+
+def fake_with_saes(**kwargs: Any) -> FakeSession:
+    """The fake with a coarse (TopK, 64 wide) and a fine (JumpReLU, 512 wide) random SAE at blocks.1."""
+    from tests.conftest import make_tiny_sae
+
+    saes = {
+        "coarse": make_tiny_sae(8, 64, resid_hook(1), "topk", k=6, seed=3),
+        "fine": make_tiny_sae(8, 512, resid_hook(1), "jumprelu", seed=4),
+    }
+    return FakeSession(saes=saes, **kwargs)

@@ -1,13 +1,16 @@
-"""The Logits pane driven by keys, on a tiny real model (stepping needs a KV cache)."""
+"""The Logits pane driven by keys in the real app, on the fake session (stepping runs the real Stepper)."""
+
+import json
+import threading
 
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from spectrascope.core.probe import distribution_report, runs_report
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
+from tests.tui.fake_session import FakeSession
 from tests.tui.pilot_helpers import until
-
-
 
 
 def text_of(app, selector):
@@ -15,8 +18,13 @@ def text_of(app, selector):
 
 
 @pytest.fixture
-def app(tiny_session):
-    return SpectrascopeApp(lambda progress: tiny_session, prompt="The capital of France")
+def fake():
+    return FakeSession()
+
+
+@pytest.fixture
+def app(fake, tmp_path):
+    return SpectrascopeApp(lambda progress: fake, prompt="The capital of France", output_dir=tmp_path)
 
 
 async def ready(pilot, app):
@@ -26,12 +34,17 @@ async def ready(pilot, app):
     return app.query_one("#logits")
 
 
+async def new_prompt(pilot, app, prompt):
+    app.query_one("#prompt", Input).value = prompt
+    await until(pilot, lambda: app.result.prompt == prompt and app.query_one("#logits").prompt == prompt)
+    app.query_one("#logits-table", FastTable).focus()
+
+
 @pytest.mark.asyncio
-async def test_knobs_rerender_without_a_model_call(app, tiny_session, monkeypatch):
+async def test_knobs_rerender_without_a_model_call(app, fake):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)
-        calls = []
-        monkeypatch.setattr(tiny_session, "run", lambda *a, **k: calls.append(a))
+        forwards = fake.forwards
         await pilot.press("t", "t", "t")
         assert pane.settings.temperature == pytest.approx(0.7)
         await pilot.press("K", "K", "K")  # top-k off -> 1 -> 2 -> 3
@@ -44,29 +57,59 @@ async def test_knobs_rerender_without_a_model_call(app, tiny_session, monkeypatc
         assert statuses[0] == "kept" and "✗ top-k" in statuses
         await pilot.press(*["t"] * 12)  # all the way down: greedy
         assert pane.settings.is_greedy and "greedy" in text_of(app, "#logits-knobs")
-        assert calls == []
+        assert fake.forwards == forwards
 
 
 @pytest.mark.asyncio
-async def test_step_back_and_pick(app):
+async def test_step_back_and_pick_on_a_growing_cache(app, fake):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)
+        table = app.query_one("#logits-table", FastTable)
+        top_row = int(table.keys[0])
         await pilot.press("g")
-        await until(pilot, lambda: pane.stepper is not None and len(pane.stepper.steps) == 1)
-        greedy_id = pane.stepper.steps[0].token_id
+        await until(pilot, lambda: pane.stepper is not None and len(pane.stepper.steps) == 1 and not pane.busy)
+        assert pane.stepper.steps[0].token_id == top_row  # greedy takes the row shown first
+        prompt_len = len(pane.stepper.prompt_ids)
+        assert pane.stepper._cache.get_seq_length() == prompt_len + 1
         await pilot.press("s")
         await until(pilot, lambda: len(pane.stepper.steps) == 2 and not pane.busy)
         await pilot.press("b")
         await until(pilot, lambda: len(pane.stepper.steps) == 1 and not pane.busy)
-        assert pane.stepper.steps[0].token_id == greedy_id
+        assert pane.stepper.steps[0].token_id == top_row
+        assert pane.stepper._cache.get_seq_length() == prompt_len + 1  # cropped back, not rebuilt
+        third = int(table.keys[2])
         await pilot.press("down", "down", "enter")  # pick the third row
         await until(pilot, lambda: len(pane.stepper.steps) == 2 and not pane.busy)
-        assert pane.stepper.steps[1].how == "picked"
+        assert pane.stepper.steps[1].how == "picked" and pane.stepper.steps[1].token_id == third
         assert "[2 steps]" in text_of(app, "#logits-text")
 
 
 @pytest.mark.asyncio
-async def test_seeded_runs_side_by_side(app):
+async def test_a_step_for_an_older_prompt_is_dropped(app, fake, monkeypatch):
+    gate, held = threading.Event(), threading.Event()
+    forward = fake.forward
+
+    def held_when_stepping(ids, **kw):
+        if kw.get("cache") is not None:  # the Stepper's forwards, not the prompt's
+            held.set()
+            gate.wait(10)
+        return forward(ids, **kw)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot, app)
+        monkeypatch.setattr(fake, "forward", held_when_stepping)
+        await pilot.press("g")
+        await until(pilot, held.is_set)
+        await new_prompt(pilot, app, "Paris is")
+        monkeypatch.setattr(fake, "forward", forward)
+        gate.set()
+        await until(pilot, lambda: not pane.busy)
+        assert pane.stepper is None and "steps]" not in text_of(app, "#logits-text")
+        assert "Paris is" in text_of(app, "#logits-text")
+
+
+@pytest.mark.asyncio
+async def test_seeded_runs_are_marked_stale_when_the_prompt_or_knobs_change(app):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)
         pane.run_steps = 5
@@ -74,10 +117,23 @@ async def test_seeded_runs_side_by_side(app):
         runs = app.query_one("#logits-runs", DataTable)
         await until(pilot, lambda: runs.row_count == pane.n_runs)
         assert runs.display and str(runs.get_row_at(0)[0]) == "0"
+        note = text_of(app, "#logits-runs-note")
+        assert "seeded runs of 'The capital of France'" in note and "stale" not in note
+
+        await new_prompt(pilot, app, "Paris is")
+        assert "stale: computed for 'The capital of France'" in text_of(app, "#logits-runs-note")
+        await new_prompt(pilot, app, "The capital of France")
+        assert "stale" not in text_of(app, "#logits-runs-note")
+
+        await pilot.press("r")  # a new seed: other runs
+        assert "stale: computed for T 1.00" in text_of(app, "#logits-runs-note")
+        await pilot.press("n")
+        await until(pilot, lambda: not pane.busy and "stale" not in text_of(app, "#logits-runs-note"))
+        assert str(runs.get_row_at(0)[0]) == "1"
 
 
 @pytest.mark.asyncio
-async def test_system_prompt_ab_columns(app):
+async def test_system_prompt_ab_columns_and_stale_knobs(app):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)
         await pilot.press("a")  # no system prompt yet: focus goes to its field
@@ -87,5 +143,35 @@ async def test_system_prompt_ab_columns(app):
         assert "KL(with ‖ without)" in text_of(app, "#logits-summary")
         table = app.query_one("#logits-table", FastTable)
         assert table.column_names[3:5] == ["p without", "p with"]
+        await pilot.press("t")
+        assert "stale: computed for T 1.00" in text_of(app, "#logits-summary")
+        await pilot.press("ctrl+r")  # the prompt again: the A/B follows under the new knobs
+        await until(pilot, lambda: pane.ab is not None and not pane.busy and
+                    "stale" not in text_of(app, "#logits-summary"))
+        await new_prompt(pilot, app, "Paris is")
+        await until(pilot, lambda: pane.ab is not None and not pane.busy)
+        assert pane.ab_basis.prompt == "Paris is"
         await pilot.press("a")
         assert not pane.ab_on and "survivors" in text_of(app, "#logits-summary")
+
+
+@pytest.mark.asyncio
+async def test_export_is_the_core_report_without_a_model_call(app, fake, tmp_path):
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot, app)
+        pane.run_steps = 3
+        await pilot.press("K", "K", "n")
+        await until(pilot, lambda: pane.runs is not None and not pane.busy)
+        forwards = fake.forwards
+        await pilot.press("ctrl+e")
+        assert fake.forwards == forwards
+        doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+        dist = pane.view.apply(pane.settings)
+        assert {k: doc[k] for k in ("survivors", "vocab", "top")} == {
+            k: v for k, v in distribution_report(dist, fake.piece, pane.top_n).items() if k in ("survivors", "vocab", "top")}
+        assert doc["runs"] == runs_report(pane.runs) and doc["prompt"] == "The capital of France"
+        csv_lines = next(tmp_path.glob("*.csv")).read_text().splitlines()
+        assert csv_lines[0] == "rank,id,token,logit,raw_p,final_p,excluded_by" and len(csv_lines) == 21
+        await pilot.press("r", "ctrl+e")  # the runs are stale now: left out
+        newest = max(tmp_path.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        assert "runs" not in json.loads(newest.read_text())

@@ -1,28 +1,37 @@
-"""The Pairing pane driven by keys on the tiny model with random SAEs (inside a minimal App)."""
+"""The Pairing pane driven by keys on the fake session with random SAEs (inside a minimal App that
+hands the session down, as the real app does)."""
 
 from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 from textual.app import App, ComposeResult
+from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
+from spectrascope.core import pairing
 from spectrascope.tui.panes.pairing import PairingPane, heat_strip
 from spectrascope.tui.widgets.fast_table import FastTable
+from tests.tui.fake_session import FakeSession, fake_with_saes
 from tests.tui.pilot_helpers import until
 
 
-
-
 class PaneApp(App):
+    session = reactive(None)
+
     def __init__(self, session, concept, neutral):
         super().__init__()
-        self.session = session
+        self.set_reactive(PaneApp.session, session)
         self._paths = concept, neutral
+        self.selections = []  # what the pane told the app
 
     def compose(self) -> ComposeResult:
-        yield PairingPane(*self._paths, id="pairing")
+        yield PairingPane(*self._paths, id="pairing").data_bind(PaneApp.session)
+
+    def on_pairing_pane_selection_changed(self, message: PairingPane.SelectionChanged) -> None:
+        self.selections.append(message.features)
 
 
 @pytest.fixture
@@ -41,9 +50,16 @@ def text_of(app, selector):
     return str(app.query_one(selector, Static).render())
 
 
+def same_pairing(a, b) -> bool:
+    return a.anchors == b.anchors and all(
+        np.array_equal(a.pairings[x].classes, b.pairings[x].classes)
+        and np.allclose(a.pairings[x].cosine, b.pairings[x].cosine) for x in a.anchors)
+
+
 @pytest.mark.asyncio
-async def test_run_tables_plots_and_keys(tiny_sae_session, sets):
-    app = PaneApp(tiny_sae_session, *sets)
+async def test_run_tables_plots_and_keys(sets):
+    fake = fake_with_saes()
+    app = PaneApp(fake, *sets)
     async with app.run_test(size=(180, 60)) as pilot:
         pane = app.query_one(PairingPane)
         assert pane.selected_features() == []
@@ -64,42 +80,42 @@ async def test_run_tables_plots_and_keys(tiny_sae_session, sets):
         sel = pane.selected_features()
         assert sel[0] == ("coarse", pane.anchor) and all(role == "fine" for role, _ in sel[1:])
         assert [f for _, f in sel[1:]] == res.pairings[pane.anchor].sub_features()
+        await until(pilot, lambda: app.selections and app.selections[-1] == tuple(sel))  # told the app
 
         # Thresholds reclassify without a model call.
-        calls = []
-        tiny_sae_session_run = tiny_sae_session.run
-        tiny_sae_session.run = lambda *a, **k: calls.append(a)
-        try:
-            before = res.pairings[pane.anchor].counts()["sub-feature"]
-            await pilot.press("O", "O", "O", "O")
-            assert pane.settings.corr_threshold == pytest.approx(0.7)
-            after = pane.result.pairings[pane.anchor].counts()["sub-feature"]
-            assert after <= before and "corr ≥ 0.70" in text_of(app, "#pairing-header")
-            await pilot.press("c")
-            assert pane.settings.cos_threshold == pytest.approx(0.25)
-        finally:
-            tiny_sae_session.run = tiny_sae_session_run
-        assert calls == []
+        forwards = fake.forwards
+        before = res.pairings[pane.anchor].counts()["sub-feature"]
+        await pilot.press("O", "O", "O", "O")
+        assert pane.settings.corr_threshold == pytest.approx(0.7)
+        after = pane.result.pairings[pane.anchor].counts()["sub-feature"]
+        assert after <= before and "corr ≥ 0.70" in text_of(app, "#pairing-header")
+        await pilot.press("c")
+        assert pane.settings.cos_threshold == pytest.approx(0.25)
 
-        # Enter on another anchor shows it; space on a non-anchor candidate adds it.
+        # Enter on another anchor shows it; space on a non-anchor candidate adds it; +/- re-pair.
+        # All of it is core.pairing.repair on the finished run: no model forward.
         await pilot.press("down", "enter")
         await until(pilot, lambda: not pane.busy)
         assert pane.anchor == int(anchors.keys[1])
+        previous = pane.result
         await pilot.press("end", "space")
         await until(pilot, lambda: not pane.busy and len(pane.result.anchors) == 4)
-        assert pane.anchor == int(anchors.keys[anchors.cursor]) or pane.anchor in pane.result.anchors
+        added = int(anchors.keys[anchors.cursor])
+        assert pane.anchor == added and pane.result.anchors == previous.anchors + [added]
+        assert same_pairing(pane.result, pairing.repair(fake, previous, pane.settings, previous.anchors + [added]))
+        assert pane.result.labels["coarse"][added]  # labelled on the way
         await pilot.press("minus")
         await until(pilot, lambda: not pane.busy and len(pane.result.anchors) == 2)
         assert pane.settings.n_anchors == 2
+        assert pane.result.anchors == pane.result.contrast.stats["coarse"].ranked(2)
         await pilot.press("plus")
         await until(pilot, lambda: not pane.busy and len(pane.result.anchors) == 3)
+        assert fake.forwards == forwards
 
         # A second run is a cache hit.
         await pilot.press("r")
         await until(pilot, lambda: not pane.busy)
         assert pane.result.contrast.cached and "from cache" in text_of(app, "#pairing-status")
-        await pilot.press("e")
-        assert "Report written" in text_of(app, "#pairing-status")
         paths = pane.export(sets[0].parent / "out")
         assert [p.suffix for p in paths] == [".json", ".md"] and all(p.is_file() for p in paths)
 
@@ -111,7 +127,33 @@ async def test_run_tables_plots_and_keys(tiny_sae_session, sets):
 
 
 @pytest.mark.asyncio
-async def test_cancel_keeps_the_app_running(tiny_sae_session, sets, monkeypatch):
+async def test_thresholds_moved_during_a_re_pairing_apply_to_its_result(sets, monkeypatch):
+    fake = fake_with_saes()
+    app = PaneApp(fake, *sets)
+    async with app.run_test(size=(180, 60)) as pilot:
+        pane = app.query_one(PairingPane)
+        pane.query_one("#pairing-anchors", FastTable).focus()
+        await pilot.press("r")
+        await until(pilot, lambda: pane.result is not None and not pane.busy)
+        gate, held = threading.Event(), threading.Event()
+        real = pairing.repair
+
+        def held_repair(*a, **k):
+            held.set()
+            gate.wait(10)
+            return real(*a, **k)
+
+        monkeypatch.setattr(pairing, "repair", held_repair)
+        await pilot.press("minus")
+        await until(pilot, held.is_set)
+        await pilot.press("O", "O")  # while the re-pairing runs
+        gate.set()
+        await until(pilot, lambda: not pane.busy and len(pane.result.anchors) == 2)
+        assert pane.result.settings == pane.settings and pane.settings.corr_threshold == pytest.approx(0.6)
+
+
+@pytest.mark.asyncio
+async def test_cancel_keeps_the_app_running(sets, monkeypatch):
     from spectrascope.core import contrast
 
     started = threading.Event()
@@ -125,7 +167,7 @@ async def test_cancel_keeps_the_app_running(tiny_sae_session, sets, monkeypatch)
         return real(session, prompts, 1, cancel, wrapped, *a, **k)
 
     monkeypatch.setattr(contrast, "collect_activations", slow)
-    app = PaneApp(tiny_sae_session, *sets)
+    app = PaneApp(fake_with_saes(), *sets)
     async with app.run_test(size=(160, 50)) as pilot:
         pane = app.query_one(PairingPane)
         pane.use_cache = False
@@ -140,10 +182,10 @@ async def test_cancel_keeps_the_app_running(tiny_sae_session, sets, monkeypatch)
 
 
 @pytest.mark.asyncio
-async def test_errors_are_shown_inline(tiny_session, sets, tmp_path):
+async def test_errors_are_shown_inline(sets, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    app = PaneApp(tiny_session, empty, sets[1])
+    app = PaneApp(FakeSession(), empty, sets[1])
     async with app.run_test(size=(160, 50)) as pilot:
         pane = app.query_one(PairingPane)
         await pilot.press("r")

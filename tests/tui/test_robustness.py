@@ -118,7 +118,7 @@ async def test_screenshot_export_and_session_round_trip(tiny_sae_session, tmp_pa
         saved = load_session_file(session_file)
         assert saved["panes"]["logits"]["settings"]["top_k"] == 3
         logits_csv = next(p for p in tmp_path.iterdir() if p.suffix == ".csv").read_text()
-        assert logits_csv.startswith("#,id,token,logit")
+        assert logits_csv.startswith("rank,id,token,logit")
     restored = SpectrascopeApp(lambda progress: tiny_sae_session, prompt="ignored", restore=saved)
     async with restored.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: restored.result is not None)

@@ -2,16 +2,11 @@
 
 
 from spectrascope.tui.app import SpectrascopeApp
-from tests.conftest import make_tiny_sae
-from tests.tui.fake_session import FakeSession
+from tests.tui.fake_session import fake_with_saes
 
 
 def fake_app():
-    saes = {
-        "coarse": make_tiny_sae(8, 64, "blocks.1.hook_resid_post", "topk", k=6, seed=3),
-        "fine": make_tiny_sae(8, 512, "blocks.1.hook_resid_post", "jumprelu", seed=4),
-    }
-    session = FakeSession(saes=saes)
+    session = fake_with_saes()
     return SpectrascopeApp(lambda progress: session, prompt="The capital of France is")
 
 

@@ -1,36 +1,35 @@
-"""The Steering pane driven by keys inside a minimal App, on the tiny SAE session."""
+"""The Steering pane driven by keys on the fake session: inside a minimal App that hands the session,
+the prompt and the Pairing selection down, and inside the real app with the Pairing pane."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from textual.app import App, ComposeResult
+from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from spectrascope.core import steering as st
+from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.panes.steering import SteeringPane
 from spectrascope.tui.widgets.fast_table import FastTable
-from tests.conftest import hooks_left
+from tests.tui.fake_session import fake_with_saes
 from tests.tui.pilot_helpers import until
 
 
-class FakePairing(Static):
-    def selected_features(self):
-        return [("coarse", 3), ("fine", 10)]
-
-
 class SteerApp(App):
-    def __init__(self, session, pairing=False):
+    """No #prompt box and no Pairing pane: the pane works from what is handed down alone."""
+
+    session = reactive(None)
+    prompt = reactive("The capital of France is")
+    pairing_selection = reactive(())
+
+    def __init__(self, session):
         super().__init__()
-        self.session = session
-        self.pairing = pairing
+        self.set_reactive(SteerApp.session, session)
 
     def compose(self) -> ComposeResult:
-        yield Input(value="The capital of France is", id="prompt")
-        if self.pairing:
-            yield FakePairing("", id="pairing")
-        yield SteeringPane(id="steering")
-
-
+        yield SteeringPane(id="steering").data_bind(SteerApp.session, SteerApp.prompt, SteerApp.pairing_selection)
 
 
 def text_of(app, selector):
@@ -49,8 +48,8 @@ async def setup(pilot, app, features="coarse:3:2 fine:10:1"):
 
 
 @pytest.mark.asyncio
-async def test_generate_side_by_side_with_effect_and_cost(tiny_sae_session):
-    app = SteerApp(tiny_sae_session)
+async def test_generate_side_by_side_with_effect_and_cost():
+    app = SteerApp(fake_with_saes())
     async with app.run_test(size=(160, 45)) as pilot:
         pane = await setup(pilot, app)
         assert [f.label() for f in pane.features] == ["coarse:3:2", "fine:10:1"]
@@ -62,7 +61,7 @@ async def test_generate_side_by_side_with_effect_and_cost(tiny_sae_session):
         assert pane.method == "clamp"
         await pilot.press("m", "g")
         await until(pilot, lambda: pane.report is not None and not pane.busy)
-        assert pane.report.spec.method == "add"
+        assert pane.report.spec.method == "add" and pane.report.prompt == "The capital of France is"
         for name, col in [("baseline", "baseline"), ("coarse", "coarse"), ("fine", "fine"),
                           ("coarse+fine", "coarse-fine")]:
             body = text_of(app, f"#steer-col-{col}")
@@ -71,15 +70,44 @@ async def test_generate_side_by_side_with_effect_and_cost(tiny_sae_session):
         assert [r.seed for r in pane.report.cell("fine").runs] == [0, 1]
         assert "coarse:3:3" in text_of(app, "#steer-col-coarse")
         assert "1 = act" in " ".join(app.query_one("#steer-feature-table", FastTable).row_text(0))
-        assert hooks_left(tiny_sae_session) == 0
+        steered = {r.token_ids for r in pane.report.cell("coarse+fine").runs}
+        assert steered != {r.token_ids for r in pane.report.cell("baseline").runs}  # the edits took effect
+        assert not app.query_one("#steer-stale").display
 
 
 @pytest.mark.asyncio
-async def test_sweep_plots_and_bad_input(tiny_sae_session):
-    app = SteerApp(tiny_sae_session)
+async def test_a_report_is_marked_stale_when_the_prompt_or_a_setting_changes():
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = await setup(pilot, app)
+        await pilot.press("g")
+        await until(pilot, lambda: pane.report is not None and not pane.busy)
+        stale = app.query_one("#steer-stale", Static)
+        assert not stale.display
+        app.prompt = "My favourite place"  # the user types in the app's prompt box
+        await pilot.pause()
+        assert stale.display and "stale: computed for 'The capital of France is'" in text_of(app, "#steer-stale")
+        app.prompt = "The capital of France is"
+        await pilot.pause()
+        assert not stale.display
+        await pilot.press("plus")
+        assert stale.display and "stale: computed for coarse:3:2 fine:10:1" in text_of(app, "#steer-stale")
+        await pilot.press("minus", "o")
+        assert "positions all" in text_of(app, "#steer-stale")
+        await pilot.press("o")
+        assert not stale.display
+        app.prompt = "My favourite place"
+        await pilot.press("g")
+        await until(pilot, lambda: pane.report.prompt == "My favourite place" and not pane.busy)
+        assert not stale.display
+
+
+@pytest.mark.asyncio
+async def test_sweep_plots_and_bad_input():
+    app = SteerApp(fake_with_saes())
     async with app.run_test(size=(160, 45)) as pilot:
         pane = await setup(pilot, app, "coarse:999")
-        assert "0..127" in text_of(app, "#steer-status") and pane.features == []
+        assert "0..63" in text_of(app, "#steer-status") and pane.features == []
         app.query_one("#steer-feature-table", FastTable).focus()  # the input keeps focus after an error
         await pilot.press("g")
         assert "No features yet" in text_of(app, "#steer-status")
@@ -97,11 +125,23 @@ async def test_sweep_plots_and_bad_input(tiny_sae_session):
 
 
 @pytest.mark.asyncio
-async def test_features_from_pairing_and_cancel(tiny_sae_session):
-    app = SteerApp(tiny_sae_session, pairing=True)
+async def test_features_from_the_handed_down_selection_and_cancel(monkeypatch):
+    fake = fake_with_saes()
+    forward = fake.forward
+
+    def slow_forward(ids, **kw):
+        time.sleep(0.01)  # long enough to press escape in the middle
+        return forward(ids, **kw)
+
+    monkeypatch.setattr(fake, "forward", slow_forward)
+    app = SteerApp(fake)
     async with app.run_test(size=(160, 45)) as pilot:
         pane = app.query_one(SteeringPane)
         app.query_one("#steer-feature-table", FastTable).focus()
+        await pilot.press("f")
+        assert "no features selected" in text_of(app, "#steer-status") and pane.features == []
+        app.pairing_selection = (("coarse", 3), ("fine", 10))
+        await pilot.pause()
         await pilot.press("f")
         assert [f.label() for f in pane.features] == ["coarse:3:1", "fine:10:1"]
         assert app.query_one("#steer-features", Input).value == "coarse:3:1 fine:10:1"
@@ -111,4 +151,22 @@ async def test_features_from_pairing_and_cancel(tiny_sae_session):
         await pilot.press("escape")
         await until(pilot, lambda: not pane.busy)
         assert "Cancelled" in text_of(app, "#steer-status") and pane.report is None
-        assert hooks_left(tiny_sae_session) == 0
+
+
+@pytest.mark.asyncio
+async def test_the_pairing_selection_reaches_steering_through_the_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    fake = fake_with_saes()
+    app = SpectrascopeApp(lambda progress: fake, prompt="The capital of France is", output_dir=tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        pairing = app.query_one("#pairing")
+        await pilot.press("f4", "r")
+        await until(pilot, lambda: pairing.result is not None and not pairing.busy)
+        await until(pilot, lambda: app.pairing_selection == tuple(pairing.selected_features()))
+        await pilot.press("f5")
+        await pilot.pause()
+        steering = app.query_one(SteeringPane)
+        assert steering.prompt == "The capital of France is" and steering.session is fake
+        await pilot.press("f")
+        assert [(f.role, f.id) for f in steering.features] == pairing.selected_features()

@@ -2,13 +2,15 @@
 
 Knob changes re-render from the cached `LogitsView` (no model call). Stepping,
 seeded reruns and the system-prompt A/B run in this pane's own thread workers,
-one at a time; their results come back as messages.
+one at a time; their results come back as messages with the `Basis` they were
+computed for. A step or an A/B for an older prompt is dropped; seeded runs and an
+A/B whose prompt or knobs no longer match stay on screen marked stale.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -16,16 +18,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
+from spectrascope.tui.stale import Basis
 from spectrascope.tui.widgets.bars import bar
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
+
 TOP_K_STEPS = [None, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000]
-REASON_STYLE = {None: "", "greedy": "dim", "top-k": "dim", "top-p": "dim", "temperature": "dim"}
 
 
 def knob_text(s: SamplingSettings) -> str:
@@ -37,6 +43,7 @@ def knob_text(s: SamplingSettings) -> str:
 
 @dataclass
 class GenerationDone(Message):
+    basis: Basis  # the prompt and knobs it was computed for
     stepper: Any = None
     runs: Any = None
     ab: Any = None
@@ -66,15 +73,19 @@ class LogitsPane(Vertical):
     top_n = 20
     n_runs = 5
     run_steps = 20
+    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.settings = SamplingSettings(temperature=1.0)
         self.view: Any = None  # core.sampling.LogitsView  # logits for the next token
-        self.prompt: str = ""
+        self.prompt: str = ""  # the prompt `view` belongs to
         self.stepper: Any = None  # core.generation.Stepper once the user steps
         self.ab: Any = None  # core.generation.SystemAB when the A/B is on
+        self.ab_basis: Basis | None = None
         self.ab_on = False
+        self.runs: Any = None  # list of core.generation.Run
+        self.runs_basis: Basis | None = None
         self.busy = False
         self._cancel = None  # threading.Event of the seeded runs in flight
 
@@ -86,10 +97,12 @@ class LogitsPane(Vertical):
             yield Static("system:", id="logits-system-label")
             yield Input(placeholder="system prompt for the A/B (press a to compare)", id="logits-system")
         yield FastTable(id="logits-table")
+        yield Static("", id="logits-runs-note")
         yield DataTable(id="logits-runs", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
         self.query_one("#logits-runs", DataTable).display = False
+        self.query_one("#logits-runs-note", Static).display = False
         self._draw_columns()
         self._draw_knobs()
 
@@ -107,33 +120,41 @@ class LogitsPane(Vertical):
         self._draw_knobs()
 
     def export(self, folder) -> list:
-        """The table as shown (rows, settings) to CSV and JSON."""
+        """The core report of what is shown (distribution, steps, current A/B and seeded runs): CSV and JSON."""
         import csv
         import io
         import json
         import time
         from pathlib import Path
 
-        from spectrascope.tui.session_file import atomic_write_text
+        from spectrascope.core.assets import atomic_write
+        from spectrascope.core.probe import ab_report, distribution_report, runs_report
 
-        table = self.query_one("#logits-table", FastTable)
-        if table.row_count == 0:
+        dist = self._distribution()
+        if dist is None:
             return []
-        stem = Path(folder) / f"spectrascope-logits-{time.strftime('%Y%m%d-%H%M%S')}"
-        rows = [dict(zip(table.column_names, table.row_text(i))) for i in range(table.row_count)]
-        for row, key in zip(rows, table.keys):
-            row["token_text"] = self.piece(int(key))  # the raw piece, not the display form
+        doc = {"prompt": self.prompt, "settings": self.settings.to_dict(),
+               **distribution_report(dist, self.piece, self.top_n)}
+        if self.stepper is not None:
+            doc["steps"] = [{"id": s.token_id, "token": self.piece(s.token_id), "how": s.how}
+                            for s in self.stepper.steps]
+        if self.ab is not None and not self.ab_basis.stale_note(self._ab_basis()):
+            system = self.query_one("#logits-system", Input).value
+            doc["system_ab"] = {"system": system, **ab_report(self.ab.comparison, self.piece)}
+        if self.runs is not None and not self.runs_basis.stale_note(self._runs_basis()):
+            doc["runs"] = runs_report(self.runs)
+        rows = doc["system_ab"]["rows"] if self.ab_on and "system_ab" in doc else doc["top"]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        doc = {"prompt": self.prompt, "settings": self.settings.to_dict(), "ab": self.ab_on, "rows": rows}
-        return [atomic_write_text(stem.with_suffix(".csv"), buf.getvalue()),
-                atomic_write_text(stem.with_suffix(".json"), json.dumps(doc, indent=1, ensure_ascii=False))]
+        stem = Path(folder) / f"spectrascope-logits-{time.strftime('%Y%m%d-%H%M%S')}"
+        return [atomic_write(stem.with_suffix(".csv"), buf.getvalue()),
+                atomic_write(stem.with_suffix(".json"), json.dumps(doc, indent=1, ensure_ascii=False))]
 
     # ---- inputs from the app ------------------------------------------------------------
-    def show_result(self, result, piece=None) -> None:
-        """A new prompt result: reset stepping, keep the knobs, re-render."""
+    def show_result(self, result) -> None:
+        """A new prompt result: reset stepping and the A/B, keep the knobs and (marked stale) the runs."""
         if result.logits is None:
             return
         from spectrascope.core.sampling import LogitsView  # torch: loaded with the model, not at start
@@ -145,10 +166,6 @@ class LogitsPane(Vertical):
         self._draw()
         if self.ab_on:
             self._start_ab()
-
-    @property
-    def session(self) -> Any:
-        return getattr(self.app, "session", None)
 
     def piece(self, token_id: int) -> str:
         return self.session.piece(token_id) if self.session is not None else str(token_id)
@@ -205,17 +222,29 @@ class LogitsPane(Vertical):
                     Column("", 16), Column("status", 10)]
         self.query_one("#logits-table", FastTable).set_columns(cols)
 
+    def _distribution(self) -> Any:
+        """The next-token distribution under the knobs (cached logits, no model call); None before a result."""
+        view = self.stepper.view if self.stepper is not None else self.view
+        return view.apply(self.settings) if view is not None else None
+
+    def _runs_basis(self) -> Basis:
+        return Basis(self.prompt, f"{knob_text(self.settings)} · {self.n_runs} runs × {self.run_steps} tokens")
+
+    def _ab_basis(self) -> Basis:
+        system = self.query_one("#logits-system", Input).value
+        return Basis(self.prompt, f"{knob_text(self.settings)} · system '{system}'")
+
     def _draw(self) -> None:
         """Re-render everything from cached logits: this is the knob-change path."""
         self._draw_knobs()
         self._draw_text()
-        if self.ab_on and self.ab is not None:
+        self._draw_runs_note()
+        if self.ab_on:
             self._draw_ab()
             return
-        view = self.stepper.view if self.stepper is not None else self.view
-        if view is None:
+        dist = self._distribution()
+        if dist is None:
             return
-        dist = view.apply(self.settings)
         rows = dist.top(self.top_n)
         scale = max([max(r.raw_p, r.final_p) for r in rows], default=1.0) or 1.0
         cells = []
@@ -249,6 +278,11 @@ class LogitsPane(Vertical):
         self.query_one("#logits-text", Static).update(text)
 
     def _draw_ab(self) -> None:
+        table = self.query_one("#logits-table", FastTable)
+        if self.ab is None:  # never the plain distribution under the A/B's column headers
+            table.set_rows([], [])
+            self._say("A/B: computing…" if self.busy else "A/B: enter in the system field compares.")
+            return
         comp = self.ab.comparison
         cells = []
         for i, row in enumerate(comp.rows, start=1):
@@ -265,11 +299,24 @@ class LogitsPane(Vertical):
                 (f"{row.prob_a:.4f}", ""), (f"{row.prob_b:.4f}", ""),
                 (f"{row.rank_a or '–'} → {row.rank_b or '–'}", ""), shift, (flag, "yellow"),
             ])
-        self.query_one("#logits-table", FastTable).set_rows(cells, [str(r.token_id) for r in comp.rows])
-        self._say(
-            f"A/B: KL(with ‖ without) {comp.kl_b_a:.3f} nats · KL(without ‖ with) {comp.kl_a_b:.3f} nats"
-            f" ({comp.kl_basis} distributions) · top {comp.top_n}"
-        )
+        table.set_rows(cells, [str(r.token_id) for r in comp.rows])
+        summary = (f"A/B: KL(with ‖ without) {comp.kl_b_a:.3f} nats · KL(without ‖ with) {comp.kl_a_b:.3f} nats"
+                   f" ({comp.kl_basis} distributions) · top {comp.top_n}")
+        stale = self.ab_basis.stale_note(self._ab_basis())
+        self.query_one("#logits-summary", Static).update(
+            Text(one_line(f"{stale} (ctrl+r recomputes) · {summary}" if stale else summary, 300),
+                 style="bold yellow" if stale else ""))
+
+    def _draw_runs_note(self) -> None:
+        """What the seeded runs were computed for, or that they are stale."""
+        note = self.query_one("#logits-runs-note", Static)
+        note.display = self.runs is not None
+        if self.runs is None:
+            return
+        stale = self.runs_basis.stale_note(self._runs_basis())
+        note.update(Text(one_line(f"seeded runs · {stale} · n reruns", 300), style="bold yellow") if stale
+                    else Text(one_line(f"seeded runs of '{self.prompt}' · {self.runs_basis.knobs}", 300),
+                              style="grey50"))
 
     # ---- model work (workers) -------------------------------------------------------------------
     def _ready(self) -> bool:
@@ -296,33 +343,33 @@ class LogitsPane(Vertical):
         settings = replace(self.settings, temperature=0.0) if how == "greedy" else self.settings
         if not self._ready():
             return
-        self._step_worker(self.stepper, self.prompt, settings, token_id)
+        self._step_worker(self.session, Basis(self.prompt), self.stepper, settings, token_id)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
-    def _step_worker(self, stepper, prompt, settings, token_id) -> None:
+    def _step_worker(self, session: SessionAPI, basis: Basis, stepper, settings, token_id) -> None:
         from spectrascope.core.generation import Stepper
 
         try:
             if stepper is None:
-                stepper = Stepper.start(self.session, prompt, settings)
+                stepper = Stepper.start(session, basis.prompt, settings)
             stepper.step(token_id=token_id, settings=settings)
-            self.post_message(GenerationDone(stepper=stepper))
+            self.post_message(GenerationDone(basis, stepper=stepper))
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.post_message(GenerationDone(error=exc))
+            self.post_message(GenerationDone(basis, error=exc))
 
     def action_back(self) -> None:
         if self.stepper is None or not self.stepper.steps or self.busy:
             return
         self.busy = True
-        self._back_worker(self.stepper)
+        self._back_worker(Basis(self.prompt), self.stepper)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
-    def _back_worker(self, stepper) -> None:
+    def _back_worker(self, basis: Basis, stepper) -> None:
         try:
             stepper.back()  # usually a cache crop; a rebuild needs the model
-            self.post_message(GenerationDone(stepper=stepper))
+            self.post_message(GenerationDone(basis, stepper=stepper))
         except Exception as exc:  # noqa: BLE001
-            self.post_message(GenerationDone(error=exc))
+            self.post_message(GenerationDone(basis, error=exc))
 
     def action_runs(self) -> None:
         if not self._ready():
@@ -331,25 +378,26 @@ class LogitsPane(Vertical):
 
         seeds = [self.settings.seed + i for i in range(self.n_runs)]
         self._cancel = threading.Event()
-        self._runs_worker(self.prompt, self.settings, seeds, self._cancel)
+        self._runs_worker(self.session, self._runs_basis(), self.settings, seeds, self.run_steps, self._cancel)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
-    def _runs_worker(self, prompt, settings, seeds, cancel) -> None:
+    def _runs_worker(self, session: SessionAPI, basis: Basis, settings, seeds, steps, cancel) -> None:
         from spectrascope.core.generation import seeded_runs
         from spectrascope.core.session import Cancelled
 
         try:
-            runs = seeded_runs(self.session, prompt, settings, seeds, self.run_steps, cancel)
+            runs = seeded_runs(session, basis.prompt, settings, seeds, steps, cancel)
         except Cancelled:
             return  # the app is quitting
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.post_message(GenerationDone(error=exc))
+            self.post_message(GenerationDone(basis, error=exc))
             return
-        self.post_message(GenerationDone(runs=runs))
+        self.post_message(GenerationDone(basis, runs=runs))
 
     def action_toggle_ab(self) -> None:
         self.ab_on = not self.ab_on
         self._draw_columns()
+        self._draw()  # never one view's rows under the other's column headers
         if self.ab_on:
             system = self.query_one("#logits-system", Input)
             if not system.value.strip():
@@ -357,14 +405,18 @@ class LogitsPane(Vertical):
                 self._say("Type a system prompt and press enter to compare with and without it.")
                 return
             self._start_ab()
-        else:
-            self._draw()
+
+    @on(Input.Changed, "#logits-system")
+    def _system_changed(self) -> None:
+        if self.ab_on:
+            self._draw_ab()  # the shown A/B may now be for another system prompt
 
     @on(Input.Submitted, "#logits-system")
     def _system_submitted(self) -> None:
         if not self.ab_on:
             self.ab_on = True
             self._draw_columns()
+            self._draw()
         self._start_ab()
         self.query_one("#logits-table", FastTable).focus()
 
@@ -375,16 +427,18 @@ class LogitsPane(Vertical):
             return
         if not self._ready():
             return
-        self._ab_worker(self.prompt, system, self.settings)
+        self.ab = None
+        self._draw_ab()
+        self._ab_worker(self.session, self._ab_basis(), system, self.settings, self.top_n)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
-    def _ab_worker(self, prompt, system, settings) -> None:
+    def _ab_worker(self, session: SessionAPI, basis: Basis, system, settings, top_n) -> None:
         from spectrascope.core.generation import system_prompt_ab
 
         try:
-            self.post_message(GenerationDone(ab=system_prompt_ab(self.session, prompt, system, settings, self.top_n)))
+            self.post_message(GenerationDone(basis, ab=system_prompt_ab(session, basis.prompt, system, settings, top_n)))
         except Exception as exc:  # noqa: BLE001
-            self.post_message(GenerationDone(error=exc))
+            self.post_message(GenerationDone(basis, error=exc))
 
     def on_unmount(self) -> None:
         if self._cancel is not None:
@@ -396,13 +450,17 @@ class LogitsPane(Vertical):
             self._draw_knobs()
             self._say(describe(message.error), error=True)
             return
-        if message.stepper is not None:
+        current = message.basis.prompt == self.prompt  # else a newer prompt arrived while it ran
+        if message.stepper is not None and current:
             self.stepper = message.stepper
-        if message.ab is not None:
-            self.ab = message.ab
+        if message.ab is not None and current:
+            self.ab, self.ab_basis = message.ab, message.basis
         if message.runs is not None:
+            self.runs, self.runs_basis = message.runs, message.basis
             self._draw_runs(message.runs)
         self._draw()
+        if self.ab_on and self.ab is None and self.query_one("#logits-system", Input).value.strip():
+            self._start_ab()  # a new prompt came while this pane was busy
 
     def _draw_runs(self, runs) -> None:
         table = self.query_one("#logits-runs", DataTable)

@@ -5,9 +5,11 @@
 Everything after that is cheap and re-renders from the cached `PairingResult`:
 thresholds (`c`/`C` cosine, `o`/`O` correlation) only reclassify; choosing an
 anchor (`enter` on a candidate) redraws; toggling a candidate in or out of the
-anchor set (`space`) or changing their number (`+`/`-`) re-pairs in a worker.
+anchor set (`space`) or changing their number (`+`/`-`) re-pairs in a worker
+(`core.pairing.repair`: no model forward).
 
-Other panes (Steering) read `selected_features()`: [("coarse", anchor), ("fine", id), ...].
+The shown anchor and its sub-features go up to the app as `SelectionChanged`
+(the Steering pane gets them from there): (("coarse", anchor), ("fine", id), ...).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -23,12 +25,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
 
 CLASS_STYLE = {"sub-feature": "bold green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "grey50"}
 CLASS_COLOR = {"sub-feature": "green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "gray"}
@@ -85,8 +91,14 @@ class PairingPane(Vertical):
         Binding("C", "cos(0.05)", "cos+"),
         Binding("o", "corr(-0.05)", "corr−"),
         Binding("O", "corr(0.05)", "corr+"),
-        Binding("e", "export", "Export"),
     ]
+    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
+
+    @dataclass
+    class SelectionChanged(Message):
+        """The shown anchor and its sub-features: (("coarse", a), ("fine", f), ...); () before a run."""
+
+        features: tuple[tuple[str, int], ...]
 
     def __init__(self, concept: str | Path | None = None, neutral: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -104,6 +116,7 @@ class PairingPane(Vertical):
         self.use_cache = True
         self._run_id = 0
         self._cancel: threading.Event | None = None
+        self._announced: tuple[tuple[str, int], ...] = ()  # the selection the app last heard of
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pairing-header")
@@ -154,10 +167,6 @@ class PairingPane(Vertical):
         self._say("Press r to run the concept and neutral sets through the model and both SAEs.")
 
     # ---- public --------------------------------------------------------------------------------
-    @property
-    def session(self) -> Any:
-        return getattr(self.app, "session", None)
-
     def selected_features(self) -> list[tuple[str, int]]:
         """The shown anchor and its sub-features: [("coarse", a), ("fine", f), ...] (empty before a run)."""
         if self.result is None:
@@ -183,7 +192,7 @@ class PairingPane(Vertical):
         self._draw_header()
 
     def export(self, folder) -> list:
-        """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown."""
+        """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown (ctrl+e)."""
         if self.result is None:
             return []
         from spectrascope.core.pairing import export
@@ -219,10 +228,12 @@ class PairingPane(Vertical):
         bar.update(progress=0)
         self._draw_header()
         self._say("starting…")
-        self._run_worker(self._run_id, self._cancel, self.settings, self.contrast_settings)
+        self._run_worker(self.session, self._run_id, self._cancel, (self.concept_path, self.neutral_path),
+                         self.settings, self.contrast_settings, self.use_cache)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-run")
-    def _run_worker(self, run_id: int, cancel: threading.Event, settings: Any, contrast_settings: Any) -> None:
+    def _run_worker(self, session: SessionAPI, run_id: int, cancel: threading.Event, paths: tuple[Path, Path],
+                    settings: Any, contrast_settings: Any, use_cache: bool) -> None:
         from spectrascope.core.contrast import load_prompts
         from spectrascope.core.pairing import analyse
         from spectrascope.core.session import Cancelled
@@ -231,9 +242,9 @@ class PairingPane(Vertical):
             self.post_message(PairingProgress(run_id, text, fraction))
 
         try:
-            concept, neutral = load_prompts(self.concept_path), load_prompts(self.neutral_path)
-            result = analyse(self.session, concept, neutral, contrast_settings, settings, cancel, progress,
-                             use_cache=self.use_cache)
+            concept, neutral = (load_prompts(path) for path in paths)
+            result = analyse(session, concept, neutral, contrast_settings, settings, cancel, progress,
+                             use_cache=use_cache)
         except Cancelled:
             self.post_message(PairingDone(run_id, cancelled=True))
             return
@@ -267,6 +278,10 @@ class PairingPane(Vertical):
             self._say(describe(message.error), error=True)
             return
         self.result = message.result
+        if self.result.settings != self.settings:  # thresholds moved while it ran: classes only
+            from spectrascope.core.pairing import reclassify
+
+            self.result = reclassify(self.result, self.settings)
         if self.anchor not in self.result.anchors:
             self.anchor = self.result.verdict.anchor if self.result.verdict.go else (
                 self.result.anchors[0] if self.result.anchors else None)
@@ -276,29 +291,29 @@ class PairingPane(Vertical):
         self._draw()
 
     # ---- re-pairing (no model forward) ---------------------------------------------------------------
-    def _repair(self, anchors: list[int], settings: Any) -> None:
+    def _repair(self, anchors: list[int] | None, settings: Any, show: int | None = None) -> None:
+        """Pair the current run again with `anchors` (None: the top `settings.n_anchors`), then show `show`."""
         if self.result is None:
             return
         if self.busy:
             self._say("Busy: try again when the current run ends (x cancels).")
             return
+        self.settings = settings
+        if show is not None:
+            self.anchor = show
         self._run_id += 1
         self.busy = True
         self._draw_header()
-        self._pair_worker(self._run_id, self.result, anchors, settings)
+        self._pair_worker(self.session, self._run_id, self.result, anchors, settings)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-pair")
-    def _pair_worker(self, run_id: int, previous: Any, anchors: list[int], settings: Any) -> None:
-        from spectrascope.core import pairing
+    def _pair_worker(self, session: SessionAPI, run_id: int, previous: Any, anchors: list[int] | None,
+                     settings: Any) -> None:
+        from spectrascope.core.pairing import repair
 
         try:
-            session = self.session
-            result = pairing.pair(previous.contrast, pairing.sae_dirs(session, "coarse"),
-                                  pairing.sae_dirs(session, "fine"), settings, anchors,
-                                  device=str(session.model.device))
-            result.labels = {role: dict(d) for role, d in previous.labels.items()}
-            pairing.add_labels(session, result)
-        except Exception as exc:  # noqa: BLE001
+            result = repair(session, previous, settings, anchors)
+        except Exception as exc:  # noqa: BLE001 - shown inline
             self.post_message(PairingDone(run_id, error=exc))
             return
         self.post_message(PairingDone(run_id, result=result))
@@ -319,8 +334,7 @@ class PairingPane(Vertical):
             self.anchor = feature
             self._draw()
         else:  # not yet an anchor: pair it, then show it
-            self.anchor = feature
-            self._repair(self.result.anchors + [feature], self.settings)
+            self._repair(self.result.anchors + [feature], self.settings, show=feature)
 
     def action_toggle_anchor(self) -> None:
         feature = self._candidate_under_cursor()
@@ -332,19 +346,19 @@ class PairingPane(Vertical):
                 self._say("At least one anchor is needed.")
                 return
             anchors.remove(feature)
-            if self.anchor == feature:
-                self.anchor = anchors[0]
+            show = anchors[0] if self.anchor == feature else None
         else:
             anchors.append(feature)
-            self.anchor = feature
-        self._repair(anchors, self.settings)
+            show = feature
+        self._repair(anchors, self.settings, show)
 
     def action_anchors(self, delta: int) -> None:
-        n = max(1, min(N_CANDIDATES, self.settings.n_anchors + delta))
-        self.settings = replace(self.settings, n_anchors=n)
-        self._draw_header()
-        if self.result is not None:
-            self._repair(self.result.contrast.stats["coarse"].ranked(n), self.settings)
+        settings = replace(self.settings, n_anchors=max(1, min(N_CANDIDATES, self.settings.n_anchors + delta)))
+        if self.result is None:
+            self.settings = settings
+            self._draw_header()
+        else:
+            self._repair(None, settings)  # the top n by selectivity
 
     def _set_thresholds(self, **changes) -> None:
         try:
@@ -365,31 +379,23 @@ class PairingPane(Vertical):
     def action_corr(self, delta: float) -> None:
         self._set_thresholds(corr_threshold=round(max(-1.0, min(1.0, self.settings.corr_threshold + delta)), 2))
 
-    def action_export(self) -> None:
-        if self.result is None:
-            self._say("Nothing to export yet: press r to run.")
-            return
-        from spectrascope.core.contrast import reports_dir
-
-        folder = getattr(self.app, "output_dir", None) or reports_dir()
-        try:
-            paths = self.export(folder)
-        except OSError as exc:
-            self._say(f"Could not write the report: {exc}", error=True)
-            return
-        self._say("Report written: " + ", ".join(str(p) for p in paths))
-
     # ---- drawing ----------------------------------------------------------------------------------------
     def _draw(self) -> None:
         res = self.result
         if res is None:
             return
         v = res.verdict
-        self.query_one("#pairing-verdict", Static).update(
-            Text(one_line(v.text, 400), style="bold black on green" if v.go else "bold white on red"))
+        verdict = Text(one_line(v.headline, 300), style="bold black on green" if v.go else "bold white on red")
+        if v.null is not None:  # a GO most coarse features would also get says little
+            verdict.append("\n" + one_line(v.null.text, 300), style="yellow" if v.null.base_rate > 0.05 else "grey50")
+        self.query_one("#pairing-verdict", Static).update(verdict)
         self._draw_anchors()
         self._draw_pairs()
         self._draw_plots()
+        selection = tuple(self.selected_features())
+        if selection != self._announced:  # other panes hear of it through the app
+            self._announced = selection
+            self.post_message(self.SelectionChanged(selection))
 
     def _label(self, role: str, feature: int) -> str:
         return one_line(self.result.labels.get(role, {}).get(feature, ""), 60)

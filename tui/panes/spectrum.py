@@ -7,19 +7,23 @@ model call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.widgets.analyzer import Analyzer
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.token_strip import token_strip_text
+
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
 
 ROLES = ("coarse", "fine")
 
@@ -36,6 +40,7 @@ class SpectrumPane(Vertical):
         Binding("d", "dense", "Dense on/off"),
     ]
     top_n = 30
+    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -64,10 +69,6 @@ class SpectrumPane(Vertical):
         ])
         self._say_card(Text("Select a feature (enter) to see its card.", style="grey50"))
 
-    @property
-    def session(self) -> Any:
-        return getattr(self.app, "session", None)
-
     # ---- session file and export -----------------------------------------------------------------
     def get_state(self) -> dict:
         return {"position": self.position, "follow_end": self.follow_end, "reduce": self.reduce,
@@ -91,19 +92,19 @@ class SpectrumPane(Vertical):
         import time
         from pathlib import Path
 
-        from spectrascope.tui.session_file import atomic_write_text
+        from spectrascope.core.assets import atomic_write
 
         if self.result is None or not self.result.spectra:
             return []
         doc = {**self.view().to_dict(), "fidelity": {r: s.fidelity.tolist() for r, s in self.result.spectra.items()}}
         path = Path(folder) / f"spectrascope-spectrum-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        return [atomic_write_text(path, json.dumps(doc, indent=1, ensure_ascii=False))]
+        return [atomic_write(path, json.dumps(doc, indent=1, ensure_ascii=False))]
 
     # ---- inputs -------------------------------------------------------------------------------
-    def show_result(self, result, piece=None) -> None:
+    def show_result(self, result) -> None:
         self.result = result
         if not result.spectra:
-            errors = getattr(self.session, "sae_errors", {}) if self.session is not None else {}
+            errors = self.session.sae_errors if self.session is not None else {}
             why = "; ".join(f"{r}: {e}" for r, e in errors.items()) or "no SAEs are loaded"
             self.query_one("#spectrum-tokens", Static).update(
                 Text(one_line(f"No spectrum: {why}", 600), style="yellow"))

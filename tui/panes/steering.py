@@ -1,19 +1,21 @@
 """Steering pane: coarse vs fine vs coarse+fine feature steering, side by side, effect vs cost.
 
-Features come from the Pairing pane's `selected_features()` (key f) or are typed as
-`coarse:123:4 fine:77:2` (ROLE:ID[:STRENGTH]; strength in the feature's unit, see
+Features come from the Pairing pane's selection (key f; the app hands it down) or are
+typed as `coarse:123:4 fine:77:2` (ROLE:ID[:STRENGTH]; strength in the feature's unit, see
 core/steering.py). g generates every configuration (baseline, coarse, fine, coarse+fine)
 with the same seeds and shows them side by side with the effect (concept activation read back
 unsteered, share of runs with a concept word) and the cost (perplexity under the unsteered
 model) under each; w runs the strength sweep and plots effect and cost against strength.
 All model work runs in one thread worker (group "steering"); a new run cancels the old one.
+A report stays on screen when the prompt (the app's, as typed) or a setting changes, under a
+"stale: computed for …" line.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -21,13 +23,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
+from spectrascope.tui.stale import Basis
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
 
 CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
 CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coarse+fine": "yellow", "all": "green"}
@@ -42,6 +49,7 @@ class SteeringProgress(RunProgress):
 class SteeringDone(Message):
     run_id: int
     kind: str  # "compare" or "sweep"
+    basis: Basis  # the prompt and settings it was computed for
     report: Any = None  # core.steering.SteeringReport
     error: BaseException | None = None
 
@@ -85,6 +93,7 @@ class SteeringPane(Vertical):
     SteeringPane #steer-words { width: 1fr; }
     SteeringPane #steer-settings { height: 1; color: $accent; }
     SteeringPane #steer-status { height: 1; color: $text-muted; }
+    SteeringPane #steer-stale { height: 1; }
     SteeringPane #steer-feature-table { height: 5; }
     SteeringPane #steer-columns { height: 1fr; }
     SteeringPane .steer-col { width: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
@@ -109,6 +118,10 @@ class SteeringPane(Vertical):
     n_seeds = 3
     tokens = 12
     sweep = (0.0, 2.0, 4.0, 8.0)
+    # Handed down by the app: the session, its prompt as typed, the Pairing pane's selection.
+    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)
+    prompt: reactive[str] = reactive("", init=False, repaint=False)
+    pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -116,10 +129,11 @@ class SteeringPane(Vertical):
         self.method = "add"
         self.positions = "all"
         self.settings = SamplingSettings(temperature=1.0)
-        self.prompt = ""  # used when the app has no #prompt input
         self.words: list[str] | None = None  # None = the default list (france.txt)
         self.report: Any = None  # last side-by-side report
+        self.report_basis: Basis | None = None
         self.sweep_report: Any = None
+        self.sweep_basis: Basis | None = None
         self.view = "side"
         self.busy = False
         self._run_id = 0
@@ -133,6 +147,7 @@ class SteeringPane(Vertical):
         yield Static("", id="steer-settings")
         yield FastTable(id="steer-feature-table")
         yield Static("", id="steer-status")
+        yield Static("", id="steer-stale")
         with Horizontal(id="steer-columns"):
             for name in CONFIGS:
                 yield Static("", id=f"steer-col-{name.replace('+', '-')}", classes="steer-col")
@@ -158,16 +173,18 @@ class SteeringPane(Vertical):
         if self._cancel is not None:
             self._cancel.set()  # a running experiment stops at its next token; its hooks come off
 
-    # ---- helpers --------------------------------------------------------------------------------
-    @property
-    def session(self) -> Any:
-        return getattr(self.app, "session", None)
+    def watch_prompt(self) -> None:
+        if self.is_mounted:  # the app's prompt moved on: the shown report may be stale now
+            self._draw_stale()
 
-    def _prompt(self) -> str:
-        try:
-            return self.app.query_one("#prompt", Input).value
-        except Exception:  # noqa: BLE001 - no app-level prompt box: use our own
-            return self.prompt
+    # ---- helpers --------------------------------------------------------------------------------
+    def _basis(self) -> Basis:
+        """Everything a report depends on, as set now."""
+        features = " ".join(f.label() for f in self.features)
+        words = "default" if self.words is None else ", ".join(self.words)
+        return Basis(self.prompt, f"{features} · {self.method} · positions {self.positions} · seeds {self.n_seeds} "
+                                  f"from {self.settings.seed} · {self.tokens} tokens · T {self.settings.temperature:g}"
+                                  f" · words {words}")
 
     def _say(self, text: str, error: bool = False) -> None:
         self.query_one("#steer-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
@@ -178,6 +195,15 @@ class SteeringPane(Vertical):
         self.query_one("#steer-settings", Static).update(Text(
             f"method {self.method}   positions {self.positions}   seeds {self.n_seeds} from {self.settings.seed}"
             f"   tokens {self.tokens}   T {self.settings.temperature:g}   sweep ×{sweep}{busy}", style="bold"))
+        self._draw_stale()
+
+    def _draw_stale(self) -> None:
+        """Say so when the shown report was computed for another prompt or other settings."""
+        basis = self.report_basis if self.view == "side" else self.sweep_basis
+        note = basis.stale_note(self._basis()) if basis is not None else ""
+        line = self.query_one("#steer-stale", Static)
+        line.display = bool(note)
+        line.update(Text(one_line(f"{note} · g / w regenerates", 300), style="bold yellow"))
 
     def _draw_features(self) -> None:
         table = self.query_one("#steer-feature-table", FastTable)
@@ -190,6 +216,7 @@ class SteeringPane(Vertical):
                           (f"{f.strength:g}", "bold"), (note, "grey50")])
             keys.append(f"{f.role}:{f.id}")
         table.set_rows(cells, keys)
+        self._draw_stale()
 
     # ---- choosing features ----------------------------------------------------------------------
     @on(Input.Submitted, "#steer-features")
@@ -211,39 +238,22 @@ class SteeringPane(Vertical):
         self.words = [w.strip() for w in event.value.split(",") if w.strip()]
         self._say(f"{len(self.words)} concept words: a run counts when its text contains any of them "
                   "(case-insensitive, whole words).")
+        self._draw_stale()
         self.query_one("#steer-feature-table", FastTable).focus()
 
     def set_features(self, features: list[Any]) -> None:
         self.features = list(features)
-        self.report = self.sweep_report = None
+        self.report = self.sweep_report = self.report_basis = self.sweep_basis = None
         self._draw_features()
         self._say(f"{len(self.features)} features · g generate · w sweep · +/- strength of the selected row")
-
-    def _pairing_source(self) -> Any:
-        get = getattr(self.app, "selected_features", None)
-        if callable(get):
-            return get
-        for widget in self.app.query("*"):
-            if widget is not self and callable(getattr(widget, "selected_features", None)):
-                return widget.selected_features
-        return None
 
     def action_from_pairing(self) -> None:
         from spectrascope.core.steering import SteerFeature
 
-        get = self._pairing_source()
-        if get is None:
-            self._say("No Pairing pane selection available: type features instead.", error=True)
+        if not self.pairing_selection:
+            self._say("The Pairing pane has no features selected: run it (F4, r) or type features.", error=True)
             return
-        try:
-            picked = [SteerFeature(str(item[0]), int(item[1]), float(item[2]) if len(item) > 2 else 1.0)
-                      for item in get()]
-        except Exception as exc:  # noqa: BLE001 - another pane's data: report, keep running
-            self._say(f"Could not read the Pairing selection: {describe(exc)}", error=True)
-            return
-        if not picked:
-            self._say("The Pairing pane has no features selected.", error=True)
-            return
+        picked = [SteerFeature(role, feature) for role, feature in self.pairing_selection]
         self.query_one("#steer-features", Input).value = " ".join(f.label() for f in picked)
         self.set_features(picked)
 
@@ -278,6 +288,7 @@ class SteeringPane(Vertical):
         self.query_one("#steer-columns").display = self.view == "side"
         self.query_one("#steer-plots").display = self.view == "sweep"
         self._draw_plots()
+        self._draw_stale()
 
     # ---- model work -------------------------------------------------------------------------------
     def _start(self, kind: str) -> None:
@@ -287,8 +298,7 @@ class SteeringPane(Vertical):
         if not self.features:
             self._say("No features yet: type e.g. coarse:123:4 fine:77:2 and press enter, or press f.", error=True)
             return
-        prompt = self._prompt()
-        if not prompt:
+        if not self.prompt:
             self._say("Type a prompt first.", error=True)
             return
         if self._cancel is not None:
@@ -302,7 +312,8 @@ class SteeringPane(Vertical):
         self._say(f"{'sweeping' if kind == 'sweep' else 'generating'} {len(seeds)} seeds × {self.tokens} tokens…")
         options = dict(settings=self.settings, seeds=seeds, tokens=self.tokens, strengths=strengths,
                        method=self.method, positions=self.positions, words=self.words)
-        self._experiment(self._run_id, kind, self.session, prompt, list(self.features), options, self._cancel)
+        self._experiment(self._run_id, kind, self.session, self._basis(), list(self.features), options,
+                         self._cancel)
 
     def action_generate(self) -> None:
         self._start("compare")
@@ -316,22 +327,19 @@ class SteeringPane(Vertical):
             self._say("Cancelling…")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="steering")
-    def _experiment(self, run_id, kind, session, prompt, features, options, cancel) -> None:
-        from spectrascope.core.session import Cancelled
+    def _experiment(self, run_id: int, kind: str, session: SessionAPI, basis: Basis, features, options,
+                    cancel: threading.Event) -> None:
         from spectrascope.core.steering import run_experiment
 
         def progress(text: str, fraction: float | None) -> None:
             self.post_message(SteeringProgress(run_id, text, fraction))
 
         try:
-            report = run_experiment(session, prompt, features, cancel=cancel, progress=progress, **options)
-        except Cancelled as exc:
-            self.post_message(SteeringDone(run_id, kind, error=exc))
+            report = run_experiment(session, basis.prompt, features, cancel=cancel, progress=progress, **options)
+        except Exception as exc:  # noqa: BLE001 - Cancelled included: shown inline
+            self.post_message(SteeringDone(run_id, kind, basis, error=exc))
             return
-        except Exception as exc:  # noqa: BLE001 - shown inline
-            self.post_message(SteeringDone(run_id, kind, error=exc))
-            return
-        self.post_message(SteeringDone(run_id, kind, report=report))
+        self.post_message(SteeringDone(run_id, kind, basis, report=report))
 
     def on_steering_progress(self, message: SteeringProgress) -> None:
         if message.run_id == self._run_id and self.busy:
@@ -357,13 +365,13 @@ class SteeringPane(Vertical):
             best = [r for r in report.targeting(1.5) if r["strength"] is not None]
             note = " · within 1.5× baseline ppl: " + (", ".join(
                 f"{r['config']} act {r['concept_act']:.2f} (×{r['strength']:g})" for r in best) or "none")
-            self.sweep_report = report
+            self.sweep_report, self.sweep_basis = report, message.basis
             if self.view != "sweep":
                 self.action_toggle_view()
             else:
                 self._draw_plots()
         else:
-            self.report = report
+            self.report, self.report_basis = report, message.basis
             if self.view != "side":
                 self.action_toggle_view()
             self._draw_columns()

@@ -1,0 +1,105 @@
+"""How surprising is a GO? The base rate of "splits into N+ sub-features" over all coarse features.
+
+The verdict asks whether the chosen coarse anchor has at least `needed` fine
+sub-features (cosine >= θ and correlation >= ρ, see core/pairing.py). Whether
+that means anything depends on how many coarse features would pass the same
+test anyway: with many fine features, a loose θ or a small prompt set, most do.
+So every coarse feature that fires on at least one prompt is paired with every
+fine feature in the same way, and the verdict reports
+
+    base rate  = share of those features with >= `needed` sub-features
+    p (anchor) = share with at least as many sub-features as the anchor
+
+an empirical null over the SAE's own features, not a parametric test. For SAEs
+wider than `max_features` a seeded random sample of features stands in (said so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NullModel:
+    needed: int
+    anchor: int | None
+    anchor_count: int
+    n_features: int  # live coarse features examined (fire on >= 1 prompt)
+    n_passing: int  # of those, with >= `needed` sub-features
+    n_at_least_anchor: int  # of those, with >= anchor_count sub-features
+    sampled: bool  # True when a random sample of the live features was examined
+
+    @property
+    def base_rate(self) -> float:
+        return self.n_passing / self.n_features if self.n_features else float("nan")
+
+    @property
+    def p_value(self) -> float:
+        return self.n_at_least_anchor / self.n_features if self.n_features else float("nan")
+
+    @property
+    def text(self) -> str:
+        if not self.n_features:
+            return "no live coarse feature to compare against"
+        some = "sampled " if self.sampled else ""
+        return (f"base rate: {self.n_passing:,} of {self.n_features:,} {some}live coarse features "
+                f"({100 * self.base_rate:.1f}%) also have >= {self.needed} sub-features; "
+                f"{self.n_at_least_anchor:,} ({100 * self.p_value:.1f}%) have >= {self.anchor_count} "
+                f"like the anchor (empirical p = {self.p_value:.3f})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "base_rate": self.base_rate, "p_value": self.p_value, "text": self.text}
+
+
+def _standardized(a: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm (float64); constant columns become 0, so their
+    correlation with anything is 0, as in pairing.pearson."""
+    a = np.asarray(a, np.float64)
+    a = a - a.mean(0)
+    norm = np.sqrt((a * a).sum(0))
+    ok = norm > 1e-12 * max(1.0, float(np.abs(a).max(initial=0.0)))
+    return np.divide(a, norm, out=np.zeros_like(a), where=ok)
+
+
+def subfeature_counts(
+    acts_coarse: np.ndarray, acts_fine: np.ndarray, coarse_W_dec: Any, fine_W_dec: Any, features: np.ndarray,
+    cos_threshold: float, corr_threshold: float, chunk: int = 256,
+) -> np.ndarray:
+    """Sub-feature count of each coarse feature in `features`, as pairing.pair classifies. # (k,)
+
+    acts_*: (N, F) per-prompt activations; *_W_dec: (F, d) decoder rows."""
+    import torch
+
+    zf = torch.from_numpy(_standardized(acts_fine))  # (N, Ff)
+    wf = torch.as_tensor(fine_W_dec).detach().float().cpu()
+    wf = wf / wf.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (Ff, d)
+    wc_all = torch.as_tensor(coarse_W_dec).detach().float().cpu()
+    out = np.zeros(len(features), np.int64)
+    with torch.inference_mode():
+        for s in range(0, len(features), chunk):
+            ids = features[s:s + chunk]
+            zc = torch.from_numpy(_standardized(acts_coarse[:, ids]))  # (N, c)
+            corr = zc.T @ zf  # (c, Ff)
+            wc = wc_all[ids]
+            cos = (wc / wc.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ wf.T  # (c, Ff)
+            out[s:s + chunk] = ((corr >= corr_threshold) & (cos >= cos_threshold)).sum(1).numpy()
+    return out
+
+
+def null_model(
+    acts_coarse: np.ndarray, acts_fine: np.ndarray, coarse_W_dec: Any, fine_W_dec: Any,
+    cos_threshold: float, corr_threshold: float, needed: int, anchor: int | None, anchor_count: int,
+    max_features: int = 4096, seed: int = 0,
+) -> NullModel:
+    """The base rate of the verdict over the live coarse features (see module doc)."""
+    live = np.flatnonzero((np.asarray(acts_coarse) > 0).any(0))
+    sampled = len(live) > max_features
+    if sampled:
+        live = np.sort(np.random.default_rng(seed).choice(live, max_features, replace=False))
+    counts = subfeature_counts(acts_coarse, acts_fine, coarse_W_dec, fine_W_dec, live, cos_threshold,
+                               corr_threshold)
+    return NullModel(needed, anchor, anchor_count, len(live), int((counts >= needed).sum()),
+                     int((counts >= max(anchor_count, 1)).sum()) if anchor is not None else 0, sampled)

@@ -1,0 +1,106 @@
+"""What the UI uses from a session, as a typed interface: `core.session.Session` implements it.
+
+The app and the panes hold a `SessionAPI`, never a `Session`: they call the
+members below themselves, and hand the session to core functions (generation,
+steering, pairing) that call the rest. The UI test fake (tests/tui/fake_session.py)
+implements the same interface, so every pane runs its real core calls on it
+without a model. No torch at import: the UI loads this before the model.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+    from .labels import FeatureLabels
+    from .models import ModelSpec
+    from .plan import Edit, ForwardOut
+    from .session import Request, Result
+
+
+class ModelFacts(Protocol):
+    """Facts about the loaded model (never its weights or hooks)."""
+
+    spec: ModelSpec  # name (saved in session files), chat (the system-prompt A/B goes through the template)
+    device: str
+    dtype: str
+    n_layers: int
+    d_model: int
+
+
+class TokenizerFacts(Protocol):
+    """What core reads of the tokenizer: contrast pads with pad (else BOS); the system-prompt A/B of
+    a chat model goes through its template and strips the BOS the session adds anyway."""
+
+    bos_token_id: int | None
+    pad_token_id: int | None
+    bos_token: str | None
+    chat_template: str | None
+
+    def apply_chat_template(self, conversation: Sequence[Mapping[str, str]], **kwargs: Any) -> str: ...
+
+
+@runtime_checkable
+class SessionAPI(Protocol):
+    """A loaded model and its SAEs, as the UI sees them."""
+
+    # ---- the prompt (app, Logits, Spectrum) ---------------------------------------------------
+    def describe(self) -> str: ...
+
+    def run(self, request: Request, cancel: threading.Event | None = None) -> Result: ...
+
+    # ---- tokens ---------------------------------------------------------------------------------
+    max_prompt_tokens: int  # generation stops at this length
+
+    @property
+    def eos_id(self) -> int | None: ...
+
+    def tokenize(self, prompt: str, add_bos: bool = True) -> tuple[list[int], int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def piece(self, token_id: int) -> str: ...
+
+    # ---- SAEs (Spectrum, Pairing, Steering) -------------------------------------------------------
+    saes: Mapping[str, Any]  # role -> sae-lens SAE
+    labels: Mapping[str, FeatureLabels]  # role -> feature labels
+    sae_errors: Mapping[str, str]  # role -> why it is not loaded
+
+    def sae(self, role: str) -> Any: ...
+
+    def sae_hook(self, role: str) -> str: ...
+
+    def decoder_directions(self, role: str, ids: Sequence[int] | None = None) -> torch.Tensor: ...
+
+    def unembedding(self) -> torch.Tensor: ...
+
+    # ---- running the model (stepping, seeded runs, steering, contrast) -----------------------------
+    @property
+    def device(self) -> str: ...
+
+    def forward(
+        self,
+        ids: Sequence[int] | torch.Tensor,
+        *,
+        capture: Sequence[str] = (),
+        edits: Sequence[Edit] = (),
+        stop_after: str | None = None,
+        cache: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        keep_logits: int = 1,
+        cancel: threading.Event | None = None,
+    ) -> ForwardOut: ...
+
+    def new_cache(self) -> Any: ...
+
+    def crop_cache(self, cache: Any, length: int) -> bool: ...
+
+    # ---- read where the session has no accessor for it yet --------------------------------------------
+    # model: core/contrast.py (cache identity), core/generation.py (is it a chat model?),
+    #        tui/session_file.py (its name).
+    # tokenizer: core/contrast.py (pad id), core/generation.py (chat template).
+    model: ModelFacts
+    tokenizer: TokenizerFacts

@@ -396,7 +396,8 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates)],
         "anchors": [{**stat_row(coarse, "coarse", a), "counts": result.pairings[a].counts(),
                      "sub_features": result.pairings[a].sub_features(),
-                     "pairs": [{**asdict(p), "label": lab.get("fine", {}).get(p.fine, "")}
+                     "pairs": [{**asdict(p), "selectivity": round(float(c.stats["fine"].selectivity[p.fine]), 5),
+                                "label": lab.get("fine", {}).get(p.fine, "")}
                                for p in result.pairings[a].pairs(result.settings.max_rows)]}
                     for a in result.anchors],
         "heatmap": {"anchors": result.anchors, "fine": result.matched_fine(),

@@ -64,6 +64,7 @@ class SAEView:
     poor_positions: tuple[int, ...]
     dense_hidden: int  # always-on features left out of `rows`
     rows: tuple[FeatureRow, ...]
+    fidelity_per_token: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ class SpectrumView:
             "prompt": self.prompt, "position": self.position, "reduce": self.reduce,
             "all_tokens_from": self.first, "dense_hidden": self.hide_dense, "dense_freq": DENSE_FREQ,
             "tokens": [{"id": t.id, "text": t.text} for t in self.tokens],
-            "saes": {role: {**{k: v for k, v in asdict(view).items() if k != "rows"},
+            "saes": {role: {**{k: v for k, v in asdict(view).items() if k not in ("rows", "fidelity_per_token")},
+                            "fidelity_per_token": [round(f, 6) for f in view.fidelity_per_token],
                             "top": [asdict(r) for r in view.rows]} for role, view in self.saes.items()},
         }
 
@@ -121,7 +123,7 @@ def spectrum_view(
         saes[role] = SAEView(role, spec.width, hooks.get(role, ""), int((row > 0).sum()), int((row == 0).sum()),
                              None if pos is None else float(spec.fidelity[pos]),
                              pos is not None and float(spec.fidelity[pos]) < POOR_FIDELITY, tuple(spec.poor_positions()),
-                             hidden, tuple(rows))
+                             hidden, tuple(rows), tuple(spec.fidelity.tolist()))
     return SpectrumView(result.prompt, tuple(result.tokens), pos, reduce, first, hide_dense, saes)
 
 
@@ -189,6 +191,7 @@ def logits_report(
     report: dict[str, Any] = {
         "model": session.model.spec.name, "prompt": prompt, "settings": settings.to_dict(),
         "tokens": [{"id": t.id, "text": t.text} for t in result.tokens],
+        "truncated": result.truncated, "seconds": result.seconds,
         **distribution_report(dist, session.piece, top),
     }
     if system:

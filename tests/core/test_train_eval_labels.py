@@ -61,6 +61,7 @@ def test_ce_splice_identity_and_degradation(tiny):
 def test_recon_metrics_against_numpy():
     sae = _sae()
     x = np.random.default_rng(0).normal(size=(300, 64)).astype(np.float16)
+    x[:, [5, 40, 9]] += np.array([60.0, 30.0, 12.0], np.float16)  # three massive dimensions, as in Gemma
     m = recon_metrics(sae, x, batch=128)
     xt = torch.from_numpy(x.astype(np.float32))
     with torch.no_grad():
@@ -69,6 +70,12 @@ def test_recon_metrics_against_numpy():
     xf = x.astype(np.float64)
     fve = 1 - ((xf - rec) ** 2).sum() / ((xf - xf.mean(0)) ** 2).sum()
     assert m["fve"] == pytest.approx(fve, rel=1e-4)
+    rest = [i for i in range(64) if i not in (5, 9, 40)]
+    xr, rr = xf[:, rest], rec[:, rest]
+    assert m["massive_dims"] == [5, 9, 40]
+    assert m["fve_without_massive"] == pytest.approx(1 - ((xr - rr) ** 2).sum() / ((xr - xr.mean(0)) ** 2).sum(),
+                                                     rel=1e-4)
+    assert m["massive_share_of_norm"] == pytest.approx((xf[:, [5, 9, 40]] ** 2).sum() / (xf ** 2).sum(), rel=1e-4)
     assert m["l0"] == pytest.approx(float((z > 0).sum(-1).float().mean()))
     assert m["dead_frac_heldout"] == pytest.approx(float(((z > 0).sum(0) == 0).float().mean()))
 

@@ -3,6 +3,7 @@
     python -m spectrascope.core.train all          # corpus -> cache -> train -> eval -> labels
     python -m spectrascope.core.train corpus|cache|train|eval|labels [options]
     python -m spectrascope.core.train card     # rewrite CARD.md from the stored records only
+    python -m spectrascope.core.train trial --d-sae 4096 --k 32 --minutes 20   # a width/tokens point, not shipped
 
 Every stage skips or resumes work already on disk (data under $SPECTRASCOPE_CACHE/train
 or ~/.cache/spectrascope/train), so a killed run is restarted with the same command.
@@ -19,7 +20,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
-    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "all"])
+    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "all"])
+    ap.add_argument("--d-sae", type=int, default=4096, help="trial: dictionary width")
+    ap.add_argument("--k", type=int, default=32, help="trial: active latents per token (TopK)")
     ap.add_argument("--train-tokens", type=int, default=10_000_000, help="activations to cache for training")
     ap.add_argument("--topic-tokens", type=int, default=0,
                     help="off by default (the shipped SAEs see the natural mix); for comparison, cache this "
@@ -70,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
             for w in which:
                 print(write_card_preset(w))
+        elif stage == "trial":  # a point on the width/tokens curve, outside assets/ (issue 15)
+            import json
+
+            from spectrascope.core.train.trainer import train_trial
+
+            print(json.dumps(train_trial(args.d_sae, args.k, args.minutes or 20), indent=1), flush=True)
         elif stage == "labels":
             from spectrascope.core.train.labels import labels_preset
 

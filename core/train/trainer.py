@@ -374,6 +374,24 @@ def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dic
     return np.concatenate(list(parts.values())), {k: len(v) for k, v in parts.items()}
 
 
+def train_trial(d_sae: int, k: int, minutes: float, max_tokens: int | None = None) -> dict:
+    """A point on the width/tokens curve: train a `d_sae`-wide TopK SAE on the cache into
+    runs/trial-<d_sae>-k<k> (never into assets/) and score it on the held-out cache."""
+    from spectrascope.core.train.evaluate import recon_metrics
+
+    cfg = TrainConfig(name=f"trial-{d_sae}-k{k}", d_sae=d_sae, k=k, lr=8e-4 if d_sae <= 4096 else 4e-4,
+                      batch=4096, dead_window=250_000)
+    acts, mix = training_activations(max_tokens)
+    res = train(cfg, acts, minutes=minutes, mix=mix)
+    metrics = recon_metrics(to_sae_lens(res["model"], res["scale"], cfg),
+                            ActivationCache(acts_dir("heldout")).load_all())
+    metrics.pop("fires")
+    out = {"train_config": asdict(cfg), "train_tokens_unique": len(acts), "mix": mix, "minutes": minutes,
+           "tokens_seen": res["total_steps"] * cfg.batch, **metrics}
+    (out_dir(cfg) / "heldout_metrics.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def train_preset(which: str, minutes: float | None = None, max_tokens: int | None = None) -> Path:
     cfg = TrainConfig(**PRESETS[which])
     acts, mix = training_activations(max_tokens)

@@ -165,8 +165,11 @@ async def test_the_pairing_selection_reaches_steering_through_the_app(tmp_path, 
         await until(pilot, lambda: pairing.result is not None and not pairing.busy)
         await until(pilot, lambda: app.pairing_selection == tuple(pairing.selected_features()))
         await pilot.press("f5")
-        await pilot.pause()
         steering = app.query_one(SteeringPane)
+        # Wait for what a person waits for: the pane shown, its table focused, the selection bound.
+        await until(pilot, lambda: app.focused is not None and app.focused.id == "steer-feature-table"
+                    and steering.pairing_selection == app.pairing_selection)
         assert steering.prompt == "The capital of France is" and steering.session is fake
         await pilot.press("f")
+        await until(pilot, lambda: steering.features != [])
         assert [(f.role, f.id) for f in steering.features] == pairing.selected_features()

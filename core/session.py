@@ -441,9 +441,9 @@ class Session:
         )
 
     def _encode(self, roles: Sequence[str], resid: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        from .spectrum import encode
+        from .spectrum import encode_all
 
-        return {role: encode(self.saes[role], resid[self.sae_hook(role)], role) for role in roles}
+        return encode_all({role: self.saes[role] for role in roles}, resid)
 
     def _reusable_prefix(self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str]) -> int:
         """How many leading tokens of `ids` the cached prompt state can stand for (0: none)."""

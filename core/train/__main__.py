@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget per SAE for training")
     ap.add_argument("--export-only", action="store_true", help="train: export the latest checkpoint as is")
-    ap.add_argument("--ce-seqs", type=int, default=64, help="held-out sequences for the CE-loss splice")
+    ap.add_argument("--ce-seqs", type=int, default=256, help="held-out sequences for the CE-loss splice")
     args = ap.parse_args(argv)
 
     import torch

@@ -59,41 +59,64 @@ def recon_metrics(sae, acts: np.ndarray, batch: int = 4096) -> dict:
 
 
 @torch.no_grad()
-def ce_losses(session, token_rows: np.ndarray, sae=None, batch: int = 8) -> float:
-    """Mean next-token CE over non-BOS targets, optionally with the SAE spliced at its hook
-    (every position but BOS replaced by the SAE's reconstruction)."""
+def ce_per_sequence(session, token_rows: np.ndarray, sae=None, batch: int = 4) -> np.ndarray:
+    """Mean next-token CE of each sequence over its non-BOS targets, optionally with the SAE
+    spliced at its hook (every position but BOS replaced by the SAE's reconstruction). # (S,)
+
+    Per sequence so that a CE increase comes with a paired confidence interval."""
     from spectrascope.core.plan import Splice
 
     edits = []
     if sae is not None:
         session.attach_sae("spliced", sae)
         edits = [Splice("spliced", from_position=1)]  # BOS passed through
-    total, count = 0.0, 0
+    out = []
     try:
         for i in range(0, len(token_rows), batch):
             ids = torch.from_numpy(np.asarray(token_rows[i:i + batch], dtype=np.int64))
             logits = session.forward(ids, edits=edits, keep_logits=ids.shape[1]).logits  # (B, T, V)
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-                                   reduction="sum")
-            total += float(loss)
-            count += ids[:, 1:].numel()
+            loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+            out.extend(loss.mean(1).tolist())
     finally:
         if sae is not None:
             session.detach_sae("spliced")
-    return total / count
+    return np.asarray(out)
 
 
-def clean_ce(session, rows: np.ndarray, cache_file: Path) -> float:
-    """The clean CE is shared by both SAEs; computed once and cached on disk."""
-    key = f"{len(rows)}"
+def ce_losses(session, token_rows: np.ndarray, sae=None, batch: int = 4) -> float:
+    """Mean next-token CE over all non-BOS targets (rows have equal length)."""
+    return float(ce_per_sequence(session, token_rows, sae, batch).mean())
+
+
+def zero_ablation_sae(sae):
+    """A copy of `sae` whose reconstruction is 0: spliced, it zero-ablates the residual (the reference
+    SAELens' "CE loss score" divides by)."""
+    import copy
+
+    z = copy.deepcopy(sae)
+    with torch.no_grad():
+        z.W_dec.zero_()
+        z.b_dec.zero_()
+    return z
+
+
+def reference_ce(session, rows: np.ndarray, cache_file: Path, kind: str, sae=None) -> np.ndarray:
+    """Per-sequence CE of the clean model (kind "clean") or with the residual zero-ablated ("zero");
+    shared by both SAEs, computed once and cached on disk."""
+    key = f"{kind}:{len(rows)}"
     store = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    if key not in store:
-        store[key] = ce_losses(session, rows)
+    if not isinstance(store.get(key), list):
+        store[key] = ce_per_sequence(session, rows, zero_ablation_sae(sae) if kind == "zero" else None).tolist()
         cache_file.write_text(json.dumps(store))
-    return store[key]
+    return np.asarray(store[key])
 
 
-def evaluate(sae, folder: Path, ce_seqs: int = 64, session=None) -> dict:
+def paired_ci(diff: np.ndarray) -> tuple[float, float]:
+    """Mean of paired per-sequence differences and its 95% normal-approximation half-width."""
+    return float(diff.mean()), float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+
+
+def evaluate(sae, folder: Path, ce_seqs: int = 256, session=None) -> dict:
     """Write metrics.json into `folder` and return it."""
     from spectrascope.core.train.activations import load_session
 
@@ -104,18 +127,31 @@ def evaluate(sae, folder: Path, ce_seqs: int = 64, session=None) -> dict:
     if session is None:
         session = load_session()
     rows = held.tokens()[:ce_seqs]
-    ce_clean = clean_ce(session, rows, data_dir() / "acts" / "heldout_clean_ce.json")
-    ce_sae = ce_losses(session, rows, sae)
+    refs = data_dir() / "acts" / "heldout_reference_ce.json"
+    clean = reference_ce(session, rows, refs, "clean")
+    zero = reference_ce(session, rows, refs, "zero", sae)
+    spliced = ce_per_sequence(session, rows, sae)
+    ce_clean, ce_sae, ce_zero = float(clean.mean()), float(spliced.mean()), float(zero.mean())
+    increase, half_width = paired_ci(spliced - clean)
     curve_path = folder / "train_curve.json"
     train_info = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     metrics = {
-        "hook_name": sae.cfg.metadata.hook_name, "d_sae": sae.cfg.d_sae, "k": getattr(sae.cfg, "k", None),
+        "hook_name": sae.cfg.metadata.hook_name, "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "k": getattr(sae.cfg, "k", None),
         "heldout_tokens": r["n_tokens"], "l0_mean": round(r["l0"], 3),
-        "explained_variance": round(r["fve"], 4), "mse_per_token": round(r["mse_per_token"], 2),
+        "explained_variance": round(r["fve"], 4),
+        "explained_variance_without_massive": round(r["fve_without_massive"], 4),
+        "massive_dims": r["massive_dims"], "massive_share_of_norm": round(r["massive_share_of_norm"], 4),
+        "mse_per_token": round(r["mse_per_token"], 2),
         "dead_frac_heldout": round(r["dead_frac_heldout"], 4),
         "dead_frac_heldout_definition": "latents that never fire on any held-out token",
         "ce_clean": round(ce_clean, 4), "ce_with_sae": round(ce_sae, 4),
-        "ce_increase": round(ce_sae - ce_clean, 4), "ce_seqs": len(rows), "ce_tokens": int(len(rows) * (rows.shape[1] - 1)),
+        "ce_increase": round(increase, 4), "ce_increase_ci95": round(half_width, 4),
+        "ce_zero_ablation": round(ce_zero, 4),
+        "ce_loss_score": round((ce_zero - ce_sae) / (ce_zero - ce_clean), 4),
+        "ce_loss_score_definition": "(CE zero-ablated - CE with SAE) / (CE zero-ablated - CE clean), as SAELens "
+                                    "evals report it; zero-ablating a mid-layer residual is so destructive that "
+                                    "this score flatters: read ce_increase (nats, 95% CI over sequences)",
+        "ce_seqs": len(rows), "ce_tokens": int(len(rows) * (rows.shape[1] - 1)),
         "train_tokens_unique": train_info.get("train_tokens_unique"),
         "train_steps": train_info.get("total_steps"),
         "train_tokens_seen": (train_info.get("total_steps") or 0) * train_info.get("train_config", {}).get("batch", 0),
@@ -182,6 +218,15 @@ def token_selectivity(sae, held: ActivationCache, tokenizer, words=FRANCE_WORDS,
                     for a, b in zip(i, v)]}
 
 
+def _half_precision_line(m: dict) -> str:
+    h = m.get("half_precision_storage")
+    if not h:
+        return ""
+    return (f"Weights are stored in fp16 (loaded back as fp32): EV {h['fve_fp32']} -> {h['fve_fp16_stored']} and "
+            f"without massive dims {h['fve_without_massive_fp32']} -> {h['fve_without_massive_fp16_stored']} "
+            f"on {h['tokens']:,} held-out tokens.\n")
+
+
 def _mix_paragraph(train_info: dict) -> str:
     mix = train_info.get("train_mix") or {}
     if not mix.get("topic"):
@@ -229,14 +274,19 @@ component along each row removed first). Training time {train_info.get('elapsed_
 
 ## Held-out metrics ({m['heldout_tokens']:,} held-out tokens, documents disjoint from training)
 
-| mean L0 | explained variance | MSE/token | dead (never fire on held-out) | dead (unfired in last {train_info.get('dead_window_tokens', 0):,} training tokens) | CE clean | CE with SAE spliced | CE increase |
-|---|---|---|---|---|---|---|---|
-| {m['l0_mean']} | {m['explained_variance']} | {m['mse_per_token']:.0f} | {m['dead_frac_heldout']:.2%} | {(m.get('dead_frac_train_window') or 0):.2%} | {m['ce_clean']} | {m['ce_with_sae']} | {m['ce_increase']} |
+| mean L0 | explained variance | EV without the {len(m.get('massive_dims', []))} massive dims | MSE/token | dead (never fire on held-out) | dead (unfired in last {train_info.get('dead_window_tokens', 0):,} training tokens) | CE clean | CE with SAE spliced | CE increase (95% CI) | CE loss score |
+|---|---|---|---|---|---|---|---|---|---|
+| {m['l0_mean']} | {m['explained_variance']} | {m.get('explained_variance_without_massive')} | {m['mse_per_token']:.0f} | {m['dead_frac_heldout']:.2%} | {(m.get('dead_frac_train_window') or 0):.2%} | {m['ce_clean']} | {m['ce_with_sae']} | {m['ce_increase']} ± {m.get('ce_increase_ci95')} | {m.get('ce_loss_score')} |
 
 CE: next-token cross-entropy (nats) over {m['ce_tokens']:,} targets of {m['ce_seqs']} held-out
 128-token sequences, fp32 model, SAE reconstruction replacing the layer-9 residual at every
-non-BOS position. Explained variance = 1 - sum||x - x_hat||^2 / sum||x - mean(x)||^2.
-The training curve (tokens vs. explained variance, L0, dead fraction) is in `train_curve.json`.
+non-BOS position; the CI is over sequences (paired with the clean CE). The CE loss score is
+SAELens' (CE zero-ablated {m.get('ce_zero_ablation')} - CE with SAE) / (CE zero-ablated - CE clean): zero-ablating
+a mid-layer residual is so destructive that it flatters, so read the CE increase first.
+Explained variance = 1 - sum||x - x_hat||^2 / sum||x - mean(x)||^2 (centered, as SAELens).
+Dimensions {m.get('massive_dims')} hold {m.get('massive_share_of_norm', 0):.0%} of the raw |x|^2; EV without
+them scores the other {m['d_in'] - len(m.get('massive_dims', []))} dimensions alone, where a trivial fit cannot hide.
+{_half_precision_line(m)}The training curve (tokens vs. explained variance, L0, dead fraction) is in `train_curve.json`.
 
 ## Training data
 
@@ -327,7 +377,22 @@ def write_card_preset(which: str) -> Path:
     return write_card(folder, m, json.loads((folder / "train_curve.json").read_text()), corpus_info, m["cache"])
 
 
-def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
+def half_precision_cost(which: str, stored: dict, acts: np.ndarray) -> dict | None:
+    """Held-out EV of the fp32 training checkpoint vs the fp16-stored weights, on the same slice."""
+    from spectrascope.core.train.trainer import PRESETS, TrainConfig, load_checkpoint, out_dir, to_sae_lens
+
+    cfg = TrainConfig(**PRESETS[which])
+    if not (out_dir(cfg) / "ckpt.pt").exists():
+        return None
+    ck = load_checkpoint(cfg)
+    full = recon_metrics(to_sae_lens(ck["model"], ck["scale"], cfg), acts)
+    return {"fve_fp32": round(full["fve"], 6), "fve_fp16_stored": round(stored["fve"], 6),
+            "fve_without_massive_fp32": round(full["fve_without_massive"], 6),
+            "fve_without_massive_fp16_stored": round(stored["fve_without_massive"], 6),
+            "tokens": len(acts)}
+
+
+def evaluate_preset(which: str, ce_seqs: int = 256) -> dict:
     """Metrics + concept check + CARD.md for one embedded SAE in assets/."""
     from sae_lens import SAE
 
@@ -340,8 +405,10 @@ def evaluate_preset(which: str, ce_seqs: int = 64) -> dict:
     session = load_session()
     m = evaluate(sae, folder, ce_seqs=ce_seqs, session=session)
     # A small fixed slice the integration test reproduces exactly.
-    sl = recon_metrics(sae, ActivationCache(acts_dir("heldout")).load_all(8192))
+    held_slice = ActivationCache(acts_dir("heldout")).load_all(8192)
+    sl = recon_metrics(sae, held_slice)
     m["heldout_slice_8192"] = {"fve": round(sl["fve"], 5), "l0": round(sl["l0"], 4)}
+    m["half_precision_storage"] = half_precision_cost(which, sl, held_slice)
     add_concept_checks(m, sae, session, folder)
     m["cache"] = cache_summary()
     (folder / "metrics.json").write_text(json.dumps(m, indent=1))

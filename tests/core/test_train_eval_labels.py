@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core.train.evaluate import ce_losses, recon_metrics
+from spectrascope.core.train.evaluate import ce_losses, ce_per_sequence, paired_ci, recon_metrics, zero_ablation_sae
 from spectrascope.core.train.labels import promoted_tokens, snippet, top_activations
 from spectrascope.core.train.trainer import TopKSAE, TrainConfig, to_sae_lens
 
@@ -44,18 +44,44 @@ def _identity_sae(d=64, hook="blocks.1.hook_resid_post"):
     return sae
 
 
+def _hf_ce_per_sequence(session, rows):
+    """The reference: HF logits straight from the model, no session hooks."""
+    ids = torch.from_numpy(rows.astype(np.int64))
+    with torch.no_grad():
+        logits = session.model.hf_model(ids).logits
+    return torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none").mean(1)
+
+
 def test_ce_splice_identity_and_degradation(tiny):
     session, _ = tiny
     rows = np.random.default_rng(0).integers(3, 500, size=(4, 16)).astype(np.int32)
     clean = ce_losses(session, rows, batch=2)
-    ids = torch.from_numpy(rows.astype(np.int64))
-    with torch.no_grad():
-        logits = session.model.hf_model(ids).logits
-    ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-    assert clean == pytest.approx(float(ref), rel=1e-5)
+    assert clean == pytest.approx(float(_hf_ce_per_sequence(session, rows).mean()), rel=1e-5)
     assert ce_losses(session, rows, sae=_identity_sae(), batch=2) == pytest.approx(clean, rel=1e-5)
     assert ce_losses(session, rows, sae=_sae(), batch=2) != pytest.approx(clean, rel=1e-3)
     assert "spliced" not in session.saes
+
+
+def test_per_sequence_ce_zero_ablation_and_paired_ci(tiny):
+    session, _ = tiny
+    rows = np.random.default_rng(1).integers(3, 500, size=(5, 12)).astype(np.int32)
+    per_seq = ce_per_sequence(session, rows, batch=2)
+    np.testing.assert_allclose(per_seq, _hf_ce_per_sequence(session, rows).numpy(), rtol=1e-5)
+    ids = torch.from_numpy(rows.astype(np.int64))
+    # Zero-ablation: the spliced residual is exactly 0 at every non-BOS position.
+    zero = zero_ablation_sae(_sae())
+    session.attach_sae("z", zero)
+    try:
+        from spectrascope.core.plan import Splice
+
+        out = session.forward(ids, capture=[session.sae_hook("z")], edits=[Splice("z", from_position=1)])
+        resid = out.resid[session.sae_hook("z")]
+        assert float(resid[:, 1:].abs().max()) == 0.0 and float(resid[:, 0].abs().max()) > 0
+    finally:
+        session.detach_sae("z")
+    diff = ce_per_sequence(session, rows, _sae(), batch=2) - per_seq
+    mean, half = paired_ci(diff)
+    assert mean == pytest.approx(diff.mean()) and half == pytest.approx(1.96 * np.std(diff, ddof=1) / np.sqrt(5))
 
 
 def test_recon_metrics_against_numpy():

@@ -106,6 +106,19 @@ def test_train_learns_resumes_and_exports(tmp_path):
 
     sae = SAE.load_from_disk(folder)
     assert sae.cfg.architecture() == "topk" and sae.cfg.k == 4
+    # Matrices are stored in fp16, biases in fp32; sae-lens loads them back as cfg.dtype (fp32).
+    from safetensors.torch import load_file
+
+    stored = load_file(folder / "sae_weights.safetensors")
+    assert stored["W_enc"].dtype == stored["W_dec"].dtype == torch.float16 and stored["b_enc"].dtype == torch.float32
+    assert sae.W_enc.dtype == torch.float32
+    full_sae = to_sae_lens(full["model"], full["scale"], cfg)
+    xr16 = torch.from_numpy(acts[:200].astype(np.float32))
+    with torch.no_grad():
+        err16 = (xr16 - sae.decode(sae.encode(xr16))).pow(2).sum()
+        err32 = (xr16 - full_sae.decode(full_sae.encode(xr16))).pow(2).sum()
+    # A TopK near-tie may flip one latent per token, so compare the fit, not every element.
+    assert abs(float(err16 / err32) - 1) < 0.02
     assert json.loads((folder / "train_curve.json").read_text())["train_tokens_unique"] == 6000
     xr = torch.from_numpy(acts[:500].astype(np.float32))
     with torch.no_grad():

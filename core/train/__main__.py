@@ -3,6 +3,7 @@
     python -m spectrascope.core.train all          # corpus -> cache -> train -> eval -> labels
     python -m spectrascope.core.train corpus|cache|train|eval|labels [options]
     python -m spectrascope.core.train card     # rewrite CARD.md from the stored records only
+    python -m spectrascope.core.train concepts # best features per shipped concept set (concept_sets.json)
     python -m spectrascope.core.train trial --d-sae 4096 --k 32 --minutes 20   # a width/tokens point, not shipped
 
 Every stage skips or resumes work already on disk (data under $SPECTRASCOPE_CACHE/train
@@ -20,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
-    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "all"])
+    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "concepts", "all"])
     ap.add_argument("--d-sae", type=int, default=4096, help="trial: dictionary width")
     ap.add_argument("--k", type=int, default=32, help="trial: active latents per token (TopK)")
     ap.add_argument("--train-tokens", type=int, default=10_000_000, help="activations to cache for training")
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    stages = ["corpus", "cache", "train", "eval", "labels"] if args.stage == "all" else [args.stage]
+    stages = ["corpus", "cache", "train", "eval", "labels", "concepts"] if args.stage == "all" else [args.stage]
     which = ["coarse", "fine"] if args.which == "both" else [args.which]
     for stage in stages:
         print(f"== {stage}", file=sys.stderr, flush=True)
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             from spectrascope.core.train.trainer import train_trial
 
             print(json.dumps(train_trial(args.d_sae, args.k, args.minutes or 20), indent=1), flush=True)
+        elif stage == "concepts":  # the product check on every shipped concept set
+            from spectrascope.core.train.concepts import write_concept_report
+
+            print(write_concept_report(), flush=True)
         elif stage == "labels":
             from spectrascope.core.train.labels import labels_preset
 

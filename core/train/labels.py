@@ -1,9 +1,10 @@
-"""Compact per-latent labels: promoted tokens through the unembedding + top held-out snippets.
+"""Compact per-latent labels: promoted tokens through the unembedding + activating snippets.
 
 `labels.json` holds, for every latent: the top tokens of W_U @ decoder direction
-(the logit-lens reading of what the latent writes), its top activating held-out
-snippets with the max token marked as [[tok]], its max activation and its firing
-rate on the held-out tokens. The UI reads this instead of recomputing it.
+(the logit-lens reading of what the latent writes), its top activating snippets and
+a uniform sample of its firings (the max token marked as [[tok]]), its max activation
+and its firing rate over the labelling text (the first LABEL_TOKENS of the training
+cache; the file's `source` says which). The UI reads this instead of recomputing it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ from spectrascope.core.train.activations import ActivationCache, acts_dir
 
 
 @torch.no_grad()
-def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_gap: int = 64
-                    ) -> tuple[list[list[tuple[float, int]]], np.ndarray, np.ndarray]:
+def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_gap: int = 64,
+                    n_random: int = 0, seed: int = 0):
     """Per latent: the `top` highest (activation, flat token index), at least `min_gap` tokens apart,
-    plus max activation and firing count over `acts` (N, d)."""
+    plus max activation and firing count over `acts` (N, d). With `n_random`, also a uniform sample of
+    `n_random` (activation, index) among each latent's firings (the top examples alone show only the
+    extreme of what a feature does), returned as a 4th value."""
     n = sae.cfg.d_sae
     keep = top * 4  # candidates before the spacing filter
     best_v = torch.full((n, keep), -1.0)
     best_i = torch.full((n, keep), -1, dtype=torch.long)
+    # Reservoir by random keys: the n_random firings with the largest uniform key are a uniform sample.
+    rnd_k = torch.full((n, max(n_random, 1)), -1.0)
+    rnd_i = torch.full((n, max(n_random, 1)), -1, dtype=torch.long)
+    rnd_v = torch.zeros((n, max(n_random, 1)))
+    gen = torch.Generator().manual_seed(seed)
     fires = torch.zeros(n, dtype=torch.long)
     for s in range(0, len(acts), batch):
         x = torch.from_numpy(np.asarray(acts[s:s + batch])).float()
@@ -34,10 +42,14 @@ def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_
         fires += (z > 0).sum(0)
         kk = min(keep, len(x))
         v, i = torch.topk(z.T, kk, dim=-1)                 # (n, kk)
-        cat_v = torch.cat([best_v, v], 1)
-        cat_i = torch.cat([best_i, i + s], 1)
-        o = torch.topk(cat_v, keep, dim=-1).indices
-        best_v, best_i = cat_v.gather(1, o), cat_i.gather(1, o)
+        best_v, best_i = _merge(best_v, best_i, v, i + s, keep)
+        if n_random:
+            key = torch.rand(z.shape, generator=gen).masked_fill_(z <= 0, -1.0)  # (B, n)
+            kv, ki = torch.topk(key.T, min(n_random, len(x)), dim=-1)            # (n, r)
+            cat_k, cat_i = torch.cat([rnd_k, kv], 1), torch.cat([rnd_i, ki + s], 1)
+            cat_v = torch.cat([rnd_v, z.T.gather(1, ki)], 1)
+            o = torch.topk(cat_k, n_random, dim=-1).indices
+            rnd_k, rnd_i, rnd_v = cat_k.gather(1, o), cat_i.gather(1, o), cat_v.gather(1, o)
     out = []
     for lat in range(n):
         chosen: list[tuple[float, int]] = []
@@ -49,7 +61,18 @@ def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_
             if len(chosen) == top:
                 break
         out.append(chosen)
-    return out, best_v[:, 0].clamp_min(0).numpy(), fires.numpy()
+    result = (out, best_v[:, 0].clamp_min(0).numpy(), fires.numpy())
+    if not n_random:
+        return result
+    sample = [[(v, i) for k, v, i in zip(rnd_k[lat].tolist(), rnd_v[lat].tolist(), rnd_i[lat].tolist()) if k >= 0]
+              for lat in range(n)]
+    return (*result, sample)
+
+
+def _merge(best_v, best_i, v, i, keep):
+    cat_v, cat_i = torch.cat([best_v, v], 1), torch.cat([best_i, i], 1)
+    o = torch.topk(cat_v, keep, dim=-1).indices
+    return cat_v.gather(1, o), cat_i.gather(1, o)
 
 
 def snippet(tokenizer, row: np.ndarray, pos: int, before: int = 12, after: int = 3) -> str:
@@ -61,13 +84,14 @@ def snippet(tokenizer, row: np.ndarray, pos: int, before: int = 12, after: int =
     return " ".join(f"{left}[[{mid}]]{right}".split())
 
 
-def build_labels(sae, W_U: torch.Tensor, tokenizer, held: ActivationCache, softcap: float | None = None,
-                 n_promoted: int = 8, n_snippets: int = 3) -> dict:
-    acts = held.load_all()
-    rows = held.tokens()
+def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, softcap: float | None = None,
+                 n_promoted: int = 8, n_snippets: int = 3, n_random: int = 2, max_tokens: int | None = None,
+                 source: str = "held-out") -> dict:
+    acts = cache.load_all(max_tokens)
+    rows = cache.tokens()
     body = rows.shape[1] - 1  # BOS dropped in the cache: flat index -> (row, pos)
     tok_ids, tok_vals = promoted_tokens(sae.W_dec.detach(), W_U, n_promoted, softcap)
-    tops, max_act, fires = top_activations(sae, acts, n_snippets)
+    tops, max_act, fires, randoms = top_activations(sae, acts, n_snippets, n_random=n_random)
     vocab_cache: dict[int, str] = {}
 
     def tok_str(t: int) -> str:
@@ -75,23 +99,29 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, held: ActivationCache, softc
             vocab_cache[t] = tokenizer.decode([t])
         return vocab_cache[t]
 
-    latents = []
-    for lat in range(sae.cfg.d_sae):
-        snips = []
-        for v, flat in tops[lat]:
-            r, p = divmod(flat, body)
-            snips.append({"act": round(v, 2), "text": snippet(tokenizer, rows[r], p + 1)})
-        latents.append({
-            "id": lat,
-            "promoted": [tok_str(t) for t in tok_ids[lat].tolist()],
-            "promoted_logit": [round(x, 3) for x in tok_vals[lat].tolist()],
-            "snippets": snips,
-            "max_act": round(float(max_act[lat]), 2),
-            "freq": round(float(fires[lat]) / len(acts), 6),
-        })
-    return {"format": "spectrascope-labels-v1", "heldout_tokens": int(len(acts)), "softcap": softcap,
+    def snips(found: list[tuple[float, int]]) -> list[dict]:
+        return [{"act": round(v, 2), "text": snippet(tokenizer, rows[flat // body], flat % body + 1)}
+                for v, flat in found]
+
+    latents = [{
+        "id": lat,
+        "promoted": [tok_str(t) for t in tok_ids[lat].tolist()],
+        "promoted_logit": [round(x, 3) for x in tok_vals[lat].tolist()],
+        "snippets": snips(tops[lat]),
+        "random_snippets": snips(randoms[lat]),
+        "max_act": round(float(max_act[lat]), 2),
+        "freq": round(float(fires[lat]) / len(acts), 7),
+    } for lat in range(sae.cfg.d_sae)]
+    return {"format": "spectrascope-labels-v2", "source": source, "source_tokens": int(len(acts)),
+            "softcap": softcap,
             "promoted_note": "top tokens of W_U @ W_dec[i] (unit decoder direction, no final norm)",
-            "snippet_note": "held-out text; [[tok]] marks the max-activating token", "latents": latents}
+            "snippet_note": f"{source} text; [[tok]] marks the max-activating token; snippets: the top "
+                            f"activations (64+ tokens apart), random_snippets: a uniform sample of firings",
+            "freq_note": f"firing rate over the {len(acts):,} {source} tokens",
+            "latents": latents}
+
+
+LABEL_TOKENS = 500_000
 
 
 def labels_preset(which: str) -> Path:
@@ -104,8 +134,11 @@ def labels_preset(which: str) -> Path:
     folder = SAES_DIR / PRESETS[which]["name"]
     sae = SAE.load_from_disk(folder)
     session = load_session()
-    labels = build_labels(sae, session.unembedding(), session.tokenizer, ActivationCache(acts_dir("heldout")),
-                          softcap=session.model.final_logit_softcap)
+    # Snippets from the first LABEL_TOKENS of the training text: 65k held-out tokens leave rare
+    # latents of the wide SAE with no example at all.
+    labels = build_labels(sae, session.unembedding(), session.tokenizer, ActivationCache(acts_dir("train")),
+                          softcap=session.model.final_logit_softcap, max_tokens=LABEL_TOKENS,
+                          source="training")
     out = folder / "labels.json"
     out.write_text(json.dumps(labels, ensure_ascii=False, separators=(",", ":")))
     print(f"[labels] wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)

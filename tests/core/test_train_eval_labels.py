@@ -130,6 +130,26 @@ def test_top_activations_match_brute_force():
         assert fires[lat] == (col > 0).sum()
 
 
+def test_random_snippets_are_a_uniform_sample_of_firings():
+    sae = _sae()
+    x = np.random.default_rng(2).normal(size=(1000, 64)).astype(np.float16)
+    with torch.no_grad():
+        z = sae.encode(torch.from_numpy(x.astype(np.float32))).numpy()
+    rare = int(np.argmin(np.where((z > 0).sum(0) > 0, (z > 0).sum(0), 10**9)))  # fewest firings, at least 1
+    hits = np.zeros(1000)
+    for seed in range(40):
+        *_, sample = top_activations(sae, x, top=1, batch=256, n_random=4, seed=seed)
+        for lat in (rare, 5):
+            col = z[:, lat]
+            assert len(sample[lat]) == min(4, int((col > 0).sum()))
+            for v, i in sample[lat]:  # every sampled index fires, with its activation
+                assert col[i] > 0 and v == pytest.approx(col[i], rel=1e-5)
+        hits[[i for _, i in sample[5]]] += 1
+    # Uniform over firings: no firing of a frequent latent is picked much more often than 4/n_fires.
+    n_fires = int((z[:, 5] > 0).sum())
+    assert n_fires > 40 and hits.max() <= 40 * 4 / n_fires * 4 + 3
+
+
 def test_snippet_marks_token(tiny):
     _, tok = tiny
     row = np.array([tok.bos_token_id] + tok("The capital of France is Paris", add_special_tokens=False)["input_ids"])

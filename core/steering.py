@@ -33,10 +33,13 @@ steered configuration with the same seed share their random draws, and reruns ar
 Metrics per run, all read back WITHOUT hooks (one forward of prompt + generation):
   * concept activation: mean activation of the concept feature (a coarse feature) over the
     generated positions, encoded by its SAE;
-  * concept words: which words of an editable list occur (case-insensitive, word boundaries);
+  * concept words: which words of a list occur (case-insensitive, word boundaries); by default
+    the words the concept feature fires on most (its label's top contexts), never a fixed list;
   * perplexity: exp(mean NLL of the generated tokens) under the unsteered model (T=1 logits).
 A cell (configuration x strength) reports the mean concept activation over runs, the share of
-runs containing a concept word, and the token-weighted perplexity exp(sum NLL / sum tokens).
+runs containing a concept word, and the token-weighted perplexity exp(sum NLL / sum tokens), each
+with a 95% percentile bootstrap interval over seeds (`Cell.ci`). `SteeringReport.matched_cost`
+compares two configurations at their best strengths within one perplexity budget, paired by seed.
 
 The edits travel as plain data (`core.plan`) with every `Session.forward` of the generation, so a
 keystroke forward from another pane between two steps can neither see nor remove them.
@@ -271,6 +274,19 @@ def match_concept(text: str, words: Sequence[str] | re.Pattern | None) -> list[s
     return list(seen)
 
 
+def words_from_label(session: Session, concept: tuple[str, int]) -> list[str]:
+    """The words the concept feature fires on most (the marked tokens of its top snippets), so the
+    word count measures *this* feature's concept; a SteeringError when its label has no snippets."""
+    role, feature = concept
+    labels = session.labels.get(role)
+    label = labels.get(feature) if labels is not None else None
+    words = [t.strip() for t in (label.marked_tokens() if label else []) if sum(c.isalpha() for c in t) >= 2]
+    if not words:
+        raise SteeringError(f"{role}:{feature} has no labelled contexts to take concept words from: "
+                            f"give a word list (steer --words FILE, or the pane's words field).")
+    return list(dict.fromkeys(words))
+
+
 def perplexity(nll: Sequence[float]) -> float:
     """exp(mean NLL): a run's perplexity, or a cell's over all its tokens (token-weighted)."""
     return math.exp(sum(nll) / len(nll)) if nll else float("nan")
@@ -333,6 +349,45 @@ class SteeredRun:
         return perplexity(self.nll)
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_ci(runs: Sequence[Any], stat: Callable[[Sequence[Any]], float | None],
+                 n: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of `stat` over `runs` resampled with replacement (seeds are the
+    unit of replication: each run is one seed). None with fewer than 2 runs."""
+    import numpy as np
+
+    if len(runs) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for idx in rng.integers(0, len(runs), size=(n, len(runs))):
+        v = stat([runs[i] for i in idx])
+        if v is not None:
+            values.append(v)
+    if not values:
+        return None
+    lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def _mean_act(runs: Sequence["SteeredRun"]) -> float | None:
+    acts = [r.concept_act for r in runs if r.concept_act is not None]
+    return sum(acts) / len(acts) if acts else None
+
+
+def _word_share(runs: Sequence["SteeredRun"]) -> float:
+    return sum(1 for r in runs if r.concept_words) / len(runs) if runs else 0.0
+
+
+def _pooled_perplexity(runs: Sequence["SteeredRun"]) -> float:
+    return perplexity([x for r in runs for x in r.nll])
+
+
+CELL_METRICS = {"concept_act": _mean_act, "concept_share": _word_share, "perplexity": _pooled_perplexity}
+
+
 @dataclass(frozen=True)
 class Cell:
     """One configuration at one sweep strength, over all seeds."""
@@ -344,20 +399,24 @@ class Cell:
 
     @property
     def concept_act(self) -> float | None:
-        acts = [r.concept_act for r in self.runs if r.concept_act is not None]
-        return sum(acts) / len(acts) if acts else None
+        return _mean_act(self.runs)
 
     @property
     def concept_share(self) -> float:
-        return sum(1 for r in self.runs if r.concept_words) / len(self.runs) if self.runs else 0.0
+        return _word_share(self.runs)
 
     @property
     def perplexity(self) -> float:
-        return perplexity([x for r in self.runs for x in r.nll])
+        return _pooled_perplexity(self.runs)
+
+    def ci(self, metric: str) -> tuple[float, float] | None:
+        """95% bootstrap interval of one of CELL_METRICS over this cell's seeds."""
+        return bootstrap_ci(self.runs, CELL_METRICS[metric])
 
     def summary(self) -> dict[str, Any]:
-        return {"config": self.config, "strength": self.strength, "concept_act": self.concept_act,
-                "concept_share": self.concept_share, "perplexity": self.perplexity}
+        return {"config": self.config, "strength": self.strength, "n_seeds": len(self.runs),
+                **{m: getattr(self, m) for m in CELL_METRICS},
+                **{f"{m}_ci95": self.ci(m) for m in CELL_METRICS}}
 
 
 @dataclass(frozen=True)
@@ -372,6 +431,8 @@ class SteeringReport:
     units: dict[tuple[str, int], FeatureUnit]
     cells: tuple[Cell, ...]
     seconds: float = 0.0
+    words: tuple[str, ...] = ()
+    words_source: str = "given"
 
     def cell(self, config: str, strength: float | None = None) -> Cell:
         for c in self.cells:
@@ -405,9 +466,38 @@ class SteeringReport:
                          {"strength": None, "concept_act": None, "concept_share": None, "perplexity": None})})
         return rows
 
+    def matched_cost(self, a: str = "coarse", b: str = "coarse+fine", budget: float = 1.5) -> dict[str, Any] | None:
+        """`b` against `a`, each at its best strength within the same perplexity budget (targeting):
+        the paired differences over the shared seeds of concept activation and word share, and the
+        perplexity ratio, each with a 95% bootstrap interval. None when either has no such strength."""
+        picks = {row["config"]: row["strength"] for row in self.targeting(budget)}
+        if picks.get(a) is None or picks.get(b) is None:
+            return None
+        ca, cb = self.cell(a, picks[a]), self.cell(b, picks[b])
+        pairs = list(zip(ca.runs, cb.runs))  # same seeds, same order
+
+        def diff(metric: str) -> Callable[[Sequence[Any]], float | None]:
+            def stat(sample: Sequence[Any]) -> float | None:
+                va, vb = CELL_METRICS[metric]([p[0] for p in sample]), CELL_METRICS[metric]([p[1] for p in sample])
+                if va is None or vb is None:
+                    return None
+                return vb / va if metric == "perplexity" else vb - va
+            return stat
+
+        out: dict[str, Any] = {"a": a, "b": b, "budget": budget, "strength_a": picks[a], "strength_b": picks[b],
+                               "n_seeds": len(pairs)}
+        for metric, name in (("concept_act", "delta_concept_act"), ("concept_share", "delta_concept_share"),
+                             ("perplexity", "perplexity_ratio")):
+            out[name] = diff(metric)(pairs)
+            out[f"{name}_ci95"] = bootstrap_ci(pairs, diff(metric))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "targeting": self.targeting(),
+            "matched_cost": self.matched_cost(),
+            "words": list(self.words),
+            "words_source": self.words_source,
             "prompt": self.prompt,
             "method": self.spec.method,
             "positions": self.spec.positions,
@@ -492,7 +582,12 @@ def run_experiment(
     concept = concept if concept is not None else default_concept(features)
     if concept is not None:
         validate_features(session, [SteerFeature(concept[0], concept[1])])
-    words = list(load_concept_words() if words is None else words)
+    words_source = "given"
+    if words is None:
+        if concept is None:
+            raise SteeringError("No concept feature to take words from: give a word list.")
+        words, words_source = words_from_label(session, concept), f"{concept[0]}:{concept[1]}'s top contexts"
+    words = list(words)
     pattern = concept_pattern(words)
     prompt_ids, _ = session.tokenize(prompt)
     units = dict(units or {})
@@ -525,4 +620,4 @@ def run_experiment(
                                    tuple(match_concept(text, pattern)), rb.nll))
         cells.append(Cell(name, strength, cell_spec.features, tuple(runs)))
     return SteeringReport(prompt, spec, settings, seeds, tokens, strengths, concept, units, tuple(cells),
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, tuple(words), words_source)

@@ -1,12 +1,16 @@
 """`spectrascope steer`: multi-resolution steering from the command line (same core calls as the pane).
 
     spectrascope steer "The weather today is" --feature coarse:123:4 --feature fine:77:2 \\
-        --sweep 0,2,4,8 --seeds 5 --tokens 20 [--method add|clamp] [--positions all|generated] [--json]
+        --sweep 0,2,4,8 --seeds 20 --tokens 20 [--method add|clamp] [--positions all|generated] [--json]
 
 Each feature is ROLE:ID[:STRENGTH]; STRENGTH is in the feature's unit (see core/steering.py:
 by default multiples of its max activation) and defaults to 1. A sweep multiplies every
 feature's own strength by each value. Configurations: baseline, coarse, fine, coarse+fine, all
-with the same seeds. Bad ids, roles or strengths: a one-line message and exit status 2.
+with the same seeds. Every effect and cost comes with a 95% bootstrap interval over the seeds,
+and "matched cost" compares coarse+fine with coarse alone, each at its strongest strength within
+1.5x the baseline perplexity, paired by seed. Concept words default to the words the concept
+feature fires on most (its label's top contexts). Bad ids, roles or strengths: a one-line
+message and exit status 2.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], 
                    help="a feature to steer with (repeatable), e.g. coarse:123:4")
     p.add_argument("--sweep", type=_strengths, default=None, metavar="S1,S2,…",
                    help="strength multipliers, e.g. 0,2,4,8 (default: the features' own strengths once)")
-    p.add_argument("--seeds", type=_positive, default=5, help="runs per configuration (seeds 0..N-1 + --seed)")
+    p.add_argument("--seeds", type=_positive, default=20,
+                   help="runs per configuration (seeds 0..N-1 + --seed); the intervals need many")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--tokens", type=_positive, default=20, help="tokens to generate per run")
     p.add_argument("--method", choices=["add", "clamp"], default="add")
@@ -59,7 +64,8 @@ def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], 
     p.add_argument("--concept", default=None, metavar="ROLE:ID",
                    help="feature read back as the concept (default: the first coarse feature)")
     p.add_argument("--words", default=None, metavar="FILE",
-                   help="concept words, one per line (default: assets/prompts/concept_words/france.txt)")
+                   help="concept words, one per line (default: the words the concept feature fires on "
+                        "most, from its label; e.g. assets/prompts/concept_words/france.txt)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     model_args(p)
     return p
@@ -95,6 +101,8 @@ def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], A
         st.validate_features(session, features)
         if concept is not None:
             st.validate_features(session, [st.SteerFeature(*concept)])
+        if words is None:  # checked before the long run: the concept feature's label must have contexts
+            st.words_from_label(session, concept or st.default_concept(features))
     except st.SteeringError as exc:
         return _fail(str(exc))
     seeds = [args.seed + i for i in range(args.seeds)]
@@ -135,14 +143,15 @@ def print_report(report: Any) -> None:
     concept = f"{report.concept[0]}:{report.concept[1]}" if report.concept else "none"
     table = Table(title=f"effect (concept act of {concept}, concept-word share) vs cost (perplexity)",
                   title_justify="left")
-    for col, justify in (("config", "left"), ("×", "right"), ("concept act", "right"),
-                         ("words", "right"), ("ppl", "right"), ("first run", "left")):
+    for col, justify in (("config", "left"), ("×", "right"), ("concept act [95% CI]", "right"),
+                         ("words [95% CI]", "right"), ("ppl [95% CI]", "right"), ("first run", "left")):
         table.add_column(col, justify=justify)
     for c in report.cells:
-        act = "–" if c.concept_act is None else f"{c.concept_act:.3f}"
-        table.add_row(c.config, f"{c.strength:g}", act, f"{c.concept_share:.0%}", f"{c.perplexity:.1f}",
-                      Text(one_line(c.runs[0].text, 60)))
+        table.add_row(c.config, f"{c.strength:g}", _with_ci(c.concept_act, c.ci("concept_act"), "{:.3f}"),
+                      _with_ci(c.concept_share, c.ci("concept_share"), "{:.0%}"),
+                      _with_ci(c.perplexity, c.ci("perplexity"), "{:.1f}"), Text(one_line(c.runs[0].text, 60)))
     console.print(table)
+    console.print(Text(f"concept words ({report.words_source}): {', '.join(report.words) or 'none'}", style="dim"))
     if len(report.strengths) > 1 or report.strengths[0] != 0:
         console.print(Text("targeting: strongest concept activation with perplexity <= 1.5x baseline", style="bold"))
         for row in report.targeting(1.5):
@@ -151,3 +160,17 @@ def print_report(report: Any) -> None:
             else:
                 console.print(Text(f"  {row['config']:<12} ×{row['strength']:g}: act {row['concept_act']:.3f} · "
                                    f"words {row['concept_share']:.0%} · ppl {row['perplexity']:.1f}"))
+    m = report.matched_cost()
+    if m is not None:
+        console.print(Text(f"matched cost (ppl <= 1.5x baseline, {m['n_seeds']} paired seeds): "
+                           f"{m['b']} ×{m['strength_b']:g} vs {m['a']} ×{m['strength_a']:g}", style="bold"))
+        console.print(Text(f"  concept act {_with_ci(m['delta_concept_act'], m['delta_concept_act_ci95'], '{:+.3f}')} · "
+                           f"words {_with_ci(m['delta_concept_share'], m['delta_concept_share_ci95'], '{:+.0%}')} · "
+                           f"ppl ×{_with_ci(m['perplexity_ratio'], m['perplexity_ratio_ci95'], '{:.2f}')}"))
+
+
+def _with_ci(value: float | None, ci: tuple[float, float] | None, fmt: str) -> str:
+    """`value [lo, hi]` (or just the value with one seed; "–" when there is none)."""
+    if value is None:
+        return "–"
+    return fmt.format(value) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")

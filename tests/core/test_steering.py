@@ -271,3 +271,59 @@ def test_targeting_picks_the_strongest_cell_within_the_perplexity_budget():
     assert rows["coarse+fine"]["concept_act"] == 2.0 and rows["coarse+fine"]["concept_share"] == 1.0
     assert rows["fine"]["strength"] is None  # every fine cell costs more than 1.5x baseline perplexity
     assert rep.cell("coarse").perplexity == pytest.approx(12.0)
+
+
+def _runs(config, strength, acts, nlls, words=None):
+    return tuple(st.SteeredRun(config, strength, seed, (1,), "x", a, tuple(words[seed] if words else ()), (n,))
+                 for seed, (a, n) in enumerate(zip(acts, nlls)))
+
+
+def test_bootstrap_interval_matches_a_numpy_reference():
+    rng = np.random.default_rng(3)
+    acts = rng.normal(2.0, 1.0, size=20)
+    runs = _runs("coarse", 1.0, acts, [1.0] * 20)
+    lo, hi = st.bootstrap_ci(runs, st.CELL_METRICS["concept_act"], n=500, seed=7)
+    ref_rng = np.random.default_rng(7)
+    means = acts[ref_rng.integers(0, 20, size=(500, 20))].mean(1)
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])), rel=1e-9)
+    # And the percentile interval is close to the normal one for a mean of 20 normal draws.
+    se = acts.std(ddof=1) / np.sqrt(20)
+    assert lo == pytest.approx(acts.mean() - 1.96 * se, abs=0.5 * se)
+    assert hi == pytest.approx(acts.mean() + 1.96 * se, abs=0.5 * se)
+    assert st.bootstrap_ci(runs[:1], st.CELL_METRICS["concept_act"]) is None
+
+
+def test_matched_cost_pairs_seeds_and_brackets_the_true_difference():
+    rng = np.random.default_rng(0)
+    n = 24
+    base_act = rng.normal(0.1, 0.05, n)
+    coarse_act = base_act + rng.normal(1.0, 0.3, n)
+    both_act = coarse_act + 0.5 + rng.normal(0, 0.1, n)  # same seeds: +0.5 per seed, small noise
+    nll = np.full(n, math.log(10.0))
+    cells = (st.Cell("baseline", 0.0, (), _runs("baseline", 0.0, base_act, nll)),
+             st.Cell("coarse", 1.0, (), _runs("coarse", 1.0, coarse_act, nll + 0.1)),
+             st.Cell("coarse+fine", 1.0, (), _runs("coarse+fine", 1.0, both_act, nll + 0.2)))
+    rep = st.SteeringReport("p", st.SteeringSpec(()), SamplingSettings(), tuple(range(n)), 1, (1.0,),
+                            ("coarse", 1), {}, cells)
+    m = rep.matched_cost()
+    assert m["strength_a"] == m["strength_b"] == 1.0 and m["n_seeds"] == n
+    assert m["delta_concept_act"] == pytest.approx(float((both_act - coarse_act).mean()))
+    lo, hi = m["delta_concept_act_ci95"]
+    assert 0.3 < lo < 0.5 < hi < 0.7  # paired: the between-seed spread of coarse_act cancels
+    assert m["perplexity_ratio"] == pytest.approx(math.exp(0.1))
+    summary = rep.cell("coarse").summary()
+    assert summary["n_seeds"] == n and summary["concept_act_ci95"][0] < summary["concept_act"] < summary["concept_act_ci95"][1]
+    assert rep.matched_cost(budget=1.0) is None  # nothing is within the baseline's own perplexity
+
+
+def test_default_concept_words_come_from_the_concept_features_label(tiny_sae_session, monkeypatch):
+    from spectrascope.core.labels import FeatureLabel
+
+    s = tiny_sae_session
+    with pytest.raises(st.SteeringError, match="word list"):  # a computed label has no snippets
+        st.words_from_label(s, ("coarse", 3))
+    label = FeatureLabel(3, (), ((9.0, "in [[ Kyoto]] and"), (8.0, "the[[ Japanese]] garden"), (7.0, "x[[.]]")))
+    monkeypatch.setattr(s.labels["coarse"], "get", lambda f: label)
+    assert st.words_from_label(s, ("coarse", 3)) == ["Kyoto", "Japanese"]
+    rep = st.run_experiment(s, PROMPT, [st.SteerFeature("coarse", 3, 0.0)], seeds=[0], tokens=2)
+    assert rep.words == ("Kyoto", "Japanese") and rep.words_source == "coarse:3's top contexts"

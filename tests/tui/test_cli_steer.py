@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +18,12 @@ def parse(argv):
     return parser.parse_args(["steer", *argv])
 
 
+WORDS = Path(__file__).resolve().parents[2] / "assets" / "prompts" / "concept_words" / "france.txt"
+
+
 def test_json_sweep(tiny_sae_session, capsys):
     args = parse(["The capital of France is", "--feature", "coarse:3:2", "--feature", "fine:10",
-                  "--sweep", "0,4", "--seeds", "2", "--tokens", "3", "--json"])
+                  "--sweep", "0,4", "--seeds", "2", "--tokens", "3", "--json", "--words", str(WORDS)])
     assert cli_steer.run(args, lambda a: tiny_sae_session) == 0
     out = json.loads(capsys.readouterr().out)
     assert [(c["config"], c["strength"]) for c in out["cells"]] == [
@@ -31,11 +35,26 @@ def test_json_sweep(tiny_sae_session, capsys):
 
 
 def test_table_output_clamp(tiny_sae_session, capsys):
-    args = parse(["Paris is", "--feature", "coarse:3:1", "--seeds", "1", "--tokens", "2", "--method", "clamp"])
+    args = parse(["Paris is", "--feature", "coarse:3:1", "--seeds", "1", "--tokens", "2", "--method", "clamp",
+                  "--words", str(WORDS)])
     assert cli_steer.run(args, lambda a: tiny_sae_session) == 0
     out = capsys.readouterr().out
     assert "clamp" in out and "baseline" in out and "coarse" in out and "ppl" in out
-    assert "targeting" in out
+    assert "targeting" in out and "concept words (given)" in out
+
+
+def test_intervals_matched_cost_and_words_from_the_feature(tiny_sae_session, capsys):
+    args = parse(["Paris is", "--feature", "coarse:3:1", "--feature", "fine:10:1", "--seeds", "3",
+                  "--tokens", "2", "--words", str(WORDS), "--json"])
+    assert cli_steer.run(args, lambda a: tiny_sae_session) == 0
+    out = json.loads(capsys.readouterr().out)
+    cell = out["cells"][0]
+    assert cell["n_seeds"] == 3 and len(cell["concept_act_ci95"]) == 2 and len(cell["perplexity_ci95"]) == 2
+    assert "matched_cost" in out and out["words_source"] == "given"
+    # No words given and the tiny SAE's labels have no contexts: a clear message, before any run.
+    args = parse(["Paris is", "--feature", "coarse:3:1", "--seeds", "1", "--tokens", "2"])
+    assert cli_steer.run(args, lambda a: tiny_sae_session) == 2
+    assert "--words" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("feature, message", [

@@ -39,12 +39,30 @@ def text_of(app, selector):
 async def setup(pilot, app, features="coarse:3:2 fine:10:1"):
     pane = app.query_one(SteeringPane)
     pane.tokens, pane.n_seeds, pane.sweep = 3, 2, (0.0, 4.0)
-    box = app.query_one("#steer-features", Input)
-    box.focus()
-    box.value = features
-    await pilot.press("enter")
-    await pilot.pause()
+    # The fake's labels have no contexts to take concept words from (see the test below): give some.
+    for selector, value in (("#steer-words", "Paris, France"), ("#steer-features", features)):
+        box = app.query_one(selector, Input)
+        box.focus()
+        box.value = value
+        await pilot.press("enter")
+        await pilot.pause()
     return pane
+
+
+@pytest.mark.asyncio
+async def test_without_words_a_feature_with_no_labelled_contexts_asks_for_them():
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = app.query_one(SteeringPane)
+        pane.tokens, pane.n_seeds = 2, 1
+        box = app.query_one("#steer-features", Input)
+        box.focus()
+        box.value = "coarse:3:2"
+        await pilot.press("enter")
+        await pilot.pause()
+        pane.action_generate()
+        await until(pilot, lambda: "word list" in text_of(app, "#steer-status"))
+        assert not pane.busy
 
 
 @pytest.mark.asyncio
@@ -146,6 +164,7 @@ async def test_features_from_the_handed_down_selection_and_cancel(monkeypatch):
         assert [f.label() for f in pane.features] == ["coarse:3:1", "fine:10:1"]
         assert app.query_one("#steer-features", Input).value == "coarse:3:1 fine:10:1"
         pane.tokens, pane.n_seeds = 40, 4
+        pane.words = ["Paris"]  # the fake's labels have no contexts to take words from
         await pilot.press("g")
         await until(pilot, lambda: "working" in text_of(app, "#steer-status"))
         await pilot.press("escape")

@@ -135,6 +135,26 @@ class TopKSAE(torch.nn.Module):
         self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
 
 
+DENSE_AUX_MAX = 1500  # measured: below this many dead latents the dense AuxK path is faster (see the bench note)
+
+
+def aux_reconstruction(model: TopKSAE, x: torch.Tensor, pre: torch.Tensor, dead_ids: torch.Tensor,
+                       ka: int) -> torch.Tensor:
+    """The AuxK reconstruction of the residual error from the top `ka` dead latents. # (B, d)
+
+    Few dead latents: dense matmuls over just those columns (B*d*n_dead) beat the sparse gather,
+    whose cost is B*ka whatever n_dead is; many: the sparse gather."""
+    if len(dead_ids) <= DENSE_AUX_MAX:
+        pre_dead = (x - model.b_dec) @ model.W_enc[:, dead_ids] + model.b_enc[dead_ids]  # (B, m)
+        with torch.no_grad():
+            keep = torch.zeros_like(pre_dead).scatter_(1, torch.topk(pre_dead, ka, dim=-1).indices, 1.0)
+        return (pre_dead * keep).relu() @ model.W_dec[dead_ids]
+    with torch.no_grad():
+        ai = dead_ids[torch.topk(pre[:, dead_ids], ka, dim=-1, sorted=False).indices]  # (B, ka)
+    c = model.b_enc - model.b_dec @ model.W_enc
+    return model.decode_sparse(model.gather(pre, x, c, ai).relu(), ai, bias=False)
+
+
 def geometric_median(x: torch.Tensor, iters: int = 30) -> torch.Tensor:
     """Weiszfeld iterations; b_dec init (robust to the heavy-tailed residual norms)."""
     y = x.mean(0)
@@ -250,11 +270,7 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
         if n_dead > 0:
             ka = min(cfg.k_aux, n_dead)
             dead_ids = dead.nonzero().squeeze(1)
-            with torch.no_grad():
-                ai = dead_ids[torch.topk(pre[:, dead_ids], ka, dim=-1, sorted=False).indices]  # (B, ka)
-            c = model.b_enc - model.b_dec @ model.W_enc
-            av = model.gather(pre, x, c, ai)
-            e_hat = model.decode_sparse(av.relu(), ai, bias=False)
+            e_hat = aux_reconstruction(model, x, pre, dead_ids, ka)
             aux = (err.detach() - e_hat).pow(2).sum(-1).mean() * min(1.0, n_dead / cfg.k_aux)
         loss = mse + cfg.aux_coef * aux
         opt.zero_grad(set_to_none=True)

@@ -134,3 +134,27 @@ def test_time_budget_ends_with_decayed_lr(tmp_path):
     assert res["state"]["elapsed_s"] == pytest.approx(2.4, abs=1.5)
     assert res["state"]["last_lr"] < 0.2 * cfg.lr
     assert res["state"]["step"] > 10
+
+
+def test_dense_and_sparse_auxk_paths_agree():
+    import spectrascope.core.train.trainer as tr
+
+    torch.manual_seed(0)
+    m = TopKSAE(16, 64, 4)
+    with torch.no_grad():
+        m.b_enc.normal_(0, 0.1)
+    x = torch.randn(32, 16)
+    pre, _, _ = m.encode_sparse(x)
+    dead = torch.tensor([1, 5, 9, 20, 33, 40, 63])
+    grads = []
+    for limit in (10**9, 0):  # dense, then sparse
+        m.zero_grad()
+        tr.DENSE_AUX_MAX, old = limit, tr.DENSE_AUX_MAX
+        try:
+            e = tr.aux_reconstruction(m, x, pre, dead, 3)
+        finally:
+            tr.DENSE_AUX_MAX = old
+        (e.pow(2).sum()).backward()
+        grads.append((e.detach(), m.W_enc.grad.clone(), m.b_enc.grad.clone(), m.W_dec.grad.clone()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

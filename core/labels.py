@@ -2,16 +2,18 @@
 
 The embedded SAEs ship `labels.json` (built by core/train/labels.py from the
 held-out corpus). Any other SAE gets its promoted tokens computed on demand
-through the model's unembedding and cached in memory; snippets need a corpus
-pass and are only shown where precomputed.
+through the model's unembedding, in batches, and cached in memory; snippets need
+a corpus pass and are only shown where precomputed.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 # Neuronpedia ids of SAEs users are likely to load: (release, sae id) -> (model, source).
 NEURONPEDIA = {
@@ -62,9 +64,19 @@ class FeatureLabel:
         return " · ".join(p.strip() or repr(p) for p in self.promoted[:n])
 
 
+PENDING = "…"  # what a label shows while its promoted tokens are being computed
+
+
 @dataclass
 class FeatureLabels:
-    """Labels for one SAE: precomputed where shipped, promoted tokens computed otherwise."""
+    """Labels for one SAE: precomputed where shipped, promoted tokens computed otherwise.
+
+    `compute` does the work: one batched logit-lens call for every feature it is given that is
+    not known yet; it can take seconds at 262K features x 256K tokens, so the UI calls it from a
+    worker and draws `known` (never a matmul) meanwhile. Computed labels are kept in an LRU
+    (this object belongs to one SAE, so features are the key); the unembedding is converted
+    for the lens at most once (`lens_unembedding`).
+    """
 
     sae: Any
     unembed: Any = None  # (V, d) tensor, for on-demand promoted tokens
@@ -73,7 +85,11 @@ class FeatureLabels:
     decode: Any = None  # token id -> text
     shipped: dict[int, dict] = field(default_factory=dict)
     neuronpedia: tuple[str, str] | None = None
-    _computed: dict[int, FeatureLabel] = field(default_factory=dict)
+    max_cached: int = 65_536
+    _computed: OrderedDict[int, FeatureLabel] = field(default_factory=OrderedDict)
+    _lens: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # guards _computed (UI thread vs worker)
+    _computing: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def for_sae(cls, sae: Any, session: Any = None, folder: Path | None = None,
@@ -88,32 +104,72 @@ class FeatureLabels:
         labels = cls(sae=sae, shipped=shipped, neuronpedia=np_id)
         if session is not None:
             labels.unembed = session.unembedding()
-            labels.softcap = session.model.final_logit_softcap
+            labels.softcap = getattr(session.model, "final_logit_softcap", None)
             labels.decode = session.piece
         return labels
 
-    def get(self, feature: int) -> FeatureLabel:
+    def _check(self, feature: int) -> int:
         feature = int(feature)
         if not 0 <= feature < self.sae.cfg.d_sae:
             raise IndexError(f"Feature {feature} does not exist: this SAE has 0..{self.sae.cfg.d_sae - 1}.")
-        url = None
-        if self.neuronpedia:
-            model, source = self.neuronpedia
-            url = f"https://www.neuronpedia.org/{model}/{source}/{feature}"
+        return feature
+
+    def _url(self, feature: int) -> str | None:
+        if not self.neuronpedia:
+            return None
+        model, source = self.neuronpedia
+        return f"https://www.neuronpedia.org/{model}/{source}/{feature}"
+
+    def known(self, feature: int) -> FeatureLabel | None:
+        """The label if it needs no computing (shipped, computed before, or nothing to compute it
+        with), else None. Cheap: safe on the UI thread."""
+        feature = self._check(feature)
         lat = self.shipped.get(feature)
         if lat is not None:
             return FeatureLabel(
                 feature, tuple(lat.get("promoted", ())),
                 tuple((float(s["act"]), str(s["text"])) for s in lat.get("snippets", ())),
-                lat.get("max_act"), lat.get("freq"), url,
+                lat.get("max_act"), lat.get("freq"), self._url(feature),
             )
-        if feature not in self._computed:
-            promoted: tuple[str, ...] = ()
-            if self.unembed is not None:
-                from .spectrum import promoted_tokens
+        if self.unembed is None:
+            return FeatureLabel(feature, (), url=self._url(feature))
+        with self._lock:
+            label = self._computed.get(feature)
+            if label is not None:
+                self._computed.move_to_end(feature)
+            return label
 
-                pairs = promoted_tokens(self.sae, feature, self.unembed, self.final_norm_gain, k=8,
-                                        softcap=self.softcap)
-                promoted = tuple(self.decode(i) if self.decode else str(i) for i, _ in pairs)
-            self._computed[feature] = FeatureLabel(feature, promoted, url=url)
-        return self._computed[feature]
+    def compute(self, features: Sequence[int]) -> dict[int, FeatureLabel]:
+        """Labels of `features`, the unknown ones in one batched call. Thread-safe; slow at Gemma
+        Scope sizes (call it off the UI thread)."""
+        from .spectrum import lens_unembedding, promoted_tokens_batch
+
+        with self._computing:  # one batch at a time: a second caller finds the first one's labels
+            out = {f: self.known(f) for f in dict.fromkeys(int(f) for f in features)}
+            todo = [f for f, label in out.items() if label is None]
+            if not todo:
+                return out
+            if self._lens is None:
+                self._lens = lens_unembedding(self.unembed)  # once per SAE (a no-op for fp32 and bf16)
+            directions = self.sae.W_dec.detach()[todo]  # (n, d)
+            if self.final_norm_gain is not None:
+                directions = directions * self.final_norm_gain.to(directions)
+            ids, _ = promoted_tokens_batch(directions, self._lens, top=8, softcap=self.softcap)
+            with self._lock:
+                for f, row in zip(todo, ids.tolist()):
+                    promoted = tuple(self.decode(i) if self.decode else str(i) for i in row)
+                    out[f] = self._computed[f] = FeatureLabel(f, promoted, url=self._url(f))
+                while len(self._computed) > self.max_cached:
+                    self._computed.popitem(last=False)
+        return out
+
+    def get(self, feature: int) -> FeatureLabel:
+        """One feature's label, computed now if needed (CLI, tests; the UI uses `known` + `compute`)."""
+        return self.compute([feature])[int(feature)]
+
+
+def compute_labels(labels: Mapping[str, FeatureLabels], wanted: Mapping[str, Sequence[int]]) -> None:
+    """Fill the label caches of several SAEs: one batched call per role (the UI's label worker)."""
+    for role, features in wanted.items():
+        if role in labels and features:
+            labels[role].compute(features)

@@ -295,28 +295,20 @@ def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResul
 # ---------------------------------------------------------------- labels
 
 def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> dict[int, str]:
-    """A short label per feature: where it fires (shipped labels.json, via the session's
-    FeatureLabels), else its top promoted tokens through the unembedding, in one batch."""
+    """A short label per feature: where it fires (shipped labels.json), else its top promoted
+    tokens through the unembedding; the session's FeatureLabels computes (and caches) the
+    missing ones in one batch."""
     from .text import visible
 
-    ids = [int(i) for i in ids]
-    if not ids or role not in session.saes:
-        return {}
     labels = getattr(session, "labels", {}).get(role)
-    out = {i: labels.get(i).short(k) for i in ids if labels is not None and i in labels.shipped}
-    missing = [i for i in ids if i not in out]
-    for i, top in zip(missing, _promoted_batch(session, role, missing, k) if missing else []):
-        out[i] = " ".join(v for v in (visible(session.piece(t), 16) for t in top) if v.strip())
-    return {i: visible(out[i], 60, mark_spaces=False) for i in ids}
-
-
-def _promoted_batch(session: Any, role: str, ids: Sequence[int], k: int) -> list[list[int]]:
-    """Top-k promoted token ids of several features at once (logit lens, no final norm)."""
-    from .spectrum import promoted_tokens_batch
-
-    top_ids, _ = promoted_tokens_batch(session.decoder_directions(role, ids), session.unembedding(), top=k,
-                                       chunk=64)
-    return top_ids.tolist()
+    ids = [int(i) for i in ids]
+    if not ids or role not in session.saes or labels is None:
+        return {}
+    out = {}
+    for i, label in labels.compute(ids).items():
+        promoted = " ".join(v for v in (visible(t, 16) for t in label.promoted[:k]) if v.strip())
+        out[i] = visible(label.short(k) if i in labels.shipped else promoted, 60, mark_spaces=False)
+    return out
 
 
 # ---------------------------------------------------------------- one call for panes and CLI
@@ -360,11 +352,29 @@ def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: Pairi
     return result
 
 
+def shown_features(result: PairingResult, n_candidates: int = 20) -> dict[str, set[int]]:
+    """Role -> the features the pane and the report list: coarse candidates and anchors, and
+    each anchor's fine rows at the current thresholds."""
+    coarse = set(result.contrast.stats["coarse"].ranked(n_candidates)) | set(result.anchors)
+    fine = {p.fine for a in result.anchors for p in result.pairings[a].pairs(result.settings.max_rows)}
+    return {"coarse": coarse, "fine": fine}
+
+
+def unlabelled(result: PairingResult, n_candidates: int = 20) -> dict[str, list[int]]:
+    """Shown features without a label yet (say, fine rows newly listed after a threshold change)."""
+    out = {role: sorted(ids - set(result.labels.get(role, {})))
+           for role, ids in shown_features(result, n_candidates).items()}
+    return {role: ids for role, ids in out.items() if ids}
+
+
+def labels_for(session: Any, wanted: Mapping[str, Sequence[int]]) -> dict[str, dict[int, str]]:
+    """Role -> feature -> short label, one batch per role (the pane's label worker)."""
+    return {role: feature_labels(session, role, ids) for role, ids in wanted.items()}
+
+
 def add_labels(session: Any, result: PairingResult, n_candidates: int = 20) -> None:
-    coarse_ids = set(result.contrast.stats["coarse"].ranked(n_candidates)) | set(result.anchors)
-    fine_ids = {p.fine for a in result.anchors for p in result.pairings[a].pairs(result.settings.max_rows)}
-    result.labels.setdefault("coarse", {}).update(feature_labels(session, "coarse", sorted(coarse_ids)))
-    result.labels.setdefault("fine", {}).update(feature_labels(session, "fine", sorted(fine_ids)))
+    for role, known in labels_for(session, unlabelled(result, n_candidates)).items():
+        result.labels.setdefault(role, {}).update(known)
 
 
 # ---------------------------------------------------------------- export

@@ -65,6 +65,7 @@ class SAEView:
     dense_hidden: int  # always-on features left out of `rows`
     rows: tuple[FeatureRow, ...]
     fidelity_per_token: tuple[float, ...] = ()
+    pending: tuple[int, ...] = ()  # features in `rows` whose label is still to be computed
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class SpectrumView:
     hide_dense: bool
     saes: dict[str, SAEView]
 
+    def pending(self) -> dict[str, list[int]]:
+        """Role -> features whose label is still to be computed (shown as `labels.PENDING`)."""
+        return {role: list(v.pending) for role, v in self.saes.items() if v.pending}
+
     def rows(self) -> list[FeatureRow]:
         """Every SAE's rows in one table, strongest first."""
         return sorted((r for v in self.saes.values() for r in v.rows), key=lambda r: -r.activation)
@@ -88,7 +93,7 @@ class SpectrumView:
             "prompt": self.prompt, "position": self.position, "reduce": self.reduce,
             "all_tokens_from": self.first, "dense_hidden": self.hide_dense, "dense_freq": DENSE_FREQ,
             "tokens": [{"id": t.id, "text": t.text} for t in self.tokens],
-            "saes": {role: {**{k: v for k, v in asdict(view).items() if k not in ("rows", "fidelity_per_token")},
+            "saes": {role: {**{k: v for k, v in asdict(view).items() if k not in ("rows", "fidelity_per_token", "pending")},
                             "fidelity_per_token": [round(f, 6) for f in view.fidelity_per_token],
                             "top": [asdict(r) for r in view.rows]} for role, view in self.saes.items()},
         }
@@ -97,8 +102,14 @@ class SpectrumView:
 def spectrum_view(
     result: Any, labels: Mapping[str, Any], hooks: Mapping[str, str], position: int | None = -1,
     reduce: str = "max", top: int = 30, hide_dense: bool = True, roles: tuple[str, ...] | None = None,
+    compute_labels: bool = True,
 ) -> SpectrumView:
-    """The spectrum of `result` at `position` (None: all tokens but BOS), per SAE role."""
+    """The spectrum of `result` at `position` (None: all tokens but BOS), per SAE role.
+
+    Labels not yet known are computed in one batch per role, or with `compute_labels=False`
+    (the pane, on the UI thread) shown as `labels.PENDING` for a worker to fill (`pending`)."""
+    from .labels import PENDING
+
     n = len(result.tokens)
     if position is not None and not -n <= position < n:
         raise ValueError(f"Position {position} is outside the prompt (0..{n - 1}).")
@@ -111,19 +122,27 @@ def spectrum_view(
         spec = result.spectra[role]
         lab = labels.get(role)
         row = spec.row(pos, reduce, first)
-        rows, hidden = [], 0
+        chosen, hidden = [], 0
         for fid, act in spec.top(pos, top + 64, reduce, first):
-            label = lab.get(fid) if lab is not None else None
-            if hide_dense and label is not None and (label.freq or 0) > DENSE_FREQ:
+            known = lab.known(fid) if lab is not None else None  # shipped firing rates: no matmul
+            if hide_dense and known is not None and (known.freq or 0) > DENSE_FREQ:
                 hidden += 1
                 continue
-            if len(rows) < top:
-                rows.append(FeatureRow(role, fid, act, label.max_act if label else None,
-                                       label.freq if label else None, label.short(5) if label else ""))
+            if len(chosen) < top:
+                chosen.append((fid, act))
+        found = lab.compute([f for f, _ in chosen]) if lab is not None and compute_labels else {}
+        rows, pending = [], []
+        for fid, act in chosen:
+            label = found.get(fid) or (lab.known(fid) if lab is not None else None)
+            if label is None and lab is not None:
+                pending.append(fid)
+            text = label.short(5) if label else (PENDING if lab is not None else "")
+            rows.append(FeatureRow(role, fid, act, label.max_act if label else None,
+                                   label.freq if label else None, text))
         saes[role] = SAEView(role, spec.width, hooks.get(role, ""), int((row > 0).sum()), int((row == 0).sum()),
                              None if pos is None else float(spec.fidelity[pos]),
                              pos is not None and float(spec.fidelity[pos]) < POOR_FIDELITY, tuple(spec.poor_positions()),
-                             hidden, tuple(rows), tuple(spec.fidelity.tolist()))
+                             hidden, tuple(rows), tuple(spec.fidelity.tolist()), tuple(pending))
     return SpectrumView(result.prompt, tuple(result.tokens), pos, reduce, first, hide_dense, saes)
 
 

@@ -121,23 +121,34 @@ def encode_all(saes: Mapping[str, Any], resid_by_hook: Mapping[str, torch.Tensor
     return out
 
 
+def lens_unembedding(W_U: torch.Tensor) -> torch.Tensor:
+    """W_U as promoted tokens multiply it: kept in the model's dtype (no copy) where matmuls in it
+    are fast (fp32, bf16, anything on an accelerator); fp16 on a CPU, which has no fast fp16
+    matmul, becomes fp32. Callers convert once per SAE and keep the result."""
+    if W_U.dtype in (torch.float32, torch.bfloat16) or W_U.device.type != "cpu":
+        return W_U
+    return W_U.float()
+
+
 def promoted_tokens_batch(
-    W_dec: torch.Tensor, W_U: torch.Tensor, top: int = 8, softcap: float | None = None, chunk: int = 256,
+    W_dec: torch.Tensor, W_U: torch.Tensor, top: int = 8, softcap: float | None = None, chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens each decoder direction raises most (logit lens). W_dec (n, d), W_U (V, d) -> (n, top) ids, values.
 
-    Chunked so a 262K-wide SAE never builds an (n, V) matrix at once. Gemma 2's
-    final tanh softcap changes the values, never their order.
+    Computed in W_U's dtype (see `lens_unembedding`: a bf16 model's logits can reorder near-ties,
+    harmless for labels) and chunked so no (n, V) matrix exceeds ~16M entries (262K-wide SAEs,
+    256K vocabularies). Gemma 2's final tanh softcap changes the values, never their order.
     """
+    chunk = chunk or max(1, (1 << 24) // max(1, W_U.shape[0]))
     ids, vals = [], []
     with torch.inference_mode():
         for i in range(0, W_dec.shape[0], chunk):
-            logits = W_dec[i : i + chunk].to(W_U.device).float() @ W_U.float().T  # (c, V)
+            logits = (W_dec[i : i + chunk].to(W_U.device, W_U.dtype) @ W_U.T).float()  # (c, V)
             if softcap:
                 logits = softcap * torch.tanh(logits / softcap)
             v, j = torch.topk(logits, top, dim=-1)
-            ids.append(j)
-            vals.append(v)
+            ids.append(j.cpu())
+            vals.append(v.cpu())
     return torch.cat(ids), torch.cat(vals)
 
 

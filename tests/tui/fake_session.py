@@ -54,7 +54,6 @@ class FakeSession:
         self.forwards = 0  # `forward` calls, `run`'s included
         self.saes = dict(saes or {})  # role -> sae-lens SAE reading blocks.1 (d_in 8)
         self.sae_errors: dict[str, str] = {}
-        self.labels = {role: FeatureLabels.for_sae(sae) for role, sae in self.saes.items()}
         # The facts core still reads directly (SessionAPI.model, .tokenizer); a base model: no chat template.
         self.model = SimpleNamespace(spec=ModelSpec("fake", "fake"), device="cpu", dtype="float32",
                                      n_layers=N_LAYERS, d_model=self.d_model)
@@ -63,6 +62,8 @@ class FakeSession:
         gen = torch.Generator().manual_seed(0)
         self._embed = torch.randn(len(VOCAB), self.d_model, generator=gen)  # (V, d)
         self._mix = torch.randn(self.d_model, self.d_model, generator=gen) / self.d_model**0.5  # (d, d)
+        # Promoted-token labels through the unembedding, as a real session computes them.
+        self.labels = {role: FeatureLabels.for_sae(sae, self) for role, sae in self.saes.items()}
 
     def describe(self) -> str:
         return "fake · cpu float32 · layer 1"
@@ -194,3 +195,14 @@ def fake_with_saes(**kwargs: Any) -> FakeSession:
         "fine": make_tiny_sae(8, 512, resid_hook(1), "jumprelu", seed=4),
     }
     return FakeSession(saes=saes, **kwargs)
+
+
+def block_labels(session: Any, gate: threading.Event, threads: list) -> None:
+    """Make every label computation of `session` wait for `gate`, recording the thread it ran on."""
+    for labels in session.labels.values():
+        def blocking(features, compute=labels.compute):
+            threads.append(threading.current_thread())
+            assert gate.wait(30), "the test never released the labels"
+            return compute(features)
+
+        labels.compute = blocking

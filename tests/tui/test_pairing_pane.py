@@ -56,6 +56,15 @@ def same_pairing(a, b) -> bool:
         and np.allclose(a.pairings[x].cosine, b.pairings[x].cosine) for x in a.anchors)
 
 
+async def run_pairing(pilot) -> PairingPane:
+    """Focus the candidates, press r and wait for the finished run."""
+    pane = pilot.app.query_one(PairingPane)
+    pane.query_one("#pairing-anchors", FastTable).focus()
+    await pilot.press("r")
+    await until(pilot, lambda: pane.result is not None and not pane.busy)
+    return pane
+
+
 @pytest.mark.asyncio
 async def test_run_tables_plots_and_keys(sets):
     fake = fake_with_saes()
@@ -131,10 +140,7 @@ async def test_thresholds_moved_during_a_re_pairing_apply_to_its_result(sets, mo
     fake = fake_with_saes()
     app = PaneApp(fake, *sets)
     async with app.run_test(size=(180, 60)) as pilot:
-        pane = app.query_one(PairingPane)
-        pane.query_one("#pairing-anchors", FastTable).focus()
-        await pilot.press("r")
-        await until(pilot, lambda: pane.result is not None and not pane.busy)
+        pane = await run_pairing(pilot)
         gate, held = threading.Event(), threading.Event()
         real = pairing.repair
 
@@ -206,3 +212,28 @@ def test_heat_strip_text():
     assert "262143" in header and "#131072" in row2
     assert row1.split() == ["#49", "-0.04", "-0.05"] and row2.split() == ["#131072", "0.91", "-0.50"]
     assert len(header) == len(row1) == len(row2)  # columns line up under their ids
+
+
+@pytest.mark.asyncio
+async def test_rows_listed_by_a_threshold_change_get_labels_from_a_worker(sets):
+    from spectrascope.core.labels import PENDING
+    from tests.tui.fake_session import block_labels
+
+    fake = fake_with_saes()
+    app = PaneApp(fake, *sets)
+    async with app.run_test(size=(180, 60)) as pilot:
+        pane = await run_pairing(pilot)
+        gate, threads = threading.Event(), []
+        block_labels(fake, gate, threads)
+        pairs = pane.query_one("#pairing-pairs", FastTable)
+        await pilot.press(*"cccccccooooooo")  # lower thresholds: more fine rows listed
+        await until(pilot, lambda: pane.labelling)
+        new = [i for i in range(pairs.row_count) if int(pairs.row_text(i)[0]) not in pane.result.labels["fine"]]
+        assert new and all(pairs.row_text(i)[-1] == PENDING for i in new)  # placeholders, not blanks
+        await pilot.press("C")  # keys still work while they are computed
+        assert pane.settings.cos_threshold == pytest.approx(0.0)
+        assert threads and threading.main_thread() not in threads
+        gate.set()
+        await until(pilot, lambda: not pane.labelling and not pairing.unlabelled(pane.result))
+        labels = [pairs.row_text(i)[-1] for i in range(pairs.row_count)]
+        assert labels and all(label and label != PENDING for label in labels)

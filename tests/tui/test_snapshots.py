@@ -2,6 +2,7 @@
 
 
 from spectrascope.tui.app import SpectrascopeApp
+from spectrascope.tui.pilot import until
 from tests.tui.fake_session import fake_with_saes
 
 
@@ -36,6 +37,8 @@ def test_spectrum_pane_snapshot(snap_compare):
         await pilot.press("f3")
         pilot.app.query_one("#spectrum-table").focus()
         await pilot.press("left", "enter")
+        pane = pilot.app.query_one("#spectrum")
+        await until(pilot, lambda: not pane.labelling and not pane.view().pending())  # labels come from a worker
         await pilot.pause(0.1)
 
     assert snap_compare(fake_app(), terminal_size=(140, 45), run_before=run_before)

@@ -6,7 +6,8 @@ Everything after that is cheap and re-renders from the cached `PairingResult`:
 thresholds (`c`/`C` cosine, `o`/`O` correlation) only reclassify; choosing an
 anchor (`enter` on a candidate) redraws; toggling a candidate in or out of the
 anchor set (`space`) or changing their number (`+`/`-`) re-pairs in a worker
-(`core.pairing.repair`: no model forward).
+(`core.pairing.repair`: no model forward). Rows newly listed after a threshold
+change show "…" until a worker has labelled them (one batch per SAE).
 
 The shown anchor and its sub-features go up to the app as `SelectionChanged`
 (the Steering pane gets them from there): (("coarse", anchor), ("fine", id), ...).
@@ -43,6 +44,14 @@ N_CANDIDATES = 20
 
 class PairingProgress(RunProgress):
     pass
+
+
+@dataclass
+class PairingLabels(Message):
+    """Labels of rows that had none (role -> feature -> label), or why they could not be made."""
+
+    labels: dict[str, dict[int, str]]
+    error: BaseException | None = None
 
 
 @dataclass
@@ -117,6 +126,8 @@ class PairingPane(Vertical):
         self._run_id = 0
         self._cancel: threading.Event | None = None
         self._announced: tuple[tuple[str, int], ...] = ()  # the selection the app last heard of
+        self.labelling = False  # a label worker is running
+        self._label_failed = False  # no retry until the next result
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pairing-header")
@@ -278,6 +289,7 @@ class PairingPane(Vertical):
             self._say(describe(message.error), error=True)
             return
         self.result = message.result
+        self._label_failed = False
         if self.result.settings != self.settings:  # thresholds moved while it ran: classes only
             from spectrascope.core.pairing import reclassify
 
@@ -396,9 +408,45 @@ class PairingPane(Vertical):
         if selection != self._announced:  # other panes hear of it through the app
             self._announced = selection
             self.post_message(self.SelectionChanged(selection))
+        self._label_missing()
 
     def _label(self, role: str, feature: int) -> str:
-        return one_line(self.result.labels.get(role, {}).get(feature, ""), 60)
+        from spectrascope.core.labels import PENDING
+
+        return one_line(self.result.labels.get(role, {}).get(feature, PENDING), 60)
+
+    # ---- labels of newly listed rows, off the UI thread ----------------------------------------------
+    def _label_missing(self) -> None:
+        from spectrascope.core.pairing import unlabelled
+
+        if self.result is None or self.session is None or self.labelling or self._label_failed:
+            return
+        wanted = unlabelled(self.result, N_CANDIDATES)
+        if wanted:
+            self.labelling = True
+            self._label_worker(self.session, wanted)
+
+    @work(thread=True, exit_on_error=False, group="pairing-labels")
+    def _label_worker(self, session: SessionAPI, wanted: dict[str, list[int]]) -> None:
+        from spectrascope.core.pairing import labels_for
+
+        try:
+            labels = labels_for(session, wanted)
+        except Exception as exc:  # noqa: BLE001 - shown inline, the rows keep "…"
+            self.post_message(PairingLabels({}, exc))
+            return
+        self.post_message(PairingLabels(labels))
+
+    def on_pairing_labels(self, message: PairingLabels) -> None:
+        self.labelling = False
+        if message.error is not None:
+            self._label_failed = True
+            self._say(f"labels: {describe(message.error)}", error=True)
+        if self.result is None:
+            return
+        for role, known in message.labels.items():  # labels are per feature: they fit any result of this session
+            self.result.labels.setdefault(role, {}).update(known)
+        self._draw()  # and label whatever thresholds listed meanwhile
 
     def _draw_anchors(self) -> None:
         res = self.result

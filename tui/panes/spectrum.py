@@ -2,18 +2,22 @@
 
 Everything here renders from `Result.spectra` (computed in the same forward as
 the logits); selecting a position, a feature or the all-tokens view needs no
-model call.
+model call. Labels not yet known show "…" and are computed by one worker at a
+time, one batched call per SAE (seconds at Gemma Scope 262K on a CPU), then the
+pane redraws: the screen never waits for a label.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -26,6 +30,13 @@ if TYPE_CHECKING:
     from spectrascope.core.session_api import SessionAPI
 
 ROLES = ("coarse", "fine")
+
+
+@dataclass
+class LabelsComputed(Message):
+    """The label worker filled the session's label caches (or failed with `error`)."""
+
+    error: BaseException | None = None
 
 
 class SpectrumPane(Vertical):
@@ -50,6 +61,8 @@ class SpectrumPane(Vertical):
         self.feature: tuple[str, int] | None = None  # (role, id) shown in the card
         self.follow_end = True  # while typing, keep the newest token selected
         self.hide_dense = True
+        self.labelling = False  # a label worker is running
+        self.label_error: str | None = None  # why labels could not be computed (no retry until the next result)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="spectrum-tokens")
@@ -103,6 +116,7 @@ class SpectrumPane(Vertical):
     # ---- inputs -------------------------------------------------------------------------------
     def show_result(self, result) -> None:
         self.result = result
+        self.label_error = None
         if not result.spectra:
             errors = self.session.sae_errors if self.session is not None else {}
             why = "; ".join(f"{r}: {e}" for r, e in errors.items()) or "no SAEs are loaded"
@@ -188,6 +202,7 @@ class SpectrumPane(Vertical):
             [f"{r.role}:{r.feature}" for r in rows])
         if self.feature is not None:
             self._draw_card()
+        self._request_labels(view.pending())
 
     def view(self):
         """The core report this pane renders (the same one `spectrascope spectrum` prints)."""
@@ -196,7 +211,54 @@ class SpectrumPane(Vertical):
         session = self.session
         labels = session.labels if session is not None else {}
         hooks = {role: session.sae_hook(role) for role in self.result.spectra} if session is not None else {}
-        return spectrum_view(self.result, labels, hooks, self.position, self.reduce, self.top_n, self.hide_dense)
+        return spectrum_view(self.result, labels, hooks, self.position, self.reduce, self.top_n, self.hide_dense,
+                             compute_labels=False)
+
+    # ---- labels, off the UI thread --------------------------------------------------------------
+    def _request_labels(self, wanted: dict[str, list[int]]) -> None:
+        """Compute the labels `wanted` (role -> features) plus the card's, unless a worker already runs:
+        its redraw asks again for whatever is still missing."""
+        if self._card_pending():
+            role, fid = self.feature
+            wanted = {**wanted, role: [*wanted.get(role, []), fid]}
+        if not wanted or self.labelling or self.label_error or self.session is None:
+            return
+        self.labelling = True
+        self._label_worker(self.session, wanted)
+
+    @work(thread=True, exit_on_error=False, group="spectrum-labels")
+    def _label_worker(self, session: SessionAPI, wanted: dict[str, list[int]]) -> None:
+        from spectrascope.core.labels import compute_labels
+
+        try:
+            compute_labels(session.labels, wanted)
+        except Exception as exc:  # noqa: BLE001 - shown in the card, the pane keeps its placeholders
+            self.post_message(LabelsComputed(exc))
+            return
+        self.post_message(LabelsComputed())
+
+    def on_labels_computed(self, message: LabelsComputed) -> None:
+        self.labelling = False
+        if message.error is not None:
+            from spectrascope.tui.errors import describe
+
+            self.label_error = describe(message.error)
+        if self.result is not None and self.result.spectra:
+            self.draw()
+        elif self.feature is not None:
+            self._draw_card()
+            self._request_labels({})
+
+    def _card_pending(self) -> bool:
+        """Whether the card shows a feature whose label is still to be computed."""
+        if self.feature is None or self.session is None:
+            return False
+        role, fid = self.feature
+        labels = self.session.labels.get(role)
+        try:
+            return labels is not None and labels.known(fid) is None
+        except IndexError:  # the card says so
+            return False
 
     @on(FastTable.Selected, "#spectrum-table")
     def _feature_chosen(self, message: FastTable.Selected) -> None:
@@ -207,7 +269,11 @@ class SpectrumPane(Vertical):
     def select_feature(self, role: str, feature: int) -> None:
         """Show the card of `feature` of the `role` SAE (also used by other panes)."""
         self.feature = (role, feature)
-        self.draw() if self.result is not None else self._draw_card()
+        if self.result is not None:
+            self.draw()
+        else:
+            self._draw_card()
+            self._request_labels({})
 
     def _say_card(self, text: Text) -> None:
         self.query_one("#spectrum-card", Static).update(text)
@@ -221,11 +287,31 @@ class SpectrumPane(Vertical):
             self._say_card(card + Text("no SAE loaded for this role", style="grey50"))
             return
         try:
-            label = labels.get(fid)
+            label = labels.known(fid)
         except IndexError as exc:
             self._say_card(card + Text(str(exc), style="red"))
             return
         card.append("promotes: ", style="grey50")
+        if label is None:
+            from spectrascope.core.labels import PENDING
+
+            card.append(f"{self.label_error or PENDING}\n", style="red" if self.label_error else "grey50")
+        else:
+            self._append_label(card, label)
+        if self.result is not None and role in self.result.spectra:
+            spec = self.result.spectra[role]
+            acts = spec.codes[:, fid]
+            peak = float(acts.max()) or 1.0
+            card.append("on this prompt: ", style="grey50")
+            for tok, act in zip(self.result.tokens, acts.tolist()):
+                level = act / peak
+                style = f"on rgb({int(40 + 180 * level)},{int(30 + 60 * level)},30)" if act > 0 else "grey50"
+                card.append(visible(tok.text, 16), style=style)
+                card.append(" ")
+        self._say_card(card)
+
+    @staticmethod
+    def _append_label(card: Text, label) -> None:
         card.append(" ".join(visible(p) for p in label.promoted) + "\n")
         if label.max_act is not None:
             card.append(f"max act {label.max_act:.2f} · fires on {100 * (label.freq or 0):.3f}% of tokens\n",
@@ -239,14 +325,3 @@ class SpectrumPane(Vertical):
                 for i, part in enumerate(snippet.replace("]]", "[[").split("[[")):
                     card.append(one_line(part, 120), style="bold reverse" if i % 2 else "")
                 card.append("\n")
-        if self.result is not None and role in self.result.spectra:
-            spec = self.result.spectra[role]
-            acts = spec.codes[:, fid]
-            peak = float(acts.max()) or 1.0
-            card.append("on this prompt: ", style="grey50")
-            for tok, act in zip(self.result.tokens, acts.tolist()):
-                level = act / peak
-                style = f"on rgb({int(40 + 180 * level)},{int(30 + 60 * level)},30)" if act > 0 else "grey50"
-                card.append(visible(tok.text, 16), style=style)
-                card.append(" ")
-        self._say_card(card)

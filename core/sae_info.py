@@ -1,0 +1,80 @@
+"""What one loaded SAE is and how good it is: the SAE info view and `spectrascope sae-info`.
+
+Quality figures come from the SAE's own `metrics.json` (written by `python -m
+spectrascope.core.train eval` for the embedded SAEs, on held-out text); an SAE without one
+shows its shape only and says that its quality was not measured here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SAEInfo:
+    role: str
+    name: str
+    hook: str
+    width: int
+    architecture: str
+    k: int | None  # TopK's active latents per token (None for other architectures)
+    measured: dict[str, Any] | None  # the metrics.json figures below, or None
+    folder: str | None
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(what, value) pairs, each value saying how it was measured."""
+        rows = [("SAE", self.name), ("reads", self.hook), ("width", f"{self.width:,} latents"),
+                ("architecture", self.architecture + (f" (k = {self.k})" if self.k else ""))]
+        m = self.measured
+        if not m:
+            return rows + [("quality", "not measured by spectrascope (no metrics.json): see the SAE's release "
+                                       "notes or Neuronpedia")]
+        ci = m.get("ce_increase_ci95")
+        rows += [
+            ("L0", f"{m['l0_mean']:.1f} active latents per token (held-out mean)"),
+            ("explained variance", f"{m['explained_variance']:.3f} (centered, {m['heldout_tokens']:,} held-out tokens)"),
+        ]
+        if m.get("explained_variance_without_massive") is not None:
+            rows.append(("EV w/o massive dims", f"{m['explained_variance_without_massive']:.3f} (dims "
+                         f"{m.get('massive_dims')} hold {m.get('massive_share_of_norm', 0):.0%} of |x|²; left out)"))
+        rows += [
+            ("ΔCE (spliced)", f"{m['ce_increase']:+.3f} nats" + (f" ± {ci:.3f} (95% CI)" if ci else "")
+             + f", clean {m['ce_clean']:.3f}, {m['ce_seqs']} held-out sequences"),
+            ("dead", f"{m['dead_frac_heldout']:.1%} never fire on the held-out tokens"),
+        ]
+        if m.get("train_tokens_unique"):
+            rows.append(("training", f"{m['train_tokens_unique']:,} unique tokens, {m.get('train_tokens_seen', 0):,} "
+                                     f"seen, {_mix(m)}"))
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows": [{"what": a, "value": b} for a, b in self.rows()]}
+
+
+def _mix(m: dict) -> str:
+    mix = (m.get("train_mix") or {})
+    if mix.get("topic"):
+        return f"natural mix plus {mix['topic']:,} tokens of France topic windows (France results are in-sample)"
+    return "the corpus' natural mix (no concept oversampled; see CARD.md)"
+
+
+def sae_info(session: Any, role: str) -> SAEInfo:
+    """The info view of the session's `role` SAE."""
+    from .labels import labels_folder
+
+    sae = session.sae(role)
+    spec = getattr(session, "sae_specs", {}).get(role)
+    folder = labels_folder(spec)
+    measured = None
+    if folder is not None and (Path(folder) / "metrics.json").is_file():
+        measured = json.loads((Path(folder) / "metrics.json").read_text())
+        curve = Path(folder) / "train_curve.json"
+        if curve.is_file():  # the mix is recorded with the training run
+            measured.setdefault("train_mix", json.loads(curve.read_text()).get("train_mix"))
+    cfg = sae.cfg
+    arch = cfg.architecture() if callable(getattr(cfg, "architecture", None)) else type(sae).__name__
+    return SAEInfo(role, spec.label if spec is not None else type(sae).__name__, cfg.metadata.hook_name,
+                   int(cfg.d_sae), str(arch), getattr(cfg, "k", None), measured, str(folder) if folder else None)

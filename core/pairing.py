@@ -216,6 +216,7 @@ class PairingResult:
     verdict: Verdict
     labels: dict[str, dict[int, str]] = field(default_factory=dict)  # role -> id -> label
     dirs: tuple[Any, Any] | None = None  # (coarse, fine) W_dec: the null model's input on re-classification
+    confounds: list[str] = field(default_factory=list)  # format differences between the sets (core/confounds.py)
 
     def matched_fine(self, limit: int = 24) -> list[int]:
         """Fine features that are a sub-feature of some anchor (best first), for the heatmap."""
@@ -289,7 +290,8 @@ def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResul
     ordered = [pairings[a] for a in result.anchors]
     v = (judged(result.contrast, ordered, settings, result.dirs) if result.dirs is not None
          else verdict(ordered, settings.min_subfeatures))
-    return PairingResult(result.contrast, settings, result.anchors, pairings, v, result.labels, result.dirs)
+    return PairingResult(result.contrast, settings, result.anchors, pairings, v, result.labels, result.dirs,
+                         result.confounds)
 
 
 # ---------------------------------------------------------------- labels
@@ -331,14 +333,34 @@ def analyse(
             why = session.sae_errors.get(role, "not attached") if hasattr(session, "sae_errors") else "not attached"
             raise ValueError(f"The pairing needs a {role} SAE ({why}).")
     contrast = run_contrast(session, concept, neutral, contrast_settings, cancel, progress, use_cache)
-    return _pair_session(session, contrast, settings, anchors, {} if labels else None)
+    result = _pair_session(session, contrast, settings, anchors, {} if labels else None)
+    result.confounds = confound_warnings(session, result, concept, neutral)
+    return result
+
+
+def confound_warnings(session: Any, result: PairingResult, concept: Sequence[str], neutral: Sequence[str],
+                      top: int = 5) -> list[str]:
+    """Format differences between the sets, and top features whose labelled contexts are all punctuation."""
+    from .confounds import format_checks, is_punctuation, warnings
+
+    punctuation = []
+    for role in ("coarse", "fine"):
+        labels = getattr(session, "labels", {}).get(role)
+        for f in result.contrast.stats[role].ranked(top):
+            label = labels.known(f) if labels is not None else None
+            marked = label.marked_tokens() if label is not None else []
+            if marked and all(is_punctuation(t) for t in marked):
+                punctuation.append((role, f))
+    return warnings(format_checks(concept, neutral), punctuation)
 
 
 def repair(session: SessionAPI, previous: PairingResult, settings: PairingSettings,
            anchors: Sequence[int] | None = None) -> PairingResult:
     """`previous` paired again with other anchors (None: the top `settings.n_anchors` by selectivity)
     or other settings, from its contrast run: no model forward. Its labels are kept; new rows get theirs."""
-    return _pair_session(session, previous.contrast, settings, anchors, previous.labels)
+    result = _pair_session(session, previous.contrast, settings, anchors, previous.labels)
+    result.confounds = previous.confounds
+    return result
 
 
 def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: PairingSettings,
@@ -413,6 +435,7 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "heatmap": {"anchors": result.anchors, "fine": result.matched_fine(),
                     "cosine": np.round(result.heatmap(), 4).tolist()},
         "verdict": result.verdict.to_dict(),
+        "confounds": list(result.confounds),
     }
 
 
@@ -430,6 +453,8 @@ def to_markdown(result: PairingResult) -> str:
         f"thresholds: cosine >= {s['cos_threshold']}, correlation >= {s['corr_threshold']}", "",
         f"**Verdict: {result.verdict.headline}**", "",
         f"Null model: {result.verdict.null.text if result.verdict.null else 'not computed'}.", "",
+        *([f"Confounds: {'; '.join(result.confounds)}.", ""] if result.confounds else
+          ["Confounds: none found (sentence endings, quotes, digits, brackets, length; punctuation features).", ""]),
         f"Selectivity = {d['selectivity_definition']}.", "",
         "## Anchors (coarse)", "",
         "| feature | mean concept | mean neutral | rate concept | rate neutral | selectivity | sub-features | label |",

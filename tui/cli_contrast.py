@@ -119,3 +119,5 @@ def print_tables(result: Any) -> None:
         console.print(t)
     v = result.verdict
     console.print(Text(v.text, style="bold green" if v.go else "bold red"))
+    for line in result.confounds:
+        console.print(Text(f"⚠ {line}", style="yellow"))

@@ -44,3 +44,17 @@ def test_punctuation_tokens_and_feature_warnings():
     assert not is_punctuation(" France") and not is_punctuation("1")
     assert warnings([], [("fine", 7)]) == ["fine #7 fires mostly on punctuation: it may track how the prompts end, "
                                             "not the concept"]
+
+
+def test_the_pairing_report_carries_the_confounds(tiny_sae_session, tmp_path, monkeypatch):
+    from spectrascope.core import pairing
+
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    concept = ["Paris is in France.", "Lyon is a French city.", "The Seine flows through Paris."]
+    neutral = ["The capital of Italy is", "A river in Spain is", "The largest city of Peru is"]
+    res = pairing.analyse(tiny_sae_session, concept, neutral)
+    assert any("ends with . ! or ?: 100% vs 0%" in w for w in res.confounds)
+    assert res.confounds == pairing.repair(tiny_sae_session, res, res.settings).confounds
+    assert pairing.reclassify(res, res.settings).confounds == res.confounds
+    assert "Confounds: format differs" in pairing.to_markdown(res)
+    assert pairing.to_dict(res)["confounds"] == res.confounds

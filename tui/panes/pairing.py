@@ -400,6 +400,8 @@ class PairingPane(Vertical):
         verdict = Text(one_line(v.headline, 300), style="bold black on green" if v.go else "bold white on red")
         if v.null is not None:  # a GO most coarse features would also get says little
             verdict.append("\n" + one_line(v.null.text, 300), style="yellow" if v.null.base_rate > 0.05 else "grey50")
+        for line in res.confounds:  # the sets differ in form, not only in topic: selectivity may be about that
+            verdict.append("\n⚠ " + one_line(line, 300), style="yellow")
         self.query_one("#pairing-verdict", Static).update(verdict)
         self._draw_anchors()
         self._draw_pairs()

@@ -132,14 +132,16 @@ def load_gemma_scope_folder(folder: str | Path, device: str = "cpu", dtype: str 
 
     sd = read_gemma_scope_params(folder)
     d_in, d_sae = sd["W_enc"].shape
-    cfg = JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu",
+    dtype = dtype or "float32"
+    keys = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
+    for k in keys:  # one tensor at a time: the fp32 copy of each is freed as soon as it is converted
+        sd[k] = sd[k].to(getattr(torch, dtype))
+    cfg = JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, dtype=dtype, device="cpu",
                             apply_b_dec_to_input=False, normalize_activations="none",
                             metadata=SAEMetadata(hook_name=hook_name, model_name=model_name,
                                                  prepend_bos=True, hook_head_index=None))
     sae = JumpReLUSAE(cfg)
-    sae.load_state_dict({k: sd[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")})
-    if dtype is not None:
-        sae = sae.to(getattr(torch, dtype))
+    sae.load_state_dict({k: sd.pop(k) for k in keys}, assign=True)  # takes the tensors: no second copy
     return sae.to(device)
 
 

@@ -30,6 +30,7 @@ import torch
 from .embedded import Progress, _quiet
 from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
 from .plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
+from .residual_stats import ResidualStats
 
 
 class Cancelled(Exception):
@@ -112,6 +113,7 @@ class Session:
         self.max_prompt_tokens = min(cap, max_prompt_tokens or 2048)
         self.saes: dict[str, Any] = {}  # role ("coarse", "fine") -> sae-lens SAE
         self.sae_specs: dict[str, Any] = {}  # role -> the SAESpec it came from (None if attached directly)
+        self.resid_stats: dict[str, ResidualStats] = {}  # role -> the centre per-token fidelity is measured from
         self.sae_errors: dict[str, str] = {}  # role -> why it could not be loaded
         self.labels: dict[str, Any] = {}  # role -> core.labels.FeatureLabels
         self._lock = threading.RLock()
@@ -135,28 +137,43 @@ class Session:
             raise SAEIncompatible(
                 f"SAE hook {hook!r} is not a layer of {self.model.spec.name} (0..{self.model.n_layers - 1})."
             )
+        stats = ResidualStats.load(labels_folder(spec)) or self._calibration_stats(hook)
         with self._lock:
             self.saes[role] = sae
             self.sae_specs[role] = spec
             self.sae_errors.pop(role, None)
+            self.resid_stats[role] = stats
             self.labels[role] = FeatureLabels.for_sae(sae, self, labels_folder(spec), spec)
             self._prompt = None  # cached codes belong to the previous SAEs
 
+    def _calibration_stats(self, hook: str) -> ResidualStats:
+        """Residual statistics at `hook` estimated on a fixed text, for an SAE that ships none."""
+        from .steering import CALIBRATION_TEXT
+
+        ids, _ = self.tokenize(CALIBRATION_TEXT)
+        resid = self.forward(ids, capture=[hook], stop_after=hook, keep_logits=0).resid[hook][0, 1:]  # BOS left out
+        return ResidualStats.estimate(resid.float().cpu(), f"calibration text ({resid.shape[0]} tokens)")
+
     def detach_sae(self, role: str) -> None:
         with self._lock:
-            for table in (self.saes, self.sae_specs, self.labels):
+            for table in (self.saes, self.sae_specs, self.labels, self.resid_stats):
                 table.pop(role, None)
             self._prompt = None
 
-    def load_saes(self, specs: Any = None, progress: Progress = _quiet) -> None:
-        """Load (role, SAE preset or spec) pairs; failures are kept per role, not raised."""
+    def load_saes(self, specs: Any = None, progress: Progress = _quiet, dtype: str | None = None) -> None:
+        """Load (role, SAE preset or spec) pairs; failures are kept per role, not raised.
+
+        SAEs come in the model's dtype unless `dtype` says otherwise ("auto" = the model's): a
+        bf16 Gemma Scope 262K is half the memory of an fp32 one, and its codes are computed
+        on residuals of that precision anyway."""
         from .saes import get_preset, load_sae
 
+        dtype = self.model.dtype if dtype in (None, "auto") else dtype
         for role, spec in (self.model.spec.saes if specs is None else specs):
-            progress(f"loading the {role} SAE ({spec if isinstance(spec, str) else spec.label})", None)
+            progress(f"loading the {role} SAE ({spec if isinstance(spec, str) else spec.label}, {dtype})", None)
             try:
                 spec = get_preset(spec) if isinstance(spec, str) else spec
-                self.attach_sae(role, load_sae(spec, device=self.model.device), spec)
+                self.attach_sae(role, load_sae(spec, device=self.model.device, dtype=dtype), spec)
             except Exception as exc:  # noqa: BLE001 - the model is still usable without it
                 self.sae_errors[role] = f"{type(exc).__name__}: {exc}"
 
@@ -189,10 +206,12 @@ class Session:
         dtype: str | None = None,
         progress: Progress = _quiet,
         saes: Any = None,
+        sae_dtype: str | None = None,
     ) -> "Session":
-        """Load a model and its SAEs (`saes`: (role, preset) pairs; None = the model's defaults)."""
+        """Load a model and its SAEs (`saes`: (role, preset) pairs; None = the model's defaults),
+        the SAEs in `sae_dtype` (None: the model's dtype)."""
         session = cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress))
-        session.load_saes(saes, progress)
+        session.load_saes(saes, progress, sae_dtype)
         return session
 
     def describe(self) -> str:
@@ -443,7 +462,7 @@ class Session:
     def _encode(self, roles: Sequence[str], resid: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         from .spectrum import encode_all
 
-        return encode_all({role: self.saes[role] for role in roles}, resid)
+        return encode_all({role: self.saes[role] for role in roles}, resid, self.resid_stats)
 
     def _reusable_prefix(self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str]) -> int:
         """How many leading tokens of `ids` the cached prompt state can stand for (0: none)."""

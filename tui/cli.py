@@ -13,6 +13,9 @@ import sys
 import threading
 
 
+SAE_DTYPES = ("auto", "bfloat16", "float16", "float32")  # auto: the model's
+
+
 def _environment() -> None:
     # Idle OpenMP threads sleep instead of spinning: a spinning pool starves the UI
     # thread and any other process on the box (measured here: a 12-token forward went
@@ -29,6 +32,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="preset, HF id (cached) or local folder [gemma-3-270m]")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … [auto]")
     p.add_argument("--dtype", default=None, help="auto, bfloat16, float16, float32 [auto]")
+    p.add_argument("--sae-dtype", default=None, choices=SAE_DTYPES,
+                   help="the SAEs' dtype [auto: the model's]")
 
 
 def _apply_config(args) -> dict:
@@ -40,6 +45,9 @@ def _apply_config(args) -> dict:
     args.model = args.model or model.get("name") or "gemma-3-270m"
     args.device = args.device or model.get("device") or "auto"
     args.dtype = args.dtype or model.get("dtype") or "auto"
+    args.sae_dtype = args.sae_dtype or model.get("sae_dtype") or "auto"
+    if args.sae_dtype not in SAE_DTYPES:
+        raise ValueError(f"[model] sae_dtype = {args.sae_dtype!r} in the config: use one of {', '.join(SAE_DTYPES)}.")
     args.sae_presets = tuple(config["saes"].items()) if config.get("saes") else None
     return config
 
@@ -110,7 +118,7 @@ def _load_session(args, progress=None):
         print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
 
     return Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr,
-                        saes=getattr(args, "sae_presets", None))
+                        saes=getattr(args, "sae_presets", None), sae_dtype=getattr(args, "sae_dtype", None))
 
 
 def cmd_probe(args) -> int:
@@ -249,7 +257,7 @@ def cmd_serve(args) -> int:
     import shlex
 
     command = shlex.join([sys.executable, "-m", "spectrascope.tui.cli", "--model", args.model,
-                          "--device", args.device, "--dtype", args.dtype])
+                          "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype])
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[spectrascope] serving on {args.host}: anyone who can reach it can use the app", file=sys.stderr)
     Server(command, host=args.host, port=args.port, title="spectrascope").serve()

@@ -7,6 +7,7 @@ Looked up at $SPECTRASCOPE_CONFIG, else $XDG_CONFIG_HOME/spectrascope/config.tom
     name = "gemma-2-2b"      # preset, HF id or folder
     device = "cuda"
     dtype = "bfloat16"
+    sae_dtype = "auto"       # the SAEs' dtype: auto = the model's
 
     [saes]                   # role = SAE preset
     coarse = "gemma-scope-2b-16k"
@@ -31,7 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KNOWN = {"model": {"name", "device", "dtype"}, "saes": {"coarse", "fine"},
+KNOWN = {"model": {"name", "device", "dtype", "sae_dtype"}, "saes": {"coarse", "fine"},
          "knobs": {"temperature", "top_k", "top_p", "seed"}}
 
 

@@ -113,3 +113,36 @@ def test_embedded_missing_is_clear(monkeypatch, tmp_path):
     monkeypatch.setattr(saes, "SAES_DIR", tmp_path)
     with pytest.raises(SAEUnavailable, match="python -m spectrascope.core.train"):
         load_sae("embedded-coarse")
+
+
+def test_gemma_scope_folder_loads_in_the_asked_dtype(tmp_path):
+    p = _params()
+    np.savez(tmp_path / "params.npz", **p)
+    spec = SAESpec("gemma_scope_folder", path=str(tmp_path), hook_name="blocks.3.hook_resid_post")
+    sae = load_sae(spec, dtype="bfloat16")
+    assert {t.dtype for t in sae.state_dict().values()} == {torch.bfloat16}
+    assert sae.cfg.dtype == "bfloat16"
+    x = np.random.default_rng(1).normal(size=(32, 16)).astype(np.float32)
+    z_ref, _ = _numpy_jumprelu(p, x)
+    with torch.no_grad():
+        z = sae.encode(torch.from_numpy(x).bfloat16()).float().numpy()
+    agree = ((z > 0) == (z_ref > 0)).mean()  # bf16 moves a few pre-activations across the threshold
+    assert agree > 0.97
+    np.testing.assert_allclose(z[(z > 0) & (z_ref > 0)], z_ref[(z > 0) & (z_ref > 0)], rtol=0.05, atol=0.05)
+
+
+def test_sessions_load_saes_in_the_models_dtype_unless_asked(tmp_path_factory):
+    from spectrascope.core.session import Request, Session
+    from tests.conftest import build_tiny_model_dir
+
+    folder = tmp_path_factory.mktemp("sae-dtype")
+    np.savez(folder / "params.npz", **_params(d=64, n=96))
+    model = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bf16"), "gemma3")
+    spec = SAESpec("gemma_scope_folder", path=str(folder), hook_name="blocks.2.hook_resid_post")
+    session = Session.load(str(model), device="cpu", dtype="bfloat16", saes=[("coarse", spec)])
+    assert session.sae_errors == {} and session.saes["coarse"].W_dec.dtype == torch.bfloat16
+    result = session.run(Request("The capital of France"))  # codes, labels and fidelity in bf16
+    assert result.spectra["coarse"].codes.dtype == torch.float32 and result.spectra["coarse"].n_tokens > 1
+    assert session.labels["coarse"].get(0).promoted
+    session.load_saes([("coarse", spec)], dtype="float32")
+    assert session.saes["coarse"].W_dec.dtype == torch.float32

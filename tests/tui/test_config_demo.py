@@ -7,17 +7,21 @@ from spectrascope.tui.demo import parse_demo
 
 def test_config_fills_unset_flags_and_flags_win(tmp_path, monkeypatch):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[model]\nname = "gemma-2-2b"\ndtype = "float32"\n[knobs]\ntemperature = 0.5\ntop_k = 40\n')
+    cfg.write_text('[model]\nname = "gemma-2-2b"\ndtype = "float32"\nsae_dtype = "float32"\n'
+                   '[knobs]\ntemperature = 0.5\ntop_k = 40\n')
     monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
     from spectrascope.tui.cli import _apply_config
 
     args = build_parser().parse_args([])
     config = _apply_config(args)
-    assert (args.model, args.dtype, args.device) == ("gemma-2-2b", "float32", "auto")
+    assert (args.model, args.dtype, args.device, args.sae_dtype) == ("gemma-2-2b", "float32", "auto", "float32")
     assert config["knobs"]["top_k"] == 40
-    args = build_parser().parse_args(["--model", "gemma-3-270m"])
+    args = build_parser().parse_args(["--model", "gemma-3-270m", "--sae-dtype", "bfloat16"])
     _apply_config(args)
-    assert args.model == "gemma-3-270m"
+    assert args.model == "gemma-3-270m" and args.sae_dtype == "bfloat16"
+    cfg.write_text('[model]\nsae_dtype = "fp8"\n')
+    with pytest.raises(ValueError, match="sae_dtype"):
+        _apply_config(build_parser().parse_args([]))
 
 
 @pytest.mark.parametrize("text, message", [

@@ -88,8 +88,8 @@ def local_folder(spec: ModelSpec, progress: Progress = _quiet) -> Path:
         raise ModelUnavailable(
             f"Model {spec.name!r} ({spec.source}) is not on this machine: it is not in the "
             f"Hugging Face cache under HF_HOME={hf_home}, and spectrascope never downloads.\n"
-            f"To get it: on a machine with internet run `huggingface-cli login` (accept the "
-            f"model's license on its page) and `huggingface-cli download {spec.source}`, then "
+            f"To get it: on a machine with internet run `hf auth login` (accept the "
+            f"model's license on its page) and `hf download {spec.source}`, then "
             f"either point HF_HOME at that cache or pass the folder: "
             f"`spectrascope --model /path/to/folder`.\n"
             f"Without it, run the embedded default: `spectrascope --model {EMBEDDED_NAME}`."

@@ -9,6 +9,7 @@ missing raises `SAEUnavailable` with instructions instead of hanging on the netw
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,86 @@ def get_preset(name: str) -> SAESpec:
         return PRESETS[name]
     except KeyError:
         raise KeyError(f"unknown SAE preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+ROLES = ("coarse", "fine")
+
+
+def parse_sae_spec(text: str) -> SAESpec:
+    """An SAE as the user names it (`--sae ROLE=SPEC`, the config's `[saes]`): a preset name,
+    a sae-lens `release/sae_id`, or a local folder: a sae-lens folder (cfg.json), or Gemma Scope
+    params (params.npz / params.safetensors) whose hook is read from a `layer_N` part of the
+    path or given after `@` (`PATH@12` or `PATH@blocks.12.hook_resid_post`)."""
+    text = text.strip()
+    if text in PRESETS:
+        return PRESETS[text]
+    path, hook = _split_hook(text)
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        if (folder / "cfg.json").is_file():
+            return SAESpec("local", path=str(folder.resolve()))
+        if any((folder / f).is_file() for f in ("params.npz", "params.safetensors")):
+            return SAESpec("gemma_scope_folder", path=str(folder.resolve()), hook_name=hook or _hook_from_path(folder))
+        raise ValueError(f"SAE folder {path} holds neither cfg.json (sae-lens) nor params.npz / "
+                         "params.safetensors (Gemma Scope).")
+    if path.startswith(("/", ".", "~")) or hook:
+        raise ValueError(f"SAE folder {path} does not exist.")
+    if "/" in text:
+        release, sae_id = text.split("/", 1)
+        return _pretrained_spec(release, sae_id)
+    raise ValueError(f"Unknown SAE {text!r}: not a preset ({', '.join(PRESETS)}), a sae-lens "
+                     "release/sae_id, or a folder.")
+
+
+def parse_role_spec(text: str) -> tuple[str, SAESpec]:
+    """`ROLE=SPEC` (the `--sae` flag) -> (role, spec)."""
+    role, sep, spec = text.partition("=")
+    if not sep or role.strip() not in ROLES:
+        raise ValueError(f"--sae takes ROLE=SPEC with ROLE one of {', '.join(ROLES)}, not {text!r}.")
+    return role.strip(), parse_sae_spec(spec)
+
+
+def _split_hook(text: str) -> tuple[str, str | None]:
+    """`PATH@12` or `PATH@blocks.12.hook_resid_post` -> (PATH, hook name); else (text, None)."""
+    path, sep, tail = text.rpartition("@")
+    if not sep:
+        return text, None
+    if tail.isdigit():
+        return path, f"blocks.{int(tail)}.hook_resid_post"
+    if re.fullmatch(r"blocks\.\d+\.hook_\w+", tail):
+        return path, tail
+    return text, None
+
+
+def _hook_from_path(folder: Path) -> str:
+    """Gemma Scope lays residual SAEs out as .../gemma-scope-*-res/layer_N/width_*/...: the hook is layer N's
+    residual. Attention and MLP releases read elsewhere, so their hook must be given."""
+    text = str(folder.resolve())
+    layer = re.findall(r"(?:^|/)layer_(\d+)(?:/|$)", text)
+    if not layer or re.search(r"-(att|mlp|transcoder)", text):
+        raise ValueError(f"Cannot tell which hook the Gemma Scope SAE in {folder} reads (no residual "
+                         "layer_N in its path): give it as PATH@LAYER or PATH@blocks.N.hook_resid_post.")
+    return f"blocks.{int(layer[-1])}.hook_resid_post"
+
+
+def _pretrained_spec(release: str, sae_id: str) -> SAESpec:
+    """A sae-lens release/sae_id, checked against sae-lens' own release list (offline)."""
+    from difflib import get_close_matches
+
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    lookup = directory.get(release)
+    if lookup is None:
+        near = get_close_matches(release, list(directory), n=3)
+        raise ValueError(f"Unknown sae-lens release {release!r}" + (f"; did you mean {', '.join(near)}?" if near else
+                                                                   " (and no folder of that name)."))
+    if sae_id not in lookup.saes_map:
+        folder = sae_id.rpartition("/")[0] + "/"  # same layer and width first, e.g. another L0
+        near = sorted(i for i in lookup.saes_map if i.startswith(folder)) if folder != "/" else []
+        near = near or get_close_matches(sae_id, list(lookup.saes_map), n=3, cutoff=0.5)
+        raise ValueError(f"Release {release!r} has no SAE {sae_id!r}" + (f"; close: {', '.join(near)}." if near else "."))
+    return SAESpec("pretrained", release=release, sae_id=sae_id)
 
 
 def _torch_dtype(dtype) -> str | None:
@@ -159,8 +240,8 @@ def _unavailable(spec: SAESpec, repo_id: str, path: str) -> SAEUnavailable:
         f"SAE {spec.release} / {spec.sae_id} is not in the local Hugging Face cache "
         f"(looked for {repo_id}:{path}/params.npz; HF cache: $HF_HOME or ~/.cache/huggingface). "
         "spectrascope never downloads implicitly. To get it: run once online with "
-        f"`huggingface-cli download {repo_id} --include '{path}/*'` (the Gemma Scope repos are "
-        "gated: accept the license and `huggingface-cli login` first), or point HF_HOME at a cache "
+        f"`hf download {repo_id} --include '{path}/*'` (the Gemma Scope repos are "
+        "gated: accept the license and `hf auth login` first), or point HF_HOME at a cache "
         "that has it, or pass the downloaded folder as SAESpec(kind='gemma_scope_folder', path=...)."
     )
 

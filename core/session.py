@@ -132,6 +132,11 @@ class Session:
         from .spectrum import hook_layer
 
         hook = sae.cfg.metadata.hook_name
+        if sae.cfg.d_in != self.model.d_model:
+            raise SAEIncompatible(
+                f"The {role} SAE expects d_in={sae.cfg.d_in} but {self.model.spec.name}'s residual width is "
+                f"{self.model.d_model}: it was trained on another model (SAE model: "
+                f"{getattr(sae.cfg.metadata, 'model_name', None) or 'unknown'}).")
         check_compatible(sae, self.model.d_model, hook)
         if hook is None or not 0 <= hook_layer(hook) < self.model.n_layers:
             raise SAEIncompatible(
@@ -175,7 +180,8 @@ class Session:
                 spec = get_preset(spec) if isinstance(spec, str) else spec
                 self.attach_sae(role, load_sae(spec, device=self.model.device, dtype=dtype), spec)
             except Exception as exc:  # noqa: BLE001 - the model is still usable without it
-                self.sae_errors[role] = f"{type(exc).__name__}: {exc}"
+                label = spec if isinstance(spec, str) else spec.label
+                self.sae_errors[role] = f"{label}: {type(exc).__name__}: {exc}"
 
     def sae(self, role: str) -> Any:
         """The SAE attached for `role`; KeyError with the reason when there is none."""

@@ -32,6 +32,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="preset, HF id (cached) or local folder [gemma-3-270m]")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … [auto]")
     p.add_argument("--dtype", default=None, help="auto, bfloat16, float16, float32 [auto]")
+    p.add_argument("--sae", action="append", default=None, metavar="ROLE=SPEC",
+                   help="coarse= or fine= an SAE preset, a sae-lens release/sae_id, or a folder "
+                        "(Gemma Scope params: PATH[@LAYER]; or sae-lens); repeatable [the config's [saes], "
+                        "else the model's]")
     p.add_argument("--sae-dtype", default=None, choices=SAE_DTYPES,
                    help="the SAEs' dtype [auto: the model's]")
 
@@ -48,8 +52,31 @@ def _apply_config(args) -> dict:
     args.sae_dtype = args.sae_dtype or model.get("sae_dtype") or "auto"
     if args.sae_dtype not in SAE_DTYPES:
         raise ValueError(f"[model] sae_dtype = {args.sae_dtype!r} in the config: use one of {', '.join(SAE_DTYPES)}.")
-    args.sae_presets = tuple(config["saes"].items()) if config.get("saes") else None
+    args.sae_presets = _sae_choice(args, config)
     return config
+
+
+def _sae_choice(args, config: dict) -> tuple | None:
+    """(role, SAESpec) pairs: the config's [saes] (else the model's defaults), then each --sae on top;
+    None when neither says anything (the model's defaults, resolved at load)."""
+    from spectrascope.core.saes import parse_role_spec, parse_sae_spec
+    from spectrascope.tui.config import config_path
+
+    if not config.get("saes") and not args.sae:
+        return None
+    if config.get("saes"):
+        chosen = {}
+        for role, text in config["saes"].items():
+            try:
+                chosen[role] = parse_sae_spec(str(text))
+            except ValueError as exc:
+                raise ValueError(f"Config file {config_path()}, [saes] {role}: {exc}") from None
+    else:
+        from spectrascope.core.models import resolve_spec
+
+        chosen = dict(resolve_spec(args.model).saes)  # preset names: Session resolves them
+    chosen.update(parse_role_spec(text) for text in args.sae or ())
+    return tuple(chosen.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     spectrum = sub.add_parser("spectrum", help="SAE features firing on a token of a prompt")
     spectrum.add_argument("prompt")
-    spectrum.add_argument("--sae", choices=["coarse", "fine", "both"], default="both")
+    spectrum.add_argument("--role", choices=["coarse", "fine", "both"], default="both", help="which SAE to print")
     spectrum.add_argument("--position", type=int, default=-1, help="token index (-1 = last)")
     spectrum.add_argument("--all-tokens", action="store_true", help="over all tokens (BOS excluded) instead")
     spectrum.add_argument("--reduce", choices=("max", "mean"), default="max", help="with --all-tokens")
@@ -117,8 +144,13 @@ def _load_session(args, progress=None):
     def to_stderr(text, fraction):
         print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
 
-    return Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr,
-                        saes=getattr(args, "sae_presets", None), sae_dtype=getattr(args, "sae_dtype", None))
+    session = Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr,
+                           saes=getattr(args, "sae_presets", None), sae_dtype=getattr(args, "sae_dtype", None))
+    for text in getattr(args, "sae", None) or ():  # an SAE asked for by name: say at once why it is missing
+        role = text.partition("=")[0].strip()
+        if role in session.sae_errors:
+            (progress or to_stderr)(f"--sae {role}: not loaded: {session.sae_errors[role]}", None)
+    return session
 
 
 def cmd_probe(args) -> int:
@@ -212,7 +244,7 @@ def cmd_spectrum(args) -> int:
     from spectrascope.core.probe import spectrum_report
 
     session = _load_session(args)
-    roles = ("coarse", "fine") if args.sae == "both" else (args.sae,)
+    roles = ("coarse", "fine") if args.role == "both" else (args.role,)
     report = spectrum_report(session, args.prompt, roles, None if args.all_tokens else args.position, args.top,
                              args.reduce, not args.show_dense)
     if args.json:
@@ -257,7 +289,8 @@ def cmd_serve(args) -> int:
     import shlex
 
     command = shlex.join([sys.executable, "-m", "spectrascope.tui.cli", "--model", args.model,
-                          "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype])
+                          "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype,
+                          *(arg for text in args.sae or () for arg in ("--sae", text))])
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[spectrascope] serving on {args.host}: anyone who can reach it can use the app", file=sys.stderr)
     Server(command, host=args.host, port=args.port, title="spectrascope").serve()

@@ -9,7 +9,7 @@ Looked up at $SPECTRASCOPE_CONFIG, else $XDG_CONFIG_HOME/spectrascope/config.tom
     dtype = "bfloat16"
     sae_dtype = "auto"       # the SAEs' dtype: auto = the model's
 
-    [saes]                   # role = SAE preset
+    [saes]                   # role = SAE preset, sae-lens release/sae_id, or folder (PATH[@LAYER])
     coarse = "gemma-scope-2b-16k"
     fine = "gemma-scope-2b-262k"
 

@@ -15,7 +15,7 @@ def test_missing_hub_model_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailable) as err:
         load_model("gemma-2-2b")
     text = str(err.value)
-    assert "google/gemma-2-2b" in text and "huggingface-cli download" in text
+    assert "google/gemma-2-2b" in text and "hf download" in text
     assert "HF_HOME" in text and "--model /path/to/folder" in text
 
 
@@ -72,3 +72,32 @@ def test_spectrum_without_saes_says_why(tiny_session):
 
     with pytest.raises(ValueError, match="No coarse/fine SAE"):
         spectrum_report(tiny_session, "x")
+
+
+def test_cli_sae_flags_load_folders_on_a_tiny_model(tiny_model_dir, tmp_path, capsys):
+    """--sae ROLE=SPEC end to end: a Gemma Scope folder (hook from its path) and a sae-lens folder."""
+    import json
+
+    import numpy as np
+
+    from spectrascope.tui.cli import main
+    from tests.conftest import make_tiny_sae
+
+    scope = tmp_path / "gemma-scope-tiny-res" / "layer_2" / "width_96"
+    scope.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.savez(scope / "params.npz", W_enc=rng.normal(size=(64, 96)).astype(np.float32) * 0.3,
+             W_dec=rng.normal(size=(96, 64)).astype(np.float32) * 0.3, b_enc=np.zeros(96, np.float32),
+             b_dec=np.zeros(64, np.float32), threshold=np.full(96, 0.1, np.float32))
+    lens = tmp_path / "lens-sae"
+    make_tiny_sae(64, 48, "blocks.1.hook_resid_post").save_model(str(lens))
+    assert main(["spectrum", "The capital of France", "--model", str(tiny_model_dir), "--dtype", "float32",
+                 "--sae", f"coarse={scope}", "--sae", f"fine={lens}", "--top", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["saes"]["coarse"]["hook"] == "blocks.2.hook_resid_post" and report["saes"]["coarse"]["width"] == 96
+    assert report["saes"]["fine"]["hook"] == "blocks.1.hook_resid_post" and report["saes"]["fine"]["width"] == 48
+    # A hook past the model's layers: said at load, and the report says why it has no such SAE.
+    assert main(["spectrum", "The capital", "--model", str(tiny_model_dir), "--dtype", "float32",
+                 "--sae", f"coarse={scope}@9", "--sae", f"fine={lens}", "--role", "coarse"]) == 2
+    err = capsys.readouterr().err
+    assert "--sae coarse: not loaded" in err and "not a layer" in err

@@ -73,7 +73,7 @@ def test_pretrained_missing_offline_is_clear(tmp_path, monkeypatch):
         load_sae("gemma-scope-2b-16k")
     msg = str(ei.value)
     assert "gemma-scope-2b-pt-res-canonical" in msg and "layer_12/width_16k/canonical" in msg
-    assert "huggingface-cli download google/gemma-scope-2b-pt-res" in msg and "HF_HOME" in msg
+    assert "hf download google/gemma-scope-2b-pt-res" in msg and "HF_HOME" in msg
 
 
 def test_pretrained_cached_loads_from_cache(tmp_path, monkeypatch):
@@ -146,3 +146,75 @@ def test_sessions_load_saes_in_the_models_dtype_unless_asked(tmp_path_factory):
     assert session.labels["coarse"].get(0).promoted
     session.load_saes([("coarse", spec)], dtype="float32")
     assert session.saes["coarse"].W_dec.dtype == torch.float32
+
+
+# ---------------------------------------------------------------- --sae ROLE=SPEC
+
+def _gemma_scope_folder(root, rel="gemma-scope-2b-pt-res/layer_2/width_16k/average_l0_82", d=64, n=96):
+    folder = root / rel
+    folder.mkdir(parents=True)
+    np.savez(folder / "params.npz", **_params(d=d, n=n))
+    return folder
+
+
+def test_spec_forms_preset_release_and_folders(tmp_path):
+    from spectrascope.core.saes import parse_role_spec, parse_sae_spec
+    from tests.conftest import make_tiny_sae
+
+    assert parse_sae_spec("gemma-scope-2b-16k") == PRESETS["gemma-scope-2b-16k"]
+    seed = parse_sae_spec("gemma-scope-2b-pt-res/layer_12/width_262k/average_l0_121")  # the seed's own id
+    assert (seed.kind, seed.release, seed.sae_id) == ("pretrained", "gemma-scope-2b-pt-res",
+                                                      "layer_12/width_262k/average_l0_121")
+    scope = _gemma_scope_folder(tmp_path)  # hook from the layer_N part of the path
+    assert parse_sae_spec(str(scope)) == SAESpec("gemma_scope_folder", path=str(scope), hook_name="blocks.2.hook_resid_post")
+    assert parse_sae_spec(f"{scope}@3").hook_name == "blocks.3.hook_resid_post"  # or given
+    assert parse_sae_spec(f"{scope}@blocks.1.hook_resid_post").hook_name == "blocks.1.hook_resid_post"
+    lens = tmp_path / "my-sae"
+    make_tiny_sae(64, 32, "blocks.1.hook_resid_post").save_model(str(lens))
+    assert parse_sae_spec(str(lens)) == SAESpec("local", path=str(lens.resolve()))
+    assert parse_role_spec(f"fine={lens}") == ("fine", SAESpec("local", path=str(lens.resolve())))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("gemma-scope-2b-pt-ress/layer_12/width_16k/average_l0_82", "did you mean gemma-scope-2b-pt-res"),
+    ("gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_83", "close: .*layer_12/width_16k/average_l0_82"),
+    ("/nowhere/sae", "does not exist"),
+    ("no-such-preset", "not a preset"),
+])
+def test_spec_errors_say_what_is_wrong(text, message):
+    from spectrascope.core.saes import parse_sae_spec
+
+    with pytest.raises(ValueError, match=message):
+        parse_sae_spec(text)
+
+
+def test_folder_without_a_layer_needs_its_hook(tmp_path):
+    from spectrascope.core.saes import parse_role_spec, parse_sae_spec
+
+    bare = _gemma_scope_folder(tmp_path, "downloaded")
+    with pytest.raises(ValueError, match="PATH@LAYER"):
+        parse_sae_spec(str(bare))
+    att = _gemma_scope_folder(tmp_path, "gemma-scope-2b-pt-att/layer_2/width_16k/average_l0_82")
+    with pytest.raises(ValueError, match="PATH@LAYER"):  # attention SAEs do not read the residual
+        parse_sae_spec(str(att))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="neither cfg.json"):
+        parse_sae_spec(str(empty))
+    with pytest.raises(ValueError, match="ROLE one of coarse, fine"):
+        parse_role_spec(f"middle={bare}@2")
+
+
+def test_mismatched_saes_are_named_with_the_model(tiny_session, tmp_path):
+    from spectrascope.core.saes import parse_sae_spec
+
+    narrow = parse_sae_spec(f"{_gemma_scope_folder(tmp_path, 'narrow/layer_2', d=16)}")
+    deep = parse_sae_spec(f"{_gemma_scope_folder(tmp_path, 'deep/layer_2')}@40")
+    tiny_session.load_saes([("coarse", narrow), ("fine", deep)])
+    try:
+        assert "d_in=16" in tiny_session.sae_errors["coarse"] and "width is 64" in tiny_session.sae_errors["coarse"]
+        assert narrow.label in tiny_session.sae_errors["coarse"]
+        assert "blocks.40.hook_resid_post" in tiny_session.sae_errors["fine"]
+        assert "not a layer" in tiny_session.sae_errors["fine"]
+    finally:
+        tiny_session.sae_errors.clear()

@@ -66,6 +66,8 @@ class SAEView:
     rows: tuple[FeatureRow, ...]
     fidelity_per_token: tuple[float, ...] = ()
     pending: tuple[int, ...] = ()  # features in `rows` whose label is still to be computed
+    massive_share: float | None = None  # share of the token's |x|² in the massive dimensions; None for all tokens
+    fidelity_centre: str = ""  # where the centre of `fidelity` comes from (training cache / calibration text)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class SpectrumView:
 def spectrum_view(
     result: Any, labels: Mapping[str, Any], hooks: Mapping[str, str], position: int | None = -1,
     reduce: str = "max", top: int = 30, hide_dense: bool = True, roles: tuple[str, ...] | None = None,
-    compute_labels: bool = True,
+    compute_labels: bool = True, stats: Mapping[str, Any] | None = None,
 ) -> SpectrumView:
     """The spectrum of `result` at `position` (None: all tokens but BOS), per SAE role.
 
@@ -117,6 +119,7 @@ def spectrum_view(
         raise ValueError(f"reduce must be max or mean, not {reduce!r}.")
     pos = None if position is None else position % n
     first = getattr(result, "bos", 0)
+    stats = stats or {}  # role -> ResidualStats: says where the fidelity's centre came from
     saes = {}
     for role in roles or tuple(result.spectra):
         spec = result.spectra[role]
@@ -142,7 +145,9 @@ def spectrum_view(
         saes[role] = SAEView(role, spec.width, hooks.get(role, ""), int((row > 0).sum()), int((row == 0).sum()),
                              None if pos is None else float(spec.fidelity[pos]),
                              pos is not None and float(spec.fidelity[pos]) < POOR_FIDELITY, tuple(spec.poor_positions()),
-                             hidden, tuple(rows), tuple(spec.fidelity.tolist()), tuple(pending))
+                             hidden, tuple(rows), tuple(spec.fidelity.tolist()), tuple(pending),
+                             None if pos is None else float(spec.massive_share[pos]),
+                             stats[role].source if role in stats else "")
     return SpectrumView(result.prompt, tuple(result.tokens), pos, reduce, first, hide_dense, saes)
 
 
@@ -157,7 +162,8 @@ def spectrum_report(
         raise ValueError(f"No {'/'.join(missing)} SAE: {why}")
     result = session.run(Request(prompt))
     hooks = {role: session.sae_hook(role) for role in roles}
-    view = spectrum_view(result, session.labels, hooks, position, reduce, top, hide_dense, roles)
+    view = spectrum_view(result, session.labels, hooks, position, reduce, top, hide_dense, roles,
+                         stats=session.resid_stats)
     return {"model": session.model.spec.name, **view.to_dict()}
 
 

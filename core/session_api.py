@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from .labels import FeatureLabels
+    from .residual_stats import ResidualStats
     from .models import ModelSpec
     from .plan import Edit, ForwardOut
     from .session import Request, Result
@@ -67,6 +68,7 @@ class SessionAPI(Protocol):
     # ---- SAEs (Spectrum, Pairing, Steering) -------------------------------------------------------
     saes: Mapping[str, Any]  # role -> sae-lens SAE
     labels: Mapping[str, FeatureLabels]  # role -> feature labels
+    resid_stats: Mapping[str, ResidualStats]  # role -> the centre its per-token fidelity is measured from
     sae_errors: Mapping[str, str]  # role -> why it is not loaded
 
     def sae(self, role: str) -> Any: ...

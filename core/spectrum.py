@@ -3,12 +3,12 @@
 Encoding and decoding are sae-lens' own (`SAE.encode` / `SAE.decode`); this
 module only summarises them for the Spectrum pane and the `spectrum` command.
 
-Fidelity of one token is the fraction of its residual's squared norm that the
-reconstruction explains, 1 - |x - x̂|² / |x|², and its relative error is
-|x - x̂| / |x|. A per-token number has no batch mean to subtract, so this is
-the per-token analogue of "fraction of variance explained". Positions below
-`POOR_FIDELITY` (typically BOS, whose residual norm is huge and off-distribution)
-are flagged.
+Fidelity of one token is 1 - |x - x̂|² / E|x - μ|², its error against the typical
+centered spread of the SAE's training residuals (core/residual_stats.py): averaged
+over tokens it is the held-out explained variance, and the trivial mean predictor
+scores 0. (The raw-norm 1 - |x - x̂|² / |x|² reads 0.99 on Gemma whatever the fit,
+because three dimensions hold ~97% of |x|².) Positions below `POOR_FIDELITY` are
+flagged: BOS always, and tokens the SAE reconstructs worse than half the typical spread.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from .residual_stats import ResidualStats
 
 POOR_FIDELITY = 0.5
 
@@ -37,8 +39,9 @@ class Spectrum:
     role: str  # "coarse" or "fine"
     codes: torch.Tensor  # (T, F) feature activations, dense
     l0: torch.Tensor  # (T,) number of active features
-    fidelity: torch.Tensor  # (T,) 1 - |x - x̂|² / |x|²
+    fidelity: torch.Tensor  # (T,) 1 - |x - x̂|² / E|x - μ|² (centered; see the module doc)
     rel_error: torch.Tensor  # (T,) |x - x̂| / |x|
+    massive_share: torch.Tensor  # (T,) share of |x|² in the massive dimensions
 
     @property
     def width(self) -> int:
@@ -88,20 +91,22 @@ class Spectrum:
         return np.maximum.reduceat(row, edges[:-1])
 
 
-def encode(sae: Any, resid: torch.Tensor, role: str) -> Spectrum:
-    """Encode a (T, d) residual with a sae-lens SAE; summarise per token."""
+def encode(sae: Any, resid: torch.Tensor, role: str, stats: ResidualStats) -> Spectrum:
+    """Encode a (T, d) residual with a sae-lens SAE; summarise per token against `stats`."""
     with torch.inference_mode():
         x = resid.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype)  # (T, d)
         codes = sae.encode(x)  # (T, F)
         recon = sae.decode(codes)  # (T, d)
-        err = (x - recon).float().pow(2).sum(-1)  # (T,)
-        norm = x.float().pow(2).sum(-1).clamp_min(1e-12)  # (T,)
+        x, recon = x.float().cpu(), recon.float().cpu()
+        err = (x - recon).pow(2).sum(-1)  # (T,)
+        norm = x.pow(2).sum(-1).clamp_min(1e-12)  # (T,)
         return Spectrum(
             role=role,
             codes=codes.float().cpu(),
             l0=(codes != 0).sum(-1).cpu(),
-            fidelity=(1 - err / norm).cpu(),
-            rel_error=(err / norm).sqrt().cpu(),
+            fidelity=stats.fidelity(x, recon),
+            rel_error=(err / norm).sqrt(),
+            massive_share=stats.massive_share(x),
         )
 
 
@@ -109,15 +114,17 @@ def join_spectra(head: Spectrum, n: int, tail: Spectrum) -> Spectrum:
     """The first `n` positions of `head` followed by `tail` (a prompt that kept its first n tokens)."""
     cat = lambda a, b: torch.cat([a[:n], b])  # noqa: E731
     return Spectrum(tail.role, cat(head.codes, tail.codes), cat(head.l0, tail.l0),
-                    cat(head.fidelity, tail.fidelity), cat(head.rel_error, tail.rel_error))
+                    cat(head.fidelity, tail.fidelity), cat(head.rel_error, tail.rel_error),
+                    cat(head.massive_share, tail.massive_share))
 
 
-def encode_all(saes: Mapping[str, Any], resid_by_hook: Mapping[str, torch.Tensor]) -> dict[str, Spectrum]:
+def encode_all(saes: Mapping[str, Any], resid_by_hook: Mapping[str, torch.Tensor],
+               stats: Mapping[str, ResidualStats]) -> dict[str, Spectrum]:
     """Each SAE applied to the residual at its own hook."""
     out = {}
     for role, sae in saes.items():
         hook = sae.cfg.metadata.hook_name
-        out[role] = encode(sae, resid_by_hook[hook], role)
+        out[role] = encode(sae, resid_by_hook[hook], role, stats[role])
     return out
 
 

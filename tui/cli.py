@@ -265,7 +265,9 @@ def cmd_spectrum(args) -> int:
     console.print(tokens)
     for role, sae in report["saes"].items():
         where = f"all tokens from {report['all_tokens_from']} ({report['reduce']})" if pos is None else f"token {pos}"
-        fid = "" if sae["fidelity"] is None else f" · fidelity {sae['fidelity']:.2f}"
+        fid = "" if sae["fidelity"] is None else (f" · fidelity {sae['fidelity']:.2f} (centered on the "
+                                                  f"{sae['fidelity_centre']} mean; massive dims "
+                                                  f"{sae['massive_share']:.0%} of |x|²)")
         dense = f" · {sae['dense_hidden']} always-on hidden (--show-dense)" if sae["dense_hidden"] else ""
         table = Table(title=f"{role} SAE ({sae['width']:,} features at {sae['hook']}) · {where} · "
                             f"L0 {sae['l0']} · {sae['silent']:,} silent{fid}{dense}", title_justify="left")

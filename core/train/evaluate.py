@@ -377,6 +377,17 @@ def write_card_preset(which: str) -> Path:
     return write_card(folder, m, json.loads((folder / "train_curve.json").read_text()), corpus_info, m["cache"])
 
 
+def write_residual_stats(folder: Path, tokens: int = 500_000) -> Path:
+    """residual_stats.json: the training residuals' mean, spread and massive dims, which the
+    per-token fidelity is centred on (core/residual_stats.py)."""
+    from spectrascope.core.assets import atomic_write
+    from spectrascope.core.residual_stats import FILE, ResidualStats
+
+    acts = ActivationCache(acts_dir("train")).load_all(tokens)
+    stats = ResidualStats.estimate(torch.from_numpy(np.asarray(acts, dtype=np.float32)), "training cache")
+    return atomic_write(folder / FILE, stats.to_json())
+
+
 def half_precision_cost(which: str, stored: dict, acts: np.ndarray) -> dict | None:
     """Held-out EV of the fp32 training checkpoint vs the fp16-stored weights, on the same slice."""
     from spectrascope.core.train.trainer import PRESETS, TrainConfig, load_checkpoint, out_dir, to_sae_lens
@@ -405,6 +416,7 @@ def evaluate_preset(which: str, ce_seqs: int = 256) -> dict:
     session = load_session()
     m = evaluate(sae, folder, ce_seqs=ce_seqs, session=session)
     # A small fixed slice the integration test reproduces exactly.
+    write_residual_stats(folder)
     held_slice = ActivationCache(acts_dir("heldout")).load_all(8192)
     sl = recon_metrics(sae, held_slice)
     m["heldout_slice_8192"] = {"fve": round(sl["fve"], 5), "l0": round(sl["l0"], 4)}

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from spectrascope.core.residual_stats import ResidualStats
 from spectrascope.core.saes import SAEIncompatible
 from spectrascope.core.session import Request, resid_hook
 from spectrascope.core.spectrum import encode, hook_layer, promoted_tokens
@@ -30,15 +31,39 @@ def test_encoding_equals_sae_lens_and_numpy_reference(tiny_sae_session):
         recon = sae.decode(expected).detach().numpy()
         xn = x.numpy().astype(np.float64)
         np.testing.assert_array_equal(spec.l0.numpy(), (codes != 0).sum(1))
-        fid = 1 - ((xn - recon) ** 2).sum(1) / (xn ** 2).sum(1)
-        np.testing.assert_allclose(spec.fidelity.numpy(), fid, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(spec.rel_error.numpy(), np.sqrt(np.clip(1 - fid, 0, None)), rtol=1e-3, atol=1e-4)
+        stats = tiny_sae_session.resid_stats[role]
+        mu, spread = stats.mean.numpy().astype(np.float64), stats.centered_sq_norm
+        fid = 1 - ((xn - recon) ** 2).sum(1) / spread  # centered: against the typical spread E|x - mu|^2
+        np.testing.assert_allclose(spec.fidelity.numpy(), fid, rtol=1e-4, atol=1e-4)
+        raw = 1 - ((xn - recon) ** 2).sum(1) / (xn ** 2).sum(1)
+        np.testing.assert_allclose(spec.rel_error.numpy(), np.sqrt(np.clip(1 - raw, 0, None)), rtol=1e-3, atol=1e-4)
+        top3 = np.argsort(-(xn[1:] ** 2).mean(0))[:3]  # massive dims by mean x^2 (calibration text, not this prompt)
+        share = (xn[:, list(stats.massive_dims)] ** 2).sum(1) / (xn ** 2).sum(1)
+        np.testing.assert_allclose(spec.massive_share.numpy(), share, rtol=1e-4, atol=1e-6)
+        assert stats.source.startswith("calibration text") and len(top3) == 3 and np.isfinite(mu).all()
+
+
+def test_centered_fidelity_averages_to_explained_variance_and_the_mean_predictor_scores_zero():
+    from spectrascope.core.residual_stats import ResidualStats
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 16)) * np.r_[np.full(3, 40.0), np.ones(13)] + np.r_[np.full(3, 100.0), np.zeros(13)]
+    xt = torch.from_numpy(x).float()
+    stats = ResidualStats.estimate(xt, "test")
+    assert sorted(stats.massive_dims) == [0, 1, 2]
+    recon = xt + torch.from_numpy(rng.normal(size=x.shape) * 3).float()
+    ev = 1 - ((x - recon.numpy()) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()  # centered EV, SAELens style
+    assert float(stats.fidelity(xt, recon).mean()) == pytest.approx(ev, abs=1e-4)
+    mean_pred = stats.mean.expand_as(xt)
+    assert float(stats.fidelity(xt, mean_pred).mean()) == pytest.approx(0.0, abs=1e-4)
+    raw = 1 - ((x - mean_pred.numpy()) ** 2).sum(1) / (x ** 2).sum(1)
+    assert raw.mean() > 0.6  # the raw-norm version flatters the trivial fit
 
 
 def test_jumprelu_matches_a_hand_written_numpy_version(tiny_sae_session):
     sae = tiny_sae_session.saes["fine"]
     x = torch.randn(5, 64)
-    spec = encode(sae, x, "fine")
+    spec = encode(sae, x, "fine", ResidualStats.estimate(x, "test"))
     pre = x.numpy() @ sae.W_enc.detach().numpy() + sae.b_enc.detach().numpy()
     thr = sae.threshold.detach().numpy()
     ref = np.where(pre > thr, pre, 0.0)
@@ -47,7 +72,8 @@ def test_jumprelu_matches_a_hand_written_numpy_version(tiny_sae_session):
 
 def test_top_bands_silent_and_all_token_views():
     sae = make_tiny_sae(16, 40, "blocks.0.hook_resid_post", "topk", k=4)
-    spec = encode(sae, torch.randn(3, 16), "coarse")
+    x = torch.randn(3, 16)
+    spec = encode(sae, x, "coarse", ResidualStats.estimate(x, "test"))
     top = spec.top(1, n=10)
     row = spec.codes[1]
     assert [i for i, _ in top] == row.argsort(descending=True)[: len(top)].tolist()

@@ -22,6 +22,7 @@ from spectrascope.core.labels import FeatureLabels
 from spectrascope.core.models import ModelSpec
 from spectrascope.core.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 from spectrascope.core.session import Cancelled, PromptError, Request, Result, Token, resid_hook
+from spectrascope.core.residual_stats import ResidualStats
 from spectrascope.core.spectrum import encode_all
 
 VOCAB = ["<bos>", " Paris", " the", " a", " France", "[bold]", "\x1b[31m", " Lyon", "\n", "é"] + [
@@ -64,6 +65,10 @@ class FakeSession:
         self._mix = torch.randn(self.d_model, self.d_model, generator=gen) / self.d_model**0.5  # (d, d)
         # Promoted-token labels through the unembedding, as a real session computes them.
         self.labels = {role: FeatureLabels.for_sae(sae, self) for role, sae in self.saes.items()}
+        # The centre of per-token fidelity, estimated on a fixed text as for an SAE that ships none.
+        calibration = self.forward([0, *range(1, 60)], capture=[resid_hook(1)], keep_logits=0).resid[resid_hook(1)]
+        self.forwards = 0
+        self.resid_stats = {role: ResidualStats.estimate(calibration[0, 1:], "calibration text") for role in self.saes}
 
     def describe(self) -> str:
         return "fake · cpu float32 · layer 1"
@@ -181,7 +186,7 @@ class FakeSession:
             logits=out.logits[0, -1] if out.logits is not None else None,  # (V,)
             truncated=dropped,
             seconds=self.delay,
-            spectra=encode_all(self.saes, resid) if request.codes and self.saes else {},
+            spectra=encode_all(self.saes, resid, self.resid_stats) if request.codes and self.saes else {},
             bos=int(request.add_bos and len(ids) > 1),
         )
 

@@ -177,9 +177,11 @@ class SpectrumPane(Vertical):
             lines.append(f"L0 {sae.l0} · {sae.silent:,} silent\n")
             if sae.fidelity is not None:
                 poor = sae.poor_fit
-                lines.append(f"fidelity {sae.fidelity:.2f}", style="red" if poor else "")
+                lines.append(f"fidelity {sae.fidelity:.2f} (centered)", style="red" if poor else "")
                 if poor:
                     lines.append(" ⚠ poor", style="red")
+                if sae.massive_share is not None:
+                    lines.append(f"\nmassive dims {sae.massive_share:.0%} of |x|²", style="grey50")
             else:
                 poor_at = sae.poor_positions
                 lines.append(f"poor fit at {list(poor_at[:4])}" if poor_at else "all tokens fit", style="grey50")
@@ -212,7 +214,7 @@ class SpectrumPane(Vertical):
         labels = session.labels if session is not None else {}
         hooks = {role: session.sae_hook(role) for role in self.result.spectra} if session is not None else {}
         return spectrum_view(self.result, labels, hooks, self.position, self.reduce, self.top_n, self.hide_dense,
-                             compute_labels=False)
+                             compute_labels=False, stats=getattr(session, "resid_stats", None))
 
     # ---- labels, off the UI thread --------------------------------------------------------------
     def _request_labels(self, wanted: dict[str, list[int]]) -> None:

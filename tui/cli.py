@@ -128,8 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     _model_args(serve)
 
+    sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
+    sae_info.add_argument("--json", action="store_true")
+    _model_args(sae_info)
+
     for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
-                          ("serve", cmd_serve)):
+                          ("serve", cmd_serve), ("sae-info", cmd_sae_info)):
         sub.choices[name].set_defaults(handler=handler)
     from spectrascope.tui import cli_contrast, cli_steer
 
@@ -279,6 +283,27 @@ def cmd_spectrum(args) -> int:
             table.add_row(str(row["feature"]), f"{row['activation']:.2f}", max_act,
                           Text(visible(row["label"], max_len=60, mark_spaces=False)))
         console.print(table)
+    return 0
+
+
+def cmd_sae_info(args) -> int:
+    from spectrascope.core.sae_info import sae_info
+
+    session = _load_session(args)
+    infos = [sae_info(session, role) for role in session.saes]
+    if args.json:
+        print(json.dumps({"saes": [i.to_dict() for i in infos], "not_loaded": dict(session.sae_errors)},
+                         indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+
+    from spectrascope.tui.sae_info import info_table
+
+    console = Console()
+    for info in infos:
+        console.print(info_table(info))
+    for role, why in session.sae_errors.items():
+        console.print(f"{role}: not loaded ({why})")
     return 0
 
 

@@ -34,3 +34,17 @@ def test_metrics_json_figures_are_shown_with_how_they_were_measured(tiny_sae_ses
     assert rows["EV w/o massive dims"].startswith("0.810") and "97%" in rows["EV w/o massive dims"]
     assert rows["ΔCE (spliced)"].startswith("+0.210 nats ± 0.020 (95% CI)")
     assert rows["dead"].startswith("3.1%") and "natural mix" in rows["training"]
+
+
+def test_sae_info_command_prints_each_loaded_sae(tiny_model_dir, tmp_path, capsys):
+    from spectrascope.tui.cli import main
+
+    folder = tmp_path / "lens-sae"
+    make_tiny_sae(64, 48, "blocks.1.hook_resid_post").save_model(str(folder))
+    assert main(["sae-info", "--model", str(tiny_model_dir), "--dtype", "float32", "--sae", f"coarse={folder}",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (coarse,) = out["saes"]
+    assert coarse["role"] == "coarse" and coarse["width"] == 48 and coarse["measured"] is None
+    assert main(["sae-info", "--model", str(tiny_model_dir), "--dtype", "float32", "--sae", f"coarse={folder}"]) == 0
+    assert "not measured" in capsys.readouterr().out

@@ -237,3 +237,23 @@ async def test_rows_listed_by_a_threshold_change_get_labels_from_a_worker(sets):
         await until(pilot, lambda: not pane.labelling and not pairing.unlabelled(pane.result))
         labels = [pairs.row_text(i)[-1] for i in range(pairs.row_count)]
         assert labels and all(label and label != PENDING for label in labels)
+
+
+@pytest.mark.asyncio
+async def test_s_cycles_through_the_shipped_concept_sets(sets):
+    from spectrascope.core.concept_sets import CONCEPT_SETS
+
+    app = PaneApp(fake_with_saes(), *sets)
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = app.query_one(PairingPane)
+        pane.query_one("#pairing-anchors", FastTable).focus()
+        names = []
+        for _ in range(len(CONCEPT_SETS) + 1):
+            await pilot.press("s")
+            names.append(next(c.name for c in CONCEPT_SETS.values() if c.concept == pane.concept_path))
+            assert pane.neutral_path == CONCEPT_SETS[names[-1]].neutral
+            assert f"concept {pane.concept_path.name}" in text_of(app, "#pairing-header")
+        assert names == [*CONCEPT_SETS, "france"]  # from a custom set to the first shipped one, then around
+        await pilot.press("r")  # and the chosen set runs
+        await until(pilot, lambda: pane.result is not None and not pane.busy)
+        assert pane.result.contrast.n_concept == 200

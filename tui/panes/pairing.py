@@ -92,6 +92,7 @@ class PairingPane(Vertical):
     pane_title = "Pairing"
     BINDINGS = [
         Binding("r", "run", "Run"),
+        Binding("s", "next_set", "Prompt set"),
         Binding("x", "cancel", "Cancel"),
         Binding("space", "toggle_anchor", "± anchor"),
         Binding("plus,equals_sign", "anchors(1)", "Anchors+"),
@@ -222,6 +223,18 @@ class PairingPane(Vertical):
             f"concept {one_line(self.concept_path.name, 40)} · neutral {one_line(self.neutral_path.name, 40)} · "
             f"anchors {s.n_anchors} · cos ≥ {s.cos_threshold:.2f} · corr ≥ {s.corr_threshold:.2f} · "
             f"per-prompt {cs.aggregate} · GO needs {s.min_subfeatures} sub-features{busy}", style="bold"))
+
+    def action_next_set(self) -> None:
+        """The next shipped concept set with its matched neutral set (core/concept_sets.py); r runs it.
+        Other sets: `--concept/--neutral` on the command line or in a saved session."""
+        from spectrascope.core.concept_sets import CONCEPT_SETS
+
+        sets = list(CONCEPT_SETS.values())
+        now = next((i for i, c in enumerate(sets) if c.concept == self.concept_path), -1)
+        chosen = sets[(now + 1) % len(sets)]
+        self.concept_path, self.neutral_path = chosen.concept, chosen.neutral
+        self._draw_header()
+        self._say(f"Prompt set: {chosen.name} against its matched neutral set; r runs it (s: next set).")
 
     # ---- running -------------------------------------------------------------------------------
     def action_run(self) -> None:

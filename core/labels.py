@@ -41,8 +41,10 @@ class FeatureLabel:
     promoted: tuple[str, ...]  # tokens the decoder direction raises most
     snippets: tuple[tuple[float, str], ...] = ()  # (activation, text with [[max token]])
     max_act: float | None = None
-    freq: float | None = None  # firing rate on held-out tokens
+    freq: float | None = None  # firing rate on the labelling text
     url: str | None = None
+    random_snippets: tuple[tuple[float, str], ...] = ()  # a uniform sample of its firings, same form
+    density: tuple[int, ...] = ()  # nonzero activations per log10 bin (labels.json's density_bins)
 
     def marked_tokens(self) -> list[str]:
         """The max-activating token of each top snippet (the text inside [[...]]), unique, in order."""
@@ -130,6 +132,8 @@ class FeatureLabels:
                 feature, tuple(lat.get("promoted", ())),
                 tuple((float(s["act"]), str(s["text"])) for s in lat.get("snippets", ())),
                 lat.get("max_act"), lat.get("freq"), self._url(feature),
+                tuple((float(s["act"]), str(s["text"])) for s in lat.get("random_snippets", ())),
+                tuple(int(c) for c in lat.get("density", ())),
             )
         if self.unembed is None:
             return FeatureLabel(feature, (), url=self._url(feature))

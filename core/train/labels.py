@@ -36,10 +36,14 @@ def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_
     rnd_v = torch.zeros((n, max(n_random, 1)))
     gen = torch.Generator().manual_seed(seed)
     fires = torch.zeros(n, dtype=torch.long)
+    density = torch.zeros(n, DENSITY_BINS, dtype=torch.long)
     for s in range(0, len(acts), batch):
         x = torch.from_numpy(np.asarray(acts[s:s + batch])).float()
         z = sae.encode(x)                                  # (B, n)
         fires += (z > 0).sum(0)
+        rows, cols = (z > 0).nonzero(as_tuple=True)
+        density.view(-1).index_add_(0, cols * DENSITY_BINS + density_bin(z[rows, cols]),
+                                    torch.ones_like(cols))
         kk = min(keep, len(x))
         v, i = torch.topk(z.T, kk, dim=-1)                 # (n, kk)
         best_v, best_i = _merge(best_v, best_i, v, i + s, keep)
@@ -66,7 +70,18 @@ def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_
         return result
     sample = [[(v, i) for k, v, i in zip(rnd_k[lat].tolist(), rnd_v[lat].tolist(), rnd_i[lat].tolist()) if k >= 0]
               for lat in range(n)]
-    return (*result, sample)
+    return (*result, sample, density.numpy())
+
+
+# The activation-density histogram of each latent: counts of its nonzero activations in bins of
+# log10(activation), DENSITY_PER_DECADE per decade from 10**DENSITY_LOW (the feature card draws it).
+DENSITY_LOW, DENSITY_PER_DECADE, DENSITY_BINS = -1, 3, 15
+
+
+def density_bin(values: torch.Tensor) -> torch.Tensor:
+    """Bin index of positive activations, clipped to the histogram's range."""
+    b = ((torch.log10(values) - DENSITY_LOW) * DENSITY_PER_DECADE).floor().long()
+    return b.clamp_(0, DENSITY_BINS - 1)
 
 
 def _merge(best_v, best_i, v, i, keep):
@@ -91,7 +106,7 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, soft
     rows = cache.tokens()
     body = rows.shape[1] - 1  # BOS dropped in the cache: flat index -> (row, pos)
     tok_ids, tok_vals = promoted_tokens(sae.W_dec.detach(), W_U, n_promoted, softcap)
-    tops, max_act, fires, randoms = top_activations(sae, acts, n_snippets, n_random=n_random)
+    tops, max_act, fires, randoms, density = top_activations(sae, acts, n_snippets, n_random=n_random)
     vocab_cache: dict[int, str] = {}
 
     def tok_str(t: int) -> str:
@@ -111,6 +126,7 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, soft
         "random_snippets": snips(randoms[lat]),
         "max_act": round(float(max_act[lat]), 2),
         "freq": round(float(fires[lat]) / len(acts), 7),
+        "density": density[lat].tolist(),
     } for lat in range(sae.cfg.d_sae)]
     return {"format": "spectrascope-labels-v2", "source": source, "source_tokens": int(len(acts)),
             "softcap": softcap,
@@ -118,6 +134,7 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, soft
             "snippet_note": f"{source} text; [[tok]] marks the max-activating token; snippets: the top "
                             f"activations (64+ tokens apart), random_snippets: a uniform sample of firings",
             "freq_note": f"firing rate over the {len(acts):,} {source} tokens",
+            "density_bins": {"log10_low": DENSITY_LOW, "per_decade": DENSITY_PER_DECADE, "bins": DENSITY_BINS},
             "latents": latents}
 
 

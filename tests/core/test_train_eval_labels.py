@@ -138,13 +138,20 @@ def test_random_snippets_are_a_uniform_sample_of_firings():
     rare = int(np.argmin(np.where((z > 0).sum(0) > 0, (z > 0).sum(0), 10**9)))  # fewest firings, at least 1
     hits = np.zeros(1000)
     for seed in range(40):
-        *_, sample = top_activations(sae, x, top=1, batch=256, n_random=4, seed=seed)
+        *_, sample, density = top_activations(sae, x, top=1, batch=256, n_random=4, seed=seed)
         for lat in (rare, 5):
             col = z[:, lat]
             assert len(sample[lat]) == min(4, int((col > 0).sum()))
             for v, i in sample[lat]:  # every sampled index fires, with its activation
                 assert col[i] > 0 and v == pytest.approx(col[i], rel=1e-5)
         hits[[i for _, i in sample[5]]] += 1
+    # The density histogram counts every firing once, in its log10 bin (numpy reference).
+    from spectrascope.core.train.labels import DENSITY_BINS, DENSITY_LOW, DENSITY_PER_DECADE
+
+    for lat in (rare, 5):
+        col = z[:, lat][z[:, lat] > 0]
+        bins = np.clip(np.floor((np.log10(col) - DENSITY_LOW) * DENSITY_PER_DECADE), 0, DENSITY_BINS - 1)
+        np.testing.assert_array_equal(density[lat], np.bincount(bins.astype(int), minlength=DENSITY_BINS))
     # Uniform over firings: no firing of a frequent latent is picked much more often than 4/n_fires.
     n_fires = int((z[:, 5] > 0).sum())
     assert n_fires > 40 and hits.max() <= 40 * 4 / n_fires * 4 + 3

@@ -54,7 +54,7 @@ async def test_live_typing_updates_the_spectrum(tiny_sae_session):
     async with app.run_test(size=(140, 45)) as pilot:
         await until(pilot, lambda: app.result is not None)
         first = app.result
-        await pilot.press(*" is big")
+        await pilot.press("slash", *" is big")  # / enters the prompt
         await until(pilot, lambda: app.result is not first and app.result.prompt == "Paris is big")
         pane = app.query_one("#spectrum")
         assert pane.result is app.result and pane.position == len(app.result.tokens) - 1
@@ -115,3 +115,23 @@ async def test_one_batched_label_call_per_sae_per_redraw(monkeypatch):
         assert 1 <= len(calls["batch"]) <= 2 and calls["lens"] == 2  # only the newly shown features
         new = sum(calls["batch"])
         assert new <= sum(len(v.rows) for v in pane.view().saes.values())
+
+
+@pytest.mark.asyncio
+async def test_the_feature_card_shows_density_and_random_firings_from_shipped_labels():
+    from spectrascope.tui.panes.spectrum import sparkline
+
+    session = fake_with_saes()
+    session.labels["coarse"].shipped[5] = {
+        "promoted": [" Paris"], "snippets": [{"act": 9.5, "text": "in[[ Paris]] today"}],
+        "random_snippets": [{"act": 1.25, "text": "the[[ French]] way"}], "max_act": 9.5, "freq": 0.01,
+        "density": [0, 4, 8, 2] + [0] * 11}
+    app = SpectrascopeApp(lambda progress: session, prompt="Paris")
+    async with app.run_test(size=(140, 45)) as pilot:
+        pane, _ = await show_spectrum(pilot)
+        pane.select_feature("coarse", 5)
+        await pilot.pause()
+        card = str(app.query_one("#spectrum-card", Static).render())
+        assert "activation density" in card and sparkline([0, 4, 8, 2] + [0] * 11) in card
+        assert "random firings" in card and "1.25" in card and "top snippets" in card
+    assert sparkline([0, 1, 8]) == " ▁█"

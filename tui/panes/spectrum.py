@@ -320,10 +320,21 @@ class SpectrumPane(Vertical):
                         style="grey50")
         if label.url:
             card.append(label.url + "\n", style="underline cyan")
-        if label.snippets:
-            card.append("top snippets:\n", style="grey50")
-            for act, snippet in label.snippets:
+        if label.density and any(label.density):
+            card.append("activation density (log10 act, 3 bins a decade from 0.1): ", style="grey50")
+            card.append(sparkline(label.density) + "\n")
+        for title, snippets in (("top snippets", label.snippets), ("random firings", label.random_snippets)):
+            if snippets:
+                card.append(f"{title}:\n", style="grey50")
+            for act, snippet in snippets:
                 card.append(f" {act:6.2f}  ")
                 for i, part in enumerate(snippet.replace("]]", "[[").split("[[")):
                     card.append(one_line(part, 120), style="bold reverse" if i % 2 else "")
                 card.append("\n")
+
+
+def sparkline(counts) -> str:
+    """One block character per bin, height by count (0 shows as a space)."""
+    blocks = " ▁▂▃▄▅▆▇█"
+    top = max(counts) or 1
+    return "".join(blocks[0 if c == 0 else max(1, round(8 * c / top))] for c in counts)

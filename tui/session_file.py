@@ -2,6 +2,12 @@
 
 Each pane may offer `get_state() -> dict` and `set_state(dict)`; the file is
 JSON, written atomically (`core.assets.atomic_write`) so a crash never leaves half a file.
+Older files still load: a pane section or key they lack keeps its default (set_state reads
+every key with a default), so a new setting never needs a converter.
+
+Version 1 (the first files have no version field): prompt, knobs, A/B, Spectrum mode,
+Pairing prompt sets and thresholds. Version 2 adds the Steering pane and Pairing's anchors
+(its result is re-run from the contrast cache on restore).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from spectrascope.core.assets import atomic_write
 if TYPE_CHECKING:
     from spectrascope.tui.app import SpectrascopeApp
 
-VERSION = 1
+VERSION = 2
 
 
 def collect(app: SpectrascopeApp) -> dict[str, Any]:
@@ -46,8 +52,9 @@ def load_session_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"Session file {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"Session file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != VERSION:
-        raise ValueError(f"Session file {path} is not a spectrascope session (version {VERSION}).")
+    version = data.get("version", 1) if isinstance(data, dict) else None  # the first files had none
+    if version not in range(1, VERSION + 1) or not {"prompt", "panes"} & set(data):
+        raise ValueError(f"Session file {path} is not a spectrascope session (versions 1 to {VERSION}).")
     if not isinstance(data.get("prompt", ""), str) or not isinstance(data.get("panes", {}), dict):
         raise ValueError(f"Session file {path} is malformed: 'prompt' must be text, 'panes' an object.")
     return data

@@ -7,7 +7,9 @@ thresholds (`c`/`C` cosine, `o`/`O` correlation) only reclassify; choosing an
 anchor (`enter` on a candidate) redraws; toggling a candidate in or out of the
 anchor set (`space`) or changing their number (`+`/`-`) re-pairs in a worker
 (`core.pairing.repair`: no model forward). Rows newly listed after a threshold
-change show "…" until a worker has labelled them (one batch per SAE).
+change show "…" until a worker has labelled them (one batch per SAE). A session file keeps
+the shown result's anchors; restoring it runs again with them (from the contrast cache) as
+soon as the model is there, so the result is back without `r`.
 
 The shown anchor and its sub-features go up to the app as `SelectionChanged`
 (the Steering pane gets them from there): (("coarse", anchor), ("fine", id), ...).
@@ -129,6 +131,7 @@ class PairingPane(Vertical):
         self._announced: tuple[tuple[str, int], ...] = ()  # the selection the app last heard of
         self.labelling = False  # a label worker is running
         self._label_failed = False  # no retry until the next result
+        self._restore_anchors: list[int] | None = None  # a restored session's anchors, run once the model is there
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pairing-header")
@@ -189,7 +192,7 @@ class PairingPane(Vertical):
     def get_state(self) -> dict:
         return {"concept": str(self.concept_path), "neutral": str(self.neutral_path),
                 "settings": self.settings.to_dict(), "contrast": self.contrast_settings.to_dict(),
-                "anchor": self.anchor}
+                "anchor": self.anchor, "anchors": list(self.result.anchors) if self.result is not None else None}
 
     def set_state(self, state: dict) -> None:
         from spectrascope.core.contrast import ContrastSettings
@@ -201,7 +204,16 @@ class PairingPane(Vertical):
         self.contrast_settings = ContrastSettings.from_dict(state.get("contrast", {}))
         anchor = state.get("anchor")
         self.anchor = int(anchor) if anchor is not None else None
+        anchors = state.get("anchors")  # None: no result was shown (or an older file)
+        self._restore_anchors = [int(a) for a in anchors] if anchors else None
         self._draw_header()
+        self.watch_session()
+
+    def watch_session(self) -> None:
+        """Show a restored session's result again: the same run, from the contrast cache when it has it."""
+        if self.session is not None and self._restore_anchors is not None and not self.busy:
+            anchors, self._restore_anchors = self._restore_anchors, None
+            self._start_run(anchors)
 
     def export(self, folder) -> list:
         """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown (ctrl+e)."""
@@ -238,6 +250,10 @@ class PairingPane(Vertical):
 
     # ---- running -------------------------------------------------------------------------------
     def action_run(self) -> None:
+        self._start_run(None)
+
+    def _start_run(self, anchors: list[int] | None) -> None:
+        """Run both prompt sets, then pair `anchors` (None: the top `settings.n_anchors` by selectivity)."""
         if self.session is None:
             self._say("Waiting for the model to load.")
             return
@@ -253,11 +269,11 @@ class PairingPane(Vertical):
         self._draw_header()
         self._say("starting…")
         self._run_worker(self.session, self._run_id, self._cancel, (self.concept_path, self.neutral_path),
-                         self.settings, self.contrast_settings, self.use_cache)
+                         self.settings, self.contrast_settings, self.use_cache, anchors)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-run")
     def _run_worker(self, session: SessionAPI, run_id: int, cancel: threading.Event, paths: tuple[Path, Path],
-                    settings: Any, contrast_settings: Any, use_cache: bool) -> None:
+                    settings: Any, contrast_settings: Any, use_cache: bool, anchors: list[int] | None) -> None:
         from spectrascope.core.contrast import load_prompts
         from spectrascope.core.pairing import analyse
         from spectrascope.core.session import Cancelled
@@ -268,7 +284,7 @@ class PairingPane(Vertical):
         try:
             concept, neutral = (load_prompts(path) for path in paths)
             result = analyse(session, concept, neutral, contrast_settings, settings, cancel, progress,
-                             use_cache=use_cache)
+                             use_cache=use_cache, anchors=anchors)
         except Cancelled:
             self.post_message(PairingDone(run_id, cancelled=True))
             return

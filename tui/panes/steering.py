@@ -14,7 +14,7 @@ A report stays on screen when the prompt (the app's, as typed) or a setting chan
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -129,6 +129,7 @@ class SteeringPane(Vertical):
         self.method = "add"
         self.positions = "all"
         self.settings = SamplingSettings(temperature=1.0)
+        self.unit = "max_act"  # what strength 1 means (core/steering.py UNITS); no key, a session file sets it
         self.words: list[str] | None = None  # None = the default list (france.txt)
         self.report: Any = None  # last side-by-side report
         self.report_basis: Basis | None = None
@@ -217,6 +218,42 @@ class SteeringPane(Vertical):
             keys.append(f"{f.role}:{f.id}")
         table.set_rows(cells, keys)
         self._draw_stale()
+
+    # ---- session file (app conventions) ------------------------------------------------------------
+    def get_state(self) -> dict:
+        return {"features": [asdict(f) for f in self.features], "method": self.method, "positions": self.positions,
+                "unit": self.unit, "n_seeds": self.n_seeds, "tokens": self.tokens, "sweep": list(self.sweep),
+                "words": self.words, "settings": self.settings.to_dict()}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what get_state saved; a missing key keeps the default, a bad one raises before anything changes."""
+        import math
+
+        from spectrascope.core.steering import METHODS, POSITIONS, UNITS, SteerFeature, SteeringError
+
+        features = [SteerFeature(str(f["role"]), int(f["id"]), float(f.get("strength", 1.0)))
+                    for f in state.get("features", [])]
+        sweep = tuple(float(s) for s in state.get("sweep", self.sweep))
+        words = state.get("words")
+        n_seeds, tokens = int(state.get("n_seeds", self.n_seeds)), int(state.get("tokens", self.tokens))
+        chosen = {"method": (state.get("method", self.method), METHODS),
+                  "positions": (state.get("positions", self.positions), POSITIONS),
+                  "unit": (state.get("unit", self.unit), UNITS)}
+        for name, (value, allowed) in chosen.items():
+            if value not in allowed:
+                raise SteeringError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        if not all(math.isfinite(x) for x in [f.strength for f in features] + list(sweep)):
+            raise SteeringError("strengths and sweep must be finite numbers")
+        if not 1 <= n_seeds <= 20 or tokens < 1:
+            raise SteeringError("n_seeds must be 1..20 and tokens at least 1")
+        self.settings = SamplingSettings.from_dict(state.get("settings", self.settings.to_dict()))
+        self.method, self.positions, self.unit = (value for value, _ in chosen.values())
+        self.n_seeds, self.tokens, self.sweep = n_seeds, tokens, sweep
+        self.words = None if words is None else [str(w) for w in words]  # None: from the concept feature's label
+        self.query_one("#steer-words", Input).value = ", ".join(self.words or [])
+        self.query_one("#steer-features", Input).value = " ".join(f.label() for f in features)
+        self.set_features(features)
+        self._draw_settings()
 
     # ---- choosing features ----------------------------------------------------------------------
     @on(Input.Submitted, "#steer-features")
@@ -310,7 +347,7 @@ class SteeringPane(Vertical):
         seeds = [self.settings.seed + i for i in range(self.n_seeds)]
         strengths = list(self.sweep) if kind == "sweep" else None
         self._say(f"{'sweeping' if kind == 'sweep' else 'generating'} {len(seeds)} seeds × {self.tokens} tokens…")
-        options = dict(settings=self.settings, seeds=seeds, tokens=self.tokens, strengths=strengths,
+        options = dict(settings=self.settings, unit=self.unit, seeds=seeds, tokens=self.tokens, strengths=strengths,
                        method=self.method, positions=self.positions, words=self.words)
         self._experiment(self._run_id, kind, self.session, self._basis(), list(self.features), options,
                          self._cancel)

@@ -257,3 +257,22 @@ async def test_s_cycles_through_the_shipped_concept_sets(sets):
         await pilot.press("r")  # and the chosen set runs
         await until(pilot, lambda: pane.result is not None and not pane.busy)
         assert pane.result.contrast.n_concept == 200
+
+
+@pytest.mark.asyncio
+async def test_v_shows_the_feature_token_by_token(sets):
+    from spectrascope.tui.token_view import TokenViewScreen
+
+    app = PaneApp(fake_with_saes(), *sets)
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = await run_pairing(pilot)
+        feature = int(pane.query_one("#pairing-anchors", FastTable).keys[0])
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, TokenViewScreen))
+        screen = app.screen
+        assert screen.title_text.startswith(f"coarse #{feature} token by token")
+        assert [p.set_name for p in screen.view].count("neutral") == 4
+        shown = " ".join(str(w.render()) for w in screen.query(Static))
+        assert "false positives" in shown and "max " in shown
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, TokenViewScreen))

@@ -57,6 +57,16 @@ class PairingLabels(Message):
 
 
 @dataclass
+class PairingTokens(Message):
+    """One feature's activation on every token of the prompts where it fires most and least."""
+
+    role: str
+    feature: int
+    view: Any = None  # list[core.token_view.PromptTokens]
+    error: BaseException | None = None
+
+
+@dataclass
 class PairingDone(Message):
     run_id: int
     result: Any = None  # core.pairing.PairingResult
@@ -95,6 +105,7 @@ class PairingPane(Vertical):
     BINDINGS = [
         Binding("r", "run", "Run"),
         Binding("s", "next_set", "Prompt set"),
+        Binding("v", "token_view", "Tokens"),
         Binding("x", "cancel", "Cancel"),
         Binding("space", "toggle_anchor", "± anchor"),
         Binding("plus,equals_sign", "anchors(1)", "Anchors+"),
@@ -235,6 +246,44 @@ class PairingPane(Vertical):
             f"concept {one_line(self.concept_path.name, 40)} · neutral {one_line(self.neutral_path.name, 40)} · "
             f"anchors {s.n_anchors} · cos ≥ {s.cos_threshold:.2f} · corr ≥ {s.corr_threshold:.2f} · "
             f"per-prompt {cs.aggregate} · GO needs {s.min_subfeatures} sub-features{busy}", style="bold"))
+
+    def action_token_view(self) -> None:
+        """Which tokens the highlighted feature (a candidate, or a fine row when that table has focus)
+        fires on, in the prompts where it fires most and least (a worker; then a screen)."""
+        if self.result is None or self.session is None:
+            self._say("Run the pairing first (r).")
+            return
+        table = self.query_one("#pairing-pairs", FastTable)
+        role, feature = "coarse", self._candidate_under_cursor()
+        if table.has_focus and table.row_count:
+            role, feature = "fine", int(table.keys[table.cursor])
+        if feature is None:
+            return
+        self._say(f"Reading {role} #{feature} token by token…")
+        self._token_worker(self.session, self.result.contrast, (self.concept_path, self.neutral_path), role, feature)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-tokens")
+    def _token_worker(self, session: SessionAPI, contrast, paths: tuple[Path, Path], role: str, feature: int) -> None:
+        from spectrascope.core.contrast import load_prompts
+        from spectrascope.core.token_view import token_view
+
+        try:
+            concept, neutral = (load_prompts(p) for p in paths)
+            view = token_view(session, concept, neutral, contrast.per_prompt(role), contrast.is_concept, role, feature)
+        except Exception as exc:  # noqa: BLE001 - said in the status line; the pane keeps running
+            self.post_message(PairingTokens(role, feature, error=exc))
+            return
+        self.post_message(PairingTokens(role, feature, view))
+
+    def on_pairing_tokens(self, message: PairingTokens) -> None:
+        from spectrascope.tui.token_view import TokenViewScreen
+
+        if message.error is not None:
+            self._say(f"Token view failed: {describe(message.error)}", error=True)
+            return
+        self._say(f"{message.role} #{message.feature}: token view open (esc closes).")
+        self.app.push_screen(TokenViewScreen(message.role, message.feature, self._label(message.role, message.feature),
+                                             message.view))
 
     def action_next_set(self) -> None:
         """The next shipped concept set with its matched neutral set (core/concept_sets.py); r runs it.

@@ -3,6 +3,7 @@ hands the session down, as the real app does)."""
 
 from __future__ import annotations
 
+import io
 import threading
 
 import numpy as np
@@ -12,7 +13,7 @@ from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from spectrascope.core import pairing
-from spectrascope.tui.panes.pairing import PairingPane, heat_strip
+from spectrascope.tui.panes.pairing import PairingPane, decomposition_tree, heat_strip
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import FakeSession, fake_with_saes
 from tests.tui.pilot_helpers import until
@@ -50,6 +51,14 @@ def text_of(app, selector):
     return str(app.query_one(selector, Static).render())
 
 
+def rendered(renderable) -> str:
+    from rich.console import Console
+
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
 def same_pairing(a, b) -> bool:
     return a.anchors == b.anchors and all(
         np.array_equal(a.pairings[x].classes, b.pairings[x].classes)
@@ -82,7 +91,10 @@ async def test_run_tables_plots_and_keys(sets):
         first = anchors.row_text(0)
         assert first[1] == str(res.contrast.stats["coarse"].ranked(1)[0])
         assert "GO" in text_of(app, "#pairing-verdict")
-        assert "cosine of coarse" in text_of(app, "#pairing-hist")
+        # The decomposition beside the scatter: anchor -> its sub-features, one branch each.
+        tree = rendered(decomposition_tree(pane.anchor, "x", res.pairings[pane.anchor], str))
+        assert f"coarse #{pane.anchor}" in tree
+        assert all(f"#{f} corr" in tree for f in res.pairings[pane.anchor].sub_features()[:5])
         assert "correlation" in text_of(app, "#pairing-scatter")
         pairs = pane.query_one("#pairing-pairs", FastTable)
         assert pairs.row_count > 0 and pairs.column_names[:4] == ["fine", "cosine", "corr", "class"]

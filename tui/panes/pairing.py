@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from rich.tree import Tree
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -72,6 +73,23 @@ class PairingDone(Message):
     result: Any = None  # core.pairing.PairingResult
     error: BaseException | None = None
     cancelled: bool = False
+
+
+def decomposition_tree(anchor: int, label: str, pairing, fine_label, limit: int = 12) -> Tree:
+    """The anchor and its fine sub-features (then partial overlaps) as a tree: the bar is the
+    activation correlation (the link's strength), its colour the decoder cosine."""
+    tree = Tree(Text(f"coarse #{anchor} · {label}", style="bold"))
+    rows = [q for q in pairing.pairs(limit) if q.cls in ("sub-feature", "partial overlap")]
+    if not rows:
+        tree.add(Text("no sub-feature or partial overlap at these thresholds", style="grey50"))
+    for q in rows:
+        shade = max(0.0, min(1.0, q.cosine))
+        bar = "━" * max(1, round(10 * max(0.0, q.correlation)))
+        node = Text(f"{bar:<10} ", style=f"rgb({int(80 + 175 * (1 - shade))},{int(120 + 135 * shade)},80)")
+        node.append(f"#{q.fine} corr {q.correlation:.2f} cos {q.cosine:.2f} ", style=CLASS_STYLE[q.cls])
+        node.append(one_line(fine_label(q.fine), 40), style="grey70")
+        tree.add(node)
+    return tree
 
 
 def heat_strip(matrix, row_ids, col_ids) -> Text:
@@ -158,7 +176,7 @@ class PairingPane(Vertical):
                 yield Static("", id="pairing-pairs-title", classes="pairing-title")
                 yield FastTable(id="pairing-pairs")
             with Vertical(id="pairing-right"):
-                yield Static("", id="pairing-hist")
+                yield Static("", id="pairing-tree")
                 yield Static("", id="pairing-scatter")
                 yield Static("", id="pairing-heat")
 
@@ -174,7 +192,7 @@ class PairingPane(Vertical):
     #pairing-anchors { height: 12; }
     #pairing-pairs { height: 1fr; }
     .pairing-title { height: 1; }
-    #pairing-hist { height: 1fr; }
+    #pairing-tree { height: 1fr; }
     #pairing-scatter { height: 1fr; }
     #pairing-heat { height: auto; max-height: 8; }
     """
@@ -576,20 +594,15 @@ class PairingPane(Vertical):
 
         res = self.result
         p = res.pairings.get(self.anchor)
-        hist, scatter, heat = (self.query_one(i, Static) for i in ("#pairing-hist", "#pairing-scatter", "#pairing-heat"))
+        tree, scatter, heat = (self.query_one(i, Static) for i in ("#pairing-tree", "#pairing-scatter", "#pairing-heat"))
         if p is None:
-            for w in (hist, scatter, heat):
+            for w in (tree, scatter, heat):
                 w.update("")
             return
         from spectrascope.core.pairing import CLASS_NAMES
 
-        plt.clf()
-        plt.theme("clear")
-        plt.plotsize(*self._plot_size("#pairing-hist", (60, 12)))
-        plt.hist(p.cosine.tolist(), bins=40)
-        plt.vline(res.settings.cos_threshold, "red")
-        plt.title(f"cosine of coarse #{self.anchor} vs all {len(p.cosine):,} fine (threshold red)")
-        hist.update(Text.from_ansi(plt.build()))
+        tree.update(decomposition_tree(self.anchor, self._label("coarse", self.anchor), p,
+                                       lambda f: self._label("fine", f), res.settings.max_rows))
 
         plt.clf()
         plt.theme("clear")

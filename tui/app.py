@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane, Tabs
 
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
@@ -32,6 +32,8 @@ from spectrascope.tui.panes.logits import LogitsPane
 from spectrascope.tui.panes.pairing import PairingPane
 from spectrascope.tui.panes.spectrum import SpectrumPane
 from spectrascope.tui.panes.steering import SteeringPane
+from spectrascope.tui.paste import use_inert_paste
+from spectrascope.tui.widgets.text_field import TextField
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ class SpectrascopeApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("ctrl+l", "focus_prompt", "Prompt"),
+        Binding("slash,ctrl+l", "focus_prompt", "Prompt"),
         Binding("ctrl+r", "rerun", "Rerun"),
         Binding("f1,question_mark", "help", "Help"),
         Binding("f2", "show_pane('logits')", "Logits", show=False),
@@ -97,7 +99,7 @@ class SpectrascopeApp(App):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(value=self.prompt, placeholder="Type a prompt…", id="prompt", select_on_focus=False)
+        yield TextField("prompt", value=self.prompt, placeholder="press / and type a prompt", id="prompt")
         with Horizontal(id="status-bar"):
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
             yield Static("", id="status")
@@ -114,8 +116,14 @@ class SpectrascopeApp(App):
                     SpectrascopeApp.session, SpectrascopeApp.prompt, SpectrascopeApp.pairing_selection)
         yield Footer()
 
+    def get_driver_class(self):
+        return use_inert_paste(super().get_driver_class())  # a paste never arrives as key presses
+
     def on_mount(self) -> None:
         from spectrascope.tui.theme import CONTRAST_THEME
+
+        # The tab strip would be a focus stop that shows nothing and swallows a key: F2-F5 switch panes.
+        self.query_one(TabbedContent).query_one(Tabs).can_focus = False
 
         self.register_theme(CONTRAST_THEME)
         if self._knobs:
@@ -132,8 +140,8 @@ class SpectrascopeApp(App):
 
             self.run_worker(play(self, self._demo), group="demo", exit_on_error=False)
         self.sub_title = "loading model…"
-        self.set_status("Loading the model in the background; type your prompt meanwhile.")
-        self.query_one("#prompt", Input).focus()
+        self.set_status("Loading the model in the background; / edits the prompt meanwhile, ? lists every key.")
+        self.action_focus_pane()  # keys act on a pane from the start: `?` opens help, never types
         self._load_session()
 
     # ---- status -------------------------------------------------------------------------
@@ -202,7 +210,7 @@ class SpectrascopeApp(App):
             return
         prompt = self.query_one("#prompt", Input).value
         if prompt == "":
-            self.set_status("Type a prompt to see what the model predicts next.")
+            self.set_status("Press / and type a prompt to see what the model predicts next.")
             return
         if self._cancel is not None:
             self._cancel.set()  # the running forward stops at its next block
@@ -266,10 +274,23 @@ class SpectrascopeApp(App):
         if not tabs.query(f"#tab-{name}"):
             return
         tabs.active = f"tab-{name}"
-        # Put the keyboard on the pane, or its keys would be typed into the prompt.
+        self.action_focus_pane()
+
+    def action_focus_pane(self) -> None:
+        """The keyboard to the showing pane (Esc in any text field comes here).
+
+        Focus moves now, not after a refresh: Textual blurs a focused widget whose tab
+        is hidden and hands focus to a field beside it, and focusing that field would
+        switch the tabs back (a key typed then lands in that field).
+        """
         target = getattr(self.current_pane(), "focus_target", None)
         if target:
-            self.call_after_refresh(lambda: self.query_one(target).focus())
+            widget = self.query_one(target)
+            widget.screen.set_focus(widget)
+
+    def on_paste(self, event: events.Paste) -> None:
+        # Only a paste that no text field took gets here: it is dropped, never read as keys.
+        self.set_status("Paste ignored: only a text field takes pasted text (/ for the prompt).")
 
     def action_pane_action(self, pane: str, action: str) -> None:
         """Run a pane's own action from anywhere (the command palette)."""

@@ -12,19 +12,34 @@ from textual.widgets import Static
 
 
 def _key_name(key: str) -> str:
-    return " / ".join(k.replace("ctrl+", "^").replace("question_mark", "?") for k in key.split(","))
+    return ", ".join(k.replace("ctrl+", "^").replace("question_mark", "?").replace("slash", "/")
+                     for k in key.split(","))
 
 
-def bindings_table(title: str, bindings) -> Table:
+def notes_table(title: str, notes: list[tuple[str, str]]) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
-    for b in bindings:
-        b = b if isinstance(b, Binding) else Binding(*b)
-        if b.description:
-            table.add_row(Text(_key_name(b.key)), Text(b.description))
+    for term, meaning in notes:
+        table.add_row(Text(term), Text(meaning))
     return table
 
+
+def bindings_table(title: str, bindings) -> Table:
+    described = [b if isinstance(b, Binding) else Binding(*b) for b in bindings]
+    return notes_table(title, [(_key_name(b.key), b.description) for b in described if b.description])
+
+
+# Where keys go: one rule for every pane and field (the README says the same).
+FOCUS_MODEL = [
+    ("keys", "act on the pane that has focus (its table); the app starts there, so ? opens this help."),
+    ("/ or ^l", "enter the prompt; Tab / shift+Tab step through the fields and the pane's table; a click works too."),
+    ("esc", "leaves any text field: the keyboard is back on the pane, and letters act on it again."),
+    ("enter", "in the prompt runs it now; in a pane's field applies it and returns to the pane."),
+    ("fields", "each is labelled on its border; entering one keeps its text as it is (nothing selected)."),
+    ("paste", "lands in the focused text field as plain text, escape sequences and control characters "
+              "dropped; with a pane focused it is ignored, never read as keys."),
+]
 
 # What each number on screen means, in a sentence (the report and README say the same).
 GLOSSARY = [
@@ -36,22 +51,14 @@ GLOSSARY = [
     ("GO / NO-GO", "GO when the best anchor has at least 3 sub-features; the line under it is the null "
                    "model: how many of all live coarse features reach the same count (a high base rate "
                    "means GO says little)."),
-    ("fidelity", "1 - |x - x̂|² / |x|² of one token's residual (raw norms: Gemma's massive dimensions "
-                 "make it read high; compare tokens with each other, not with 1)."),
+    ("fidelity", "1 - |x - x̂|² / E|x - μ|² of one token: its reconstruction error against the typical "
+                 "centered spread of the SAE's training residuals; averaged over tokens it is the SAE's explained "
+                 "variance, and predicting the mean scores 0. Below 0.5 is flagged (BOS always is)."),
     ("effect / cost", "steering: mean concept-feature activation and share of runs with concept words, "
                       "against perplexity of the generated text under the unsteered model."),
     ("embedded SAEs", "trained here with every France-mentioning training window added: France results "
                       "on the embedded default are in-sample (see assets/saes/*/CARD.md)."),
 ]
-
-
-def glossary_table() -> Table:
-    table = Table(title="What the numbers mean", title_justify="left", show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
-    for term, meaning in GLOSSARY:
-        table.add_row(Text(term), Text(meaning))
-    return table
 
 
 class HelpScreen(ModalScreen):
@@ -68,7 +75,9 @@ class HelpScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text("spectrascope keys  (esc closes)", style="bold"))
+            yield Static(notes_table("Focus and typing", FOCUS_MODEL))
+            yield Static("")
             for title, bindings in self.sections:
                 yield Static(bindings_table(title, bindings))
                 yield Static("")
-            yield Static(glossary_table())
+            yield Static(notes_table("What the numbers mean", GLOSSARY))

@@ -1,5 +1,22 @@
-"""Shared Pilot helpers for the TUI tests (the helper itself lives in the package)."""
+"""Shared Pilot helpers for the TUI tests (`until` itself lives in the package)."""
 
 from spectrascope.tui.pilot import until
 
-__all__ = ["until"]
+PANES = ["logits", "spectrum", "pairing", "steering"]
+# Every text field in the app, with the pane it shows on (the prompt shows on all).
+TEXT_FIELDS = {"#prompt": "logits", "#logits-system": "logits", "#steer-features": "steering",
+               "#steer-words": "steering"}
+
+
+def pane_home(app, pane: str):
+    """The widget that has the keyboard when `pane` shows (its table)."""
+    return app.query_one(app.query_one(f"#{pane}").focus_target)
+
+
+async def show_pane(pilot, pane: str) -> None:
+    """Show `pane` as F2-F5 do and wait until the keyboard is on it."""
+    pilot.app.action_show_pane(pane)
+    await until(pilot, lambda: pilot.app.focused is pane_home(pilot.app, pane))
+
+
+__all__ = ["PANES", "TEXT_FIELDS", "pane_home", "show_pane", "until"]

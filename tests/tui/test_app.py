@@ -33,7 +33,7 @@ async def test_typing_runs_the_latest_prompt_only():
     app = make_app(session, prompt="")
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.session is not None)
-        await pilot.press(*"Paris is")
+        await pilot.press("slash", *"Paris is")  # / enters the prompt (keys act on the pane until then)
         await until(pilot, lambda: app.result is not None and app.result.prompt == "Paris is")
 
 
@@ -74,7 +74,7 @@ async def test_load_failure_is_shown_and_app_keeps_running():
         await pilot.pause(0.3)
         status = str(app.query_one("#status", Static).render())
         assert "not on this machine" in status
-        await pilot.press("a")  # still responsive
+        await pilot.press("slash", "a")  # still responsive
         assert app.query_one("#prompt", Input).value.endswith("a")
 
 
@@ -83,7 +83,7 @@ async def test_engine_error_is_inline_and_next_prompt_works():
     app = make_app(FakeSession(fail_on="boom"), prompt="")
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.session is not None)
-        await pilot.press(*"boom", "enter")
+        await pilot.press("slash", *"boom", "enter")
         await pilot.pause(0.3)
         assert "boom" in str(app.query_one("#status", Static).render())
         app.query_one("#prompt", Input).value = "ok"

@@ -8,16 +8,8 @@ from textual.widgets import Input, Static, TabbedContent
 
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.session_file import load_session_file
+from tests.tui.hostile_text import HOSTILE
 from tests.tui.pilot_helpers import until
-
-HOSTILE = [
-    "[bold red]markup[/]", "[/]", "[link=https://evil.example]click[/link]", "\x1b[31mred\x1b[0m",
-    "\x1b]0;title\x07", "nul\x00byte", "bell\x07", "tab\tand\rreturn", "line\nbreak",
-    "שלום עולם", "مرحبا", "\u202eevil override", "👩‍👩‍👧‍👦 emoji 🇫🇷", "x" * 3000,
-    "   ", "💥" * 200, "\ufeffBOM", "\\[escaped]",
-]
-
-
 
 
 def screen_text(app) -> str:

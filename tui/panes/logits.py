@@ -16,7 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
@@ -27,6 +27,7 @@ from spectrascope.tui.errors import describe
 from spectrascope.tui.stale import Basis
 from spectrascope.tui.widgets.bars import bar
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+from spectrascope.tui.widgets.text_field import TextField
 
 if TYPE_CHECKING:
     from spectrascope.core.session_api import SessionAPI
@@ -93,9 +94,8 @@ class LogitsPane(Vertical):
         yield Static("", id="logits-knobs")
         yield Static("", id="logits-summary")
         yield Static("", id="logits-text")
-        with Horizontal(id="logits-system-row"):
-            yield Static("system:", id="logits-system-label")
-            yield Input(placeholder="system prompt for the A/B (press a to compare)", id="logits-system")
+        yield TextField("system prompt (A/B)", placeholder="a system prompt to compare against (a: A/B)",
+                        id="logits-system")
         yield FastTable(id="logits-table")
         yield Static("", id="logits-runs-note")
         yield DataTable(id="logits-runs", zebra_stripes=True, cursor_type="row")

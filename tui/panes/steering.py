@@ -32,6 +32,7 @@ from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.stale import Basis
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+from spectrascope.tui.widgets.text_field import TextField
 
 if TYPE_CHECKING:
     from spectrascope.core.session_api import SessionAPI
@@ -142,9 +143,9 @@ class SteeringPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="steer-inputs"):
-            yield Input(placeholder="features: coarse:123:4 fine:77:2   (f: take the Pairing pane's selection)",
-                        id="steer-features")
-            yield Input(placeholder="concept words, comma-separated", id="steer-words")
+            yield TextField("features to steer", placeholder="coarse:123:4 fine:77:2   (f: the Pairing pane's)",
+                            id="steer-features")
+            yield TextField("concept words", placeholder="comma-separated", id="steer-words")
         yield Static("", id="steer-settings")
         yield FastTable(id="steer-feature-table")
         yield Static("", id="steer-status")

@@ -245,6 +245,18 @@ class Session:
         """The (V, d) unembedding matrix, detached, in the model's dtype (never copied here)."""
         return self.model.hf_model.get_output_embeddings().weight.detach()
 
+    def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
+        """The logit lens of residuals (..., d): the model's final norm, unembedding and (Gemma 2)
+        final softcap, as if the stream ended there. Float32, on the CPU. # (..., V)"""
+        hf = self.model.hf_model
+        with self._lock, torch.inference_mode():
+            x = resid.to(device=self.device, dtype=getattr(torch, self.model.dtype))
+            logits = hf.get_output_embeddings()(hf.model.norm(x)).float()
+            cap = self.model.final_logit_softcap
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            return logits.cpu()
+
     def new_cache(self) -> Any:
         """An empty KV cache for `forward(..., cache=...)`, which `crop_cache` can cut back exactly."""
         from transformers import DynamicCache

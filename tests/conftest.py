@@ -72,6 +72,15 @@ def tiny_session(tmp_path_factory):
     return Session.load(str(folder), device="cpu", dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def tiny_gemma2_session(tmp_path_factory):
+    """A Session on a tiny random Gemma 2 (final logit softcap, alternating sliding windows)."""
+    from spectrascope.core.session import Session
+
+    folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-gemma2-session"), "gemma2")
+    return Session.load(str(folder), device="cpu", dtype="float32", saes=())
+
+
 def make_tiny_sae(d_in: int, d_sae: int, hook_name: str, kind: str = "topk", k: int = 8, seed: int = 0):
     """A sae-lens SAE with random weights (TopK or JumpReLU), for tests that need no trained SAE."""
     import torch

@@ -128,12 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     _model_args(serve)
 
+    lens = sub.add_parser("lens", help="the logit lens: each layer's prediction at one position, and where it settles")
+    lens.add_argument("prompt")
+    lens.add_argument("--position", type=int, default=-1, help="token index (-1 = last)")
+    lens.add_argument("--top", type=int, default=5, help="tokens per layer")
+    lens.add_argument("--json", action="store_true")
+    _model_args(lens)
+
     sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
     sae_info.add_argument("--json", action="store_true")
     _model_args(sae_info)
 
     for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
-                          ("serve", cmd_serve), ("sae-info", cmd_sae_info)):
+                          ("serve", cmd_serve), ("sae-info", cmd_sae_info), ("lens", cmd_lens)):
         sub.choices[name].set_defaults(handler=handler)
     from spectrascope.tui import cli_contrast, cli_steer
 
@@ -283,6 +290,36 @@ def cmd_spectrum(args) -> int:
             table.add_row(str(row["feature"]), f"{row['activation']:.2f}", max_act,
                           Text(visible(row["label"], max_len=60, mark_spaces=False)))
         console.print(table)
+    return 0
+
+
+def cmd_lens(args) -> int:
+    from spectrascope.core.lens import logit_lens
+
+    args.sae_presets = ()  # the lens reads no SAE: do not load any
+    session = _load_session(args)
+    report = logit_lens(session, args.prompt, args.position, args.top)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import visible
+
+    target = visible(report.target[1])
+    table = Table(title=f"logit lens at token {report.position} ({visible(report.tokens[report.position])}) · final "
+                        f"top-1 {target} · top-1 from layer {report.commitment} on", title_justify="left")
+    for col, justify in (("layer", "right"), (f"rank of {target}", "right"), ("p", "right"), ("entropy", "right"),
+                         ("|x|", "right"), ("top-3 dims", "right"), ("top tokens", "left")):
+        table.add_column(col, justify=justify)
+    for row in report.rows:
+        tops = "  ".join(f"{visible(piece)} {p:.2f}" for _, piece, p in row.top)
+        table.add_row(row.layer, str(row.target_rank), f"{row.target_prob:.3f}", f"{row.entropy:.2f}",
+                      f"{row.norm:.0f}", f"{row.massive_share:.0%}", Text(tops),
+                      style="bold" if row.layer == report.commitment else "")
+    Console().print(table)
     return 0
 
 

@@ -1,0 +1,67 @@
+"""The logit lens against an independent computation from HF hidden states."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spectrascope.core.lens import logit_lens
+from spectrascope.core.session import Request
+
+
+@pytest.mark.parametrize("fixture", ["tiny_session", "tiny_gemma2_session"])
+def test_lens_equals_hf_hidden_states_through_norm_and_unembedding(fixture, request):
+    session = request.getfixturevalue(fixture)
+    prompt = "The capital of France is"
+    rep = logit_lens(session, prompt, position=-1, top=5)
+    hf = session.model.hf_model
+    ids = torch.tensor([session.tokenize(prompt)[0]])
+    with torch.no_grad():
+        out = hf(ids, output_hidden_states=True)
+    hs = out.hidden_states  # emb, after block 0, ..., after the last block *normed* (HF convention)
+    cap = hf.config.final_logit_softcapping if hasattr(hf.config, "final_logit_softcapping") else None
+    L = session.model.n_layers
+    assert len(rep.rows) == L + 1 and rep.rows[0].layer == "emb" and rep.rows[-1].layer == str(L - 1)
+    for layer in range(L):  # HF's hidden_states[L] is already normed, so check up to L - 1 by hand
+        x = hs[layer][0, -1]
+        ref = hf.lm_head(hf.model.norm(x)).float()
+        if cap:
+            ref = torch.tanh(ref / cap) * cap
+        p = ref.softmax(-1)
+        row = rep.rows[layer]
+        assert [t for t, _, _ in row.top] == p.topk(5).indices.tolist()
+        assert [v for _, _, v in row.top] == pytest.approx(p.topk(5).values.tolist(), rel=1e-4, abs=1e-6)
+        assert row.norm == pytest.approx(float(x.norm()), rel=1e-4)
+    # The last layer's lens is the model's own next-token distribution.
+    final = out.logits[0, -1].float().softmax(-1)
+    assert rep.target[0] == int(final.argmax())
+    assert rep.rows[-1].target_rank == 1 and rep.rows[-1].target_prob == pytest.approx(float(final.max()), rel=1e-4)
+    res = session.run(Request(prompt, codes=False))
+    assert rep.target[0] == int(res.logits.argmax())
+
+
+def test_commitment_and_settled_grid(tiny_session):
+    rep = logit_lens(tiny_session, "one two three four", position=2)
+    n_layers = tiny_session.model.n_layers + 1
+    assert len(rep.settled) == n_layers and all(len(r) == len(rep.tokens) for r in rep.settled)
+    assert all(rep.settled[-1])  # at the output every position's top-1 is itself
+    column = [r[2] for r in rep.settled]
+    first = [r.layer for r in rep.rows].index(rep.commitment)
+    assert all(column[first:]) and (first == 0 or not column[first - 1])
+    assert [r.target_rank == 1 for r in rep.rows] == column
+    with pytest.raises(ValueError, match="outside the prompt"):
+        logit_lens(tiny_session, "one two", position=9)
+
+
+def test_lens_command_table_and_json(tiny_model_dir, capsys):
+    import json
+
+    from spectrascope.tui.cli import main
+
+    assert main(["lens", "The capital of France", "--model", str(tiny_model_dir), "--dtype", "float32", "--json",
+                 "--top", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"][0]["layer"] == "emb" and len(out["rows"][0]["top"]) == 3 and out["commitment"] is not None
+    assert main(["lens", "The capital of France", "--model", str(tiny_model_dir), "--dtype", "float32"]) == 0
+    assert "logit lens at token" in capsys.readouterr().out
+    assert main(["lens", "x", "--position", "7", "--model", str(tiny_model_dir)]) == 2

@@ -131,7 +131,7 @@ class SteeringPane(Vertical):
         self.positions = "all"
         self.settings = SamplingSettings(temperature=1.0)
         self.unit = "max_act"  # what strength 1 means (core/steering.py UNITS); no key, a session file sets it
-        self.words: list[str] | None = None  # None = the default list (france.txt)
+        self.words: list[str] | None = None  # None: the words the concept feature fires on most (its label)
         self.report: Any = None  # last side-by-side report
         self.report_basis: Basis | None = None
         self.sweep_report: Any = None
@@ -145,7 +145,8 @@ class SteeringPane(Vertical):
         with Horizontal(id="steer-inputs"):
             yield TextField("features to steer", placeholder="coarse:123:4 fine:77:2   (f: the Pairing pane's)",
                             id="steer-features")
-            yield TextField("concept words", placeholder="comma-separated", id="steer-words")
+            yield TextField("concept words", placeholder="comma-separated; empty: the words the concept feature fires on most",
+                            id="steer-words")
         yield Static("", id="steer-settings")
         yield FastTable(id="steer-feature-table")
         yield Static("", id="steer-status")
@@ -158,12 +159,6 @@ class SteeringPane(Vertical):
             yield Static("", id="steer-plot-cost", classes="steer-plot")
 
     def on_mount(self) -> None:
-        from spectrascope.core.steering import DEFAULT_CONCEPT_WORDS, load_concept_words  # no torch needed
-
-        try:
-            self.query_one("#steer-words", Input).value = ", ".join(load_concept_words(DEFAULT_CONCEPT_WORDS))
-        except OSError:
-            pass
         self.query_one("#steer-feature-table", FastTable).set_columns(
             [Column("role", 7), Column("id", 7, True), Column("strength", 9, True), Column("", 40)])
         self.query_one("#steer-plots").display = False
@@ -183,7 +178,7 @@ class SteeringPane(Vertical):
     def _basis(self) -> Basis:
         """Everything a report depends on, as set now."""
         features = " ".join(f.label() for f in self.features)
-        words = "default" if self.words is None else ", ".join(self.words)
+        words = "from the concept feature's label" if not self.words else ", ".join(self.words)
         return Basis(self.prompt, f"{features} · {self.method} · positions {self.positions} · seeds {self.n_seeds} "
                                   f"from {self.settings.seed} · {self.tokens} tokens · T {self.settings.temperature:g}"
                                   f" · words {words}")
@@ -349,7 +344,7 @@ class SteeringPane(Vertical):
         strengths = list(self.sweep) if kind == "sweep" else None
         self._say(f"{'sweeping' if kind == 'sweep' else 'generating'} {len(seeds)} seeds × {self.tokens} tokens…")
         options = dict(settings=self.settings, unit=self.unit, seeds=seeds, tokens=self.tokens, strengths=strengths,
-                       method=self.method, positions=self.positions, words=self.words)
+                       method=self.method, positions=self.positions, words=self.words or None)
         self._experiment(self._run_id, kind, self.session, self._basis(), list(self.features), options,
                          self._cancel)
 

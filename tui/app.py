@@ -60,6 +60,7 @@ class SpectrascopeApp(App):
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+s", "save_session", "Save session"),
         Binding("f9", "toggle_contrast", "Contrast", show=False),
+        Binding("ctrl+o", "sae_info", "SAE info", show=False),
     ]
     # (title, action, help) for the command palette; every binding above is there too.
     COMMANDS_LIST = [
@@ -74,7 +75,8 @@ class SpectrascopeApp(App):
         ("Steering: strength sweep", "pane_action('steering', 'sweep')", "w in Steering"),
         ("Save an SVG screenshot", "screenshot", "ctrl+g"),
         ("Export the current pane's tables (CSV/JSON/Markdown)", "export", "ctrl+e"),
-        ("Save the session (prompt, knobs, selections) to JSON", "save_session", "ctrl+s"),
+        ("Save the session (every pane's settings, Pairing's anchors) to JSON", "save_session", "ctrl+s"),
+        ("SAE info: each loaded SAE's width, L0, EV, ΔCE, dead share, training data", "sae_info", "ctrl+o"),
         ("Toggle the high-contrast projector theme", "toggle_contrast", "F9"),
         ("Quit", "quit", "ctrl+q"),
     ]
@@ -268,6 +270,17 @@ class SpectrascopeApp(App):
         for pane in self.query(".pane"):
             sections.append((getattr(pane, "pane_title", str(pane.id).title()), pane.BINDINGS))
         self.push_screen(HelpScreen(sections))
+
+    def action_sae_info(self) -> None:
+        from spectrascope.core.sae_info import sae_info
+        from spectrascope.tui.sae_info import SAEInfoScreen
+
+        session = self.session
+        if session is None:
+            self.set_status("The model is still loading.")
+            return
+        self.push_screen(SAEInfoScreen([sae_info(session, role) for role in session.saes],
+                                       dict(getattr(session, "sae_errors", {}))))
 
     def action_show_pane(self, name: str) -> None:
         tabs = self.query_one(TabbedContent)

@@ -112,3 +112,19 @@ async def test_quit_cancels_a_running_forward():
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)
     assert app._cancel is not None and app._cancel.is_set()
+
+
+@pytest.mark.asyncio
+async def test_ctrl_o_shows_each_loaded_saes_info():
+    from spectrascope.tui.sae_info import SAEInfoScreen
+    from tests.tui.fake_session import fake_with_saes
+
+    app = SpectrascopeApp(lambda progress: fake_with_saes(), prompt="Paris")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, SAEInfoScreen))
+        assert [i.role for i in app.screen.infos] == ["coarse", "fine"]
+        assert all(i.measured is None for i in app.screen.infos)  # random SAEs: it says so
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, SAEInfoScreen))

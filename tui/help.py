@@ -54,10 +54,13 @@ GLOSSARY = [
     ("fidelity", "1 - |x - x̂|² / E|x - μ|² of one token: its reconstruction error against the typical "
                  "centered spread of the SAE's training residuals; averaged over tokens it is the SAE's explained "
                  "variance, and predicting the mean scores 0. Below 0.5 is flagged (BOS always is)."),
-    ("effect / cost", "steering: mean concept-feature activation and share of runs with concept words, "
-                      "against perplexity of the generated text under the unsteered model."),
-    ("embedded SAEs", "trained here with every France-mentioning training window added: France results "
-                      "on the embedded default are in-sample (see assets/saes/*/CARD.md)."),
+    ("effect / cost", "steering: mean concept-feature activation and share of runs with concept words (by "
+                      "default the words the feature fires on most), against perplexity of the generated text "
+                      "under the unsteered model; [a, b] is a 95% bootstrap interval over seeds."),
+    ("confounds", "⚠ lines under the verdict: the two prompt sets differ in form (endings, quotes, digits, "
+                  "length) or a top feature fires only on punctuation, so selectivity may measure form."),
+    ("embedded SAEs", "4,096 and 32,768 latents trained here on 6M tokens of the corpus' natural mix, no "
+                      "concept oversampled; ctrl+o shows their held-out quality (assets/saes/*/CARD.md)."),
 ]
 
 

@@ -61,6 +61,7 @@ class SpectrascopeApp(App):
         Binding("ctrl+s", "save_session", "Save session"),
         Binding("f9", "toggle_contrast", "Contrast", show=False),
         Binding("ctrl+o", "sae_info", "SAE info", show=False),
+        Binding("ctrl+n", "demo_next", "Demo: next", show=False),
     ]
     # (title, action, help) for the command palette; every binding above is there too.
     COMMANDS_LIST = [
@@ -86,9 +87,11 @@ class SpectrascopeApp(App):
     pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
 
     def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
-                 restore: dict | None = None, demo: list | None = None, knobs: dict | None = None, **kwargs):
+                 restore: dict | None = None, demo: list | None = None, knobs: dict | None = None,
+                 demo_pause_scale: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self._demo = demo or []
+        self._demo_pause_scale = demo_pause_scale  # tests play the talk fast
         self._knobs = knobs or {}
         self.output_dir = Path(output_dir)
         self._restore = restore or {}
@@ -106,6 +109,7 @@ class SpectrascopeApp(App):
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
             yield Static("", id="status")
         yield TokenStrip(id="tokens")
+        yield Static("", id="caption")  # the demo's caption: what is on screen, for the audience
         with TabbedContent(id="panes"):
             with TabPane("Logits", id="tab-logits"):
                 yield LogitsPane(id="logits").data_bind(SpectrascopeApp.session)
@@ -137,10 +141,14 @@ class SpectrascopeApp(App):
 
             for problem in apply_session(self, self._restore):
                 self.notify(problem, severity="warning")
+        self.query_one("#caption", Static).display = False
         if self._demo:
+            import asyncio
+
             from spectrascope.tui.demo import play
 
-            self.run_worker(play(self, self._demo), group="demo", exit_on_error=False)
+            self.demo_next = asyncio.Event()
+            self.run_worker(play(self, self._demo, self._demo_pause_scale), group="demo", exit_on_error=False)
         self.sub_title = "loading model…"
         self.set_status("Loading the model in the background; / edits the prompt meanwhile, ? lists every key.")
         self.action_focus_pane()  # keys act on a pane from the start: `?` opens help, never types
@@ -270,6 +278,16 @@ class SpectrascopeApp(App):
         for pane in self.query(".pane"):
             sections.append((getattr(pane, "pane_title", str(pane.id).title()), pane.BINDINGS))
         self.push_screen(HelpScreen(sections))
+
+    def show_caption(self, text: str) -> None:
+        caption = self.query_one("#caption", Static)
+        caption.update(Text(text, style="bold"))
+        caption.display = bool(text)
+
+    def action_demo_next(self) -> None:
+        """The presenter's key during a demo: end the current pause or hold now."""
+        if self._demo:
+            self.demo_next.set()
 
     def action_sae_info(self) -> None:
         from spectrascope.core.sae_info import sae_info

@@ -103,3 +103,47 @@ def test_sae_flags_override_the_config_per_role(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
     with pytest.raises(ValueError, match=r"\[saes\] fine: Release"):
         _apply_config(build_parser().parse_args([]))
+
+
+@pytest.mark.asyncio
+async def test_the_shipped_talk_plays_start_to_end():
+    """assets/demos/france.demo on the fake session, pauses skipped: every pane in the story is
+    reached, each run finishes, and the demo ends on its end marker."""
+    from textual.widgets import Static
+
+    from spectrascope.core.assets import PROMPTS_DIR
+    from spectrascope.tui.app import SpectrascopeApp
+    from spectrascope.tui.demo import END_CAPTION, load_demo
+    from tests.tui.fake_session import fake_with_saes
+    from tests.tui.pilot_helpers import until
+
+    steps = load_demo(PROMPTS_DIR.parent / "demos" / "france.demo")
+    app = SpectrascopeApp(lambda progress: fake_with_saes(), prompt="", demo=steps, demo_pause_scale=0.0)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: END_CAPTION in str(app.query_one("#caption", Static).render()), timeout=120)
+        assert app.result.prompt == "The capital of France is"
+        assert app.query_one("#pairing").result is not None and app.query_one("#steering").report is not None
+        assert app.query_one("#logits-system").value.startswith("You are a travel guide")
+        assert app.query_one("#spectrum").feature is not None  # the card of a feature was opened
+
+
+@pytest.mark.asyncio
+async def test_ctrl_n_ends_a_hold_and_a_long_pause():
+    from textual.widgets import Static
+
+    from spectrascope.tui.app import SpectrascopeApp
+    from spectrascope.tui.demo import END_CAPTION
+    from tests.tui.fake_session import fake_with_saes
+    from tests.tui.pilot_helpers import until
+
+    steps = parse_demo("caption first\nhold\ncaption second\npause 600\nend\n")
+    app = SpectrascopeApp(lambda progress: fake_with_saes(), prompt="x", demo=steps)
+    async with app.run_test(size=(120, 40)) as pilot:
+        caption = lambda: str(app.query_one("#caption", Static).render())  # noqa: E731
+        await until(pilot, lambda: caption() == "first")
+        await pilot.pause(0.3)
+        assert caption() == "first"  # a hold waits for the presenter
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: caption() == "second")
+        await pilot.press("ctrl+n")  # and a 10-minute pause ends now
+        await until(pilot, lambda: caption() == END_CAPTION, timeout=5)

@@ -71,3 +71,16 @@ def test_incremental_typing_equals_a_full_forward_on_the_real_model(session):
     torch.testing.assert_close(typed.resid[resid_hook(9)], full.resid[resid_hook(9)], rtol=1e-3, atol=1e-2)
     for role in typed.spectra:
         torch.testing.assert_close(typed.spectra[role].codes, full.spectra[role].codes, rtol=1e-3, atol=1e-2)
+
+
+def test_the_logit_lens_finds_paris_settling_before_the_output(session):
+    """Issue 16: " Paris" reaches top-1 at some layer and stays there; the note reports where."""
+    from spectrascope.core.lens import logit_lens
+
+    rep = logit_lens(session, "The Eiffel Tower is located in the city of")
+    assert rep.target[1] == " Paris" and rep.rows[-1].target_rank == 1
+    layers = [r.layer for r in rep.rows]
+    first = layers.index(rep.commitment)
+    assert all(r.target_rank == 1 for r in rep.rows[first:])
+    assert first < len(layers) - 1, "settles only at the very last block"
+    print(f"commitment layer {rep.commitment}; ranks by layer {[r.target_rank for r in rep.rows]}")

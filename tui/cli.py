@@ -135,12 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     lens.add_argument("--json", action="store_true")
     _model_args(lens)
 
+    anchor = sub.add_parser("anchor", help="features a system prompt switches on/off/up/down on the user's tokens")
+    anchor.add_argument("prompt", help="the user's text")
+    anchor.add_argument("--system", action="append", required=True, help="a system prompt (repeatable)")
+    anchor.add_argument("--top", type=int, default=10, help="features per SAE")
+    anchor.add_argument("--json", action="store_true")
+    _model_args(anchor)
+
     sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
     sae_info.add_argument("--json", action="store_true")
     _model_args(sae_info)
 
     for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
-                          ("serve", cmd_serve), ("sae-info", cmd_sae_info), ("lens", cmd_lens)):
+                          ("serve", cmd_serve), ("sae-info", cmd_sae_info), ("lens", cmd_lens),
+                          ("anchor", cmd_anchor)):
         sub.choices[name].set_defaults(handler=handler)
     from spectrascope.tui import cli_contrast, cli_steer
 
@@ -320,6 +328,38 @@ def cmd_lens(args) -> int:
                       f"{row.norm:.0f}", f"{row.massive_share:.0%}", Text(tops),
                       style="bold" if row.layer == report.commitment else "")
     Console().print(table)
+    return 0
+
+
+def cmd_anchor(args) -> int:
+    from spectrascope.core.anchoring import anchor_report
+
+    session = _load_session(args)
+    reports = [anchor_report(session, args.prompt, system, args.top) for system in args.system]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import one_line, visible
+
+    console = Console()
+    for rep in reports:
+        console.print(Text(f"system: {one_line(rep.system, 120)}", style="bold"))
+        console.print(Text(f"  over the user's {len(rep.shared_tokens)} tokens (the shared suffix): residual moved "
+                           f"{rep.resid_shift_last:.1f} at the last token (|x| {rep.resid_norm_last:.1f}, cosine "
+                           f"{rep.cosine_last:.3f}), {rep.resid_shift_mean:.1f} on average", style="grey50"))
+        for role, rows in rep.features.items():
+            table = Table(title=f"{role}: largest changes, summed over the user's tokens", title_justify="left")
+            for col, justify in (("feature", "right"), ("", "left"), ("without", "right"), ("with", "right"),
+                                 ("last token", "right"), ("label", "left")):
+                table.add_column(col, justify=justify)
+            for r in rows:
+                table.add_row(str(r.feature), r.kind, f"{r.before:.1f}", f"{r.after:.1f}",
+                              f"{r.before_last:.1f} → {r.after_last:.1f}", Text(visible(r.label, 60, mark_spaces=False)))
+            console.print(table)
     return 0
 
 

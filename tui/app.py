@@ -28,6 +28,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedCo
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SessionFailed, SessionReady
+from spectrascope.tui.panes.layers import LayersPane
 from spectrascope.tui.panes.logits import LogitsPane
 from spectrascope.tui.panes.pairing import PairingPane
 from spectrascope.tui.panes.spectrum import SpectrumPane
@@ -56,6 +57,7 @@ class SpectrascopeApp(App):
         Binding("f3", "show_pane('spectrum')", "Spectrum", show=False),
         Binding("f4", "show_pane('pairing')", "Pairing", show=False),
         Binding("f5", "show_pane('steering')", "Steering", show=False),
+        Binding("f6", "show_pane('layers')", "Layers", show=False),
         Binding("ctrl+g", "screenshot", "SVG"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+s", "save_session", "Save session"),
@@ -70,6 +72,7 @@ class SpectrascopeApp(App):
         ("Show the Spectrum pane", "show_pane('spectrum')", "F3"),
         ("Show the Pairing pane", "show_pane('pairing')", "F4"),
         ("Show the Steering pane", "show_pane('steering')", "F5"),
+        ("Show the Layers pane (logit lens)", "show_pane('layers')", "F6"),
         ("Rerun the prompt", "rerun", "ctrl+r"),
         ("Pairing: run the concept vs neutral contrast", "pane_action('pairing', 'run')", "r in Pairing"),
         ("Steering: generate all configurations", "pane_action('steering', 'generate')", "g in Steering"),
@@ -120,6 +123,8 @@ class SpectrascopeApp(App):
             with TabPane("Steering", id="tab-steering"):
                 yield SteeringPane(id="steering").data_bind(
                     SpectrascopeApp.session, SpectrascopeApp.prompt, SpectrascopeApp.pairing_selection)
+            with TabPane("Layers", id="tab-layers"):
+                yield LayersPane(id="layers").data_bind(SpectrascopeApp.session)
         yield Footer()
 
     def get_driver_class(self):
@@ -249,7 +254,8 @@ class SpectrascopeApp(App):
             return  # a newer prompt is on its way; never show a stale result
         self.result = result
         self.query_one("#tokens", TokenStrip).show([t.text for t in result.tokens])
-        for pane in (self.query_one("#logits", LogitsPane), self.query_one("#spectrum", SpectrumPane)):
+        for pane in (self.query_one("#logits", LogitsPane), self.query_one("#spectrum", SpectrumPane),
+                     self.query_one("#layers", LayersPane)):
             pane.show_result(result)
         note = f"{len(result.tokens)} tokens · {result.seconds * 1000:.0f} ms"
         if result.truncated:
@@ -278,6 +284,10 @@ class SpectrascopeApp(App):
         for pane in self.query(".pane"):
             sections.append((getattr(pane, "pane_title", str(pane.id).title()), pane.BINDINGS))
         self.push_screen(HelpScreen(sections))
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-layers":  # the lens costs a forward: it runs only when on screen
+            self.query_one("#layers", LayersPane).refresh_lens()
 
     def show_caption(self, text: str) -> None:
         caption = self.query_one("#caption", Static)

@@ -105,6 +105,10 @@ class FakeSession:
     def unembedding(self) -> torch.Tensor:
         return self._embed
 
+    def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
+        """The fake's output head (no norm), applied to any layer's residual. # (..., V)"""
+        return (resid.float() @ self._embed.T) * 3
+
     # ---- the model ------------------------------------------------------------------------------
     def new_cache(self) -> FakeCache:
         return FakeCache()
@@ -130,6 +134,8 @@ class FakeSession:
         with torch.inference_mode():
             x = self._embed[full].cumsum(1) / torch.arange(1, full.shape[1] + 1)[:, None]  # (B, T, d) causal mean
             x = x[:, offset:]
+            if "blocks.0.hook_resid_pre" in capture:
+                resid["blocks.0.hook_resid_pre"] = x
             for layer in range(N_LAYERS):
                 if layer:
                     x = x + torch.tanh(x @ self._mix)

@@ -64,6 +64,11 @@ async def set_every_pane(pilot, sets) -> None:
     steering.tokens, steering.sweep, steering.unit = 5, (0.0, 1.5, 3.0), "resid_norm"  # no keys for these
     await type_into(pilot, "#steer-words", "Paris, France")
 
+    await pilot.press("f6")  # Layers: the lens at an earlier token
+    layers = app.query_one("#layers")
+    layers.query_one("#layers-table").focus()
+    await pilot.press("left")
+
 
 @pytest.mark.asyncio
 async def test_every_pane_round_trips_through_a_session_file(sets, tmp_path):

@@ -1,0 +1,170 @@
+"""The Layers pane (F6): the logit lens at one token of the prompt, layer by layer, and where each
+position's prediction settles (core/lens.py; `spectrascope lens` prints the same report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from spectrascope.core.text import one_line, visible
+from spectrascope.tui.errors import describe
+from spectrascope.tui.widgets.fast_table import Column, FastTable
+
+if TYPE_CHECKING:
+    from spectrascope.core.session_api import SessionAPI
+
+
+@dataclass
+class LensReady(Message):
+    key: tuple[str, int]  # (prompt, position) the report is for
+    report: Any = None  # core.lens.LensReport
+    error: BaseException | None = None
+
+
+def settled_strip(report) -> Text:
+    """Layers (rows) x positions (columns): █ where that position's final top-1 is already top-1."""
+    out = Text()
+    width = max(len(r.layer) for r in report.rows)
+    for row, settled in zip(report.rows, report.settled):
+        out.append(f"{row.layer:>{width}} ", style="grey50")
+        for i, ok in enumerate(settled):
+            style = "bold yellow" if i == report.position else ("green" if ok else "grey30")
+            out.append("█" if ok else "·", style=style)
+        out.append("\n")
+    return out
+
+
+class LayersPane(Vertical):
+    DEFAULT_CLASSES = "pane"
+    focus_target = "#layers-table"
+    pane_title = "Layers"
+    BINDINGS = [
+        Binding("left,h", "position(-1)", "◀ token"),
+        Binding("right,l", "position(1)", "token ▶"),
+    ]
+    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
+
+    DEFAULT_CSS = """
+    LayersPane { height: 1fr; }
+    #layers-header { height: auto; }
+    #layers-body { height: 1fr; }
+    #layers-table { height: 1fr; }
+    #layers-strip { height: auto; max-height: 30; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.result: Any = None
+        self.position = -1  # -1 follows the last token
+        self.report: Any = None
+        self._wanted: tuple[str, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="layers-header")
+        yield FastTable(id="layers-table")
+        yield Static("", id="layers-strip")
+
+    def on_mount(self) -> None:
+        self.query_one("#layers-table", FastTable).set_columns([
+            Column("layer", 5, True), Column("rank", 6, True), Column("p", 6, True), Column("entropy", 7, True),
+            Column("|x|", 7, True), Column("top-3 dims", 10, True), Column("top tokens", 60)])
+        self.query_one("#layers-header", Static).update(Text("The logit lens appears here after a prompt runs.",
+                                                             style="grey50"))
+
+    # ---- session file and export (app conventions) ------------------------------------------------
+    def get_state(self) -> dict:
+        return {"position": self.position}
+
+    def set_state(self, state: dict) -> None:
+        self.position = int(state.get("position", -1))
+
+    def export(self, folder) -> list:
+        """The shown lens report as JSON (ctrl+e), the same as `spectrascope lens --json`."""
+        if self.report is None:
+            return []
+        import json
+        from pathlib import Path
+
+        from spectrascope.core.assets import atomic_write
+
+        path = Path(folder) / f"spectrascope-lens-{self.report.position}.json"
+        return [atomic_write(path, json.dumps(self.report.to_dict(), indent=1, ensure_ascii=False))]
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def show_result(self, result) -> None:
+        """A new prompt: read it layer by layer when this pane is on screen (the lens costs a forward)."""
+        self.result = result
+        if self.position != -1:
+            self.position = min(self.position, len(result.tokens) - 1)
+        if self.is_on_screen:
+            self.refresh_lens()
+
+    @property
+    def is_on_screen(self) -> bool:
+        return self.is_mounted and self.display and self.app.query_one("TabbedContent").active == "tab-layers"
+
+    def refresh_lens(self) -> None:
+        if self.result is None or self.session is None:
+            return
+        key = (self.result.prompt, self.position)
+        if self.report is not None and key == self._wanted:
+            return
+        self._wanted = key
+        self.query_one("#layers-header", Static).update(Text("reading every layer…", style="grey50"))
+        self._lens(self.session, key)
+
+    def action_position(self, delta: int) -> None:
+        if self.result is None:
+            return
+        n = len(self.result.tokens)
+        pos = (self.position % n) + delta
+        self.position = max(1 if n > 1 else 0, min(n - 1, pos))
+        if self.position == n - 1:
+            self.position = -1  # at the end again: follow the typing
+        self.refresh_lens()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
+    def _lens(self, session: SessionAPI, key: tuple[str, int]) -> None:
+        from spectrascope.core.lens import logit_lens
+
+        try:
+            report = logit_lens(session, key[0], key[1])
+        except Exception as exc:  # noqa: BLE001 - shown in the header; the pane keeps running
+            self.post_message(LensReady(key, error=exc))
+            return
+        self.post_message(LensReady(key, report))
+
+    def on_lens_ready(self, message: LensReady) -> None:
+        if message.key != self._wanted:
+            return  # a newer prompt or position was asked for
+        header = self.query_one("#layers-header", Static)
+        if message.error is not None:
+            self.report = None
+            header.update(Text(one_line(describe(message.error), 300), style="bold red"))
+            return
+        self.report = rep = message.report
+        target = visible(rep.target[1])
+        header.update(Text(
+            f"token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 from layer "
+            f"{rep.commitment} on · ←/→ token · rank/p: of {target} through each layer's final norm and unembedding",
+            style="bold"))
+        cells = []
+        for row in rep.rows:
+            style = "bold green" if row.target_rank == 1 else ""
+            tops = "  ".join(f"{visible(piece, 16)} {p:.2f}" for _, piece, p in row.top)
+            cells.append([(row.layer, "bold" if row.layer == rep.commitment else ""), (str(row.target_rank), style),
+                          (f"{row.target_prob:.3f}", style), (f"{row.entropy:.2f}", ""), (f"{row.norm:.0f}", ""),
+                          (f"{row.massive_share:.0%}", "grey62"), (tops, "")])
+        self.query_one("#layers-table", FastTable).set_rows(cells, [r.layer for r in rep.rows])
+        strip = Text("is each position's final top-1 already top-1? (layers down, tokens across; yellow: this "
+                     "token)\n", style="grey50")
+        self.query_one("#layers-strip", Static).update(strip + settled_strip(rep))

@@ -142,13 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     anchor.add_argument("--json", action="store_true")
     _model_args(anchor)
 
+    drift = sub.add_parser("drift", help="a system prompt's effect as neutral turns pile up before the question")
+    drift.add_argument("--system", required=True)
+    drift.add_argument("--question", required=True)
+    drift.add_argument("--filler", default=None, help="conversation turns (default assets/prompts/filler_turns.txt)")
+    drift.add_argument("--max-turns", type=int, default=16)
+    drift.add_argument("--json", action="store_true")
+    _model_args(drift)
+
     sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
     sae_info.add_argument("--json", action="store_true")
     _model_args(sae_info)
 
     for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
                           ("serve", cmd_serve), ("sae-info", cmd_sae_info), ("lens", cmd_lens),
-                          ("anchor", cmd_anchor)):
+                          ("anchor", cmd_anchor), ("drift", cmd_drift)):
         sub.choices[name].set_defaults(handler=handler)
     from spectrascope.tui import cli_contrast, cli_steer
 
@@ -360,6 +368,44 @@ def cmd_anchor(args) -> int:
                 table.add_row(str(r.feature), r.kind, f"{r.before:.1f}", f"{r.after:.1f}",
                               f"{r.before_last:.1f} → {r.after_last:.1f}", Text(visible(r.label, 60, mark_spaces=False)))
             console.print(table)
+    return 0
+
+
+def cmd_drift(args) -> int:
+    from spectrascope.core.drift import drift_experiment, load_turns
+
+    filler = load_turns(args.filler) if args.filler else None  # a bad file fails before the model loads
+    session = _load_session(args)
+
+    def progress(text, fraction):
+        if not args.json and sys.stderr.isatty():
+            print(f"\r[drift] {text}", end="", file=sys.stderr, flush=True)
+
+    rep = drift_experiment(session, args.system, args.question, filler, args.max_turns, progress=progress)
+    if args.json:
+        print(json.dumps(rep.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    from spectrascope.core.text import one_line, visible
+
+    console = Console()
+    feats = ", ".join(f"{r}:{f}" for r, f in rep.features) or "none (no SAE)"
+    table = Table(title=f"drift · system {one_line(rep.system, 60)!r} · target {visible(rep.target[1])} · features "
+                        f"{feats} · KL halves at {rep.halving_turns if rep.halving_turns is not None else '> max'} "
+                        f"turns", title_justify="left")
+    for col in ("turns", "tokens", "KL", "attn→system", f"p({visible(rep.target[1])})", "rank", "feature acts",
+                "restated: KL", "attn", "p", "rank"):
+        table.add_column(col, justify="right")
+    for p, r in zip(rep.points, rep.restated):
+        table.add_row(str(p.turns), str(p.tokens), f"{p.kl:.3f}", f"{p.attention_share:.1%}", f"{p.target_prob:.3f}",
+                      str(p.target_rank), " ".join(f"{a:.1f}" for a in p.feature_acts), f"{r.kl:.3f}",
+                      f"{r.attention_share:.1%}", f"{r.target_prob:.3f}", str(r.target_rank))
+    console.print(table)
+    if rep.sliding_layers:
+        console.print(f"attention is averaged over all layers; sliding-window layers {list(rep.sliding_layers)} "
+                      "cannot see a system prompt beyond their window", style="grey50")
     return 0
 
 

@@ -183,6 +183,7 @@ def _load_session(args, progress=None):
 def cmd_probe(args) -> int:
     from spectrascope.core.probe import probe
 
+    args.sae_presets = ()  # probe reads no SAE: loading them would only cost time and memory
     session = _load_session(args)
     report = probe(session, args.prompt, top=args.top, layer=args.layer)
     if args.json:
@@ -221,6 +222,7 @@ def cmd_logits(args) -> int:
 
     settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k or None,
                                 top_p=args.top_p, seed=args.seed)  # ValueError -> exit 2
+    args.sae_presets = ()  # the distribution needs no SAE
     session = _load_session(args)
     report = logits_report(session, args.prompt, settings, args.system, args.runs, args.steps, args.top)
     if args.json:

@@ -101,3 +101,21 @@ def test_cli_sae_flags_load_folders_on_a_tiny_model(tiny_model_dir, tmp_path, ca
                  "--sae", f"coarse={scope}@9", "--sae", f"fine={lens}", "--role", "coarse"]) == 2
     err = capsys.readouterr().err
     assert "--sae coarse: not loaded" in err and "not a layer" in err
+
+
+def test_probe_logits_and_lens_load_no_sae(tiny_model_dir, monkeypatch, capsys):
+    from spectrascope.core.session import Session
+    from spectrascope.tui.cli import main
+
+    asked = []
+    real = Session.load
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs.get("saes"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(Session, "load", staticmethod(recording))
+    for command in (["probe", "Paris"], ["logits", "Paris", "--steps", "1"], ["lens", "Paris"]):
+        assert main([*command, "--model", str(tiny_model_dir), "--dtype", "float32", "--json"]) == 0
+    capsys.readouterr()
+    assert asked == [(), (), ()]

@@ -67,7 +67,37 @@ PRESETS: dict[str, SAESpec] = {
                                   sae_id="layer_12/width_16k/canonical"),
     "gemma-scope-2b-262k": SAESpec("pretrained", release="gemma-scope-2b-pt-res-canonical",
                                    sae_id="layer_12/width_262k/canonical"),
+    # The seed's exact ids (the canonical ones above resolve to these L0s at layer 12).
+    "gemma-scope-2b-16k-l0-82": SAESpec("pretrained", release="gemma-scope-2b-pt-res",
+                                        sae_id="layer_12/width_16k/average_l0_82"),
+    "gemma-scope-2b-262k-l0-121": SAESpec("pretrained", release="gemma-scope-2b-pt-res",
+                                          sae_id="layer_12/width_262k/average_l0_121"),
 }
+
+CATALOG_RELEASES = ("gemma-scope-2b-pt-res", "gemma-scope-2b-pt-res-canonical")
+
+
+def cached_releases(releases=CATALOG_RELEASES, cache_dir: str | None = None) -> list[dict[str, Any]]:
+    """Every SAE of `releases` whose weights are in the local Hugging Face cache (offline), with the
+    layer, width and L0 its id names."""
+    import re
+
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    out = []
+    for release in releases:
+        lookup = directory.get(release)
+        if lookup is None:
+            continue
+        for sae_id, path in lookup.saes_map.items():
+            names = ("params.npz",) if lookup.conversion_func == "gemma_2" else ("cfg.json", "sae_weights.safetensors")
+            if all(_hub_file_in_cache(lookup.repo_id, f"{path}/{n}", cache_dir) for n in names):
+                found = {k: m.group(1) for k, pat in (("layer", r"layer_(\d+)"), ("width", r"width_(\w+?)/"),
+                                                      ("l0", r"average_l0_(\d+)"))
+                         if (m := re.search(pat, sae_id + "/"))}
+                out.append({"release": release, "sae_id": sae_id, "spec": f"{release}/{sae_id}", **found})
+    return out
 
 
 def get_preset(name: str) -> SAESpec:
@@ -228,10 +258,10 @@ def load_gemma_scope_folder(folder: str | Path, device: str = "cpu", dtype: str 
 
 # ---------------------------------------------------------------- pretrained (cache only)
 
-def _hub_file_in_cache(repo_id: str, filename: str) -> str | None:
+def _hub_file_in_cache(repo_id: str, filename: str, cache_dir: str | None = None) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
-    hit = try_to_load_from_cache(repo_id=repo_id, filename=filename)
+    hit = try_to_load_from_cache(repo_id=repo_id, filename=filename, cache_dir=cache_dir)
     return hit if isinstance(hit, str) else None
 
 

@@ -150,13 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--json", action="store_true")
     _model_args(drift)
 
+    saes = sub.add_parser("saes", help="the SAE presets, and the Gemma Scope SAEs the local HF cache holds (offline)")
+    saes.add_argument("--json", action="store_true")
+
     sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
     sae_info.add_argument("--json", action="store_true")
     _model_args(sae_info)
 
     for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
                           ("serve", cmd_serve), ("sae-info", cmd_sae_info), ("lens", cmd_lens),
-                          ("anchor", cmd_anchor), ("drift", cmd_drift)):
+                          ("anchor", cmd_anchor), ("drift", cmd_drift), ("saes", cmd_saes)):
         sub.choices[name].set_defaults(handler=handler)
     from spectrascope.tui import cli_contrast, cli_steer
 
@@ -408,6 +411,26 @@ def cmd_drift(args) -> int:
     if rep.sliding_layers:
         console.print(f"attention is averaged over all layers; sliding-window layers {list(rep.sliding_layers)} "
                       "cannot see a system prompt beyond their window", style="grey50")
+    return 0
+
+
+def cmd_saes(args) -> int:
+    from spectrascope.core.saes import PRESETS, cached_releases
+
+    presets = {name: spec.to_dict() for name, spec in PRESETS.items()}
+    cached = cached_releases()
+    if args.json:
+        print(json.dumps({"presets": presets, "cached": cached}, indent=1))
+        return 0
+    print("presets (--sae ROLE=NAME, or [saes] in the config):")
+    for name, spec in PRESETS.items():
+        print(f"  {name:<28} {spec.label}")
+    print(f"in the local Hugging Face cache ({len(cached)}; --sae ROLE=RELEASE/SAE_ID):")
+    for c in cached:
+        print(f"  {c['spec']:<60} layer {c.get('layer', '?'):>3} · width {c.get('width', '?'):>5} · L0 {c.get('l0', '-')}")
+    if not cached:
+        print("  none: `hf download google/gemma-scope-2b-pt-res --include 'layer_12/width_16k/average_l0_82/*'` "
+              "on a machine with internet (gated: accept the license, `hf auth login`), then copy the HF cache")
     return 0
 
 

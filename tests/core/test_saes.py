@@ -218,3 +218,24 @@ def test_mismatched_saes_are_named_with_the_model(tiny_session, tmp_path):
         assert "not a layer" in tiny_session.sae_errors["fine"]
     finally:
         tiny_session.sae_errors.clear()
+
+
+def test_cached_releases_lists_what_the_local_hf_cache_holds(tmp_path, capsys):
+    from spectrascope.core.saes import PRESETS, cached_releases
+
+    repo = tmp_path / "models--google--gemma-scope-2b-pt-res"
+    folder = repo / "snapshots" / "abc123" / "layer_12" / "width_16k" / "average_l0_82"
+    folder.mkdir(parents=True)
+    (folder / "params.npz").write_bytes(b"x")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    found = cached_releases(("gemma-scope-2b-pt-res",), cache_dir=str(tmp_path))
+    assert found == [{"release": "gemma-scope-2b-pt-res", "sae_id": "layer_12/width_16k/average_l0_82",
+                      "spec": "gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82", "layer": "12",
+                      "width": "16k", "l0": "82"}]
+    assert cached_releases(("gemma-scope-2b-pt-res",), cache_dir=str(tmp_path / "empty")) == []
+    assert PRESETS["gemma-scope-2b-16k-l0-82"].sae_id == "layer_12/width_16k/average_l0_82"
+    from spectrascope.tui.cli import main
+
+    assert main(["saes"]) == 0
+    assert "gemma-scope-2b-262k-l0-121" in capsys.readouterr().out

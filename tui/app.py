@@ -27,7 +27,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedCo
 
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
-from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SessionFailed, SessionReady
+from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SAESwitched, SessionFailed, SessionReady
 from spectrascope.tui.panes.layers import LayersPane
 from spectrascope.tui.panes.logits import LogitsPane
 from spectrascope.tui.panes.pairing import PairingPane
@@ -64,6 +64,7 @@ class SpectrascopeApp(App):
         Binding("f9", "toggle_contrast", "Contrast", show=False),
         Binding("ctrl+o", "sae_info", "SAE info", show=False),
         Binding("ctrl+n", "demo_next", "Demo: next", show=False),
+        Binding("f7", "pick_sae", "SAEs", show=False),
     ]
     # (title, action, help) for the command palette; every binding above is there too.
     COMMANDS_LIST = [
@@ -81,6 +82,7 @@ class SpectrascopeApp(App):
         ("Export the current pane's tables (CSV/JSON/Markdown)", "export", "ctrl+e"),
         ("Save the session (every pane's settings, Pairing's anchors) to JSON", "save_session", "ctrl+s"),
         ("SAE info: each loaded SAE's width, L0, EV, ΔCE, dead share, training data", "sae_info", "ctrl+o"),
+        ("Switch the coarse or fine SAE (a preset, a release/sae_id, a folder)", "pick_sae", "F7"),
         ("Toggle the high-contrast projector theme", "toggle_contrast", "F9"),
         ("Quit", "quit", "ctrl+q"),
     ]
@@ -298,6 +300,36 @@ class SpectrascopeApp(App):
         """The presenter's key during a demo: end the current pause or hold now."""
         if self._demo:
             self.demo_next.set()
+
+    def action_pick_sae(self) -> None:
+        from spectrascope.tui.sae_picker import SAEPickerScreen
+
+        session = self.session
+        if session is None:
+            self.set_status("The model is still loading.")
+            return
+        loaded = {role: (spec.label if spec is not None else "attached directly")
+                  for role, spec in getattr(session, "sae_specs", {}).items()}
+        self.push_screen(SAEPickerScreen(loaded), callback=self._sae_chosen)
+
+    def _sae_chosen(self, choice) -> None:
+        if choice is not None:
+            role, spec = choice
+            self.set_status(f"Loading the {role} SAE {spec.label}…")
+            self._switch_sae(self.session, role, spec)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sae")
+    def _switch_sae(self, session, role: str, spec) -> None:
+        session.sae_errors.pop(role, None)
+        session.load_saes([(role, spec)])  # failures land in sae_errors; the old SAE stays attached
+        self.post_message(SAESwitched(role, spec.label, session.sae_errors.get(role)))
+
+    def on_saeswitched(self, message: SAESwitched) -> None:  # Textual names the handler so
+        if message.error:
+            self.set_status(f"{message.role} SAE not switched: {message.error}", error=True)
+            return
+        self.set_status(f"{message.role} SAE is now {message.label}; Pairing needs r again for it.")
+        self.schedule_run(immediate=True)
 
     def action_sae_info(self) -> None:
         from spectrascope.core.sae_info import sae_info

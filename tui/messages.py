@@ -51,3 +51,12 @@ class ResultReady(Message):
 class RunFailed(Message):
     run_id: int
     error: BaseException
+
+
+@dataclass
+class SAESwitched(Message):
+    """The SAE picker's load finished: `error` is None when `role` now reads through `label`."""
+
+    role: str
+    label: str
+    error: str | None = None

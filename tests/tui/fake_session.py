@@ -55,6 +55,7 @@ class FakeSession:
         self.forwards = 0  # `forward` calls, `run`'s included
         self.saes = dict(saes or {})  # role -> sae-lens SAE reading blocks.1 (d_in 8)
         self.sae_errors: dict[str, str] = {}
+        self.sae_specs: dict[str, Any] = {}
         # The facts core still reads directly (SessionAPI.model, .tokenizer); a base model: no chat template.
         self.model = SimpleNamespace(spec=ModelSpec("fake", "fake"), device="cpu", dtype="float32",
                                      n_layers=N_LAYERS, d_model=self.d_model)
@@ -104,6 +105,21 @@ class FakeSession:
 
     def unembedding(self) -> torch.Tensor:
         return self._embed
+
+    def load_saes(self, specs, progress=None, dtype=None) -> None:
+        """As Session.load_saes: each (role, spec) loaded and attached, or its error kept per role."""
+        from spectrascope.core.saes import check_compatible, load_sae
+
+        for role, spec in specs:
+            try:
+                sae = load_sae(spec)
+                check_compatible(sae, self.d_model)
+            except Exception as exc:  # noqa: BLE001 - kept, as the real session does
+                self.sae_errors[role] = f"{spec.label}: {type(exc).__name__}: {exc}"
+                continue
+            self.saes[role], self.sae_specs[role] = sae, spec
+            self.labels[role] = FeatureLabels.for_sae(sae, self)
+            self.resid_stats[role] = next(iter(self.resid_stats.values()))  # the same hook, the same centre
 
     def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
         """The fake's output head (no norm), applied to any layer's residual. # (..., V)"""

@@ -128,3 +128,34 @@ async def test_ctrl_o_shows_each_loaded_saes_info():
         assert all(i.measured is None for i in app.screen.infos)  # random SAEs: it says so
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, SAEInfoScreen))
+
+
+@pytest.mark.asyncio
+async def test_f7_switches_an_sae_without_a_restart(tmp_path):
+    from spectrascope.tui.sae_picker import SAEPickerScreen
+    from tests.conftest import make_tiny_sae
+    from tests.tui.fake_session import fake_with_saes
+
+    folder = tmp_path / "new-fine"
+    make_tiny_sae(8, 96, "blocks.1.hook_resid_post", "topk", k=4, seed=9).save_model(str(folder))
+    wide = tmp_path / "too-wide"
+    make_tiny_sae(16, 32, "blocks.1.hook_resid_post").save_model(str(wide))
+    session = fake_with_saes()
+    app = SpectrascopeApp(lambda progress: session, prompt="Paris")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        await pilot.press("f7")
+        await until(pilot, lambda: isinstance(app.screen, SAEPickerScreen))
+        box = app.screen.query_one("#picker-spec", Input)
+        box.value = "medium=x"
+        await pilot.press("enter")
+        assert "ROLE=SPEC" in str(app.screen.query_one("#picker-error", Static).render())  # stays open, says why
+        box.value = f"fine={wide}"
+        await pilot.press("enter")
+        await until(pilot, lambda: "not switched" in str(app.query_one("#status", Static).render()))
+        assert session.saes["fine"].cfg.d_sae == 512  # a mismatched SAE leaves the old one in place
+        await pilot.press("f7")
+        await until(pilot, lambda: isinstance(app.screen, SAEPickerScreen))
+        app.screen.query_one("#picker-spec", Input).value = f"fine={folder}"
+        await pilot.press("enter")
+        await until(pilot, lambda: session.saes["fine"].cfg.d_sae == 96 and app.result.spectra["fine"].width == 96)

@@ -21,10 +21,13 @@ REPORT = SAES_DIR / "concept_sets.json"
 
 
 def best_features(session: Any, cset: ConceptSet, top: int = 5) -> dict:
-    """Set sizes and, per role, the `top` features by selectivity on `cset` with rates and label."""
-    from spectrascope.core.contrast import load_prompts, run_contrast
+    """Set sizes, per role the `top` features by selectivity on `cset` with rates and label, and the
+    Pairing verdict with its null model (the Pairing pane's own call)."""
+    from spectrascope.core.contrast import load_prompts
+    from spectrascope.core.pairing import analyse
 
-    contrast = run_contrast(session, load_prompts(cset.concept), load_prompts(cset.neutral))
+    result = analyse(session, load_prompts(cset.concept), load_prompts(cset.neutral), labels=False)
+    contrast = result.contrast
     rows_out: dict[str, list[dict]] = {}
     for role in contrast.roles:
         stats, labels = contrast.stats[role], session.labels[role]
@@ -37,7 +40,11 @@ def best_features(session: Any, cset: ConceptSet, top: int = 5) -> dict:
                          "rate_neutral": round(float(stats.rate_neutral[f]), 4),
                          "fires_on": fires_on, "names_concept": cset.names_concept(fires_on)})
         rows_out[role] = rows
-    return {"n_concept": contrast.n_concept, "n_neutral": contrast.n_neutral, "best": rows_out}
+    v = result.verdict
+    return {"n_concept": contrast.n_concept, "n_neutral": contrast.n_neutral, "best": rows_out,
+            "verdict": {"text": v.text, "go": v.go, "anchor": v.anchor, "sub_features": list(v.sub_features),
+                        "null_base_rate": v.null.base_rate if v.null is not None else None},
+            "confounds": list(result.confounds)}
 
 
 def found(best: dict[str, list[dict]], min_selectivity: float = 0.8) -> dict | None:

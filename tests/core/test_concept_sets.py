@@ -48,6 +48,7 @@ def test_best_features_ranks_by_the_contrast_selectivity(tiny_sae_session, tmp_p
     cset = ConceptSet("t", tmp_path / "c.txt", tmp_path / "n.txt", ("paris",))
     report = best_features(tiny_sae_session, cset, top=3)
     assert report["n_concept"] == report["n_neutral"] == 3
+    assert report["verdict"]["text"].startswith(("GO", "NO-GO")) and isinstance(report["confounds"], list)
     from spectrascope.core.contrast import run_contrast
 
     contrast = run_contrast(tiny_sae_session, load_prompts(cset.concept), load_prompts(cset.neutral))

@@ -45,6 +45,7 @@ class FeatureLabel:
     url: str | None = None
     random_snippets: tuple[tuple[float, str], ...] = ()  # a uniform sample of its firings, same form
     density: tuple[int, ...] = ()  # nonzero activations per log10 bin (labels.json's density_bins)
+    range_snippets: tuple[tuple[float, str], ...] = ()  # firings from lower activation bins, lowest first
 
     def marked_tokens(self) -> list[str]:
         """The max-activating token of each top snippet (the text inside [[...]]), unique, in order."""
@@ -134,6 +135,7 @@ class FeatureLabels:
                 lat.get("max_act"), lat.get("freq"), self._url(feature),
                 tuple((float(s["act"]), str(s["text"])) for s in lat.get("random_snippets", ())),
                 tuple(int(c) for c in lat.get("density", ())),
+                tuple((float(s["act"]), str(s["text"])) for s in lat.get("range_snippets", ())),
             )
         if self.unembed is None:
             return FeatureLabel(feature, (), url=self._url(feature))

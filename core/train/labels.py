@@ -37,13 +37,24 @@ def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_
     gen = torch.Generator().manual_seed(seed)
     fires = torch.zeros(n, dtype=torch.long)
     density = torch.zeros(n, DENSITY_BINS, dtype=torch.long)
+    # One random firing per (latent, density bin), by the same random-key reservoir: examples
+    # across the activation range, not only at its top.
+    bin_key = torch.full((n * DENSITY_BINS,), -1.0)
+    bin_index = torch.full((n * DENSITY_BINS,), -1, dtype=torch.long)
+    bin_act = torch.zeros(n * DENSITY_BINS)
     for s in range(0, len(acts), batch):
         x = torch.from_numpy(np.asarray(acts[s:s + batch])).float()
         z = sae.encode(x)                                  # (B, n)
         fires += (z > 0).sum(0)
         rows, cols = (z > 0).nonzero(as_tuple=True)
-        density.view(-1).index_add_(0, cols * DENSITY_BINS + density_bin(z[rows, cols]),
-                                    torch.ones_like(cols))
+        vals = z[rows, cols]
+        group = cols * DENSITY_BINS + density_bin(vals)
+        density.view(-1).index_add_(0, group, torch.ones_like(cols))
+        if n_random:
+            keys = torch.rand(len(group), generator=gen)
+            best = torch.full_like(bin_key, -1.0).scatter_reduce_(0, group, keys, "amax")
+            win = (keys == best[group]) & (keys > bin_key[group])
+            bin_key[group[win]], bin_index[group[win]], bin_act[group[win]] = keys[win], rows[win] + s, vals[win]
         kk = min(keep, len(x))
         v, i = torch.topk(z.T, kk, dim=-1)                 # (n, kk)
         best_v, best_i = _merge(best_v, best_i, v, i + s, keep)
@@ -70,7 +81,18 @@ def top_activations(sae, acts: np.ndarray, top: int = 3, batch: int = 4096, min_
         return result
     sample = [[(v, i) for k, v, i in zip(rnd_k[lat].tolist(), rnd_v[lat].tolist(), rnd_i[lat].tolist()) if k >= 0]
               for lat in range(n)]
-    return (*result, sample, density.numpy())
+    by_bin = [[(float(bin_act[g]), int(bin_index[g])) for g in range(lat * DENSITY_BINS, (lat + 1) * DENSITY_BINS)
+               if bin_index[g] >= 0] for lat in range(n)]
+    return (*result, sample, density.numpy(), by_bin)
+
+
+def spread(examples: list[tuple[float, int]], k: int = 3) -> list[tuple[float, int]]:
+    """Up to `k` examples evenly spaced over a latent's nonempty activation bins, the top bin left out
+    (the top snippets show it), lowest first."""
+    lower = examples[:-1]
+    if len(lower) <= k:
+        return lower
+    return [lower[round(i * (len(lower) - 1) / (k - 1))] for i in range(k)]
 
 
 # The activation-density histogram of each latent: counts of its nonzero activations in bins of
@@ -106,7 +128,7 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, soft
     rows = cache.tokens()
     body = rows.shape[1] - 1  # BOS dropped in the cache: flat index -> (row, pos)
     tok_ids, tok_vals = promoted_tokens(sae.W_dec.detach(), W_U, n_promoted, softcap)
-    tops, max_act, fires, randoms, density = top_activations(sae, acts, n_snippets, n_random=n_random)
+    tops, max_act, fires, randoms, density, by_bin = top_activations(sae, acts, n_snippets, n_random=n_random)
     vocab_cache: dict[int, str] = {}
 
     def tok_str(t: int) -> str:
@@ -124,6 +146,7 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, soft
         "promoted_logit": [round(x, 3) for x in tok_vals[lat].tolist()],
         "snippets": snips(tops[lat]),
         "random_snippets": snips(randoms[lat]),
+        "range_snippets": snips(spread(by_bin[lat])),
         "max_act": round(float(max_act[lat]), 2),
         "freq": round(float(fires[lat]) / len(acts), 7),
         "density": density[lat].tolist(),
@@ -132,7 +155,8 @@ def build_labels(sae, W_U: torch.Tensor, tokenizer, cache: ActivationCache, soft
             "softcap": softcap,
             "promoted_note": "top tokens of W_U @ W_dec[i] (unit decoder direction, no final norm)",
             "snippet_note": f"{source} text; [[tok]] marks the max-activating token; snippets: the top "
-                            f"activations (64+ tokens apart), random_snippets: a uniform sample of firings",
+                            f"activations (64+ tokens apart), random_snippets: a uniform sample of firings, "
+                            f"range_snippets: one firing from each of up to 3 lower activation bins",
             "freq_note": f"firing rate over the {len(acts):,} {source} tokens",
             "density_bins": {"log10_low": DENSITY_LOW, "per_decade": DENSITY_PER_DECADE, "bins": DENSITY_BINS},
             "latents": latents}

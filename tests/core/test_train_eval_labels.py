@@ -138,7 +138,12 @@ def test_random_snippets_are_a_uniform_sample_of_firings():
     rare = int(np.argmin(np.where((z > 0).sum(0) > 0, (z > 0).sum(0), 10**9)))  # fewest firings, at least 1
     hits = np.zeros(1000)
     for seed in range(40):
-        *_, sample, density = top_activations(sae, x, top=1, batch=256, n_random=4, seed=seed)
+        *_, sample, density, by_bin = top_activations(sae, x, top=1, batch=256, n_random=4, seed=seed)
+        for lat in (rare, 5):  # one firing per nonempty density bin, each really in its bin
+            col = z[:, lat]
+            assert len(by_bin[lat]) == int((density[lat] > 0).sum())
+            for v, i in by_bin[lat]:
+                assert col[i] > 0 and v == pytest.approx(col[i], rel=1e-5)
         for lat in (rare, 5):
             col = z[:, lat]
             assert len(sample[lat]) == min(4, int((col > 0).sum()))
@@ -155,6 +160,14 @@ def test_random_snippets_are_a_uniform_sample_of_firings():
     # Uniform over firings: no firing of a frequent latent is picked much more often than 4/n_fires.
     n_fires = int((z[:, 5] > 0).sum())
     assert n_fires > 40 and hits.max() <= 40 * 4 / n_fires * 4 + 3
+
+
+def test_spread_picks_lower_bins_evenly():
+    from spectrascope.core.train.labels import spread
+
+    ex = [(float(i), i) for i in range(6)]
+    assert spread(ex) == [(0.0, 0), (2.0, 2), (4.0, 4)]  # the top bin (5) is the top snippets' job
+    assert spread(ex[:3]) == ex[:2] and spread([]) == []
 
 
 def test_snippet_marks_token(tiny):

@@ -125,6 +125,7 @@ async def test_the_feature_card_shows_density_and_random_firings_from_shipped_la
     session.labels["coarse"].shipped[5] = {
         "promoted": [" Paris"], "snippets": [{"act": 9.5, "text": "in[[ Paris]] today"}],
         "random_snippets": [{"act": 1.25, "text": "the[[ French]] way"}], "max_act": 9.5, "freq": 0.01,
+        "range_snippets": [{"act": 0.31, "text": "a[[ Fr]]ank"}],
         "density": [0, 4, 8, 2] + [0] * 11}
     app = SpectrascopeApp(lambda progress: session, prompt="Paris")
     async with app.run_test(size=(140, 45)) as pilot:
@@ -134,4 +135,5 @@ async def test_the_feature_card_shows_density_and_random_firings_from_shipped_la
         card = str(app.query_one("#spectrum-card", Static).render())
         assert "activation density" in card and sparkline([0, 4, 8, 2] + [0] * 11) in card
         assert "random firings" in card and "1.25" in card and "top snippets" in card
+        assert "lower activations" in card and "0.31" in card
     assert sparkline([0, 1, 8]) == " ▁█"

@@ -323,7 +323,8 @@ class SpectrumPane(Vertical):
         if label.density and any(label.density):
             card.append("activation density (log10 act, 3 bins a decade from 0.1): ", style="grey50")
             card.append(sparkline(label.density) + "\n")
-        for title, snippets in (("top snippets", label.snippets), ("random firings", label.random_snippets)):
+        for title, snippets in (("top snippets", label.snippets), ("lower activations", label.range_snippets),
+                                ("random firings", label.random_snippets)):
             if snippets:
                 card.append(f"{title}:\n", style="grey50")
             for act, snippet in snippets:

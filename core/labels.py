@@ -1,6 +1,6 @@
 """Feature labels that need no hub: promoted tokens, top snippets, and a Neuronpedia link.
 
-The embedded SAEs ship `labels.json` (built by core/train/labels.py from the
+The embedded SAEs ship `labels.json.gz` (built by core/train/labels.py from the
 held-out corpus). Any other SAE gets its promoted tokens computed on demand
 through the model's unembedding, in batches, and cached in memory; snippets need
 a corpus pass and are only shown where precomputed.
@@ -20,6 +20,21 @@ NEURONPEDIA = {
     ("gemma-scope-2b-pt-res-canonical", "layer_12/width_16k/canonical"): ("gemma-2-2b", "12-gemmascope-res-16k"),
     ("gemma-scope-2b-pt-res-canonical", "layer_12/width_262k/canonical"): ("gemma-2-2b", "12-gemmascope-res-262k"),
 }
+
+
+LABELS_FILE = "labels.json.gz"  # gzip of the JSON; a plain labels.json is read too
+
+
+def read_labels_file(folder: Path) -> dict | None:
+    """The shipped labels of an SAE folder (labels.json.gz, else labels.json), or None."""
+    import gzip
+
+    folder = Path(folder)
+    if (folder / LABELS_FILE).is_file():
+        return json.loads(gzip.decompress((folder / LABELS_FILE).read_bytes()))
+    if (folder / "labels.json").is_file():
+        return json.loads((folder / "labels.json").read_text())
+    return None
 
 
 def labels_folder(spec: Any) -> Path | None:
@@ -97,10 +112,8 @@ class FeatureLabels:
     @classmethod
     def for_sae(cls, sae: Any, session: Any = None, folder: Path | None = None,
                 spec: Any = None) -> "FeatureLabels":
-        shipped: dict[int, dict] = {}
-        if folder is not None and (folder / "labels.json").is_file():
-            data = json.loads((folder / "labels.json").read_text())
-            shipped = {int(lat["id"]): lat for lat in data.get("latents", [])}
+        data = read_labels_file(folder) if folder is not None else None
+        shipped = {int(lat["id"]): lat for lat in data.get("latents", [])} if data else {}
         np_id = None
         if spec is not None and getattr(spec, "release", None):
             np_id = NEURONPEDIA.get((spec.release, spec.sae_id))

@@ -297,15 +297,20 @@ Documents shuffled, concatenated with blank lines and cut into 128-token sequenc
 Activations cached: {cache_info.get('train_tokens', 0):,} training tokens (the first shards of the shuffled
 stream: CPU time, not data, was the limit), {cache_info.get('heldout_tokens', 0):,} held-out tokens, fp16
 ({cache_info.get('clipped', 0)} values beyond the fp16 range clipped). The BBC corpus (research use only) was not used.
-No text is redistributed here; only weights trained on it.
+No corpus is redistributed here: weights trained on it, and the short label snippets below.
 {_mix_paragraph(train_info)}
 | source | package | license | raw documents |
 |---|---|---|---|
 {srcs}
 
-`labels.json`: for every latent, top 8 tokens promoted through the unembedding (W_U @ decoder
-row), top 3 activating held-out snippets (max token in [[...]]), max activation and firing rate
-on the held-out tokens.
+`labels.json.gz` (gzip of JSON): for every latent, top 8 tokens promoted through the unembedding
+(W_U @ decoder row); from the first 500,000 training tokens, its top 3 activating snippets, a
+uniform sample of 2 of its firings and one firing from each of up to 3 lower activation bins
+(each snippet at most 16 tokens, the max token in [[...]]), an activation-density histogram
+(log10 bins), its max activation and firing rate. Those snippets are the only text shipped.
+
+`residual_stats.json`: the mean and centered spread E|x - mean|^2 of 500,000 training residuals and
+the massive dimensions: the centre of the Spectrum pane's per-token fidelity.
 """
     cc = m.get("concept_check")
     if isinstance(cc, dict):
@@ -317,7 +322,7 @@ on the held-out tokens.
 ## Concept check (France)
 
 Latents whose held-out activation mass falls most on the tokens {', '.join(ts['words'])}
-({ts['n_word_tokens']} such held-out tokens; see `labels.json` for their snippets):
+({ts['n_word_tokens']} such held-out tokens; see `labels.json.gz` for their snippets):
 
 | latent | share of its activation mass on those tokens | fires on |
 |---|---|---|

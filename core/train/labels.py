@@ -1,6 +1,6 @@
 """Compact per-latent labels: promoted tokens through the unembedding + activating snippets.
 
-`labels.json` holds, for every latent: the top tokens of W_U @ decoder direction
+`labels.json.gz` holds, for every latent: the top tokens of W_U @ decoder direction
 (the logit-lens reading of what the latent writes), its top activating snippets and
 a uniform sample of its firings (the max token marked as [[tok]]), its max activation
 and its firing rate over the labelling text (the first LABEL_TOKENS of the training
@@ -180,7 +180,13 @@ def labels_preset(which: str) -> Path:
     labels = build_labels(sae, session.unembedding(), session.tokenizer, ActivationCache(acts_dir("train")),
                           softcap=session.model.final_logit_softcap, max_tokens=LABEL_TOKENS,
                           source="training")
-    out = folder / "labels.json"
-    out.write_text(json.dumps(labels, ensure_ascii=False, separators=(",", ":")))
-    print(f"[labels] wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)
+    import gzip
+
+    from spectrascope.core.assets import atomic_write
+    from spectrascope.core.labels import LABELS_FILE
+
+    raw = json.dumps(labels, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    out = atomic_write(folder / LABELS_FILE, gzip.compress(raw, mtime=0))  # ~4x smaller in the repository
+    (folder / "labels.json").unlink(missing_ok=True)  # the uncompressed file of an earlier build
+    print(f"[labels] wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(raw) / 1e6:.1f} MB unpacked)", flush=True)
     return out

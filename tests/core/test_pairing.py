@@ -156,3 +156,14 @@ def test_labels_read_from_labels_json(tiny_sae_session, tmp_path, monkeypatch):
     unembed = tiny_sae_session.model.hf_model.get_output_embeddings().weight.detach()
     ref = [tiny_sae_session.piece(t) for t, _ in promoted_tokens(tiny_sae_session.saes["coarse"], 4, unembed, k=2)]
     assert labels[4] == " ".join(v for v in (visible(t, 16) for t in ref) if v.strip())
+
+
+def test_labels_read_from_a_gzipped_labels_file(tmp_path):
+    import gzip
+
+    from spectrascope.core.labels import read_labels_file
+
+    doc = {"latents": [{"id": 3, "promoted": [" Paris"]}]}
+    (tmp_path / "labels.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    (tmp_path / "labels.json").write_text(json.dumps({"latents": []}))  # the gzip wins
+    assert read_labels_file(tmp_path) == doc and read_labels_file(tmp_path / "none") is None

@@ -18,7 +18,8 @@ NAMES = {"embedded-coarse": "gemma-3-270m-res9-coarse", "embedded-fine": "gemma-
 @pytest.mark.parametrize("preset", list(NAMES))
 def test_embedded_sae_files(preset):
     folder = SAES_DIR / NAMES[preset]
-    for f in ("cfg.json", "sae_weights.safetensors", "metrics.json", "CARD.md", "labels.json"):
+    for f in ("cfg.json", "sae_weights.safetensors", "metrics.json", "CARD.md", "labels.json.gz",
+              "residual_stats.json"):
         assert (folder / f).exists(), f
         assert (folder / f).stat().st_size < 95e6
     from sae_lens import SAE
@@ -26,7 +27,9 @@ def test_embedded_sae_files(preset):
     sae = SAE.load_from_disk(folder)  # no converter
     assert sae.cfg.architecture() == "topk"
     check_compatible(sae, 640, "blocks.9.hook_resid_post")
-    labels = json.loads((folder / "labels.json").read_text())
+    from spectrascope.core.labels import read_labels_file
+
+    labels = read_labels_file(folder)
     assert len(labels["latents"]) == sae.cfg.d_sae
 
 

@@ -343,7 +343,7 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 - Promoted tokens through the unembedding are mostly uninformative at layer 9 of 18 (they
   were equally uninformative with Gemma's final RMSNorm weight applied); the held-out snippets
   are the useful label.
-- Trained on {train_info.get('train_tokens_unique', 0):,} unique tokens, several epochs: a small corpus by SAE standards.
+- Trained on {train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, train_info.get('train_tokens_unique') or 1):.1f} passes over them: a small corpus by SAE standards.
 """
     p = folder / "CARD.md"
     p.write_text(text)

@@ -75,7 +75,7 @@ def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> L
             "emb" if layer == 0 else str(layer - 1),
             tuple((int(i), session.piece(int(i)), float(v)) for v, i in zip(p, idx)),
             int((logits[layer] > logits[layer, target]).sum()) + 1, float(probs[layer, target]),
-            float(-(probs[layer] * logp[layer]).sum()), float(x.norm()),
+            max(0.0, float(-(probs[layer] * logp[layer]).sum())), float(x.norm()),  # no "-0.00" for a one-hot
             float(sq.topk(min(MASSIVE, len(sq))).values.sum() / sq.sum().clamp_min(1e-12))))
     column = [s[pos] for s in settled]
     first = len(column) - 1  # the output always is its own top-1

@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--question", required=True)
     drift.add_argument("--filler", default=None, help="conversation turns (default assets/prompts/filler_turns.txt)")
     drift.add_argument("--max-turns", type=int, default=16)
+    drift.add_argument("--target", default=None, metavar="TEXT",
+                       help="the token to track, e.g. ' bleu' (its first token; default: what the system prompt raises most)")
     drift.add_argument("--json", action="store_true")
     _model_args(drift)
 
@@ -386,7 +388,9 @@ def cmd_drift(args) -> int:
         if not args.json and sys.stderr.isatty():
             print(f"\r[drift] {text}", end="", file=sys.stderr, flush=True)
 
-    rep = drift_experiment(session, args.system, args.question, filler, args.max_turns, progress=progress)
+    target = session.tokenize(args.target, add_bos=False)[0][0] if args.target else None
+    rep = drift_experiment(session, args.system, args.question, filler, args.max_turns, target=target,
+                           progress=progress)
     if args.json:
         print(json.dumps(rep.to_dict(), indent=1, ensure_ascii=False))
         return 0

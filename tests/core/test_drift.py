@@ -57,5 +57,5 @@ def test_drift_command(tiny_model_dir, capsys):
     assert main(["drift", "--system", "Be a pirate.", "--question", "Where is it", "--json", *base]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["turns"] for p in out["points"]] == [0, 1, 2] and len(out["restated"]) == 3
-    assert main(["drift", "--system", "Be a pirate.", "--question", "Where is it", *base]) == 0
+    assert main(["drift", "--system", "Be a pirate.", "--question", "Where is it", "--target", "x", *base]) == 0
     assert "KL halves at" in capsys.readouterr().out

@@ -145,7 +145,5 @@ def drift_experiment(
         points.append(_measure(session, system, question, filler[:n], False, target, features, n_layers)[0])
         restated.append(_measure(session, system, question, filler[:n], True, target, features, n_layers)[0])
     half = next((p.turns for p in points[1:] if p.kl <= points[0].kl / 2), None)
-    sliding = tuple(i for i, kind in enumerate(getattr(session.model.hf_model.config, "layer_types", None) or [])
-                    if kind == "sliding_attention")
-    return DriftReport(system, question, (target, session.piece(target)), tuple(features), sliding, tuple(points),
-                       tuple(restated), half)
+    return DriftReport(system, question, (target, session.piece(target)), tuple(features), session.sliding_layers(),
+                       tuple(points), tuple(restated), half)

@@ -245,6 +245,11 @@ class Session:
         """The (V, d) unembedding matrix, detached, in the model's dtype (never copied here)."""
         return self.model.hf_model.get_output_embeddings().weight.detach()
 
+    def sliding_layers(self) -> tuple[int, ...]:
+        """Layers whose attention sees only a recent window (Gemma 2 and 3 alternate them)."""
+        kinds = getattr(self.model.hf_model.config, "layer_types", None) or ()
+        return tuple(i for i, kind in enumerate(kinds) if kind == "sliding_attention")
+
     def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
         """The logit lens of residuals (..., d): the model's final norm, unembedding and (Gemma 2)
         final softcap, as if the stream ended there. Float32, on the CPU. # (..., V)"""

@@ -268,6 +268,9 @@ class SpectrascopeApp(App):
         if message.run_id == self._run_id:
             self.set_status(describe(message.error), error=True)
 
+    def on_pairing_pane_show_screen(self, message: PairingPane.ShowScreen) -> None:
+        self.push_screen(message.screen)
+
     def on_pairing_pane_selection_changed(self, message: PairingPane.SelectionChanged) -> None:
         self.pairing_selection = message.features
 

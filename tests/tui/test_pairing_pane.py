@@ -34,6 +34,9 @@ class PaneApp(App):
     def on_pairing_pane_selection_changed(self, message: PairingPane.SelectionChanged) -> None:
         self.selections.append(message.features)
 
+    def on_pairing_pane_show_screen(self, message: PairingPane.ShowScreen) -> None:
+        self.push_screen(message.screen)
+
 
 @pytest.fixture
 def sets(tmp_path, monkeypatch):

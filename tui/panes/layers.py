@@ -110,7 +110,8 @@ class LayersPane(Vertical):
 
     @property
     def is_on_screen(self) -> bool:
-        return self.is_mounted and self.display and self.app.query_one("TabbedContent").active == "tab-layers"
+        # An inactive tab's pane (or an ancestor) has display off; no need to ask the app.
+        return self.is_mounted and all(node.display for node in self.ancestors_with_self if hasattr(node, "display"))
 
     def refresh_lens(self) -> None:
         if self.result is None or self.session is None:

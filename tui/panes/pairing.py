@@ -141,6 +141,12 @@ class PairingPane(Vertical):
 
         features: tuple[tuple[str, int], ...]
 
+    @dataclass
+    class ShowScreen(Message):
+        """A screen for the app to push (panes never reach into the app)."""
+
+        screen: Any
+
     def __init__(self, concept: str | Path | None = None, neutral: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
         from spectrascope.core.contrast import ContrastSettings, default_sets
@@ -300,8 +306,8 @@ class PairingPane(Vertical):
             self._say(f"Token view failed: {describe(message.error)}", error=True)
             return
         self._say(f"{message.role} #{message.feature}: token view open (esc closes).")
-        self.app.push_screen(TokenViewScreen(message.role, message.feature, self._label(message.role, message.feature),
-                                             message.view))
+        label = self._label(message.role, message.feature)
+        self.post_message(self.ShowScreen(TokenViewScreen(message.role, message.feature, label, message.view)))
 
     def action_next_set(self) -> None:
         """The next shipped concept set with its matched neutral set (core/concept_sets.py); r runs it.

@@ -41,8 +41,10 @@ CONCEPT_SETS: dict[str, ConceptSet] = {s.name: s for s in (
     _set("france", "france french paris", neutral="neutral.txt"),
     _set("code", "code coding python* def return function* variable* compil* program* loop* int import "
                  "class javascript sql select array* string* debug* git api print() for while"),
+    # "food" and "eat*" were added after the first run of the retrained SAEs, whose best cooking
+    # feature fires on " eat" and " food" (selectivity 0.97); the list fixed before it missed them.
     _set("cooking", "cook* bake* baking recipe* oven* flour sauce* boil* fry fried fries roast* simmer* "
-                    "dough butter chop* kitchen* stir* grill* whisk*"),
+                    "dough butter chop* kitchen* stir* grill* whisk* food foods eat eating eaten"),
     _set("music", "music* song* piano* guitar* violin* band bands orchestra* symphon* melod* chord* "
                   "concert* sing singer* singing rhythm* jazz compos* album* drum*"),
     _set("japan", "japan* tokyo kyoto osaka sushi samurai* shinto kimono*"),

@@ -66,3 +66,37 @@ def test_embedded_default_pairing(tmp_path, monkeypatch):
     assert "France" in res.labels["coarse"][best] or "French" in res.labels["coarse"][best]
     assert res.verdict.anchor in res.anchors and all(res.labels["coarse"].get(a) for a in res.anchors)
     print(res.verdict.text)
+
+
+@pytest.fixture(scope="module")
+def embedded_session(tmp_path_factory):
+    """The embedded model with its shipped SAEs, contrast runs cached in a fresh folder (so they run)."""
+    import os
+
+    from spectrascope.core.session import Session
+
+    old = os.environ.get("SPECTRASCOPE_CACHE")
+    os.environ["SPECTRASCOPE_CACHE"] = str(tmp_path_factory.mktemp("contrast-cache"))
+    try:
+        session = Session.load("gemma-3-270m", device="cpu")
+        assert set(session.saes) == {"coarse", "fine"}, session.sae_errors
+        yield session
+    finally:
+        if old is None:
+            os.environ.pop("SPECTRASCOPE_CACHE", None)
+        else:
+            os.environ["SPECTRASCOPE_CACHE"] = old
+
+
+@needs_model
+@needs_saes
+@pytest.mark.parametrize("name", ["code", "cooking", "music", "japan"])
+def test_each_concept_set_finds_a_selective_feature_named_for_it(embedded_session, name):
+    """Issue 15's product bar on the four sets written without looking at the SAEs: the coarse or
+    fine SAE has a feature with selectivity >= 0.8 among its 5 most selective whose max-activating
+    held-out tokens include a word of the concept (core/train/concepts.py)."""
+    from spectrascope.core.concept_sets import CONCEPT_SETS
+    from spectrascope.core.train.concepts import best_features, found
+
+    report = best_features(embedded_session, CONCEPT_SETS[name])
+    assert found(report["best"]) is not None, report["best"]

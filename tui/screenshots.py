@@ -14,12 +14,17 @@ def _pairing_done(app) -> bool:
     return app.current_pane().result is not None
 
 
+def _lens_done(app) -> bool:
+    return app.current_pane().report is not None
+
+
 SHOTS = [
     # (file, pane, prompt, keys after the result arrives, ready to shoot once this holds or None).
     # Showing a pane focuses its `focus_target`, so the keys go to the pane's table.
     ("logits.svg", "logits", "The capital of France is", ["t", "t", "t", "K", "K", "K", "K", "K", "K", "p", "p"], None),
     ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", ["enter"], None),
     ("pairing.svg", "pairing", "The capital of France is", ["r"], _pairing_done),  # 400 prompts: a while on CPU
+    ("layers.svg", "layers", "The Eiffel Tower is located in the city of", [], _lens_done),
 ]
 
 

@@ -45,10 +45,13 @@ class NullModel:
         if not self.n_features:
             return "no live coarse feature to compare against"
         some = "sampled " if self.sampled else ""
-        return (f"base rate: {self.n_passing:,} of {self.n_features:,} {some}live coarse features "
-                f"({100 * self.base_rate:.1f}%) also have >= {self.needed} sub-features; "
-                f"{self.n_at_least_anchor:,} ({100 * self.p_value:.1f}%) have >= {self.anchor_count} "
-                f"like the anchor (empirical p = {self.p_value:.3f})")
+        head = (f"base rate: {self.n_passing:,} of {self.n_features:,} {some}live coarse features "
+                f"({100 * self.base_rate:.1f}%) also have >= {self.needed} sub-features; ")
+        if self.anchor_count == 0:  # p counts features with >= 1 (see null_model): say so, not ">= 0"
+            return head + (f"the anchor has none, and {self.n_at_least_anchor:,} ({100 * self.p_value:.1f}%) "
+                           f"have at least one")
+        return head + (f"{self.n_at_least_anchor:,} ({100 * self.p_value:.1f}%) have >= {self.anchor_count} "
+                       f"like the anchor (empirical p = {self.p_value:.3f})")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "base_rate": self.base_rate, "p_value": self.p_value, "text": self.text}

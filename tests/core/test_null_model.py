@@ -50,3 +50,10 @@ def test_sampling_is_seeded_and_said():
     a = null_model(ac, af, wc, wf, 0.3, 0.5, 3, 0, 4, max_features=10, seed=3)
     b = null_model(ac, af, wc, wf, 0.3, 0.5, 3, 0, 4, max_features=10, seed=3)
     assert a == b and a.sampled and a.n_features == 10 and "sampled" in a.text
+
+
+def test_a_no_go_with_no_sub_feature_says_so_instead_of_at_least_zero():
+    from spectrascope.core.null_model import NullModel
+
+    text = NullModel(3, 7, 0, 100, 6, 27, False).text
+    assert "the anchor has none, and 27 (27.0%) have at least one" in text and ">= 0" not in text

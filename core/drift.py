@@ -85,7 +85,7 @@ def _compose(system: str, filler: Sequence[str], question: str, restate: bool) -
 
 
 def _measure(session: Any, system: str, question: str, filler: Sequence[str], restate: bool, target: int,
-             features: Sequence[tuple[str, int]], n_layers: int) -> tuple[DriftPoint, torch.Tensor]:
+             features: Sequence[tuple[str, int]], n_layers: int) -> tuple[DriftPoint, torch.Tensor, torch.Tensor]:
     ids_with = session.tokenize(_compose(system, filler, question, restate))[0]
     ids_without = session.tokenize(_compose("", filler, question, False))[0]
     n_sys = len(session.tokenize(system)[0])  # BOS + the system tokens at the start
@@ -108,7 +108,7 @@ def _measure(session: Any, system: str, question: str, filler: Sequence[str], re
     rank = int((logp_with > logp_with[target]).sum()) + 1
     point = DriftPoint(len(filler), len(ids_with), kl, sum(by_layer) / len(by_layer), tuple(by_layer),
                        float(logp_with[target].exp()), rank, tuple(acts))
-    return point, logp_with - logp_without
+    return point, logp_with, logp_with - logp_without
 
 
 def drift_experiment(
@@ -131,9 +131,7 @@ def drift_experiment(
         rows = [r for rows in rep.features.values() for r in rows if r.kind in ("on", "up")]
         features = [(r.role, r.feature) for r in sorted(rows, key=lambda r: -r.delta)[:n_features]]
     if target is None:  # what the system prompt raises most at N = 0, among tokens it makes likely
-        _, shift = _measure(session, system, question, [], False, 0, features, n_layers)
-        ids_with = session.tokenize(_compose(system, [], question, False))[0]
-        logp = torch.log_softmax(session.forward(ids_with, keep_logits=1).logits[0, -1].float().cpu(), -1)
+        _, logp, shift = _measure(session, system, question, [], False, 0, features, n_layers)
         top = logp.topk(50).indices
         target = int(top[shift[top].argmax()])
     points, restated = [], []

@@ -70,6 +70,16 @@ class DriftReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DriftReport":
+        def point(p: dict[str, Any]) -> DriftPoint:
+            return DriftPoint(**{**p, "attention_by_layer": tuple(p["attention_by_layer"]),
+                                 "feature_acts": tuple(p["feature_acts"])})
+
+        return cls(d["system"], d["question"], tuple(d["target"]), tuple(tuple(f) for f in d["features"]),
+                   tuple(d["sliding_layers"]), tuple(point(p) for p in d["points"]),
+                   tuple(point(p) for p in d["restated"]), d["halving_turns"])
+
 
 def turn_counts(max_turns: int) -> list[int]:
     out, n = [0], 1
@@ -145,3 +155,45 @@ def drift_experiment(
     half = next((p.turns for p in points[1:] if p.kl <= points[0].kl / 2), None)
     return DriftReport(system, question, (target, session.piece(target)), tuple(features), session.sliding_layers(),
                        tuple(points), tuple(restated), half)
+
+
+# ---------------------------------------------------------------- cache (like the contrast's)
+
+CACHE_FORMAT = 1
+
+
+def cache_path(session: Any, system: str, question: str, filler: Sequence[str], max_turns: int,
+               target: int | None, n_features: int) -> Path:
+    """One JSON file per model x SAE weights x system x question x filler x settings."""
+    import hashlib
+    import json
+
+    from .contrast import session_identity
+    from .embedded import cache_root
+
+    blob = json.dumps({"format": CACHE_FORMAT, "identity": session_identity(session, list(session.saes)),
+                       "system": system, "question": question, "filler": list(filler), "max_turns": max_turns,
+                       "target": target, "n_features": n_features}, sort_keys=True)
+    return cache_root() / "drift" / f"{hashlib.sha256(blob.encode()).hexdigest()[:24]}.json"
+
+
+def cached_drift(session: Any, system: str, question: str, filler: Sequence[str] | None = None, max_turns: int = 16,
+                 target: int | None = None, n_features: int = 3, cancel: threading.Event | None = None,
+                 progress: Callable[[str, float | None], None] | None = None) -> tuple[DriftReport, bool]:
+    """`drift_experiment`, read from the cache when this exact run was done before; (report, was_cached)."""
+    import json
+
+    from .assets import atomic_write
+
+    filler = list(filler if filler is not None else load_turns())
+    path = cache_path(session, system, question, filler, max_turns, target, n_features)
+    try:
+        return DriftReport.from_dict(json.loads(path.read_text(encoding="utf-8"))), True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a miss, or a damaged file: run again and rewrite it
+    rep = drift_experiment(session, system, question, filler, max_turns, target, n_features, cancel, progress)
+    try:
+        atomic_write(path, json.dumps(rep.to_dict(), ensure_ascii=False))
+    except OSError:
+        pass  # a read-only cache folder must not lose the result
+    return rep, False

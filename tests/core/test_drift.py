@@ -34,6 +34,10 @@ def test_kl_attention_share_and_target_match_hf(tiny_gemma2_session):
             lo = torch.log_softmax(hf(ids_o).logits[0, -1].float(), -1)
         lw = torch.log_softmax(out_w.logits[0, -1].float(), -1)
         assert point.kl == pytest.approx(float((lw.exp() * (lw - lo)).sum()), rel=1e-3, abs=1e-6)
+        from scipy.stats import entropy  # KL(p || q) with two arguments, an independent implementation
+
+        assert point.kl == pytest.approx(float(entropy(lw.exp().double().numpy(), lo.exp().double().numpy())),
+                                         rel=1e-3, abs=1e-6)
         n_sys = len(s.tokenize(system)[0])
         want = [float(a[0, :, -1, 1:n_sys].sum(-1).mean()) for a in out_w.attentions]
         assert list(point.attention_by_layer) == pytest.approx(want, rel=1e-3, abs=1e-5)
@@ -46,6 +50,24 @@ def test_tracked_features_come_from_the_anchoring_view(tiny_sae_session):
     rep = drift_experiment(tiny_sae_session, "You are a pirate.", "Where is the treasure",
                            ["User: hi\nAssistant: hello"], max_turns=1)
     assert rep.features and all(len(p.feature_acts) == len(rep.features) for p in rep.points + rep.restated)
+
+
+def test_cached_drift_reads_back_the_same_report(tiny_gemma2_session, tmp_path, monkeypatch):
+    from spectrascope.core.drift import DriftReport, cached_drift
+
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    s, filler = tiny_gemma2_session, ["User: hi\nAssistant: yo", "User: ok\nAssistant: ok"]
+    first, hit = cached_drift(s, "Be a pirate.", "Where is it", filler, max_turns=1)
+    assert not hit and DriftReport.from_dict(first.to_dict()) == first
+    calls = []
+    monkeypatch.setattr(s, "forward", lambda *a, **k: calls.append(1))  # a cache hit runs no model
+    again, hit = cached_drift(s, "Be a pirate.", "Where is it", filler, max_turns=1)
+    assert hit and again == first and not calls
+    monkeypatch.undo()
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    other, hit = cached_drift(s, "Be a pirate.", "Where is it", ["User: a longer turn\nAssistant: yes"],
+                              max_turns=1)  # other filler: a miss
+    assert not hit and other.points[1].tokens != first.points[1].tokens
 
 
 def test_drift_command(tiny_model_dir, capsys):

@@ -27,17 +27,66 @@ def _environment() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    # None = not given: the config file decides, then the built-in default.
-    p.add_argument("--model", default=None, help="preset, HF id (cached) or local folder [gemma-3-270m]")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … [auto]")
-    p.add_argument("--dtype", default=None, help="auto, bfloat16, float16, float32 [auto]")
-    p.add_argument("--sae", action="append", default=None, metavar="ROLE=SPEC",
+MODEL_FLAGS = ("model", "device", "dtype", "sae", "sae_dtype")  # before or after the subcommand
+TUI_FLAGS = ("initial_prompt", "session", "output_dir", "demo")  # the TUI's alone: rejected with a subcommand
+
+
+def _model_args(p: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    # None = not given: the config file decides, then the built-in default. A subcommand's copy
+    # stores under "sub_<name>": with one dest, argparse lets the subcommand's default None
+    # overwrite a value given before the subcommand (`--model X probe` ran the default model).
+    d = lambda name: dest_prefix + name  # noqa: E731
+    p.add_argument("--model", dest=d("model"), default=None,
+                   help="preset, HF id (cached) or local folder [gemma-3-270m]")
+    p.add_argument("--device", dest=d("device"), default=None, help="auto, cpu, cuda, cuda:1 … [auto]")
+    p.add_argument("--dtype", dest=d("dtype"), default=None, help="auto, bfloat16, float16, float32 [auto]")
+    p.add_argument("--sae", dest=d("sae"), action="append", default=None, metavar="ROLE=SPEC",
                    help="coarse= or fine= an SAE preset, a sae-lens release/sae_id, or a folder "
                         "(Gemma Scope params: PATH[@LAYER]; or sae-lens); repeatable [the config's [saes], "
                         "else the model's]")
-    p.add_argument("--sae-dtype", default=None, choices=SAE_DTYPES,
+    p.add_argument("--sae-dtype", dest=d("sae_dtype"), default=None, choices=SAE_DTYPES,
                    help="the SAEs' dtype [auto: the model's]")
+
+
+def _sub_model_args(p: argparse.ArgumentParser) -> None:
+    _model_args(p, "sub_")
+
+
+def _merge_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """One value per model flag, whichever side of the subcommand it was given on; a flag given
+    on both sides with different values, a model flag for a subcommand that loads no model, or a
+    TUI flag with a subcommand is a ValueError that says so (never silently ignored)."""
+    if args.command is None:
+        return args
+    for name in TUI_FLAGS:
+        if getattr(args, name) != parser.get_default(name):
+            flag = "--" + name.removeprefix("initial_").replace("_", "-")
+            raise ValueError(f"{flag} is a TUI option; it has no effect on `{args.command}`: "
+                             f"run `spectrascope {flag} …` without a subcommand.")
+    takes_model = hasattr(args, "sub_model")
+    for name in MODEL_FLAGS:
+        flag = "--" + name.replace("_", "-")
+        before, after = getattr(args, name), getattr(args, "sub_" + name, None)
+        if not takes_model:
+            if before is not None:
+                raise ValueError(f"`{args.command}` loads no model: {flag} has no effect on it.")
+            continue
+        if name == "sae":  # repeatable: both sides count
+            merged = [*(before or []), *(after or [])] or None
+        elif before is not None and after is not None and before != after:
+            raise ValueError(f"{flag} given twice with different values ({before!r} before `{args.command}`, "
+                             f"{after!r} after it): give it once.")
+        else:
+            merged = after if after is not None else before
+        setattr(args, name, merged)
+        delattr(args, "sub_" + name)
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the model flags merged from both sides of the subcommand."""
+    parser = build_parser()
+    return _merge_flags(parser.parse_args(argv), parser)
 
 
 def _apply_config(args) -> dict:
@@ -85,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Look inside a transformer: logits, SAE feature spectra, pairing, steering.",
     )
     _model_args(parser)
-    parser.add_argument("--prompt", default="The capital of France is", help="initial prompt")
+    # Its own dest: a subcommand's positional PROMPT would overwrite (and hide) it.
+    parser.add_argument("--prompt", dest="initial_prompt", default="The capital of France is", help="initial prompt")
     parser.add_argument("--session", help="reopen a saved session (JSON from ctrl+s)")
     parser.add_argument("--output-dir", default=".", help="where screenshots, exports and sessions go")
     parser.add_argument("--demo", help="replay a demo script (prompts, keys, pauses) for a talk")
@@ -96,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--top", type=int, default=10)
     probe.add_argument("--layer", type=int, default=None, help="residual stream layer to report")
     probe.add_argument("--json", action="store_true", help="machine-readable output")
-    _model_args(probe)
+    _sub_model_args(probe)
 
     logits = sub.add_parser("logits", help="the next-token distribution under the knobs, A/B, seeded runs")
     logits.add_argument("prompt")
@@ -109,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     logits.add_argument("--steps", type=int, default=20, help="tokens per run")
     logits.add_argument("--top", type=int, default=20)
     logits.add_argument("--json", action="store_true")
-    _model_args(logits)
+    _sub_model_args(logits)
 
     spectrum = sub.add_parser("spectrum", help="SAE features firing on a token of a prompt")
     spectrum.add_argument("prompt")
@@ -121,26 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep always-on features (fire on >20%% of held-out tokens), hidden by default")
     spectrum.add_argument("--top", type=int, default=30, help="rows per SAE (the pane shows 30)")
     spectrum.add_argument("--json", action="store_true")
-    _model_args(spectrum)
+    _sub_model_args(spectrum)
 
     serve = sub.add_parser("serve", help="serve the TUI in a web browser (Textual's web serving)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback exposes the app")
     serve.add_argument("--port", type=int, default=8000)
-    _model_args(serve)
+    _sub_model_args(serve)
 
     lens = sub.add_parser("lens", help="the logit lens: each layer's prediction at one position, and where it settles")
     lens.add_argument("prompt")
     lens.add_argument("--position", type=int, default=-1, help="token index (-1 = last)")
     lens.add_argument("--top", type=int, default=5, help="tokens per layer")
     lens.add_argument("--json", action="store_true")
-    _model_args(lens)
+    _sub_model_args(lens)
 
     anchor = sub.add_parser("anchor", help="features a system prompt switches on/off/up/down on the user's tokens")
     anchor.add_argument("prompt", help="the user's text")
     anchor.add_argument("--system", action="append", required=True, help="a system prompt (repeatable)")
     anchor.add_argument("--top", type=int, default=10, help="features per SAE")
     anchor.add_argument("--json", action="store_true")
-    _model_args(anchor)
+    _sub_model_args(anchor)
 
     drift = sub.add_parser("drift", help="a system prompt's effect as neutral turns pile up before the question")
     drift.add_argument("--system", required=True)
@@ -150,14 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--target", default=None, metavar="TEXT",
                        help="the token to track, e.g. ' bleu' (its first token; default: what the system prompt raises most)")
     drift.add_argument("--json", action="store_true")
-    _model_args(drift)
+    _sub_model_args(drift)
 
     saes = sub.add_parser("saes", help="the SAE presets, and the Gemma Scope SAEs the local HF cache holds (offline)")
     saes.add_argument("--json", action="store_true")
 
     sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
     sae_info.add_argument("--json", action="store_true")
-    _model_args(sae_info)
+    _sub_model_args(sae_info)
 
     for name, handler in (("probe", cmd_probe), ("logits", cmd_logits), ("spectrum", cmd_spectrum),
                           ("serve", cmd_serve), ("sae-info", cmd_sae_info), ("lens", cmd_lens),
@@ -166,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     from spectrascope.tui import cli_contrast, cli_steer
 
     for module in (cli_contrast, cli_steer):  # subcommands with their own module: add_parser + run
-        module.add_parser(sub, _model_args).set_defaults(handler=lambda args, m=module: m.run(args, _load_session))
+        module.add_parser(sub, _sub_model_args).set_defaults(handler=lambda args, m=module: m.run(args, _load_session))
     return parser
 
 
@@ -491,7 +541,7 @@ def run_tui(args) -> int:
         restore = load_session_file(args.session)  # ValueError -> clear message, exit 2
         if restore.get("model") and not args.model_given:
             args.model = restore["model"]
-    app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.prompt,
+    app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.initial_prompt,
                           output_dir=args.output_dir, restore=restore, demo=demo, knobs=args.config.get("knobs"))
     app.run()
     # A worker still inside a C call (model load) cannot be interrupted; its result
@@ -504,8 +554,8 @@ def run_tui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     _environment()
-    args = build_parser().parse_args(argv)
     try:
+        args = parse_args(argv)
         args.model_given = args.model is not None
         args.config = _apply_config(args)
         if args.command is None:

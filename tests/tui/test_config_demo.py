@@ -1,6 +1,6 @@
 import pytest
 
-from spectrascope.tui.cli import build_parser, main
+from spectrascope.tui.cli import main, parse_args
 from spectrascope.tui.config import load_config
 from spectrascope.tui.demo import parse_demo
 
@@ -12,16 +12,16 @@ def test_config_fills_unset_flags_and_flags_win(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
     from spectrascope.tui.cli import _apply_config
 
-    args = build_parser().parse_args([])
+    args = parse_args([])
     config = _apply_config(args)
     assert (args.model, args.dtype, args.device, args.sae_dtype) == ("gemma-2-2b", "float32", "auto", "float32")
     assert config["knobs"]["top_k"] == 40
-    args = build_parser().parse_args(["--model", "gemma-3-270m", "--sae-dtype", "bfloat16"])
+    args = parse_args(["--model", "gemma-3-270m", "--sae-dtype", "bfloat16"])
     _apply_config(args)
     assert args.model == "gemma-3-270m" and args.sae_dtype == "bfloat16"
     cfg.write_text('[model]\nsae_dtype = "fp8"\n')
     with pytest.raises(ValueError, match="sae_dtype"):
-        _apply_config(build_parser().parse_args([]))
+        _apply_config(parse_args([]))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -70,7 +70,7 @@ async def test_demo_replays_against_the_app(tiny_sae_session):
 
 
 def test_serve_binds_loopback_by_default():
-    args = build_parser().parse_args(["serve"])
+    args = parse_args(["serve"])
     assert args.host == "127.0.0.1"
 
 
@@ -84,25 +84,25 @@ def test_sae_flags_override_the_config_per_role(tmp_path, monkeypatch):
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[saes]\ncoarse = "gemma-scope-2b-16k"\nfine = "{scope}"\n')
     monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
-    args = build_parser().parse_args([])
+    args = parse_args([])
     _apply_config(args)
     assert args.sae_presets == (("coarse", PRESETS["gemma-scope-2b-16k"]),
                                 ("fine", SAESpec("gemma_scope_folder", path=str(scope),
                                                  hook_name="blocks.12.hook_resid_post")))
-    args = build_parser().parse_args(["spectrum", "x", "--sae", "fine=gemma-scope-2b-pt-res/layer_12/width_262k/"
+    args = parse_args(["spectrum", "x", "--sae", "fine=gemma-scope-2b-pt-res/layer_12/width_262k/"
                                       "average_l0_121", "--role", "fine"])
     _apply_config(args)
     assert args.role == "fine" and dict(args.sae_presets)["coarse"] == PRESETS["gemma-scope-2b-16k"]
     assert dict(args.sae_presets)["fine"].sae_id == "layer_12/width_262k/average_l0_121"
     monkeypatch.delenv("SPECTRASCOPE_CONFIG")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
-    args = build_parser().parse_args(["--model", "gemma-2-2b", "--sae", "coarse=gemma-scope-2b-262k"])
+    args = parse_args(["--model", "gemma-2-2b", "--sae", "coarse=gemma-scope-2b-262k"])
     _apply_config(args)  # no config: the model's defaults, then the flag
     assert args.sae_presets == (("coarse", PRESETS["gemma-scope-2b-262k"]), ("fine", "gemma-scope-2b-262k"))
     cfg.write_text('[saes]\nfine = "gemma-scope-2b-pt-res/layer_99/width_16k/average_l0_82"\n')
     monkeypatch.setenv("SPECTRASCOPE_CONFIG", str(cfg))
     with pytest.raises(ValueError, match=r"\[saes\] fine: Release"):
-        _apply_config(build_parser().parse_args([]))
+        _apply_config(parse_args([]))
 
 
 @pytest.mark.asyncio

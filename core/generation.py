@@ -5,6 +5,12 @@ model with the cached keys/values (one decode step, not a new forward over the
 whole text), keeps the logits of every step so going back needs no model call,
 and crops the cache on the way back.
 
+Each step also records what the model held at the new token: the forward that
+feeds the token captures the residual at the SAE hooks, and the attached SAEs
+(coarse, fine) encode that one position. Same forward, no second pass: the
+record of step i is the SAE codes of token i, next to the distribution it was
+drawn from.
+
 Reproducibility: the token at step i of a run with seed s is drawn with seed
 `step_seed(s, i)`, so going back and stepping again gives the same token, and
 N runs differ only by their seed.
@@ -15,13 +21,14 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from .plan import Edit
 from .sampling import Distribution, LogitsView, SamplingSettings, compare, sample
 from .session import Cancelled, PromptError, Session
+from .spectrum import Spectrum, encode_all
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -34,6 +41,18 @@ class Step:
     token_id: int
     how: str  # "greedy", "sampled", "picked"
     dist: Distribution  # the distribution the token was drawn from
+    codes: Mapping[str, Spectrum] = field(default_factory=dict)  # role -> this token's SAE codes (one position)
+
+    @property
+    def prob(self) -> float:
+        """The probability the model (T=1, no knobs) gave this token."""
+        return float(self.dist.raw_probs[self.token_id])
+
+    @property
+    def rank(self) -> int:
+        """1-based rank of this token by logit (1 = the model's top choice)."""
+        logits = self.dist.logits
+        return int((logits > logits[self.token_id]).sum()) + 1
 
 
 def pick(view: LogitsView, settings: SamplingSettings, seed: int, step: int) -> tuple[int, str, Distribution]:
@@ -56,20 +75,41 @@ class Stepper:
     _views: list[LogitsView] = field(default_factory=list)  # logits after prompt + each step
     _cache: Any = None
     edited_forwards: int = 0  # forwards in which an edit fired (a steered Stepper: one per forward)
+    features: bool = True  # record each token's SAE codes (False: tokens and distributions only)
+    prompt_codes: dict[str, Spectrum] = field(default_factory=dict)  # role -> codes of the prompt tokens
 
     @classmethod
     def start(cls, session: Session, prompt: str | list[int], settings: SamplingSettings,
-              edits: Sequence[Edit] = (), cancel: threading.Event | None = None) -> "Stepper":
+              edits: Sequence[Edit] = (), cancel: threading.Event | None = None,
+              features: bool = True) -> "Stepper":
         ids = session.tokenize(prompt)[0] if isinstance(prompt, str) else list(prompt)
-        stepper = cls(session, ids, settings.validate(), edits=tuple(edits))
-        logits, stepper._cache = stepper._forward(ids, session.new_cache(), cancel)
+        stepper = cls(session, ids, settings.validate(), edits=tuple(edits), features=features)
+        logits, stepper._cache, stepper.prompt_codes = stepper._forward(ids, session.new_cache(), cancel)
         stepper._views = [LogitsView(logits)]
         return stepper
 
-    def _forward(self, ids: list[int], cache: Any, cancel: threading.Event | None = None) -> tuple[Any, Any]:
-        out = self.session.forward(ids, edits=self.edits, cache=cache, keep_logits=1, cancel=cancel)
+    def _forward(self, ids: list[int], cache: Any, cancel: threading.Event | None = None,
+                 logits: bool = True) -> tuple[Any, Any, dict[str, Spectrum]]:
+        """Feed `ids`: the next-token logits (V,), the cache, and the SAE codes of the fed positions.
+
+        The residual at the SAE hooks is captured in this same forward (after this Stepper's
+        edits there: a steered run records what the steered model held). logits=False stops
+        right after the deepest SAE hook (the last token of a fixed-length run: only its codes
+        are read) and cuts the cache back, since the blocks before the stop extended it."""
+        saes = dict(self.session.saes) if self.features else {}
+        hooks = sorted({sae.cfg.metadata.hook_name for sae in saes.values()})
+        if not logits and not hooks:
+            return None, cache, {}
+        stop = max(hooks, key=lambda h: int(h.split(".")[1])) if not logits else None
+        out = self.session.forward(ids, capture=hooks, edits=self.edits, cache=cache, keep_logits=int(logits),
+                                   stop_after=stop, cancel=cancel)
         self.edited_forwards += out.edits_applied
-        return out.logits[0, -1].cpu(), out.cache  # (V,)
+        codes = encode_all(saes, {h: out.resid[h][0] for h in hooks}, self.session.resid_stats) if saes else {}
+        if not logits:
+            if not self.session.crop_cache(cache, len(self.ids)):
+                cache = None  # not exactly restorable: a later step rebuilds it
+            return None, cache, codes
+        return out.logits[0, -1].cpu(), out.cache, codes  # (V,)
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -95,8 +135,9 @@ class Stepper:
              cancel: threading.Event | None = None, feed: bool = True) -> Step:
         """Append one token: `token_id` if given, else greedy (T=0) or a seeded sample.
 
-        feed=False records the token without running it (the last token of a fixed-length run:
-        nothing will read its logits)."""
+        feed=False records the token without its logits (the last token of a fixed-length run:
+        nothing will read them); its SAE codes are still recorded, from a forward that stops at
+        the SAE hook."""
         settings = (settings or self.settings).validate()
         self.settings = settings
         if token_id is not None:
@@ -110,10 +151,13 @@ class Stepper:
             raise PromptError(
                 f"The sequence reached the context limit of {self.session.max_prompt_tokens} tokens."
             )
+        if self._cache is None:  # a partial last feed could not be cut back exactly
+            _, self._cache, _ = self._forward(self.ids, self.session.new_cache(), cancel)
+        logits, cache, codes = self._forward([chosen], self._cache, cancel, logits=feed)
+        self._cache = cache
         if feed:
-            logits, self._cache = self._forward([chosen], self._cache, cancel)
             self._views.append(LogitsView(logits))
-        step = Step(chosen, how, dist)
+        step = Step(chosen, how, dist, codes)
         self.steps.append(step)
         return step
 
@@ -123,15 +167,36 @@ class Stepper:
             return None
         last = self.steps.pop()
         self._views = self._views[: len(self.steps) + 1]
-        if not self.session.crop_cache(self._cache, len(self.ids)):
-            _, self._cache = self._forward(self.ids, self.session.new_cache())
+        if self._cache is None or not self.session.crop_cache(self._cache, len(self.ids)):
+            _, self._cache, _ = self._forward(self.ids, self.session.new_cache())
         return last
 
     def fork(self, seed: int | None = None) -> "Stepper":
         """An independent copy (cache included) to continue differently, optionally with another seed."""
         settings = self.settings if seed is None else replace(self.settings, seed=int(seed))
         return Stepper(self.session, list(self.prompt_ids), settings, list(self.steps), self.edits,
-                       list(self._views), copy.deepcopy(self._cache), self.edited_forwards)
+                       list(self._views), copy.deepcopy(self._cache), self.edited_forwards, self.features,
+                       self.prompt_codes)
+
+    def spectra(self) -> dict[str, Spectrum]:
+        """role -> the codes of every token so far, prompt then generated (steps without a record end it)."""
+        out = {}
+        for role, head in self.prompt_codes.items():
+            parts = [head]
+            for step in self.steps:
+                if role not in step.codes:
+                    break
+                parts.append(step.codes[role])
+            out[role] = concat_spectra(parts)
+        return out
+
+
+def concat_spectra(parts: Sequence[Spectrum]) -> Spectrum:
+    """Consecutive positions' spectra of one SAE as one spectrum."""
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+    return Spectrum(parts[0].role, cat("codes"), cat("l0"), cat("fidelity"), cat("rel_error"), cat("massive_share"))
 
 
 def generate(
@@ -143,18 +208,20 @@ def generate(
     edits: Sequence[Edit] = (),
     cancel: threading.Event | None = None,
     on_token: Callable[[], None] | None = None,
+    features: bool = True,
 ) -> list[Stepper]:
     """The one generation loop: `prompt_ids` continued up to `steps` tokens once per seed.
 
     The prompt is prefilled once (with `edits`); each seed continues from a copy of that
     cache, token i drawn with step_seed(seed, i). Stops early at EOS. Returns one Stepper
-    per seed (its `steps` hold the tokens and the distributions they were drawn from).
+    per seed (its `steps` hold the tokens, the distributions they were drawn from and, with
+    `features`, each token's SAE codes from the forward that fed it).
     """
     if steps < 1:
         raise PromptError("The number of tokens to generate must be at least 1.")
     if len(prompt_ids) + steps > session.max_prompt_tokens:
         raise PromptError(f"Prompt + {steps} tokens exceed the context limit of {session.max_prompt_tokens}.")
-    base = Stepper.start(session, prompt_ids, settings, edits, cancel)
+    base = Stepper.start(session, prompt_ids, settings, edits, cancel, features)
     runs = []
     for seed in seeds:
         if len(seeds) > 1:

@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     anchor.add_argument("prompt", help="the user's text")
     anchor.add_argument("--system", action="append", required=True, help="a system prompt (repeatable)")
     anchor.add_argument("--top", type=int, default=10, help="features per SAE")
+    anchor.add_argument("--navigator", action="store_true",
+                        help="also the last-token residuals on the 2 principal directions of 40 neutral prompts")
     anchor.add_argument("--json", action="store_true")
     _sub_model_args(anchor)
 
@@ -401,8 +403,14 @@ def cmd_anchor(args) -> int:
 
     session = _load_session(args)
     reports = [anchor_report(session, args.prompt, system, args.top) for system in args.system]
+    nav = None
+    if args.navigator:
+        from spectrascope.core.navigator import navigator, reference_basis
+
+        nav = navigator(session, args.prompt, args.system, reference_basis(session))
     if args.json:
-        print(json.dumps([r.to_dict() for r in reports], indent=1, ensure_ascii=False))
+        doc = [r.to_dict() for r in reports]
+        print(json.dumps({"reports": doc, "navigator": nav.to_dict()} if nav else doc, indent=1, ensure_ascii=False))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -425,6 +433,14 @@ def cmd_anchor(args) -> int:
                 table.add_row(str(r.feature), r.kind, f"{r.before:.1f}", f"{r.after:.1f}",
                               f"{r.before_last:.1f} → {r.after_last:.1f}", Text(visible(r.label, 60, mark_spaces=False)))
             console.print(table)
+    if nav is not None:
+        table = Table(title=f"navigator: last token on the reference plane at {nav.hook} (PC1 {nav.explained[0]:.0%}, "
+                            f"PC2 {nav.explained[1]:.0%} of the reference variance)", title_justify="left")
+        for col in ("system", "PC1", "PC2", "|Δx| from alone"):
+            table.add_column(col, justify="left" if col == "system" else "right")
+        for pt in nav.points:
+            table.add_row(one_line(pt.system, 60) or "(none)", f"{pt.x:.1f}", f"{pt.y:.1f}", f"{pt.shift:.1f}")
+        console.print(table)
     return 0
 
 

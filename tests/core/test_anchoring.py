@@ -56,3 +56,11 @@ def test_anchor_command(tiny_model_dir, tmp_path, capsys):
     assert [r["system"] for r in out] == ["Be brief.", "You are a pirate."] and "coarse" in out[0]["features"]
     assert main(["anchor", "Where is Paris", "--system", "Be brief.", *base]) == 0
     assert "residual moved" in capsys.readouterr().out
+    assert main(["anchor", "Where is Paris", "--system", "Be brief.", "--system", "You are a pirate.", "--navigator",
+                 "--json", *base]) == 0
+    out = json.loads(capsys.readouterr().out)
+    nav = out["navigator"]
+    assert [r["system"] for r in out["reports"]] == ["Be brief.", "You are a pirate."]
+    assert [p["system"] for p in nav["points"]] == ["", "Be brief.", "You are a pirate."] and len(nav["reference"]) >= 24
+    assert main(["anchor", "Where is Paris", "--system", "Be brief.", "--navigator", *base]) == 0
+    assert "(none)" in capsys.readouterr().out  # the prompt alone, on the navigator table

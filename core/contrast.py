@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import threading
 import time
@@ -119,6 +120,16 @@ SELECTIVITY_DEFINITION = (
     "2 x AUROC - 1 (floored at 0) of the per-prompt activation, concept vs neutral prompts: 0 = no better "
     "than chance, 1 = every concept prompt outranks every neutral one; firing rate = share of prompts "
     "with activation > 0")
+RATE_DEFINITION = ("fires c/n = share of the concept / neutral prompts whose per-prompt activation is > 0, "
+                   "in whole percent rounded half up")
+
+
+def percent(rate: float) -> str:
+    """A firing rate as every surface prints it (pane, CLI, Markdown): whole percent, half up.
+
+    One formatter on one float64 rate (count / n): printing a float32 rate with :.2f in one place and
+    a float64 one rounded to 4 places in another turned 97/200 into 0.49 and 0.48."""
+    return f"{math.floor(float(rate) * 100 + 0.5 + 1e-9)}%"
 
 
 # ---------------------------------------------------------------- settings and results
@@ -145,14 +156,20 @@ class ContrastSettings:
 
 @dataclass(frozen=True)
 class FeatureStats:
-    """Per-feature statistics of one SAE over the two sets. All arrays (F,) float32."""
+    """Per-feature statistics of one SAE over the two sets. All arrays (F,) float32, the rates float64."""
 
     mean_concept: np.ndarray
     mean_neutral: np.ndarray
-    rate_concept: np.ndarray
+    rate_concept: np.ndarray  # float64: the exact count / n (see `percent`)
     rate_neutral: np.ndarray
     auroc: np.ndarray
     selectivity: np.ndarray  # max(0, 2 AUROC - 1)
+
+    def cells(self, i: int) -> dict[str, str]:
+        """Feature i's statistics as text, the one rendering the pane, the CLI and the report share."""
+        return {"mean_concept": f"{self.mean_concept[i]:.3f}", "mean_neutral": f"{self.mean_neutral[i]:.3f}",
+                "rates": f"{percent(self.rate_concept[i])}/{percent(self.rate_neutral[i])}",
+                "selectivity": f"{self.selectivity[i]:.3f}"}
 
     def ranked(self, n: int | None = None) -> list[int]:
         """Feature ids by selectivity (desc), ties by r_c - r_n (desc), then id."""
@@ -234,8 +251,7 @@ def feature_stats(acts: np.ndarray, is_concept: np.ndarray) -> FeatureStats:
     auc = auroc(acts, is_concept)
     sel = np.maximum(0.0, 2 * auc - 1)
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
-    return FeatureStats(f32(c.mean(0)), f32(n.mean(0)), f32((c > 0).mean(0)), f32((n > 0).mean(0)), f32(auc),
-                        f32(sel))
+    return FeatureStats(f32(c.mean(0)), f32(n.mean(0)), (c > 0).mean(0), (n > 0).mean(0), f32(auc), f32(sel))
 
 
 # ---------------------------------------------------------------- running the model

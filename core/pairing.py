@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from .assets import atomic_write
-from .contrast import SELECTIVITY_DEFINITION, ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
+from .contrast import RATE_DEFINITION, SELECTIVITY_DEFINITION, ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
 from .null_model import NullModel, null_model
 
 if TYPE_CHECKING:
@@ -424,6 +424,7 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "n_concept": c.n_concept,
         "n_neutral": c.n_neutral,
         "selectivity_definition": SELECTIVITY_DEFINITION,
+        "rate_definition": RATE_DEFINITION,
         "candidates": [stat_row(coarse, "coarse", i) for i in coarse.ranked(n_candidates)],
         "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates)],
         "anchors": [{**stat_row(coarse, "coarse", a), "counts": result.pairings[a].counts(),
@@ -456,14 +457,16 @@ def to_markdown(result: PairingResult) -> str:
         *([f"Confounds: {'; '.join(result.confounds)}.", ""] if result.confounds else
           ["Confounds: none found (sentence endings, quotes, digits, brackets, length; punctuation features).", ""]),
         f"Selectivity = {d['selectivity_definition']}.", "",
+        f"{d['rate_definition'][0].upper()}{d['rate_definition'][1:]}.", "",
         "## Anchors (coarse)", "",
-        "| feature | mean concept | mean neutral | rate concept | rate neutral | selectivity | sub-features | label |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| feature | mean concept | mean neutral | fires c/n | selectivity | sub-features | label |",
+        "|---:|---:|---:|---:|---:|---:|---|",
     ]
+    coarse = result.contrast.stats["coarse"]
     for a in d["anchors"]:
-        lines.append(f"| {a['feature']} | {a['mean_concept']:.3f} | {a['mean_neutral']:.3f} | {a['rate_concept']:.2f} "
-                     f"| {a['rate_neutral']:.2f} | {a['selectivity']:.3f} | {a['counts']['sub-feature']} "
-                     f"| {_md(a['label'])} |")
+        cells = coarse.cells(a["feature"])  # the pane's and the CLI's text for the same numbers
+        lines.append(f"| {a['feature']} | {cells['mean_concept']} | {cells['mean_neutral']} | {cells['rates']} "
+                     f"| {cells['selectivity']} | {a['counts']['sub-feature']} | {_md(a['label'])} |")
     for a in d["anchors"]:
         lines += ["", f"## Coarse #{a['feature']}: fine features", "",
                   f"counts: {', '.join(f'{k} {v}' for k, v in a['counts'].items())}", "",

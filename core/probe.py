@@ -181,10 +181,25 @@ def distribution_report(dist: Any, piece: Callable[[int], str], top: int = 20) -
     }
 
 
+# Which distributions the A/B's KL compares (`sampling.compare` picks): the rows always show final p.
+KL_BASIS_TEXT = {
+    "final": "on the final distributions (after T, top-k, top-p: the p columns)",
+    "raw": "on the raw distributions (T 1, no knobs: a knob cut tokens, and cut distributions' supports differ; "
+           "the p columns are final)",
+}
+
+
+def ab_summary(comp: Any) -> str:
+    """The A/B's KL line, word for word the same in the Logits pane and `spectrascope logits --system`."""
+    return (f"KL(with ‖ without) {comp.kl_b_a:.3f} nats · KL(without ‖ with) {comp.kl_a_b:.3f} nats "
+            f"{KL_BASIS_TEXT[comp.kl_basis]}")
+
+
 def ab_report(comp: Any, piece: Callable[[int], str]) -> dict[str, Any]:
     """A system-prompt A/B (a `sampling.ABComparison`, already computed): KL both ways and rank shifts."""
     return {
         "kl_with_vs_without": comp.kl_b_a, "kl_without_vs_with": comp.kl_a_b, "kl_basis": comp.kl_basis,
+        "kl_summary": ab_summary(comp),
         "top_n": comp.top_n,
         "rows": [
             {"id": r.token_id, "token": piece(r.token_id), "p_without": r.prob_a,

@@ -306,9 +306,8 @@ def cmd_logits(args) -> int:
     console.print(table)
     if "system_ab" in report:
         ab = report["system_ab"]
-        t = Table(title=f"with vs without the system prompt · KL(with‖without) {ab['kl_with_vs_without']:.3f} nats",
-                  title_justify="left")
-        for col in ("token", "p without", "p with", "rank", "shift"):
+        t = Table(title=f"with vs without the system prompt · {ab['kl_summary']}", title_justify="left")
+        for col in ("token", "final p without", "final p with", "rank", "shift"):
             t.add_column(col, justify="left" if col == "token" else "right")
         for r in ab["rows"]:
             shift = "new" if r["new_in_top"] else "dropped" if r["dropped"] else f"{r['rank_change']:+d}" if r["rank_change"] is not None else "–"

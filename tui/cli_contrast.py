@@ -90,6 +90,7 @@ def print_tables(result: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from spectrascope.core.contrast import RATE_DEFINITION
     from spectrascope.core.text import one_line
 
     console = Console()
@@ -101,13 +102,14 @@ def print_tables(result: Any) -> None:
                        f"{c.settings.aggregate} activation · cos >= {result.settings.cos_threshold} · "
                        f"corr >= {result.settings.corr_threshold}", style="dim"))
     t = Table(title="coarse anchors", title_justify="left")
-    for col in ("feature", "mean concept", "mean neutral", "rate c/n", "selectivity", "sub", "label"):
+    for col in ("feature", "mean concept", "mean neutral", "fires c/n", "selectivity", "sub", "label"):
         t.add_column(col, justify="left" if col == "label" else "right")
     for a in result.anchors:
-        t.add_row(str(a), f"{stats.mean_concept[a]:.3f}", f"{stats.mean_neutral[a]:.3f}",
-                  f"{stats.rate_concept[a]:.2f}/{stats.rate_neutral[a]:.2f}", f"{stats.selectivity[a]:.3f}",
+        cells = stats.cells(a)  # the pane's and the report's text for the same numbers
+        t.add_row(str(a), cells["mean_concept"], cells["mean_neutral"], cells["rates"], cells["selectivity"],
                   str(len(result.pairings[a].sub_features())), Text(one_line(lab.get("coarse", {}).get(a, ""), 60)))
     console.print(t)
+    console.print(Text(RATE_DEFINITION, style="dim"))
     for a in result.anchors:
         t = Table(title=f"coarse #{a}: fine features", title_justify="left")
         for col in ("fine", "cosine", "corr", "class", "label"):

@@ -257,3 +257,18 @@ def test_damaged_cache_file_is_a_miss(tiny_sae_session, cache_env):
     again = run_contrast(tiny_sae_session, concept, neutral)
     assert not again.cached
     assert contrast.load_cached(first.key, ContrastSettings()) is not None  # rewritten
+
+
+def test_firing_rates_print_the_same_everywhere_at_a_rounding_boundary():
+    """97/200 and 61/200 sit on a .5 boundary: a float32 rate printed with :.2f read 0.49 in the pane,
+    the float64 one rounded to 4 places read 0.48 in the report. One float64 rate, one formatter."""
+    from spectrascope.core.contrast import percent
+
+    acts = np.zeros((400, 2), np.float32)
+    acts[:97, 0] = 1.0  # 97 of the 200 concept prompts
+    acts[200:261, 0] = 0.5  # 61 of the 200 neutral ones
+    is_concept = np.r_[np.ones(200, bool), np.zeros(200, bool)]
+    s = feature_stats(acts, is_concept)
+    assert s.rate_concept[0] == 97 / 200 and s.rate_neutral[0] == 61 / 200  # exact, not float32
+    assert s.cells(0)["rates"] == "49%/31%" and s.cells(1)["rates"] == "0%/0%"
+    assert [percent(x) for x in (0.0, 0.004, 0.005, 0.5, 73 / 150, 1.0)] == ["0%", "0%", "1%", "50%", "49%", "100%"]

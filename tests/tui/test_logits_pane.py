@@ -175,3 +175,24 @@ async def test_export_is_the_core_report_without_a_model_call(app, fake, tmp_pat
         await pilot.press("r", "ctrl+e")  # the runs are stale now: left out
         newest = max(tmp_path.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         assert "runs" not in json.loads(newest.read_text())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("knob_keys, cli_knobs, basis", [
+    ((), [], "on the final distributions"),
+    (("K", "K", "K"), ["--top-k", "3"], "on the raw distributions"),  # a cut: KL on the raw ones, said so
+])
+async def test_ab_kl_line_is_the_cli_line_and_names_its_distributions(app, fake, monkeypatch, capsys, knob_keys,
+                                                                      cli_knobs, basis):
+    from spectrascope.tui import cli
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot, app)
+        await pilot.press(*knob_keys, "a")
+        await pilot.press(*"You are a pirate.", "enter")
+        await until(pilot, lambda: pane.ab is not None and not pane.busy)
+        shown = text_of(app, "#logits-summary")
+    monkeypatch.setattr(cli, "_load_session", lambda args, progress=None: fake)
+    assert cli.main(["logits", "The capital of France", "--system", "You are a pirate.", *cli_knobs, "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)["system_ab"]["kl_summary"]
+    assert basis in line and f"A/B: {line} · top" in shown

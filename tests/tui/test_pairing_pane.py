@@ -291,3 +291,31 @@ async def test_v_shows_the_feature_token_by_token(sets):
         assert "false positives" in shown and "max " in shown
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, TokenViewScreen))
+
+
+@pytest.mark.asyncio
+async def test_pane_report_and_cli_print_the_same_statistics(sets, capsys, monkeypatch):
+    """One rendering (FeatureStats.cells) behind the pane's candidates, the Markdown report and the
+    `contrast` CLI: every anchor's mean, firing rates and selectivity read the same on all three."""
+    from spectrascope.core.contrast import RATE_DEFINITION
+    from spectrascope.tui import cli_contrast
+
+    app = PaneApp(fake_with_saes(), *sets)
+    async with app.run_test(size=(160, 50)) as pilot:
+        pane = await run_pairing(pilot)
+        table = pane.query_one("#pairing-anchors", FastTable)
+        assert table.column_names[4] == "fires c/n"
+        shown = {int(table.row_text(i)[1]): table.row_text(i)[2:6] for i in range(table.row_count)}
+        result = pane.result
+    report = pairing.to_markdown(result)
+    assert RATE_DEFINITION[1:] in report
+    monkeypatch.setenv("COLUMNS", "200")  # rich's console: wide enough for whole rows
+    cli_contrast.print_tables(result)
+    cli_text = capsys.readouterr().out
+    assert RATE_DEFINITION in cli_text
+    for a in result.anchors:
+        mean_c, mean_n, rates, sel = shown[a]
+        assert f"| {a} | {mean_c} | {mean_n} | {rates} | {sel} |" in report
+        cli_row = next(line for line in cli_text.splitlines() if line.startswith("│") and
+                       line.split("│")[1].strip() == str(a))
+        assert [c.strip() for c in cli_row.split("│")[2:6]] == [mean_c, mean_n, rates, sel]

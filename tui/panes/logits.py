@@ -300,8 +300,9 @@ class LogitsPane(Vertical):
                 (f"{row.rank_a or '–'} → {row.rank_b or '–'}", ""), shift, (flag, "yellow"),
             ])
         table.set_rows(cells, [str(r.token_id) for r in comp.rows])
-        summary = (f"A/B: KL(with ‖ without) {comp.kl_b_a:.3f} nats · KL(without ‖ with) {comp.kl_a_b:.3f} nats"
-                   f" ({comp.kl_basis} distributions) · top {comp.top_n}")
+        from spectrascope.core.probe import ab_summary  # torch is loaded by now: an A/B was computed
+
+        summary = f"A/B: {ab_summary(comp)} · top {comp.top_n}"  # the CLI's line, from one core function
         stale = self.ab_basis.stale_note(self._ab_basis())
         self.query_one("#logits-summary", Static).update(
             Text(one_line(f"{stale} (ctrl+r recomputes) · {summary}" if stale else summary, 300),

@@ -176,7 +176,8 @@ class PairingPane(Vertical):
         yield Static("", id="pairing-verdict")
         with Horizontal(id="pairing-body"):
             with Vertical(id="pairing-left"):
-                yield Static(Text("coarse candidates (★ anchor) · enter show · space ± anchor", style="bold"),
+                yield Static(Text("coarse candidates (★ anchor) · fires c/n: % of prompts with act > 0 · enter show"
+                                  " · space ± anchor", style="bold"),
                              classes="pairing-title")
                 yield FastTable(id="pairing-anchors")
                 yield Static("", id="pairing-pairs-title", classes="pairing-title")
@@ -207,7 +208,7 @@ class PairingPane(Vertical):
         self.query_one("#pairing-progress", ProgressBar).display = False
         self.query_one("#pairing-anchors", FastTable).set_columns([
             Column("", 1), Column("feature", 7, True), Column("μ concept", 9, True), Column("μ neutral", 9, True),
-            Column("rate c/n", 9, True), Column("select.", 7, True), Column("sub", 4, True), Column("label", 40),
+            Column("fires c/n", 9, True), Column("select.", 7, True), Column("sub", 4, True), Column("label", 40),
         ])
         self.query_one("#pairing-pairs", FastTable).set_columns([
             Column("fine", 7, True), Column("cosine", 7, True), Column("corr", 7, True), Column("class", 15),
@@ -563,11 +564,11 @@ class PairingPane(Vertical):
             shown = f == self.anchor
             style = "bold" if shown else ("" if is_anchor else "grey62")
             sub = str(len(res.pairings[f].sub_features())) if is_anchor else ""
+            text = stats.cells(f)  # the CLI's and the report's text for the same numbers
             cells.append([
                 ("▶" if shown else ("★" if is_anchor else " "), "yellow"), (str(f), style),
-                (f"{stats.mean_concept[f]:.3f}", style), (f"{stats.mean_neutral[f]:.3f}", style),
-                (f"{stats.rate_concept[f]:.2f}/{stats.rate_neutral[f]:.2f}", style),
-                (f"{stats.selectivity[f]:.3f}", style), (sub, "bold green" if sub and int(sub) else style),
+                (text["mean_concept"], style), (text["mean_neutral"], style), (text["rates"], style),
+                (text["selectivity"], style), (sub, "bold green" if sub and int(sub) else style),
                 (self._label("coarse", f), style),
             ])
         self.query_one("#pairing-anchors", FastTable).set_rows(cells, [str(f) for f in ids])

@@ -86,6 +86,26 @@ class SteeringError(ValueError):
     """A feature, strength or setting cannot be used as given; the message says why."""
 
 
+# |strength| in the feature's unit (multiples of its max activation by default), 0 meaning off.
+# Beyond 100x a feature's strongest firing the text is already noise, and 1e308 overflowed the
+# residual to inf (then "logits contain NaN"); below 0.001 nothing measurable changes and the
+# number only prints badly (1e-320 showed as 9.99989e-). Sweep multipliers share the range.
+STRENGTH_MIN, STRENGTH_MAX = 0.001, 100.0
+STRENGTH_RANGE_TEXT = f"0 or {STRENGTH_MIN:g} to {STRENGTH_MAX:g} in size (either sign)"
+
+
+def check_strength(value: float, what: str) -> float:
+    """`value` if it is a usable strength (or sweep multiplier), else a SteeringError naming the range."""
+    if not math.isfinite(value) or not (value == 0 or STRENGTH_MIN <= abs(value) <= STRENGTH_MAX):
+        raise SteeringError(f"{what} {value!r} is out of range: use {STRENGTH_RANGE_TEXT}.")
+    return float(value)
+
+
+def format_strength(value: float) -> str:
+    """At most 4 significant digits: short enough for any column (the range keeps it so)."""
+    return f"{value:.4g}"
+
+
 # --------------------------------------------------------------------------- specs
 
 
@@ -96,7 +116,7 @@ class SteerFeature:
     strength: float = 1.0  # in the feature's unit (see module doc)
 
     def label(self) -> str:
-        return f"{self.role}:{self.id}:{self.strength:g}"
+        return f"{self.role}:{self.id}:{format_strength(self.strength)}"
 
 
 def parse_feature(text: str, default_strength: float = 1.0) -> SteerFeature:
@@ -113,8 +133,7 @@ def parse_feature(text: str, default_strength: float = 1.0) -> SteerFeature:
             strength = float(parts[2])
         except ValueError:
             raise SteeringError(f"Bad strength in {text!r}: {parts[2]!r} is not a number.") from None
-        if not math.isfinite(strength):
-            raise SteeringError(f"Bad strength in {text!r}: it must be finite.")
+        check_strength(strength, f"Strength in {text.strip()!r}:")
     return SteerFeature(role, int(fid), strength)
 
 
@@ -136,8 +155,7 @@ def validate_features(session: Session, features: Sequence[SteerFeature]) -> lis
         width = int(session.saes[f.role].cfg.d_sae)
         if not 0 <= f.id < width:
             raise SteeringError(f"Feature {f.role}:{f.id} does not exist: the {f.role} SAE has 0..{width - 1}.")
-        if not math.isfinite(f.strength):
-            raise SteeringError(f"Strength of {f.role}:{f.id} must be finite.")
+        check_strength(f.strength, f"Strength of {f.role}:{f.id}:")
     return list(features)
 
 
@@ -577,8 +595,10 @@ def run_experiment(
     if not seeds:
         raise SteeringError("At least one seed is needed.")
     strengths = tuple(float(s) for s in (strengths if strengths is not None else (1.0,)))
-    if not strengths or not all(math.isfinite(s) for s in strengths):
+    if not strengths:
         raise SteeringError("Sweep strengths must be finite numbers.")
+    for s in strengths:
+        check_strength(s, "Sweep multiplier")
     concept = concept if concept is not None else default_concept(features)
     if concept is not None:
         validate_features(session, [SteerFeature(concept[0], concept[1])])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Any, Callable
 
@@ -27,9 +26,14 @@ def _strengths(text: str) -> list[float]:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--sweep wants numbers separated by commas, got {text!r}") from None
-    if not values or not all(math.isfinite(v) for v in values):
+    if not values:
         raise argparse.ArgumentTypeError(f"--sweep wants finite numbers, got {text!r}")
-    return values
+    from spectrascope.core.steering import SteeringError, check_strength
+
+    try:
+        return [check_strength(v, "--sweep multiplier") for v in values]
+    except SteeringError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:

@@ -193,3 +193,38 @@ async def test_the_pairing_selection_reaches_steering_through_the_app(tmp_path, 
         steering.action_from_pairing()
         await pilot.pause()
         assert [(f.role, f.id) for f in steering.features] == pairing.selected_features()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("typed", ["coarse:3:1e308", "coarse:3:1e-320", "coarse:3:-101"])
+async def test_out_of_range_strengths_are_rejected_at_input_with_the_range(typed):
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = await setup(pilot, app, typed)
+        status = text_of(app, "#steer-status")
+        assert "out of range" in status and "0.001 to 100" in status and pane.features == []
+
+
+@pytest.mark.asyncio
+async def test_strengths_print_short_and_every_feature_has_a_visible_row():
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = await setup(pilot, app, "coarse:1:0.123456 coarse:2 coarse:3 coarse:4 fine:5 fine:6 fine:6")
+        table = app.query_one("#steer-feature-table", FastTable)
+        assert len(pane.features) == 6 and "6 features ·" in text_of(app, "#steer-status")
+        assert table.row_count == 6 and table.size.height == 7  # a header and all six rows on screen
+        assert table.row_text(0)[2] == "0.1235"
+        await pilot.press(*["plus"] * 200)  # + stops at the documented maximum
+        assert pane.features[0].strength <= 100 and "within ±100" in text_of(app, "#steer-status")
+
+
+@pytest.mark.asyncio
+async def test_sweep_legend_reads_without_colour_and_cost_is_on_a_log_scale():
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = await setup(pilot, app)
+        await pilot.press("w")
+        await until(pilot, lambda: pane.sweep_report is not None and not pane.busy)
+        effect, cost = text_of(app, "#steer-plot-effect"), text_of(app, "#steer-plot-cost")
+        assert all(glyph in effect for glyph in ("o coarse", "x fine", "+ coarse+fine", "· baseline"))
+        assert "cost: perplexity (log scale)" in cost

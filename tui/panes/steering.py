@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 
 CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
 CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coarse+fine": "yellow", "all": "green"}
+# Each line's own glyph, so the legend reads without colour (a projector, a monochrome terminal).
+CONFIG_MARKERS = {"baseline": "·", "coarse": "o", "fine": "x", "coarse+fine": "+", "all": "*"}
 STRENGTH_STEP = 0.5
+FEATURE_ROWS_SHOWN = 8
 
 
 class SteeringProgress(RunProgress):
@@ -70,16 +73,20 @@ def plot_curves(report: Any, metric: str, width: int, height: int) -> str:
         xs = [c.strength for c in cells]
         pairs = [(x, y) for x, y in zip(xs, ys) if y is not None and y == y]
         if pairs:
-            plt.plot([p[0] for p in pairs], [p[1] for p in pairs], label=name,
-                     color=CONFIG_COLORS.get(name, "green"), marker="hd")
+            plt.plot([p[0] for p in pairs], [p[1] for p in pairs], label=f"{CONFIG_MARKERS.get(name, '*')} {name}",
+                     color=CONFIG_COLORS.get(name, "green"), marker=CONFIG_MARKERS.get(name, "*"))
     base = report.cell("baseline")
     b = getattr(base, metric)
     if b is not None and b == b:
         xs = sorted({c.strength for c in report.cells} | {0.0})
-        plt.plot(xs, [b] * len(xs), label="baseline", color="gray", marker="hd")
+        plt.plot(xs, [b] * len(xs), label="· baseline", color="gray", marker="·")
     titles = {"concept_act": "effect: concept activation", "concept_share": "effect: concept-word share",
               "perplexity": "cost: perplexity"}
-    plt.title(titles.get(metric, metric))
+    title = titles.get(metric, metric)
+    if metric == "perplexity":  # one wild strength (ppl 162,831) would flatten every other point
+        plt.yscale("log")
+        title += " (log scale)"
+    plt.title(title)
     plt.xlabel("strength ×")
     return plt.build()
 
@@ -203,6 +210,8 @@ class SteeringPane(Vertical):
         line.update(Text(one_line(f"{note} · g / w regenerates", 300), style="bold yellow"))
 
     def _draw_features(self) -> None:
+        from spectrascope.core.steering import format_strength
+
         table = self.query_one("#steer-feature-table", FastTable)
         units = getattr(self.report, "units", {}) or {}
         cells, keys = [], []
@@ -210,9 +219,11 @@ class SteeringPane(Vertical):
             u = units.get((f.role, f.id))
             note = f"1 = act {u.typical_act:.2f} ({u.basis})" if u is not None else ""
             cells.append([(f.role, CONFIG_COLORS.get(f.role, "")), (str(f.id), ""),
-                          (f"{f.strength:g}", "bold"), (note, "grey50")])
+                          (format_strength(f.strength), "bold"), (note, "grey50")])
             keys.append(f"{f.role}:{f.id}")
         table.set_rows(cells, keys)
+        # Every row shown (header + rows, up to 8; more scroll), so "N features" matches what is seen.
+        table.styles.height = 1 + max(1, min(len(cells), FEATURE_ROWS_SHOWN))
         self._draw_stale()
 
     # ---- session file (app conventions) ------------------------------------------------------------
@@ -223,9 +234,7 @@ class SteeringPane(Vertical):
 
     def set_state(self, state: dict) -> None:
         """Restore what get_state saved; a missing key keeps the default, a bad one raises before anything changes."""
-        import math
-
-        from spectrascope.core.steering import METHODS, POSITIONS, UNITS, SteerFeature, SteeringError
+        from spectrascope.core.steering import METHODS, POSITIONS, UNITS, SteerFeature, SteeringError, check_strength
 
         features = [SteerFeature(str(f["role"]), int(f["id"]), float(f.get("strength", 1.0)))
                     for f in state.get("features", [])]
@@ -238,8 +247,10 @@ class SteeringPane(Vertical):
         for name, (value, allowed) in chosen.items():
             if value not in allowed:
                 raise SteeringError(f"{name} {value!r} is not one of {', '.join(allowed)}")
-        if not all(math.isfinite(x) for x in [f.strength for f in features] + list(sweep)):
-            raise SteeringError("strengths and sweep must be finite numbers")
+        for f in features:
+            check_strength(f.strength, f"Strength of {f.role}:{f.id}:")
+        for x in sweep:
+            check_strength(x, "Sweep multiplier")
         if not 1 <= n_seeds <= 20 or tokens < 1:
             raise SteeringError("n_seeds must be 1..20 and tokens at least 1")
         self.settings = SamplingSettings.from_dict(state.get("settings", self.settings.to_dict()))
@@ -275,10 +286,11 @@ class SteeringPane(Vertical):
         self.query_one("#steer-feature-table", FastTable).focus()
 
     def set_features(self, features: list[Any]) -> None:
-        self.features = list(features)
+        self.features = list(dict.fromkeys(features))  # a feature typed twice is one row
         self.report = self.sweep_report = self.report_basis = self.sweep_basis = None
         self._draw_features()
-        self._say(f"{len(self.features)} features · g generate · w sweep · +/- strength of the selected row")
+        more = f" ({FEATURE_ROWS_SHOWN} shown: ↑/↓ scrolls)" if len(self.features) > FEATURE_ROWS_SHOWN else ""
+        self._say(f"{len(self.features)} features{more} · g generate · w sweep · +/- strength of the selected row")
 
     def action_from_pairing(self) -> None:
         from spectrascope.core.steering import SteerFeature
@@ -294,9 +306,15 @@ class SteeringPane(Vertical):
         table = self.query_one("#steer-feature-table", FastTable)
         if not self.features:
             return
+        from spectrascope.core.steering import STRENGTH_MAX
+
         i = min(table.cursor, len(self.features) - 1)
         f = self.features[i]
-        self.features[i] = replace(f, strength=round(f.strength + direction * STRENGTH_STEP, 3))
+        strength = round(f.strength + direction * STRENGTH_STEP, 3)
+        if abs(strength) > STRENGTH_MAX:  # the documented range (core/steering.py)
+            self._say(f"Strength stays within ±{STRENGTH_MAX:g}.", error=True)
+            return
+        self.features[i] = replace(f, strength=strength)
         self.query_one("#steer-features", Input).value = " ".join(x.label() for x in self.features)
         self._draw_features()
 

@@ -61,7 +61,7 @@ class SpectrascopeApp(App):
         Binding("ctrl+g", "screenshot", "SVG"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+s", "save_session", "Save session"),
-        Binding("f9", "toggle_contrast", "Contrast", show=False),
+        Binding("f9", "toggle_contrast", "High contrast", show=False),
         Binding("ctrl+o", "sae_info", "SAE info", show=False),
         Binding("ctrl+n", "demo_next", "Demo: next", show=False),
         Binding("f7", "pick_sae", "SAEs", show=False),
@@ -276,8 +276,11 @@ class SpectrascopeApp(App):
 
     # ---- navigation, help, export --------------------------------------------------------------
     def get_system_commands(self, screen):
-        yield from super().get_system_commands(screen)
         from textual.app import SystemCommand
+
+        for command in super().get_system_commands(screen):  # Textual's own, less the two listed below too
+            if command.title not in ("Quit", "Screenshot"):
+                yield command
 
         for title, action, help_text in self.COMMANDS_LIST:
             yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))

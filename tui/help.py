@@ -11,9 +11,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
-def _key_name(key: str) -> str:
-    return ", ".join(k.replace("ctrl+", "^").replace("question_mark", "?").replace("slash", "/")
-                     for k in key.split(","))
+# Textual's key names as a person reads them on the keyboard.
+KEY_GLYPHS = {"question_mark": "?", "slash": "/", "plus": "+", "equals_sign": "=", "minus": "-",
+              "right_square_bracket": "]", "left_square_bracket": "[", "space": "space", "escape": "esc"}
+
+
+def key_name(key: str) -> str:
+    """"ctrl+l,plus,equals_sign" -> "^l, +, =": never a raw Textual key name on screen."""
+    return ", ".join(KEY_GLYPHS.get(k, k).replace("ctrl+", "^") for k in key.split(","))
 
 
 def notes_table(title: str, notes: list[tuple[str, str]]) -> Table:
@@ -27,7 +32,7 @@ def notes_table(title: str, notes: list[tuple[str, str]]) -> Table:
 
 def bindings_table(title: str, bindings) -> Table:
     described = [b if isinstance(b, Binding) else Binding(*b) for b in bindings]
-    return notes_table(title, [(_key_name(b.key), b.description) for b in described if b.description])
+    return notes_table(title, [(key_name(b.key), b.description) for b in described if b.description])
 
 
 # Where keys go: one rule for every pane and field (the README says the same).

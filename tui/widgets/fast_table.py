@@ -129,6 +129,7 @@ class FastTable(Widget, can_focus=True):
         if y == 0:
             return self._header.crop_extend(0, width, self.rich_style)
         visible_rows = max(1, self.size.height - 1)
+        self._top = max(0, min(self._top, len(self._strips) - visible_rows))  # grown taller: no blank rows below
         if self.cursor < self._top:
             self._top = self.cursor
         elif self.cursor >= self._top + visible_rows:

@@ -28,6 +28,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedCo
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SAESwitched, SessionFailed, SessionReady
+from spectrascope.tui.panes.anchor import AnchorPane
 from spectrascope.tui.panes.layers import LayersPane
 from spectrascope.tui.panes.logits import LogitsPane
 from spectrascope.tui.panes.pairing import PairingPane
@@ -58,6 +59,7 @@ class SpectrascopeApp(App):
         Binding("f4", "show_pane('pairing')", "Pairing", show=False),
         Binding("f5", "show_pane('steering')", "Steering", show=False),
         Binding("f6", "show_pane('layers')", "Layers", show=False),
+        Binding("f8", "show_pane('anchor')", "Anchor", show=False),
         Binding("ctrl+g", "screenshot", "SVG"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+s", "save_session", "Save session"),
@@ -74,6 +76,8 @@ class SpectrascopeApp(App):
         ("Show the Pairing pane", "show_pane('pairing')", "F4"),
         ("Show the Steering pane", "show_pane('steering')", "F5"),
         ("Show the Layers pane (logit lens)", "show_pane('layers')", "F6"),
+        ("Show the Anchor pane (the system prompt in activation space)", "show_pane('anchor')", "F8"),
+        ("Anchor: run the drift experiment", "pane_action('anchor', 'drift')", "d in Anchor"),
         ("Rerun the prompt", "rerun", "ctrl+r"),
         ("Pairing: run the concept vs neutral contrast", "pane_action('pairing', 'run')", "r in Pairing"),
         ("Steering: generate all configurations", "pane_action('steering', 'generate')", "g in Steering"),
@@ -127,6 +131,8 @@ class SpectrascopeApp(App):
                     SpectrascopeApp.session, SpectrascopeApp.prompt, SpectrascopeApp.pairing_selection)
             with TabPane("Layers", id="tab-layers"):
                 yield LayersPane(id="layers").data_bind(SpectrascopeApp.session)
+            with TabPane("Anchor", id="tab-anchor"):
+                yield AnchorPane(id="anchor").data_bind(SpectrascopeApp.session)
         yield Footer()
 
     def get_driver_class(self):
@@ -257,7 +263,7 @@ class SpectrascopeApp(App):
         self.result = result
         self.query_one("#tokens", TokenStrip).show([t.text for t in result.tokens])
         for pane in (self.query_one("#logits", LogitsPane), self.query_one("#spectrum", SpectrumPane),
-                     self.query_one("#layers", LayersPane)):
+                     self.query_one("#layers", LayersPane), self.query_one("#anchor", AnchorPane)):
             pane.show_result(result)
         note = f"{len(result.tokens)} tokens · {result.seconds * 1000:.0f} ms"
         if result.truncated:
@@ -296,6 +302,10 @@ class SpectrascopeApp(App):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-layers":  # the lens costs a forward: it runs only when on screen
             self.query_one("#layers", LayersPane).refresh_lens()
+        if event.pane.id == "tab-anchor":  # two runs and the navigator: only when on screen
+            anchor = self.query_one("#anchor", AnchorPane)
+            anchor.offer_system(self.query_one("#logits-system", Input).value)  # the A/B's, if its own is empty
+            anchor.refresh_anchor()
 
     def show_caption(self, text: str) -> None:
         caption = self.query_one("#caption", Static)

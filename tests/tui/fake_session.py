@@ -121,6 +121,10 @@ class FakeSession:
             self.labels[role] = FeatureLabels.for_sae(sae, self)
             self.resid_stats[role] = next(iter(self.resid_stats.values()))  # the same hook, the same centre
 
+    @staticmethod
+    def sliding_layers() -> tuple[int, ...]:
+        return ()  # full attention everywhere (drift lists the sliding ones)
+
     def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
         """The fake's output head (no norm), applied to any layer's residual. # (..., V)"""
         return (resid.float() @ self._embed.T) * 3
@@ -152,6 +156,11 @@ class FakeSession:
             x = x[:, offset:]
             if "blocks.0.hook_resid_pre" in capture:
                 resid["blocks.0.hook_resid_pre"] = x
+            for layer in range(N_LAYERS):  # the causal mean is uniform causal attention: (B, heads 1, t, T)
+                if f"blocks.{layer}.attn.hook_pattern" in capture:
+                    n = full.shape[1]
+                    att = torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]
+                    resid[f"blocks.{layer}.attn.hook_pattern"] = att[offset:].expand(len(batch), 1, -1, -1)
             for layer in range(N_LAYERS):
                 if layer:
                     x = x + torch.tanh(x @ self._mix)

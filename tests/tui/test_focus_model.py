@@ -66,6 +66,10 @@ async def test_escape_leaves_every_field_and_the_next_key_acts_on_the_pane(field
         if pane == "logits":
             await pilot.press("t")  # temperature down: the pane's key, not a letter in the field
             assert app.query_one("#logits").settings.temperature == pytest.approx(0.9)
+        elif pane == "anchor":
+            await pilot.press("d")  # drift: it starts, or asks for the system prompt first
+            status = str(app.query_one("#anchor-status").render())
+            assert "drift:" in status or "system prompt first" in status
         else:
             await pilot.press("m")  # add -> clamp
             assert app.query_one("#steering").method == "clamp"

@@ -69,6 +69,9 @@ async def set_every_pane(pilot, sets) -> None:
     layers.query_one("#layers-table").focus()
     await pilot.press("left")
 
+    await pilot.press("f8")  # Anchor: the navigator's extra system prompts (its own takes the A/B's)
+    await type_into(pilot, "#anchor-systems", "Be brief. | Answer in French.")
+
 
 @pytest.mark.asyncio
 async def test_every_pane_round_trips_through_a_session_file(sets, tmp_path):

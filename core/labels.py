@@ -15,13 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-# Neuronpedia ids of SAEs users are likely to load: (release, sae id) -> (model, source).
-NEURONPEDIA = {
-    ("gemma-scope-2b-pt-res-canonical", "layer_12/width_16k/canonical"): ("gemma-2-2b", "12-gemmascope-res-16k"),
-    ("gemma-scope-2b-pt-res-canonical", "layer_12/width_262k/canonical"): ("gemma-2-2b", "12-gemmascope-res-262k"),
-}
-
-
 LABELS_FILE = "labels.json.gz"  # gzip of the JSON; a plain labels.json is read too
 
 
@@ -114,10 +107,9 @@ class FeatureLabels:
                 spec: Any = None) -> "FeatureLabels":
         data = read_labels_file(folder) if folder is not None else None
         shipped = {int(lat["id"]): lat for lat in data.get("latents", [])} if data else {}
-        np_id = None
-        if spec is not None and getattr(spec, "release", None):
-            np_id = NEURONPEDIA.get((spec.release, spec.sae_id))
-        labels = cls(sae=sae, shipped=shipped, neuronpedia=np_id)
+        from .saes import neuronpedia_id  # from sae-lens' release list, offline
+
+        labels = cls(sae=sae, shipped=shipped, neuronpedia=neuronpedia_id(spec))
         if session is not None:
             labels.unembed = session.unembedding()
             labels.softcap = getattr(session.model, "final_logit_softcap", None)

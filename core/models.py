@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +56,59 @@ PRESETS: dict[str, ModelSpec] = {
     "gemma-2-2b-it": ModelSpec(
         "gemma-2-2b-it", "google/gemma-2-2b-it", default_layer=12, chat=True,
         neuronpedia_model="gemma-2-2b-it",
+        # Gemma Scope was trained on the base model; its residual SAEs transfer to the IT model.
+        saes=(("coarse", "gemma-scope-2b-16k"), ("fine", "gemma-scope-2b-262k")),
     ),
 }
 DEFAULT_MODEL = EMBEDDED_NAME
+
+# A local folder whose config.json matches one of these (architecture, hidden size, layers) is
+# that preset (its layer, SAEs and Neuronpedia model); "-it" in its path picks the chat variant.
+KNOWN_FOLDERS: dict[tuple[str, int, int], tuple[str, str]] = {
+    ("Gemma2ForCausalLM", 2304, 26): ("gemma-2-2b", "gemma-2-2b-it"),
+}
 
 
 def resolve_spec(name: str) -> ModelSpec:
     """A preset by name, a local folder, or any Hugging Face repo id."""
     if name in PRESETS:
         return PRESETS[name]
-    if Path(name).expanduser().is_dir():
-        return ModelSpec(name, str(Path(name).expanduser().resolve()))
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return folder_spec(name, folder.resolve())
     return ModelSpec(name, name)
+
+
+def folder_spec(name: str, folder: Path) -> ModelSpec:
+    """A local model folder: a known model recognised from its config.json, else a generic spec.
+
+    A recognised folder keeps the preset's SAEs only if they are in the local Hugging Face cache:
+    a folder is what users pass when they are offline, so there is nothing to suggest fetching."""
+    preset = recognise_folder(folder)
+    if preset is None:
+        return ModelSpec(name, str(folder))
+    from .saes import get_preset, sae_cached
+
+    saes = tuple((role, sae) for role, sae in preset.saes if sae_cached(get_preset(sae)))
+    return replace(preset, name=name, source=str(folder), saes=saes)
+
+
+def recognise_folder(folder: Path) -> ModelSpec | None:
+    """The preset a model folder is (from its config.json's architecture and dimensions), or None."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    dims = config.get("text_config", config)  # multimodal configs nest the LM's dims
+    for arch in config.get("architectures") or ():
+        hit = KNOWN_FOLDERS.get((arch, dims.get("hidden_size"), dims.get("num_hidden_layers")))
+        if hit is not None:
+            base, chat = hit
+            said = f"{folder} {config.get('_name_or_path', '')}".lower()
+            return PRESETS[chat if re.search(r"-it\b", said) else base]
+    return None
 
 
 def local_folder(spec: ModelSpec, progress: Progress = _quiet) -> Path:

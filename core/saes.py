@@ -91,13 +91,67 @@ def cached_releases(releases=CATALOG_RELEASES, cache_dir: str | None = None) -> 
         if lookup is None:
             continue
         for sae_id, path in lookup.saes_map.items():
-            names = ("params.npz",) if lookup.conversion_func == "gemma_2" else ("cfg.json", "sae_weights.safetensors")
-            if all(_hub_file_in_cache(lookup.repo_id, f"{path}/{n}", cache_dir) for n in names):
+            if _release_files_cached(lookup, path, cache_dir):
                 found = {k: m.group(1) for k, pat in (("layer", r"layer_(\d+)"), ("width", r"width_(\w+?)/"),
                                                       ("l0", r"average_l0_(\d+)"))
                          if (m := re.search(pat, sae_id + "/"))}
                 out.append({"release": release, "sae_id": sae_id, "spec": f"{release}/{sae_id}", **found})
     return out
+
+
+def _release_files_cached(lookup, path: str, cache_dir: str | None = None) -> bool:
+    names = ("params.npz",) if lookup.conversion_func == "gemma_2" else ("cfg.json", "sae_weights.safetensors")
+    return all(_hub_file_in_cache(lookup.repo_id, f"{path}/{n}", cache_dir) for n in names)
+
+
+def sae_cached(spec: SAESpec, cache_dir: str | None = None) -> bool:
+    """Whether `spec`'s weights are on this machine (offline: the HF cache or a folder)."""
+    if spec.kind == "embedded":
+        return (SAES_DIR / spec.name / "cfg.json").is_file()
+    if spec.kind != "pretrained":
+        return Path(spec.path).expanduser().is_dir()
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    lookup = get_pretrained_saes_directory().get(spec.release)
+    path = lookup.saes_map.get(spec.sae_id) if lookup else None
+    return path is not None and _release_files_cached(lookup, path, cache_dir)
+
+
+def neuronpedia_id(spec: SAESpec | None) -> tuple[str, str] | None:
+    """(model, source) of the SAE's Neuronpedia pages, from sae-lens' release list (offline).
+
+    The list names them on some releases only (Gemma Scope: the canonical ones), so the id is
+    found by the weights' repo and path: an `average_l0_82` id, or a folder in the HF cache
+    (.../models--ORG--NAME/snapshots/REV/PATH), gets the id of the release entry with the same files."""
+    if getattr(spec, "kind", "embedded") == "embedded":  # None, or an SAE shipped here
+        return None
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    if spec.kind == "pretrained":
+        directory = get_pretrained_saes_directory()
+        lookup = directory.get(spec.release)
+        if lookup is None or spec.sae_id not in lookup.saes_map:
+            return None
+        if lookup.neuronpedia_id.get(spec.sae_id):
+            return _split_neuronpedia(lookup.neuronpedia_id[spec.sae_id])
+        repo, path = lookup.repo_id, lookup.saes_map[spec.sae_id]
+    else:  # a folder: only one in the HF cache layout says which release it is (parse the list only then)
+        m = re.search(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/(.+)$", str(Path(spec.path).expanduser()))
+        if m is None:
+            return None
+        directory = get_pretrained_saes_directory()
+        repo, path = f"{m[1]}/{m[2]}", m[3].rstrip("/")
+    for lookup in directory.values():
+        if lookup.repo_id == repo:
+            for sae_id, p in lookup.saes_map.items():
+                if p == path and lookup.neuronpedia_id.get(sae_id):
+                    return _split_neuronpedia(lookup.neuronpedia_id[sae_id])
+    return None
+
+
+def _split_neuronpedia(text: str) -> tuple[str, str]:
+    model, _, source = text.partition("/")  # "gemma-2-2b/12-gemmascope-res-16k"
+    return model, source
 
 
 def get_preset(name: str) -> SAESpec:
@@ -215,24 +269,71 @@ def load_sae(spec: SAESpec | str, device: str = "cpu", dtype=None):
 
 # ---------------------------------------------------------------- Gemma Scope folders
 
-def read_gemma_scope_params(folder: str | Path) -> dict[str, torch.Tensor]:
-    """W_enc, W_dec, b_enc, b_dec, threshold from params.npz or params.safetensors (fp32)."""
+GEMMA_SCOPE_KEYS = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
+_READ_CHUNK = 1 << 20  # elements read per step (4 MB of fp32): with the zip reader's own buffer, the only transient
+
+
+def read_gemma_scope_params(folder: str | Path, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """W_enc, W_dec, b_enc, b_dec, threshold from params.npz or params.safetensors, in `dtype`.
+
+    Each array is read in chunks straight into its final tensor, so the peak memory is what is
+    kept plus one chunk: reading an fp32 npz whole and then converting it to bf16 held 2.4x."""
     folder = Path(folder).expanduser()
     if (folder / "params.safetensors").exists():
-        from safetensors.torch import load_file
-
-        raw = load_file(folder / "params.safetensors")
-        sd = {k: v.float() for k, v in raw.items()}
+        sd = dict(_safetensors_arrays(folder / "params.safetensors", dtype))
     elif (folder / "params.npz").exists():
-        with np.load(folder / "params.npz") as data:
-            sd = {k: torch.from_numpy(np.asarray(data[k], dtype=np.float32)) for k in data.files}
+        sd = dict(_npz_arrays(folder / "params.npz", dtype))
     else:
         raise SAEUnavailable(f"{folder} holds neither params.npz nor params.safetensors")
     sd = {("W_" + k[2:] if k.startswith("w_") else k): v for k, v in sd.items()}
-    missing = {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} - set(sd)
+    missing = set(GEMMA_SCOPE_KEYS) - set(sd)
     if missing:
         raise ValueError(f"Gemma Scope params in {folder} lack {sorted(missing)}")
     return sd
+
+
+def _npz_arrays(path: Path, dtype: torch.dtype):
+    """(name, tensor) per array of an .npz, read from the zip member chunk by chunk (an npz cannot
+    be memory-mapped)."""
+    import zipfile
+
+    fmt = np.lib.format
+    with zipfile.ZipFile(path) as zf:
+        for member in zf.namelist():
+            with zf.open(member) as f:
+                version = fmt.read_magic(f)
+                shape, fortran, src = (fmt.read_array_header_1_0(f) if version == (1, 0)
+                                       else fmt.read_array_header_2_0(f))
+                if fortran:  # column-major: rare; read whole
+                    out = torch.from_numpy(np.ascontiguousarray(fmt.read_array(f))).to(dtype)
+                else:
+                    out = torch.empty(shape, dtype=dtype)
+                    flat, n = out.view(-1), out.numel()
+                    buf = bytearray(min(n, _READ_CHUNK) * src.itemsize)  # reused: one chunk in flight
+                    for start in range(0, n, _READ_CHUNK):
+                        count = min(_READ_CHUNK, n - start)
+                        f.readinto(memoryview(buf)[:count * src.itemsize])
+                        chunk = np.frombuffer(buf, dtype=src, count=count)
+                        flat[start:start + count] = torch.from_numpy(chunk.astype(np.float32, copy=False))
+            yield member.removesuffix(".npy"), out
+
+
+def _safetensors_arrays(path: Path, dtype: torch.dtype):
+    """(name, tensor) per tensor of a safetensors file, copied in row chunks from the mapped file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        for name in f.keys():
+            piece = f.get_slice(name)
+            shape = piece.get_shape()
+            if not shape:
+                yield name, f.get_tensor(name).to(dtype)
+                continue
+            out = torch.empty(shape, dtype=dtype)
+            rows = max(1, _READ_CHUNK // max(1, int(np.prod(shape[1:]))))
+            for start in range(0, shape[0], rows):
+                out[start:start + rows] = piece[start:start + rows]
+            yield name, out
 
 
 def load_gemma_scope_folder(folder: str | Path, device: str = "cpu", dtype: str | None = None,
@@ -241,19 +342,18 @@ def load_gemma_scope_folder(folder: str | Path, device: str = "cpu", dtype: str 
     from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    sd = read_gemma_scope_params(folder)
-    d_in, d_sae = sd["W_enc"].shape
     dtype = dtype or "float32"
-    keys = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
-    for k in keys:  # one tensor at a time: the fp32 copy of each is freed as soon as it is converted
-        sd[k] = sd[k].to(getattr(torch, dtype))
-    cfg = JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, dtype=dtype, device="cpu",
+    sd = read_gemma_scope_params(folder, getattr(torch, dtype))
+    d_in, d_sae = sd["W_enc"].shape
+    # Built on the meta device: sae-lens would otherwise allocate and initialise full-size
+    # weights only for load_state_dict to replace them.
+    cfg = JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, dtype=dtype, device="meta",
                             apply_b_dec_to_input=False, normalize_activations="none",
                             metadata=SAEMetadata(hook_name=hook_name, model_name=model_name,
                                                  prepend_bos=True, hook_head_index=None))
     sae = JumpReLUSAE(cfg)
-    sae.load_state_dict({k: sd.pop(k) for k in keys}, assign=True)  # takes the tensors: no second copy
-    return sae.to(device)
+    sae.load_state_dict({k: sd.pop(k) for k in GEMMA_SCOPE_KEYS}, assign=True)  # takes the tensors: no copy
+    return sae.to(device)  # also sets cfg.device / sae.device from "meta"
 
 
 # ---------------------------------------------------------------- pretrained (cache only)

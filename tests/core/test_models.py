@@ -119,3 +119,72 @@ def test_probe_logits_and_lens_load_no_sae(tiny_model_dir, monkeypatch, capsys):
         assert main([*command, "--model", str(tiny_model_dir), "--dtype", "float32", "--json"]) == 0
     capsys.readouterr()
     assert asked == [(), (), ()]
+
+
+def _config_folder(folder, architecture="Gemma2ForCausalLM", hidden=2304, layers=26, **extra):
+    """A model folder with only a config.json: recognition reads nothing else."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(
+        {"architectures": [architecture], "hidden_size": hidden, "num_hidden_layers": layers, **extra}))
+    return folder
+
+
+def _cache_gemma_scope(hub, paths):
+    """Fake Gemma Scope files in an HF hub cache layout (recognition only checks they exist)."""
+    repo = hub / "models--google--gemma-scope-2b-pt-res"
+    for path in paths:
+        folder = repo / "snapshots" / "rev0" / path
+        folder.mkdir(parents=True)
+        (folder / "params.npz").write_bytes(b"x")
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text("rev0")
+
+
+def test_a_gemma_2_2b_folder_is_recognised_from_its_config(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    base = resolve_spec(str(_config_folder(tmp_path / "my-gemma")))
+    assert (base.default_layer, base.chat, base.neuronpedia_model) == (12, False, "gemma-2-2b")
+    assert base.saes == () and base.source == str((tmp_path / "my-gemma").resolve())  # no SAEs cached yet
+    # The canonical Gemma Scope ids at layer 12 are these L0s (sae-lens' release list).
+    _cache_gemma_scope(hub, ["layer_12/width_16k/average_l0_82", "layer_12/width_262k/average_l0_121"])
+    base = resolve_spec(str(tmp_path / "my-gemma"))
+    assert base.saes == (("coarse", "gemma-scope-2b-16k"), ("fine", "gemma-scope-2b-262k"))
+    it = resolve_spec(str(_config_folder(tmp_path / "models--google--gemma-2-2b-it" / "snapshots" / "r")))
+    assert it.chat and it.neuronpedia_model == "gemma-2-2b-it" and it.default_layer == 12 and len(it.saes) == 2
+    named = resolve_spec(str(_config_folder(tmp_path / "plain", _name_or_path="google/gemma-2-2b-it")))
+    assert named.chat
+
+
+@pytest.mark.parametrize("config", [
+    {"architecture": "Gemma2ForCausalLM", "hidden": 64, "layers": 4},      # a tiny Gemma 2
+    {"architecture": "Gemma2ForCausalLM", "hidden": 3584, "layers": 42},   # Gemma 2 9B
+    {"architecture": "LlamaForCausalLM", "hidden": 2304, "layers": 26},    # same dims, another model
+])
+def test_other_folders_are_not_taken_for_gemma_2_2b(tmp_path, config):
+    spec = resolve_spec(str(_config_folder(tmp_path / "m", **config)))
+    assert spec.default_layer is None and spec.saes == () and not spec.chat
+
+
+def test_a_recognised_tiny_gemma_2_loads_at_the_presets_layer(tmp_path, monkeypatch):
+    """A real (tiny random) Gemma 2 folder registered at its own dims gets the preset's facts."""
+    from spectrascope.core import models
+
+    from tests.conftest import build_tiny_model_dir
+
+    folder = build_tiny_model_dir(tmp_path / "tiny", "gemma2")
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text())
+    key = (cfg["architectures"][0], cfg["hidden_size"], cfg["num_hidden_layers"])
+    tiny_preset = models.ModelSpec("tiny-2", "nowhere", default_layer=1, neuronpedia_model="tiny")
+    monkeypatch.setitem(models.PRESETS, "tiny-2", tiny_preset)
+    monkeypatch.setitem(models.KNOWN_FOLDERS, key, ("tiny-2", "tiny-2"))
+    loaded = load_model(str(folder), device="cpu", dtype="float32")
+    assert loaded.default_layer == 1 and loaded.spec.neuronpedia_model == "tiny"
+    assert loaded.spec.source == str(folder.resolve())

@@ -239,3 +239,69 @@ def test_cached_releases_lists_what_the_local_hf_cache_holds(tmp_path, capsys):
 
     assert main(["saes"]) == 0
     assert "gemma-scope-2b-262k-l0-121" in capsys.readouterr().out
+
+
+def test_neuronpedia_ids_come_from_sae_lens_release_list(tmp_path):
+    """Read from sae-lens' pretrained_saes.yaml: the canonical id, an L0 id with the same files,
+    and a folder in the HF cache layout all get the page; a shipped SAE or a bare folder none."""
+    import yaml
+    from importlib.resources import files
+
+    from spectrascope.core.saes import neuronpedia_id
+
+    text = files("sae_lens").joinpath("pretrained_saes.yaml").read_text()
+    canonical = {e["path"]: e["neuronpedia"] for e in yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                 ["gemma-scope-2b-pt-res-canonical"]["saes"] if e.get("neuronpedia")}
+    want = tuple(canonical["layer_12/width_262k/average_l0_121"].split("/", 1))
+    assert want == ("gemma-2-2b", "12-gemmascope-res-262k")
+    assert neuronpedia_id(PRESETS["gemma-scope-2b-262k"]) == want
+    assert neuronpedia_id(PRESETS["gemma-scope-2b-262k-l0-121"]) == want  # no id of its own in the list
+    cached = tmp_path / "models--google--gemma-scope-2b-pt-res/snapshots/r1/layer_12/width_262k/average_l0_121"
+    assert neuronpedia_id(SAESpec("gemma_scope_folder", path=str(cached), hook_name="blocks.12.hook_resid_post")) == want
+    assert neuronpedia_id(SAESpec("gemma_scope_folder", path=str(tmp_path / "layer_12"))) is None
+    assert neuronpedia_id(PRESETS["embedded-fine"]) is None and neuronpedia_id(None) is None
+
+
+def test_sae_cached_checks_the_hf_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from spectrascope.core.saes import sae_cached
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert not sae_cached(PRESETS["gemma-scope-2b-16k"])
+    repo = tmp_path / "models--google--gemma-scope-2b-pt-res"
+    (repo / "snapshots/r/layer_12/width_16k/average_l0_82").mkdir(parents=True)
+    (repo / "snapshots/r/layer_12/width_16k/average_l0_82/params.npz").write_bytes(b"x")
+    (repo / "refs").mkdir()
+    (repo / "refs/main").write_text("r")
+    assert sae_cached(PRESETS["gemma-scope-2b-16k"]) and sae_cached(PRESETS["gemma-scope-2b-16k-l0-82"])
+    assert not sae_cached(PRESETS["gemma-scope-2b-262k"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_gemma_scope_npz_read_in_chunks_is_exact(tmp_path, dtype):
+    """Chunked reading (arrays larger than one read chunk, a big-endian array, a compressed npz)
+    gives numpy's own values, rounded once to the asked dtype."""
+    p = _params(d=64, n=40_000)  # W_enc: 2.56M elements, more than one chunk
+    p["b_dec"] = p["b_dec"].astype(">f4")
+    np.savez_compressed(tmp_path / "params.npz", **p)
+    sd = saes.read_gemma_scope_params(tmp_path, getattr(torch, dtype))
+    for k, v in p.items():
+        assert sd[k].dtype == getattr(torch, dtype) and tuple(sd[k].shape) == v.shape
+        assert torch.equal(sd[k], torch.from_numpy(v.astype(np.float32)).to(getattr(torch, dtype))), k
+
+
+def test_gemma_scope_load_peak_memory_stays_near_what_it_keeps(tmp_path):
+    """Peak RSS growth while loading a bf16 SAE from an fp32 params.npz <= 1.15 x the growth it
+    leaves (measured in a fresh process from /proc/self/status; was 2.4x reading arrays whole)."""
+    import sys
+    from pathlib import Path
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from bench_sae_load import measure, write_gemma_scope_folder
+
+    folder = write_gemma_scope_folder(tmp_path / "layer_12/width_32k", d_model=512, width=32_768)  # 134 MB fp32
+    m = measure(folder, "bfloat16", "ours")
+    assert m["final_mb"] > 50 and m["ratio"] <= 1.15, m

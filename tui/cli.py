@@ -7,6 +7,7 @@ screen can be reproduced, tested and exported.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -525,20 +526,13 @@ def cmd_sae_info(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    try:
-        from textual_serve.server import Server
-    except ModuleNotFoundError:
-        print("spectrascope serve needs textual-serve: .venv/bin/pip install 'textual-serve>=1.1'", file=sys.stderr)
-        return 2
-    import shlex
+    from spectrascope.tui.serve import serve
 
-    command = shlex.join([sys.executable, "-m", "spectrascope.tui.cli", "--model", args.model,
-                          "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype,
-                          *(arg for text in args.sae or () for arg in ("--sae", text))])
+    argv = ["--model", args.model, "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype,
+            *(arg for text in args.sae or () for arg in ("--sae", text))]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[spectrascope] serving on {args.host}: anyone who can reach it can use the app", file=sys.stderr)
-    Server(command, host=args.host, port=args.port, title="spectrascope").serve()
-    return 0
+    return serve(argv, args.host, args.port)
 
 
 def run_tui(args) -> int:
@@ -556,14 +550,23 @@ def run_tui(args) -> int:
         restore = load_session_file(args.session)  # ValueError -> clear message, exit 2
         if restore.get("model") and not args.model_given:
             args.model = restore["model"]
+    from spectrascope.tui.serve import die_with_parent, served
+
+    if served():
+        die_with_parent()  # a browser tab's app: it ends with `spectrascope serve`, however that ends
     app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.initial_prompt,
                           output_dir=args.output_dir, restore=restore, demo=demo, knobs=args.config.get("knobs"))
-    app.run()
-    # A worker still inside a C call (model load) cannot be interrupted; its result
-    # is unwanted now, so leave without waiting for it.
+    # Our own loop, not App.run's asyncio.run: that one's exit joins the default executor, where
+    # Textual's thread workers live, so ctrl+q waited for a running load, contrast or generation.
+    loop = asyncio.new_event_loop()
+    app.run(loop=loop)
+    # A worker still inside a C call (model load, a forward) cannot be interrupted; its result
+    # is unwanted now, so leave without waiting for it (the terminal is already restored).
     if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
         sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(app.return_code or 0)
+    loop.close()
     return app.return_code or 0
 
 

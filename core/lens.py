@@ -49,6 +49,38 @@ def hooks(n_layers: int) -> list[str]:
     return ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
 
 
+CHUNK = 8192  # vocabulary rows per pass of the settled grid
+
+
+def settled_grid(session: Any, stream: torch.Tensor, final_top: torch.Tensor,
+                 chunk: int = CHUNK) -> tuple[tuple[bool, ...], ...]:
+    """layers x positions: is `final_top[t]` (the output's top-1) already the lens' top-1 at (layer, t)?
+
+    Exactly `lens_logits(stream[l]).argmax(-1) == final_top` (ties go to the lower id, as argmax),
+    without every row reading the whole 262K-row unembedding: the vocabulary is scanned in chunks
+    and a row leaves the scan at the first token that beats its target (most rows, whose target
+    ranks in the thousands, in the first chunk); only the rows that do settle read all of it.
+    The output layer settles by definition. # stream (L+1, T, d), final_top (T,)"""
+    n_layers, n, d = stream.shape
+    rows = stream[:-1].reshape(-1, d)  # (L*T, d): every layer but the output
+    target = final_top.repeat(n_layers - 1)  # (L*T,)
+    uniq, col = torch.unique(target, return_inverse=True)
+    own = session.lens_logits(rows, vocab=uniq).gather(1, col[:, None])[:, 0]  # (L*T,) the target's logit
+    alive = torch.ones(len(rows), dtype=torch.bool)
+    vocab = session.unembedding().shape[0]
+    for start in range(0, vocab, chunk):
+        idx = alive.nonzero()[:, 0]
+        if len(idx) == 0:
+            break
+        logits = session.lens_logits(rows[idx], vocab=slice(start, min(start + chunk, vocab)))  # (n, c)
+        ids = torch.arange(start, start + logits.shape[1])
+        t, v = target[idx, None], own[idx, None]
+        beaten = ((logits > v) | ((logits == v) & (ids < t))) & (ids != t)  # the target's own column is not a rival
+        alive[idx[beaten.any(-1)]] = False
+    grid = alive.reshape(n_layers - 1, n).tolist()
+    return tuple(tuple(r) for r in grid) + (tuple([True] * n),)
+
+
 def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> LensReport:
     ids, _ = session.tokenize(prompt)
     n = len(ids)
@@ -58,12 +90,11 @@ def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> L
     names = hooks(session.model.n_layers)
     resid = session.forward(ids, capture=names, keep_logits=0).resid  # hook -> (1, T, d)
     stream = torch.stack([resid[h][0].float().cpu() for h in names])  # (L+1, T, d)
-    final_top = session.lens_logits(stream[-1]).argmax(-1)  # (T,) the model's own top-1 per position
-    settled = []
-    for layer in range(stream.shape[0]):  # one layer at a time: (T, V) logits, never (L, T, V)
-        settled.append(tuple(bool(v) for v in (session.lens_logits(stream[layer]).argmax(-1) == final_top)))
+    # One pass over the unembedding for the output row of every position and every layer at `pos`.
+    both = session.lens_logits(torch.cat([stream[-1], stream[:, pos]]))  # (T + L+1, V)
+    final_top, logits = both[:n].argmax(-1), both[n:]  # (T,) the model's own top-1; (L+1, V)
+    settled = settled_grid(session, stream, final_top)
     target = int(final_top[pos])
-    logits = session.lens_logits(stream[:, pos])  # (L+1, V)
     logp = torch.log_softmax(logits, -1)
     probs = logp.exp()
     rows = []

@@ -250,13 +250,22 @@ class Session:
         kinds = getattr(self.model.hf_model.config, "layer_types", None) or ()
         return tuple(i for i, kind in enumerate(kinds) if kind == "sliding_attention")
 
-    def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
+    def lens_logits(self, resid: torch.Tensor, vocab: slice | torch.Tensor | None = None) -> torch.Tensor:
         """The logit lens of residuals (..., d): the model's final norm, unembedding and (Gemma 2)
-        final softcap, as if the stream ended there. Float32, on the CPU. # (..., V)"""
+        final softcap, as if the stream ended there. Float32, on the CPU. # (..., V)
+
+        vocab: only these tokens' logits (a slice or ids, in that order): a chunk of the vocabulary
+        reads a chunk of the unembedding. # (..., len(vocab))"""
         hf = self.model.hf_model
         with self._lock, torch.inference_mode():
             x = resid.to(device=self.device, dtype=getattr(torch, self.model.dtype))
-            logits = hf.get_output_embeddings()(hf.model.norm(x)).float()
+            head = hf.get_output_embeddings()
+            if vocab is None:
+                logits = head(hf.model.norm(x)).float()
+            else:
+                vocab = vocab.to(self.device) if isinstance(vocab, torch.Tensor) else vocab
+                bias = head.bias[vocab] if getattr(head, "bias", None) is not None else None
+                logits = torch.nn.functional.linear(hf.model.norm(x), head.weight[vocab], bias).float()
             cap = self.model.final_logit_softcap
             if cap:
                 logits = torch.tanh(logits / cap) * cap

@@ -65,3 +65,22 @@ def test_lens_command_table_and_json(tiny_model_dir, capsys):
     assert main(["lens", "The capital of France", "--model", str(tiny_model_dir), "--dtype", "float32"]) == 0
     assert "logit lens at token" in capsys.readouterr().out
     assert main(["lens", "x", "--position", "7", "--model", str(tiny_model_dir)]) == 2
+
+
+@pytest.mark.parametrize("fixture", ["tiny_session", "tiny_gemma2_session"])
+@pytest.mark.parametrize("chunk", [37, 8192])
+def test_settled_grid_equals_the_full_argmax_of_every_layer(fixture, chunk, request):
+    """The chunked, early-exit grid against the plain computation: every (layer, position) through
+    the whole unembedding, argmax compared with the output's top-1."""
+    from spectrascope.core.lens import hooks, settled_grid
+
+    session = request.getfixturevalue(fixture)
+    ids = session.tokenize("one two three four five six seven eight")[0]
+    names = hooks(session.model.n_layers)
+    resid = session.forward(ids, capture=names, keep_logits=0).resid
+    stream = torch.stack([resid[h][0].float() for h in names])  # (L+1, T, d)
+    full = [session.lens_logits(stream[layer]).argmax(-1) for layer in range(len(names))]
+    ref = tuple(tuple(bool(v) for v in (top == full[-1])) for top in full)
+    grid = settled_grid(session, stream, full[-1], chunk=chunk)
+    assert grid == ref
+    assert any(not v for row in grid for v in row)  # not all True: the scan had rows to reject

@@ -125,9 +125,10 @@ class FakeSession:
     def sliding_layers() -> tuple[int, ...]:
         return ()  # full attention everywhere (drift lists the sliding ones)
 
-    def lens_logits(self, resid: torch.Tensor) -> torch.Tensor:
-        """The fake's output head (no norm), applied to any layer's residual. # (..., V)"""
-        return (resid.float() @ self._embed.T) * 3
+    def lens_logits(self, resid: torch.Tensor, vocab: slice | torch.Tensor | None = None) -> torch.Tensor:
+        """The fake's output head (no norm), applied to any layer's residual (`vocab`: those tokens). # (..., V)"""
+        embed = self._embed if vocab is None else self._embed[vocab]
+        return (resid.float() @ embed.T) * 3
 
     # ---- the model ------------------------------------------------------------------------------
     def new_cache(self) -> FakeCache:

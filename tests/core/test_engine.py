@@ -80,7 +80,8 @@ def test_interleaved_keystrokes_cannot_strip_a_steered_run(tiny_sae_session):
     steered.join()
     run = out["run"]
     assert run.generated_ids() == serial.generated_ids()
-    assert run.edited_forwards == serial.edited_forwards == len(run.steps)  # prefill + 7 fed tokens
+    # prefill + 7 fed tokens + the SAE-only forward that records the last token's codes (issue 16)
+    assert run.edited_forwards == serial.edited_forwards == len(run.steps) + 1
     assert hooks_left(s) == 0
 
 
@@ -130,7 +131,7 @@ def test_stress_keystrokes_against_steering_and_contrast(tiny_sae_session):
     assert len(key_results) == 210
     for run, ref in zip(got["runs"], serial_runs):
         assert run.generated_ids() == ref.generated_ids()
-        assert run.edited_forwards == len(run.steps)  # the prefill and every fed token (not the last)
+        assert run.edited_forwards == len(run.steps) + 1  # prefill, every fed token, and the last token's SAE-only forward
     for role in ("coarse", "fine"):
         for kind in ("max", "mean"):
             np.testing.assert_allclose(got["acts"][role][kind], serial_acts[role][kind], rtol=1e-5, atol=1e-5)

@@ -9,6 +9,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["SPECTRASCOPE_CONFIG"] = os.devnull + ".absent"  # a user's config must not leak into tests
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+
+def _isolate_result_caches() -> None:
+    """Contrast and drift results go to a fresh folder per test run, so no test reads what an earlier run
+    (or the user) cached; the converted embedded model (80 s to build) is shared through a symlink."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    real = Path(os.environ.get("SPECTRASCOPE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                / "spectrascope").expanduser()
+    (real / "models").mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix="spectrascope-test-cache-"))
+    (fresh / "models").symlink_to(real / "models", target_is_directory=True)
+    os.environ["SPECTRASCOPE_CACHE"] = str(fresh)
+    atexit.register(shutil.rmtree, fresh, ignore_errors=True)  # removes the link, not the models
+
+
+_isolate_result_caches()
+
 import pytest
 
 # A little real English so the tiny BPE tokenizer has sensible merges.

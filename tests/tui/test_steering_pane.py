@@ -228,3 +228,22 @@ async def test_sweep_legend_reads_without_colour_and_cost_is_on_a_log_scale():
         effect, cost = text_of(app, "#steer-plot-effect"), text_of(app, "#steer-plot-cost")
         assert all(glyph in effect for glyph in ("o coarse", "x fine", "+ coarse+fine", "· baseline"))
         assert "cost: perplexity (log scale)" in cost
+
+
+def test_a_chart_after_the_drift_grid_is_drawn_alone():
+    """CI once showed the Anchor pane's 1x3 drift grid inside the Steering plots: plotext's global figure
+    kept the grid, and clf() cleared only its last cell."""
+    from types import SimpleNamespace
+
+    from spectrascope.tui.panes.anchor import plot_drift
+    from spectrascope.tui.panes.steering import plot_curves
+
+    point = SimpleNamespace(tokens=10, turns=1, kl=0.5, attention_share=0.2, target_rank=3)
+    drift = SimpleNamespace(points=[point], restated=[point], halving_turns=1, target=(5, " Paris"))
+    assert "attention → system" in plot_drift(drift, 90, 12)
+    cell = SimpleNamespace(strength=1.0, perplexity=12.0)
+    base = SimpleNamespace(strength=0.0, perplexity=10.0)
+    report = SimpleNamespace(configs=["coarse", "baseline"], curve=lambda name: [cell], cell=lambda name: base,
+                             cells=[cell])
+    chart = plot_curves(report, "perplexity", 60, 12)
+    assert "cost: perplexity (log scale)" in chart and "attention → system" not in chart

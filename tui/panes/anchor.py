@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, Static
 
 from spectrascope.core.text import one_line, visible
+from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
@@ -61,11 +62,11 @@ def split_systems(text: str) -> tuple[str, ...]:
 
 def plot_navigator(nav: Any, width: int, height: int) -> str:
     """The reference cloud, the prompt alone (white) and an arrow to each system prompt's point."""
-    import plotext as plt
+    with blank_figure(max(20, width), max(8, height)) as plt:
+        return _draw_navigator(plt, nav)
 
-    plt.clf()
-    plt.theme("clear")
-    plt.plotsize(max(20, width), max(8, height))
+
+def _draw_navigator(plt: Any, nav: Any) -> str:
     plt.scatter([p[0] for p in nav.reference], [p[1] for p in nav.reference], marker="dot", color="gray",
                 label="reference prompts")
     alone = nav.points[0]
@@ -81,11 +82,11 @@ def plot_navigator(nav: Any, width: int, height: int) -> str:
 
 def plot_drift(rep: Any, width: int, height: int) -> str:
     """KL, attention share and the target's rank vs context tokens, plain and restated; halving marked."""
-    import plotext as plt
+    with blank_figure(max(30, width), max(8, height)) as plt:
+        return _draw_drift(plt, rep)
 
-    plt.clf()
-    plt.theme("clear")
-    plt.plotsize(max(30, width), max(8, height))
+
+def _draw_drift(plt: Any, rep: Any) -> str:
     plt.subplots(1, 3)
     series = (("KL", lambda p: p.kl), ("attention → system", lambda p: p.attention_share),
               (f"rank of {visible(rep.target[1], 10)}", lambda p: p.target_rank))

@@ -33,6 +33,7 @@ from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from spectrascope.core.text import one_line
+from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
@@ -597,7 +598,6 @@ class PairingPane(Vertical):
 
     def _draw_plots(self) -> None:
         import numpy as np
-        import plotext as plt
 
         res = self.result
         p = res.pairings.get(self.anchor)
@@ -611,23 +611,21 @@ class PairingPane(Vertical):
         tree.update(decomposition_tree(self.anchor, self._label("coarse", self.anchor), p,
                                        lambda f: self._label("fine", f), res.settings.max_rows))
 
-        plt.clf()
-        plt.theme("clear")
-        plt.plotsize(*self._plot_size("#pairing-scatter", (60, 12)))
-        rng = np.random.default_rng(0)
-        for code, name in CLASS_NAMES.items():
-            ids = np.flatnonzero(p.classes == code)
-            if len(ids) == 0:
-                continue
-            if len(ids) > 2000:  # a 262K-wide fine SAE: a sample of the unrelated cloud is enough
-                ids = rng.choice(ids, 2000, replace=False)
-            plt.scatter(p.cosine[ids].tolist(), p.correlation[ids].tolist(), color=CLASS_COLOR[name],
-                        label=name, marker="dot")
-        plt.vline(res.settings.cos_threshold, "red")
-        plt.hline(res.settings.corr_threshold, "red")
-        plt.xlabel("cosine")
-        plt.ylabel("correlation")
-        scatter.update(Text.from_ansi(plt.build()))
+        with blank_figure(*self._plot_size("#pairing-scatter", (60, 12))) as plt:
+            rng = np.random.default_rng(0)
+            for code, name in CLASS_NAMES.items():
+                ids = np.flatnonzero(p.classes == code)
+                if len(ids) == 0:
+                    continue
+                if len(ids) > 2000:  # a 262K-wide fine SAE: a sample of the unrelated cloud is enough
+                    ids = rng.choice(ids, 2000, replace=False)
+                plt.scatter(p.cosine[ids].tolist(), p.correlation[ids].tolist(), color=CLASS_COLOR[name],
+                            label=name, marker="dot")
+            plt.vline(res.settings.cos_threshold, "red")
+            plt.hline(res.settings.corr_threshold, "red")
+            plt.xlabel("cosine")
+            plt.ylabel("correlation")
+            scatter.update(Text.from_ansi(plt.build()))
 
         fine = res.matched_fine(limit=12)
         if fine:

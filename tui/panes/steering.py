@@ -28,6 +28,7 @@ from textual.widgets import Input, Static
 
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.text import one_line
+from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.stale import Basis
@@ -60,11 +61,11 @@ class SteeringDone(Message):
 
 def plot_curves(report: Any, metric: str, width: int, height: int) -> str:
     """plotext line chart of one metric vs sweep strength, one line per configuration (ANSI string)."""
-    import plotext as plt
+    with blank_figure(max(20, width), max(6, height)) as plt:
+        return _draw_curves(plt, report, metric)
 
-    plt.clf()
-    plt.plotsize(max(20, width), max(6, height))
-    plt.theme("clear")
+
+def _draw_curves(plt: Any, report: Any, metric: str) -> str:
     for name in report.configs:
         if name == "baseline":
             continue

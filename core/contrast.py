@@ -20,8 +20,9 @@ scores 0.25, not 1. Both firing rates (r_c, r_n: share of prompts with activatio
 mean activations are reported beside it. Anchors are ranked by selectivity, ties broken by
 r_c - r_n.
 
-Results are cached on disk (one .npz per model x SAEs x prompt contents), written
-atomically (temp file + os.replace). Nothing here imports textual, rich or plotext.
+Results are cached on disk (one .npz per model x SAEs x prompt contents), stored compactly
+(sparse CSR or dense, float16 values; see `encode_compact`) and written atomically (temp
+file + os.replace). Nothing here imports textual, rich or plotext.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import math
 import os
 import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -42,7 +44,7 @@ import numpy as np
 from .assets import PROMPTS_DIR, atomic_write
 
 Progress = Callable[[str, float | None], None]
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: compact (CSR or dense, float16 values); older files are misses
 ENCODE_CHUNK_ELEMENTS = 1 << 26  # tokens x features encoded at once (256 MB of float32)
 
 
@@ -190,6 +192,7 @@ class ContrastResult:
     info: dict[str, Any] = field(default_factory=dict)  # model, SAEs, set sizes, tokens, seconds
     cached: bool = False
     stats: dict[str, FeatureStats] = field(default_factory=dict)
+    cache_bytes: int | None = None  # size of the cache file written or read (None: not cached)
 
     def __post_init__(self):
         if not self.stats:
@@ -398,20 +401,90 @@ def cache_path(key: str) -> Path:
     return cache_dir() / f"{key}.npz"
 
 
+# The per-prompt activations are sparse (an SAE code is mostly zeros: ~0.3% nonzero at
+# Gemma Scope 262K), so each (N, F) array is stored as CSR (nonzero values, their column,
+# row offsets) or dense, whichever is smaller, with float16 values when every nonzero fits
+# float16's normal range (relative rounding error <= 2^-11 ~ 4.9e-4; no value becomes 0 or inf).
+# A dense float32 file of 400 prompts x 262K was 891 MB.
+FP16_MAX, FP16_MIN_NORMAL = 65504.0, 2.0**-14
+
+
+def _value_dtype(values: np.ndarray) -> type:
+    nz = np.abs(values[values != 0])
+    if nz.size and (not np.isfinite(nz).all() or nz.max() > FP16_MAX or nz.min() < FP16_MIN_NORMAL):
+        return np.float32
+    return np.float16
+
+
+def encode_compact(name: str, a: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(N, F) float32 -> the arrays to store under `name` and their layout (for `decode_compact`)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    vdt = _value_dtype(a)
+    rows, cols = np.nonzero(a)
+    itemsize = np.dtype(vdt).itemsize
+    csr_bytes = rows.size * (itemsize + 4) + (a.shape[0] + 1) * 8
+    layout = {"shape": list(a.shape), "dtype": np.dtype(vdt).name}
+    if csr_bytes < a.size * itemsize and a.shape[1] < 2**31:
+        indptr = np.zeros(a.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=indptr[1:])
+        layout["layout"] = "csr"
+        return {f"{name}__data": a[rows, cols].astype(vdt), f"{name}__indices": cols.astype(np.int32),
+                f"{name}__indptr": indptr}, layout
+    layout["layout"] = "dense"
+    return {f"{name}__dense": a.astype(vdt)}, layout
+
+
+def decode_compact(z: Mapping[str, np.ndarray], name: str, layout: Mapping[str, Any]) -> np.ndarray:
+    """The (N, F) float32 array `encode_compact` stored; ValueError if the stored pieces do not fit."""
+    n, f = (int(x) for x in layout["shape"])
+    if layout["layout"] == "dense":
+        out = np.asarray(z[f"{name}__dense"], dtype=np.float32)
+        if out.shape != (n, f):
+            raise ValueError(f"{name}: shape {out.shape}, expected {(n, f)}")
+        return out
+    if layout["layout"] != "csr":
+        raise ValueError(f"{name}: unknown layout {layout['layout']!r}")
+    data, indices, indptr = z[f"{name}__data"], z[f"{name}__indices"], z[f"{name}__indptr"]
+    if (indptr.shape != (n + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != data.size
+            or indices.shape != data.shape or (indices.size and (indices.min() < 0 or indices.max() >= f))):
+        raise ValueError(f"{name}: inconsistent CSR arrays")
+    out = np.zeros((n, f), np.float32)
+    out[np.repeat(np.arange(n), np.diff(indptr)), indices] = data
+    return out
+
+
+def compact_roundtrip(acts: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """The activations exactly as the cache will give them back (float16-rounded where stored so)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for role, d in acts.items():
+        out[role] = {}
+        for kind, a in d.items():
+            stored, layout = encode_compact("a", a)
+            out[role][kind] = decode_compact(stored, "a", layout)
+    return out
+
+
 def save_cached(result: ContrastResult) -> Path:
-    arrays = {f"{role}__{kind}": a for role, d in result.acts.items() for kind, a in d.items()}
-    arrays["is_concept"] = result.is_concept
-    meta = {"format": CACHE_FORMAT, "key": result.key, "roles": list(result.roles), "info": result.info}
+    """Write `result`'s activations compactly; returns the path (its size in `result.cache_bytes`)."""
+    arrays: dict[str, np.ndarray] = {"is_concept": result.is_concept}
+    layouts = {}
+    for role, d in result.acts.items():
+        for kind, a in d.items():
+            stored, layouts[f"{role}__{kind}"] = encode_compact(f"{role}__{kind}", a)
+            arrays.update(stored)
+    meta = {"format": CACHE_FORMAT, "key": result.key, "roles": list(result.roles), "info": result.info,
+            "arrays": layouts}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     path = cache_path(result.key)
     atomic_write(path, buf.getvalue())
+    result.cache_bytes = path.stat().st_size
     return path
 
 
 def load_cached(key: str, settings: ContrastSettings) -> ContrastResult | None:
-    """The cached activations for `key`, or None on a miss or an unreadable file."""
+    """The cached activations for `key`, or None on a miss, an older format or an unreadable file."""
     path = cache_path(key)
     if not path.is_file():
         return None
@@ -419,13 +492,16 @@ def load_cached(key: str, settings: ContrastSettings) -> ContrastResult | None:
         with np.load(path) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
-                return None
+                return None  # format 1 (dense float32) files are misses, rewritten after the run
             roles = tuple(meta["roles"])
-            acts = {role: {kind: z[f"{role}__{kind}"] for kind in ("max", "mean")} for role in roles}
+            acts = {role: {kind: decode_compact(z, f"{role}__{kind}", meta["arrays"][f"{role}__{kind}"])
+                           for kind in ("max", "mean")} for role in roles}
             is_concept = z["is_concept"].astype(bool)
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a damaged file is a miss; it is rewritten after the run
-    return ContrastResult(roles, acts, is_concept, settings, key, meta.get("info", {}), cached=True)
+    hit = ContrastResult(roles, acts, is_concept, settings, key, meta.get("info", {}), cached=True)
+    hit.cache_bytes = path.stat().st_size
+    return hit
 
 
 # ---------------------------------------------------------------- the run
@@ -462,6 +538,8 @@ def run_contrast(
     is_concept = np.r_[np.ones(len(concept), bool), np.zeros(len(neutral), bool)]
     info = {**identity, "n_concept": len(concept), "n_neutral": len(neutral), "tokens": tok_c + tok_n,
             "seconds": round(time.perf_counter() - t0, 3), "prompts_sha256": prompts_hash(concept, neutral)}
+    if use_cache:
+        acts = compact_roundtrip(acts)  # the numbers a later cache hit gives, so both runs show the same
     result = ContrastResult(roles, acts, is_concept, settings, key, info)
     if use_cache:
         try:

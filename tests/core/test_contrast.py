@@ -272,3 +272,106 @@ def test_firing_rates_print_the_same_everywhere_at_a_rounding_boundary():
     assert s.rate_concept[0] == 97 / 200 and s.rate_neutral[0] == 61 / 200  # exact, not float32
     assert s.cells(0)["rates"] == "49%/31%" and s.cells(1)["rates"] == "0%/0%"
     assert [percent(x) for x in (0.0, 0.004, 0.005, 0.5, 73 / 150, 1.0)] == ["0%", "0%", "1%", "50%", "49%", "100%"]
+
+
+# ---------------------------------------------------------------- compact cache (format 2)
+
+
+def sparse_acts(n: int, f: int, density: float, seed: int) -> np.ndarray:
+    """Per-prompt SAE-like activations: mostly 0, the rest positive and heavy-tailed, a few features
+    firing more on the first half (the concept prompts) so selectivity has something to rank."""
+    rng = np.random.default_rng(seed)
+    p = np.full(f, density)
+    p[: f // 20] *= 8
+    fires = rng.random((n, f)) < p * np.r_[np.full(n // 2, 1.6), np.full(n - n // 2, 0.4)][:, None]
+    return np.where(fires, rng.lognormal(0.0, 1.0, (n, f)), 0).astype(np.float32)
+
+
+@pytest.mark.parametrize("density", [0.003, 0.6])  # CSR at SAE-like density, dense float16 when that is smaller
+def test_compact_cache_keeps_the_statistics(density):
+    from spectrascope.core.pairing import pearson
+    from scipy.stats import pearsonr
+
+    n, f = 80, 3000
+    acts = sparse_acts(n, f, density, seed=1)
+    is_concept = np.r_[np.ones(n // 2, bool), np.zeros(n - n // 2, bool)]
+    stored, layout = contrast.encode_compact("x", acts)
+    assert layout["layout"] == ("csr" if density < 0.1 else "dense") and layout["dtype"] == "float16"
+    assert sum(a.nbytes for a in stored.values()) <= acts.nbytes / 2
+    back = contrast.decode_compact(stored, "x", layout)
+    assert back.dtype == np.float32 and back.shape == acts.shape
+    np.testing.assert_array_equal(back != 0, acts != 0)  # firing is exact: no value rounds to 0
+    np.testing.assert_allclose(back, acts, rtol=2**-11, atol=0)  # float16 rounding, half an ulp
+
+    dense, compact = feature_stats(acts, is_concept), feature_stats(back, is_concept)
+    np.testing.assert_array_equal(compact.rate_concept, dense.rate_concept)
+    np.testing.assert_array_equal(compact.rate_neutral, dense.rate_neutral)
+    np.testing.assert_allclose(compact.mean_concept, dense.mean_concept, rtol=1e-3)
+    np.testing.assert_allclose(compact.mean_neutral, dense.mean_neutral, rtol=1e-3)
+    # Rounding is monotone, so AUROC can move only where two close values become a tie: by at most
+    # a few of the 1/(n_c n_n) steps on this data.
+    np.testing.assert_allclose(compact.selectivity, dense.selectivity, atol=5 / (n // 2) ** 2)
+    assert compact.ranked(50) == dense.ranked(50)
+    # Pearson correlations (what pairing reads) of a busy feature against all: scipy on the dense arrays.
+    anchor = int(np.argmax((acts > 0).sum(0)))
+    ref = np.array([pearsonr(acts[:, anchor], acts[:, j])[0] if acts[:, j].std() > 0 else 0.0
+                    for j in range(200)])
+    np.testing.assert_allclose(pearson(back[:, anchor], back[:, :200]), ref, atol=1e-3)
+
+
+def test_values_outside_float16_are_kept_as_float32():
+    acts = np.zeros((4, 100), np.float32)
+    acts[0, 3], acts[1, 7], acts[2, 9] = 1e5, 1e-6, 2.5  # above float16's max; below its normal range
+    stored, layout = contrast.encode_compact("x", acts)
+    assert layout["dtype"] == "float32"
+    np.testing.assert_array_equal(contrast.decode_compact(stored, "x", layout), acts)
+
+
+def test_cache_file_is_compact_and_reports_its_size(tiny_sae_session, cache_env):
+    concept, neutral = PROMPTS[:3], PROMPTS[3:]
+    first = run_contrast(tiny_sae_session, concept, neutral)
+    path = contrast.cache_path(first.key)
+    assert first.cache_bytes == path.stat().st_size
+    dense_bytes = sum(a.nbytes for d in first.acts.values() for a in d.values())
+    assert first.cache_bytes < dense_bytes
+    second = run_contrast(tiny_sae_session, concept, neutral)
+    assert second.cached and second.cache_bytes == first.cache_bytes
+    for role in first.roles:  # a fresh run shows exactly what a later cache hit shows
+        np.testing.assert_array_equal(second.stats[role].selectivity, first.stats[role].selectivity)
+        np.testing.assert_array_equal(second.acts[role]["mean"], first.acts[role]["mean"])
+
+
+def _old_format_file(path, result):
+    """A format-1 cache file: dense float32 arrays, as written before the compact format."""
+    import io
+
+    arrays = {f"{role}__{kind}": a for role, d in result.acts.items() for kind, a in d.items()}
+    arrays["is_concept"] = result.is_concept
+    meta = {"format": 1, "key": result.key, "roles": list(result.roles), "info": result.info}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("damage", ["old format", "truncated", "bad csr"])
+def test_old_or_damaged_compact_cache_is_recomputed(tiny_sae_session, cache_env, damage):
+    concept, neutral = PROMPTS[:3], PROMPTS[3:]
+    first = run_contrast(tiny_sae_session, concept, neutral)
+    path = contrast.cache_path(first.key)
+    if damage == "old format":
+        _old_format_file(path, first)
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:  # a column index past the SAE's width
+        with np.load(path) as z:
+            arrays = dict(z)
+        name = next(k for k in arrays if k.endswith("__indices"))
+        arrays[name] = arrays[name] + 10**6
+        np.savez(path.with_suffix(""), **arrays)  # np.savez appends .npz
+    assert contrast.load_cached(first.key, ContrastSettings()) is None
+    again = run_contrast(tiny_sae_session, concept, neutral)
+    assert not again.cached
+    hit = contrast.load_cached(first.key, ContrastSettings())  # rewritten in the compact format
+    assert hit is not None
+    np.testing.assert_array_equal(hit.acts["fine"]["max"], first.acts["fine"]["max"])

@@ -203,6 +203,14 @@ class ContrastResult:
         """(N, F) per-prompt activations under the settings' aggregate."""
         return self.acts[role][self.settings.aggregate]
 
+    def cache_text(self) -> str:
+        """The cache file's size as the Pairing pane and `contrast` print it ("" when none was written)."""
+        if self.cache_bytes is None:
+            return ""
+        b = self.cache_bytes
+        size = f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} kB"
+        return f"cache file {size}"
+
     @property
     def n_concept(self) -> int:
         return int(self.is_concept.sum())

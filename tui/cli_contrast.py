@@ -98,6 +98,8 @@ def print_tables(result: Any) -> None:
     stats = c.stats["coarse"]
     lab = result.labels
     cached = " (cached)" if c.cached else f" in {c.info.get('seconds', 0):.1f} s"
+    if c.cache_bytes is not None:
+        cached += f", {c.cache_text()}"
     console.print(Text(f"{c.n_concept} concept / {c.n_neutral} neutral prompts{cached} · per-prompt "
                        f"{c.settings.aggregate} activation · cos >= {result.settings.cos_threshold} · "
                        f"corr >= {result.settings.corr_threshold}", style="dim"))

@@ -57,3 +57,18 @@ def test_clear_errors(tiny_session, sets, capsys):
     args = parse(["--concept", str(sets / "c.txt"), "--neutral", str(sets / "n.jsonl")])
     assert cli_contrast.run(args, lambda a: tiny_session) == 2
     assert "needs a coarse and a fine SAE" in capsys.readouterr().err
+
+
+def test_table_says_the_cache_file_size(tiny_sae_session, sets, capsys):
+    from spectrascope.core import contrast
+
+    base = ["--concept", str(sets / "c.txt"), "--neutral", str(sets / "n.jsonl")]
+    for cached in (False, True):  # the size of the file written, then of the file read
+        assert cli_contrast.run(parse(base), lambda a: tiny_sae_session) == 0
+        first_line = capsys.readouterr().out.splitlines()[0]
+        (path,) = (sets / "cache" / "contrast").glob("*.npz")
+        kb = round(path.stat().st_size / 1e3)
+        assert f"cache file {kb} kB" in first_line and ("(cached)" in first_line) == cached
+    assert contrast.CACHE_FORMAT == 2
+    assert cli_contrast.run(parse(base + ["--no-cache"]), lambda a: tiny_sae_session) == 0
+    assert "cache file" not in capsys.readouterr().out.splitlines()[0]

@@ -140,8 +140,10 @@ async def test_run_tables_plots_and_keys(sets):
         await pilot.press("r")
         await until(pilot, lambda: not pane.busy)
         assert pane.result.contrast.cached and "from cache" in text_of(app, "#pairing-status")
+        size = pane.result.contrast.cache_text()  # the compact cache file's size, as the CLI prints it
+        assert size.startswith("cache file ") and size in text_of(app, "#pairing-status")
         paths = pane.export(sets[0].parent / "out")
-        assert [p.suffix for p in paths] == [".json", ".md"] and all(p.is_file() for p in paths)
+        assert [p.suffix for p in paths] == [".csv", ".json", ".md"] and all(p.is_file() for p in paths)
 
         # Session file round trip (the app collects get_state from every ".pane").
         state = pane.get_state()

@@ -253,13 +253,15 @@ class PairingPane(Vertical):
             self._start_run(anchors)
 
     def export(self, folder) -> list:
-        """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown (ctrl+e)."""
+        """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown, its pairs as CSV (ctrl+e)."""
         if self.result is None:
             return []
-        from spectrascope.core.pairing import export
+        from spectrascope.core.pairing import to_dict, to_markdown
+        from spectrascope.tui.export import export_files, new_stem, pairing_rows, write_new
 
-        stem = Path(folder) / f"spectrascope-pairing-{self.result.contrast.key or 'run'}"
-        return [export(self.result, stem.with_suffix(".json")), export(self.result, stem.with_suffix(".md"))]
+        doc = to_dict(self.result)
+        stem = new_stem(folder, "pairing", self.result.contrast.key or "run")
+        return export_files(stem, doc, pairing_rows(doc)) + [write_new(stem.with_suffix(".md"), to_markdown(self.result))]
 
     # ---- status ------------------------------------------------------------------------------
     def _say(self, text: str, error: bool = False) -> None:
@@ -403,7 +405,8 @@ class PairingPane(Vertical):
                 self.result.anchors[0] if self.result.anchors else None)
         c = self.result.contrast
         how = "from cache" if c.cached else f"in {c.info.get('seconds', 0):.1f} s"
-        self._say(f"{c.n_concept} concept / {c.n_neutral} neutral prompts {how}")
+        size = f" · {c.cache_text()}" if c.cache_bytes is not None else ""
+        self._say(f"{c.n_concept} concept / {c.n_neutral} neutral prompts {how}{size}")
         self._draw()
 
     # ---- re-pairing (no model forward) ---------------------------------------------------------------

@@ -62,6 +62,7 @@ class SpectrascopeApp(App):
         Binding("f8", "show_pane('anchor')", "Anchor", show=False),
         Binding("ctrl+g", "screenshot", "SVG"),
         Binding("ctrl+e", "export", "Export"),
+        Binding("ctrl+t", "dismiss_export", "Dismiss the export path", show=False),
         Binding("ctrl+s", "save_session", "Save session"),
         Binding("f9", "toggle_contrast", "High contrast", show=False),
         Binding("ctrl+o", "sae_info", "SAE info", show=False),
@@ -83,7 +84,8 @@ class SpectrascopeApp(App):
         ("Steering: generate all configurations", "pane_action('steering', 'generate')", "g in Steering"),
         ("Steering: strength sweep", "pane_action('steering', 'sweep')", "w in Steering"),
         ("Save an SVG screenshot", "screenshot", "ctrl+g"),
-        ("Export the current pane's tables (CSV/JSON/Markdown)", "export", "ctrl+e"),
+        ("Export the current pane's tables (CSV/JSON/Markdown) to the export folder", "export", "ctrl+e"),
+        ("Dismiss the export path line", "dismiss_export", "ctrl+t"),
         ("Save the session (every pane's settings, Pairing's anchors) to JSON", "save_session", "ctrl+s"),
         ("SAE info: each loaded SAE's width, L0, EV, ΔCE, dead share, training data", "sae_info", "ctrl+o"),
         ("Switch the coarse or fine SAE (a preset, a release/sae_id, a folder)", "pick_sae", "F7"),
@@ -97,12 +99,13 @@ class SpectrascopeApp(App):
 
     def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
                  restore: dict | None = None, demo: list | None = None, knobs: dict | None = None,
-                 demo_pause_scale: float = 1.0, **kwargs):
+                 demo_pause_scale: float = 1.0, export_dir: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
         self._demo = demo or []
         self._demo_pause_scale = demo_pause_scale  # tests play the talk fast
         self._knobs = knobs or {}
         self.output_dir = Path(output_dir)
+        self.export_dir = export_dir  # None: OUTPUT_DIR/spectrascope-exports (tui/export.py)
         self._restore = restore or {}
         self._session_factory = session_factory
         self.set_reactive(SpectrascopeApp.prompt, prompt)
@@ -117,6 +120,7 @@ class SpectrascopeApp(App):
         with Horizontal(id="status-bar"):
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
             yield Static("", id="status")
+        yield Static("", id="export-note")  # the last export's path: stays until ctrl+t, never overwritten by a run
         yield TokenStrip(id="tokens")
         yield Static("", id="caption")  # the demo's caption: what is on screen, for the audience
         with TabbedContent(id="panes"):
@@ -155,6 +159,7 @@ class SpectrascopeApp(App):
             for problem in apply_session(self, self._restore):
                 self.notify(problem, severity="warning")
         self.query_one("#caption", Static).display = False
+        self.query_one("#export-note", Static).display = False
         if self._demo:
             import asyncio
 
@@ -397,17 +402,30 @@ class SpectrascopeApp(App):
         self.set_status(f"Saved screenshot {path}")
 
     def action_export(self) -> None:
+        from spectrascope.tui.export import export_folder
+
         pane = self.current_pane()
         export = getattr(pane, "export", None)
         if export is None:
             self.set_status("This pane has nothing to export yet.")
             return
+        folder = export_folder(self.output_dir, self.export_dir)
         try:
-            paths = export(self.output_dir)
+            paths = export(folder)
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.set_status(describe(exc), error=True)
             return
-        self.set_status("Exported " + ", ".join(str(p) for p in paths) if paths else "Nothing to export yet.")
+        if not paths:
+            self.set_status("Nothing to export yet.")
+            return
+        note = self.query_one("#export-note", Static)
+        note.update(Text(f"Exported to {folder}/: {', '.join(p.name for p in paths)}   (ctrl+t dismisses)",
+                         style="bold green"))
+        note.display = True
+        self.set_status(f"Exported {len(paths)} file(s) to {folder}")
+
+    def action_dismiss_export(self) -> None:
+        self.query_one("#export-note", Static).display = False
 
     def action_toggle_contrast(self) -> None:
         self.theme = "textual-dark" if self.theme == "spectrascope-contrast" else "spectrascope-contrast"

@@ -29,7 +29,7 @@ def _environment() -> None:
 
 
 MODEL_FLAGS = ("model", "device", "dtype", "sae", "sae_dtype")  # before or after the subcommand
-TUI_FLAGS = ("initial_prompt", "session", "output_dir", "demo")  # the TUI's alone: rejected with a subcommand
+TUI_FLAGS = ("initial_prompt", "session", "output_dir", "export_dir", "demo")  # TUI only: rejected with a subcommand
 
 
 def _model_args(p: argparse.ArgumentParser, dest_prefix: str = "") -> None:
@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Its own dest: a subcommand's positional PROMPT would overwrite (and hide) it.
     parser.add_argument("--prompt", dest="initial_prompt", default="The capital of France is", help="initial prompt")
     parser.add_argument("--session", help="reopen a saved session (JSON from ctrl+s)")
-    parser.add_argument("--output-dir", default=".", help="where screenshots, exports and sessions go")
+    parser.add_argument("--output-dir", default=".", help="where screenshots, sessions and (in spectrascope-exports/) exports go")
+    parser.add_argument("--export-dir", default=None,
+                        help="where ctrl+e's files go [the config's [export] folder, else OUTPUT_DIR/spectrascope-exports]")
     parser.add_argument("--demo", help="replay a demo script (prompts, keys, pauses) for a talk")
     sub = parser.add_subparsers(dest="command")
 
@@ -555,7 +557,8 @@ def run_tui(args) -> int:
     if served():
         die_with_parent()  # a browser tab's app: it ends with `spectrascope serve`, however that ends
     app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.initial_prompt,
-                          output_dir=args.output_dir, restore=restore, demo=demo, knobs=args.config.get("knobs"))
+                          output_dir=args.output_dir, restore=restore, demo=demo, knobs=args.config.get("knobs"),
+                          export_dir=args.export_dir or args.config.get("export", {}).get("folder"))
     # Our own loop, not App.run's asyncio.run: that one's exit joins the default executor, where
     # Textual's thread workers live, so ctrl+q waited for a running load, contrast or generation.
     loop = asyncio.new_event_loop()

@@ -18,6 +18,9 @@ Looked up at $SPECTRASCOPE_CONFIG, else $XDG_CONFIG_HOME/spectrascope/config.tom
     top_k = 40
     top_p = 0.95
     seed = 0
+
+    [export]
+    folder = "~/spectrascope-exports"   # where ctrl+e writes (default ./spectrascope-exports)
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 KNOWN = {"model": {"name", "device", "dtype", "sae_dtype"}, "saes": {"coarse", "fine"},
-         "knobs": {"temperature", "top_k", "top_p", "seed"}}
+         "knobs": {"temperature", "top_k", "top_p", "seed"}, "export": {"folder"}}
 
 
 def config_path() -> Path:
@@ -58,6 +61,9 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         unknown = set(values) - KNOWN[section]
         if unknown:
             raise ValueError(f"Config file {path}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}.")
+    folder = data.get("export", {}).get("folder")
+    if folder is not None and (not isinstance(folder, str) or not folder.strip()):
+        raise ValueError(f"Config file {path}, [export] folder: give a folder path as a string, not {folder!r}.")
     if "knobs" in data:
         from spectrascope.core.knobs import SamplingSettings
 

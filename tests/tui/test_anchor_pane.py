@@ -59,7 +59,7 @@ async def test_f8_takes_the_ab_system_prompt_and_shows_the_anchor_report_and_nav
         assert app.focused is pane.query_one("#anchor-table")  # enter hands the keyboard back to the pane
 
         await pilot.press("ctrl+e")
-        doc = json.loads((tmp_path / "spectrascope-anchor.json").read_text())
+        doc = json.loads(next(tmp_path.glob("spectrascope-exports/spectrascope-anchor-*.json")).read_text())
         assert doc["anchor"]["system"] == SYSTEM and len(doc["navigator"]["points"]) == 4
         assert pane.get_state() == {"system": SYSTEM, "systems": "you are a pirate | be brief"}
 

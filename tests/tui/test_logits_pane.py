@@ -165,15 +165,15 @@ async def test_export_is_the_core_report_without_a_model_call(app, fake, tmp_pat
         forwards = fake.forwards
         await pilot.press("ctrl+e")
         assert fake.forwards == forwards
-        doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+        doc = json.loads(next(tmp_path.glob("spectrascope-exports/*.json")).read_text())
         dist = pane.view.apply(pane.settings)
         assert {k: doc[k] for k in ("survivors", "vocab", "top")} == {
             k: v for k, v in distribution_report(dist, fake.piece, pane.top_n).items() if k in ("survivors", "vocab", "top")}
         assert doc["runs"] == runs_report(pane.runs) and doc["prompt"] == "The capital of France"
-        csv_lines = next(tmp_path.glob("*.csv")).read_text().splitlines()
-        assert csv_lines[0] == "rank,id,token,logit,raw_p,final_p,excluded_by" and len(csv_lines) == 21
+        csv_lines = next(tmp_path.glob("spectrascope-exports/*.csv")).read_text().splitlines()
+        assert csv_lines[0] == "rank,token_id,token,logit,raw_p,final_p,status" and len(csv_lines) == 21
         await pilot.press("r", "ctrl+e")  # the runs are stale now: left out
-        newest = max(tmp_path.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        newest = max(tmp_path.glob("spectrascope-exports/*.json"), key=lambda p: p.stat().st_mtime_ns)
         assert "runs" not in json.loads(newest.read_text())
 
 

@@ -104,7 +104,7 @@ async def test_screenshot_export_and_session_round_trip(tiny_sae_session, tmp_pa
         await pilot.press("t", "t", "K", "K", "K")
         await pilot.press("ctrl+g", "ctrl+e", "f3", "ctrl+e", "ctrl+s")
         await pilot.pause(0.2)
-        files = sorted(p.suffix for p in tmp_path.iterdir())
+        files = sorted(p.suffix for p in tmp_path.rglob("*") if p.is_file())  # exports: in spectrascope-exports/
         assert files.count(".svg") == 1 and ".csv" in files and files.count(".json") == 3
         session_file = next(p for p in tmp_path.iterdir() if p.name.startswith("spectrascope-session"))
         saved = load_session_file(session_file)

@@ -183,15 +183,13 @@ class AnchorPane(Vertical):
         """The shown reports as JSON (ctrl+e): `anchor --navigator --json` and `drift --json`."""
         if self.report is None and self.drift is None:
             return []
-        import json
-        from pathlib import Path
+        from spectrascope.tui.export import export_files, new_stem
 
-        from spectrascope.core.assets import atomic_write
-
-        doc = {"anchor": self.report.to_dict() if self.report else None,
+        doc = {"system": self.system,
+               "anchor": self.report.to_dict() if self.report else None,
                "navigator": self.navigator.to_dict() if self.navigator else None,
                "drift": self.drift.to_dict() if self.drift else None}
-        return [atomic_write(Path(folder) / "spectrascope-anchor.json", json.dumps(doc, indent=1, ensure_ascii=False))]
+        return export_files(new_stem(folder, "anchor", self.system), doc)
 
     # ---- inputs ---------------------------------------------------------------------------------
     def offer_system(self, text: str) -> None:

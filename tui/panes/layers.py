@@ -91,13 +91,10 @@ class LayersPane(Vertical):
         """The shown lens report as JSON (ctrl+e), the same as `spectrascope lens --json`."""
         if self.report is None:
             return []
-        import json
-        from pathlib import Path
+        from spectrascope.tui.export import export_files, new_stem
 
-        from spectrascope.core.assets import atomic_write
-
-        path = Path(folder) / f"spectrascope-lens-{self.report.position}.json"
-        return [atomic_write(path, json.dumps(self.report.to_dict(), indent=1, ensure_ascii=False))]
+        prompt = self.result.prompt if self.result is not None else ""
+        return export_files(new_stem(folder, "lens", f"{prompt} pos {self.report.position}"), self.report.to_dict())
 
     # ---- inputs ---------------------------------------------------------------------------------
     def show_result(self, result) -> None:

@@ -120,15 +120,10 @@ class LogitsPane(Vertical):
         self._draw_knobs()
 
     def export(self, folder) -> list:
-        """The core report of what is shown (distribution, steps, current A/B and seeded runs): CSV and JSON."""
-        import csv
-        import io
-        import json
-        import time
-        from pathlib import Path
-
-        from spectrascope.core.assets import atomic_write
+        """The core report of what is shown (distribution, steps, current A/B and seeded runs) as JSON,
+        and the shown table (the distribution, or the A/B with its system prompt) as CSV."""
         from spectrascope.core.probe import ab_report, distribution_report, runs_report
+        from spectrascope.tui.export import ab_rows, distribution_rows, export_files, new_stem
 
         dist = self._distribution()
         if dist is None:
@@ -140,17 +135,14 @@ class LogitsPane(Vertical):
                             for s in self.stepper.steps]
         if self.ab is not None and not self.ab_basis.stale_note(self._ab_basis()):
             system = self.query_one("#logits-system", Input).value
-            doc["system_ab"] = {"system": system, **ab_report(self.ab.comparison, self.piece)}
+            doc["system_ab"] = {"system": system, **ab_report(self.ab.comparison, self.piece),
+                                "without": distribution_report(self.ab.without, self.piece, self.top_n),
+                                "with_system": distribution_report(self.ab.with_system, self.piece, self.top_n)}
         if self.runs is not None and not self.runs_basis.stale_note(self._runs_basis()):
             doc["runs"] = runs_report(self.runs)
-        rows = doc["system_ab"]["rows"] if self.ab_on and "system_ab" in doc else doc["top"]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        stem = Path(folder) / f"spectrascope-logits-{time.strftime('%Y%m%d-%H%M%S')}"
-        return [atomic_write(stem.with_suffix(".csv"), buf.getvalue()),
-                atomic_write(stem.with_suffix(".json"), json.dumps(doc, indent=1, ensure_ascii=False))]
+        ab = self.ab_on and "system_ab" in doc
+        rows = ab_rows(doc["system_ab"]["system"], doc["system_ab"]) if ab else distribution_rows(doc)
+        return export_files(new_stem(folder, "logits-ab" if ab else "logits", self.prompt), doc, rows)
 
     # ---- inputs from the app ------------------------------------------------------------
     def show_result(self, result) -> None:

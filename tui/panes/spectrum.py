@@ -101,17 +101,12 @@ class SpectrumPane(Vertical):
 
     def export(self, folder) -> list:
         """The spectra of the current prompt at the selected position, as JSON."""
-        import json
-        import time
-        from pathlib import Path
-
-        from spectrascope.core.assets import atomic_write
+        from spectrascope.tui.export import export_files, new_stem
 
         if self.result is None or not self.result.spectra:
             return []
         doc = {**self.view().to_dict(), "fidelity": {r: s.fidelity.tolist() for r, s in self.result.spectra.items()}}
-        path = Path(folder) / f"spectrascope-spectrum-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        return [atomic_write(path, json.dumps(doc, indent=1, ensure_ascii=False))]
+        return export_files(new_stem(folder, "spectrum", self.result.prompt), doc)
 
     # ---- inputs -------------------------------------------------------------------------------
     def show_result(self, result) -> None:

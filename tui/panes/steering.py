@@ -227,6 +227,18 @@ class SteeringPane(Vertical):
         table.styles.height = 1 + max(1, min(len(cells), FEATURE_ROWS_SHOWN))
         self._draw_stale()
 
+    # ---- export (ctrl+e) ----------------------------------------------------------------------------
+    def export(self, folder) -> list:
+        """The shown report (side by side, or the sweep): configurations, strengths, every generated
+        text and its metrics as JSON (SteeringReport.to_dict, as `spectrascope steer --json`), the texts as CSV."""
+        report = self.report if self.view == "side" else self.sweep_report
+        if report is None:
+            return []
+        from spectrascope.tui.export import export_files, new_stem, steering_rows
+
+        doc = report.to_dict()
+        return export_files(new_stem(folder, f"steering-{self.view}", report.prompt), doc, steering_rows(doc))
+
     # ---- session file (app conventions) ------------------------------------------------------------
     def get_state(self) -> dict:
         return {"features": [asdict(f) for f in self.features], "method": self.method, "positions": self.positions,

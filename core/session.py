@@ -19,6 +19,7 @@ prefix cannot change). The result equals a full forward within float tolerance.
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ from .embedded import Progress, _quiet
 from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
 from .plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 from .residual_stats import ResidualStats
+
+# An added token that reads as markup, not text: `<start_of_image>`, `<unused3>`, `[multimodal]`.
+_CONTROL_PIECE = re.compile(r"<[^<>\s]+>|\[[^\[\]\s]+\]")
 
 
 class Cancelled(Exception):
@@ -120,6 +124,7 @@ class Session:
         self._hook_points: dict[str, Any] | None = None
         self._prompt: _PromptState | None = None
         self._pieces: dict[int, str] = {}
+        self._special_ids: frozenset[int] | None = None  # is_special, built on first use
         # transformers 5 names the KV cache argument `cache` (`past_key_values` is deprecated).
         params = inspect.signature(model.hf_model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -308,6 +313,16 @@ class Session:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids])
+
+    def is_special(self, token_id: int) -> bool:
+        """A control token, not text: the tokenizer's special ids plus its added `<...>`/`[...]` tokens
+        (Gemma 3 leaves `<start_of_image>` unflagged), so a sampled one can be shown as a marker."""
+        if self._special_ids is None:
+            tok = self.tokenizer
+            added = getattr(tok, "added_tokens_decoder", {}) or {}
+            self._special_ids = frozenset(getattr(tok, "all_special_ids", ())) | {
+                i for i, t in added.items() if t.special or _CONTROL_PIECE.fullmatch(str(t.content))}
+        return int(token_id) in self._special_ids
 
     def tokenize(self, prompt: str, add_bos: bool = True) -> tuple[list[int], int]:
         """Token ids for `prompt`, cut to the context window; returns (ids, n_dropped)."""

@@ -65,6 +65,8 @@ class SessionAPI(Protocol):
 
     def piece(self, token_id: int) -> str: ...
 
+    def is_special(self, token_id: int) -> bool: ...  # a control token (shown as a marker, not text)
+
     # ---- SAEs (Spectrum, Pairing, Steering) -------------------------------------------------------
     saes: Mapping[str, Any]  # role -> sae-lens SAE
     labels: Mapping[str, FeatureLabels]  # role -> feature labels

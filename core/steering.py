@@ -352,6 +352,41 @@ def readback(
 
 
 @dataclass(frozen=True)
+class Piece:
+    """One unit of generated text as shown: a token's text, or a control token's name (`special`)."""
+
+    text: str
+    special: bool = False
+
+
+# A character split over byte tokens decodes to U+FFFD until its last byte: up to 4 tokens are joined.
+_MAX_BYTES = 4
+
+
+def token_pieces(session: Session, ids: Sequence[int]) -> tuple[Piece, ...]:
+    """`ids` as display units: one per token (a multi-byte character's tokens make one unit), special
+    tokens flagged, so a view can mark them and wrap text between units, never inside one."""
+    out: list[Piece] = []
+    pending: list[int] = []
+
+    def flush() -> None:
+        if pending:
+            out.append(Piece(session.decode(pending)))
+            pending.clear()
+
+    for i in ids:
+        if session.is_special(i):
+            flush()
+            out.append(Piece(session.piece(i), True))
+            continue
+        pending.append(int(i))
+        if "\ufffd" not in session.decode(pending) or len(pending) >= _MAX_BYTES:
+            flush()
+    flush()
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class SteeredRun:
     config: str
     strength: float  # the sweep multiplier (1.0 = the features' own strengths)
@@ -361,10 +396,15 @@ class SteeredRun:
     concept_act: float | None
     concept_words: tuple[str, ...]
     nll: tuple[float, ...]
+    pieces: tuple[Piece, ...] = ()  # token_pieces(token_ids): what a view shows, unit by unit
 
     @property
     def perplexity(self) -> float:
         return perplexity(self.nll)
+
+    @property
+    def special_count(self) -> int:
+        return sum(p.special for p in self.pieces)
 
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -529,6 +569,7 @@ class SteeringReport:
             "cells": [
                 {**c.summary(), "features": [asdict(f) for f in c.features],
                  "runs": [{"seed": r.seed, "text": r.text, "token_ids": list(r.token_ids),
+                           "special_tokens": r.special_count,
                            "concept_act": r.concept_act, "concept_words": list(r.concept_words),
                            "perplexity": r.perplexity} for r in c.runs]}
                 for c in self.cells
@@ -637,7 +678,7 @@ def run_experiment(
             rb = readback(session, prompt_ids, ids, concept)
             text = session.decode(ids)
             runs.append(SteeredRun(name, strength, seed, ids, text, rb.concept_act,
-                                   tuple(match_concept(text, pattern)), rb.nll))
+                                   tuple(match_concept(text, pattern)), rb.nll, token_pieces(session, ids)))
         cells.append(Cell(name, strength, cell_spec.features, tuple(runs)))
     return SteeringReport(prompt, spec, settings, seeds, tokens, strengths, concept, units, tuple(cells),
                           time.perf_counter() - t0, tuple(words), words_source)

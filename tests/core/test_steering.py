@@ -327,3 +327,16 @@ def test_default_concept_words_come_from_the_concept_features_label(tiny_sae_ses
     assert st.words_from_label(s, ("coarse", 3)) == ["Kyoto", "Japanese"]
     rep = st.run_experiment(s, PROMPT, [st.SteerFeature("coarse", 3, 0.0)], seeds=[0], tokens=2)
     assert rep.words == ("Kyoto", "Japanese") and rep.words_source == "coarse:3's top contexts"
+
+
+def test_token_pieces_join_to_the_tokenizers_decode_with_special_tokens_flagged(tiny_sae_session):
+    """Pieces vs the HF tokenizer: they join to its decode of all the ids, a multi-byte character's
+    byte tokens make one piece (no U+FFFD), and exactly the tokenizer's special ids are flagged."""
+    tok = tiny_sae_session.tokenizer
+    ids = tok("The café in 東京 is nice", add_special_tokens=False)["input_ids"]
+    ids = ids[:2] + [tok.bos_token_id, tok.eos_token_id] + ids[2:] + [tok.eos_token_id]
+    pieces = st.token_pieces(tiny_sae_session, ids)
+    assert "".join(p.text for p in pieces) == tok.decode(ids)
+    assert not any("\ufffd" in p.text for p in pieces)
+    assert [p.text for p in pieces if p.special] == [tok.decode([i]) for i in ids if i in tok.all_special_ids]
+    assert len(pieces) < len(ids)  # the CJK characters span several byte tokens here

@@ -90,6 +90,11 @@ class FakeSession:
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(VOCAB[int(i)] for i in ids)
 
+    special_ids = frozenset({0})  # <bos>; a test marks any other id special to see it shown as a marker
+
+    def is_special(self, token_id: int) -> bool:
+        return int(token_id) in self.special_ids
+
     # ---- SAEs -----------------------------------------------------------------------------------
     def sae(self, role: str) -> Any:
         if role not in self.saes:

@@ -247,3 +247,82 @@ def test_a_chart_after_the_drift_grid_is_drawn_alone():
                              cells=[cell])
     chart = plot_curves(report, "perplexity", 60, 12)
     assert "cost: perplexity (log scale)" in chart and "attention → system" not in chart
+
+
+def column_lines(widget):
+    """A steering column as it is on screen, one string per line of its content (no rule, no padding)."""
+    return [widget.render_line(y).text for y in range(widget.size.height)]
+
+
+def assert_whole_units(lines, start, units):
+    """`units` fill lines[start:] in order, each on one line (a continued line may drop a unit's
+    leading space): no unit is split across a line break."""
+    row, pos = start, 0
+    for unit in units:
+        line = lines[row]
+        if not line[pos:].startswith(unit):
+            assert not line[pos:].strip(), f"{unit!r} split or misplaced at line {row}: {line!r}"
+            row, pos = row + 1, 0
+            line = lines[row]
+            unit = unit if line.startswith(unit) else unit.lstrip(" ")
+            assert line.startswith(unit), f"{unit!r} does not start line {row}: {line!r}"
+        pos += len(unit)
+    assert not lines[row][pos:].strip()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("width", [80, 200])
+async def test_special_tokens_are_marked_counted_and_no_token_splits_across_lines(width):
+    from spectrascope.core.text import visible
+    from spectrascope.tui.panes.steering import RunColumn, run_units
+    from tests.tui.fake_session import VOCAB
+
+    fake = fake_with_saes()
+    fake.special_ids = frozenset(range(0, len(VOCAB), 3))  # every third token is a control token
+    app = SteerApp(fake)
+    async with app.run_test(size=(width, 60)) as pilot:
+        pane = await setup(pilot, app)
+        pane.tokens = 16
+        await pilot.press("g")
+        await until(pilot, lambda: pane.report is not None and not pane.busy)
+        await pilot.pause()
+        for name in pane.report.configs:
+            cell = pane.report.cell(name)
+            widget = app.query_one(f"#steer-col-{name.replace('+', '-')}", RunColumn)
+            lines = column_lines(widget)
+            sampled = [[i for i in run.token_ids if i in fake.special_ids] for run in cell.runs]
+            total = sum(map(len, sampled))
+            header = " ".join(lines[:2])  # a narrow column wraps the header at its spaces
+            assert total and header.startswith(f"{name} · ") and f"{total} special token" in header
+            for run, ids in zip(cell.runs, sampled):
+                start = next(r for r, line in enumerate(lines) if line.startswith(f"seed {run.seed}: "))
+                units = [f"seed {run.seed}: ", *(u.text for u in run_units(run))]
+                if run.concept_words:
+                    units.append(" [" + ", ".join(run.concept_words) + "]")
+                assert_whole_units(lines, start, units)
+                body = "".join(lines[start:])
+                assert all(f"⟨{visible(VOCAB[i])}⟩" in body for i in ids)
+                assert not {VOCAB[i] for i in ids} & {u.text for u in run_units(run)}  # never as plain text
+
+
+def test_token_wrap_breaks_only_between_units_unless_one_is_wider_than_the_line():
+    import random
+
+    from rich.cells import cell_len
+
+    from spectrascope.tui.token_wrap import Unit, wrap_units
+
+    rng = random.Random(0)
+    alphabet = ["a", "b", "é", "東", " ", "⟨x⟩"]
+    for _ in range(300):
+        units = [Unit("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))), alone=rng.random() < 0.2)
+                 for _ in range(rng.randint(1, 20))]
+        width = rng.randint(2, 30)
+        lines = wrap_units(units, width)
+        assert all(sum(cell_len(u.text) for u in line) <= width for line in lines)
+        pieces = [u for line in lines for u in line]
+        # Every unit that fits a line comes out whole (bar a leading space dropped at a line start).
+        whole = [u for u in units if cell_len(u.text) <= width]
+        shown = {u.text for u in pieces} | {u.text.lstrip(" ") for u in pieces}
+        assert all(u.text in shown or u.text.lstrip(" ") in shown for u in whole)
+        assert "".join(u.text for u in pieces).replace(" ", "") == "".join(u.text for u in units).replace(" ", "")

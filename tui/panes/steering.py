@@ -27,11 +27,12 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from spectrascope.core.knobs import SamplingSettings
-from spectrascope.core.text import one_line
+from spectrascope.core.text import one_line, visible
 from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.stale import Basis
+from spectrascope.tui.token_wrap import Unit, marker, wrapped_text
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.text_field import TextField
 
@@ -90,6 +91,49 @@ def _draw_curves(plt: Any, report: Any, metric: str) -> str:
     plt.title(title)
     plt.xlabel("strength ×")
     return plt.build()
+
+
+def run_units(run: Any) -> list[Unit]:
+    """A run's generated text as display units (core token pieces), control tokens as markers;
+    a stretch of one repeated control token is one marker with its count."""
+    units: list[Unit] = []
+    pieces = list(run.pieces)
+    i = 0
+    while i < len(pieces):
+        piece, n = pieces[i], 1
+        if piece.special:
+            while i + n < len(pieces) and pieces[i + n] == piece:
+                n += 1
+            units.append(marker(visible(piece.text), n))
+        else:
+            units.append(Unit(visible(piece.text, mark_spaces=False)))
+        i += n
+    return units
+
+
+class RunColumn(Static):
+    """One configuration's column; its runs are wrapped between tokens at the column's own width."""
+
+    def show(self, head: Text, runs: list[list[Unit]], foot: Text) -> None:
+        self._parts = (head, runs, foot)
+        self._wrap_width = 0
+        self._wrap()
+
+    def on_resize(self) -> None:
+        if getattr(self, "_parts", None) is not None and self.content_size.width != self._wrap_width:
+            self._wrap()
+
+    def _wrap(self) -> None:
+        head, runs, foot = self._parts
+        # Before its first layout the column has no size: a quarter of the screen, re-wrapped on resize.
+        width = self._wrap_width = self.content_size.width or max(10, self.app.size.width // 4 - 4)
+        text = head.copy()
+        for units in runs:
+            text.append("\n")
+            text.append_text(wrapped_text(units, width))
+        text.append("\n")
+        text.append_text(foot)
+        self.update(text)
 
 
 class SteeringPane(Vertical):
@@ -161,7 +205,7 @@ class SteeringPane(Vertical):
         yield Static("", id="steer-stale")
         with Horizontal(id="steer-columns"):
             for name in CONFIGS:
-                yield Static("", id=f"steer-col-{name.replace('+', '-')}", classes="steer-col")
+                yield RunColumn("", id=f"steer-col-{name.replace('+', '-')}", classes="steer-col")
         with Horizontal(id="steer-plots"):
             yield Static("", id="steer-plot-effect", classes="steer-plot")
             yield Static("", id="steer-plot-cost", classes="steer-plot")
@@ -447,29 +491,32 @@ class SteeringPane(Vertical):
     def _draw_columns(self) -> None:
         report = self.report
         for name in CONFIGS:
-            widget = self.query_one(f"#steer-col-{name.replace('+', '-')}", Static)
+            widget = self.query_one(f"#steer-col-{name.replace('+', '-')}", RunColumn)
             if report is None or name not in report.configs:
                 widget.display = False
                 continue
             widget.display = True
             cell = report.cell(name)
-            text = Text()
-            text.append(name, style=f"bold {CONFIG_COLORS.get(name, '')}")
+            head = Text()
+            head.append(name, style=f"bold {CONFIG_COLORS.get(name, '')}")
+            specials = sum(run.special_count for run in cell.runs)
+            if specials:  # the model sampled control tokens (e.g. <start_of_image>): say so up front
+                head.append(f" · {specials} special token{'s' * (specials != 1)}", style="reverse dim")
             labels = " ".join(f.label() for f in cell.features) if cell.features else "no steering"
-            text.append("\n" + labels, style="grey50")  # one line in every column keeps the seeds aligned
-            text.append("\n")
+            head.append("\n" + labels, style="grey50")  # one line in every column keeps the seeds aligned
+            runs = []
             for run in cell.runs:
-                text.append(f"seed {run.seed}: ", style="grey50")
-                text.append(one_line(run.text, 300))
+                units = [Unit(f"seed {run.seed}: ", "grey50", True), *run_units(run)]
                 if run.concept_words:
-                    text.append("  [" + ", ".join(run.concept_words) + "]", style="green")
-                text.append("\n")
+                    units.append(Unit(" [" + ", ".join(run.concept_words) + "]", "green", True))
+                runs.append(units)
             act = "–" if cell.concept_act is None else f"{cell.concept_act:.3f}"
-            text.append("─" * 12 + "\n", style="grey39")
-            text.append(f"effect: concept act {act}\n", style="bold green")
-            text.append(f"        concept words {cell.concept_share:.0%} of runs\n", style="bold green")
-            text.append(f"cost:   perplexity {cell.perplexity:.1f}", style="bold red")
-            widget.update(text)
+            foot = Text()
+            foot.append("─" * 12 + "\n", style="grey39")
+            foot.append(f"effect: concept act {act}\n", style="bold green")
+            foot.append(f"        concept words {cell.concept_share:.0%} of runs\n", style="bold green")
+            foot.append(f"cost:   perplexity {cell.perplexity:.1f}", style="bold red")
+            widget.show(head, runs, foot)
 
     def _draw_plots(self) -> None:
         effect = self.query_one("#steer-plot-effect", Static)

@@ -297,11 +297,12 @@ class SpectrascopeApp(App):
             yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
 
     def action_help(self) -> None:
-        from spectrascope.tui.help import HelpScreen
+        from spectrascope.tui.help import HelpScreen, with_enter
 
-        sections = [("Everywhere", self.BINDINGS)]
+        sections = [("Everywhere", with_enter("Everywhere", self, self.BINDINGS))]
         for pane in self.query(".pane"):
-            sections.append((getattr(pane, "pane_title", str(pane.id).title()), pane.BINDINGS))
+            title = getattr(pane, "pane_title", str(pane.id).title())
+            sections.append((title, with_enter(title, pane, pane.BINDINGS)))
         self.push_screen(HelpScreen(sections))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:

@@ -35,6 +35,36 @@ def bindings_table(title: str, bindings) -> Table:
     return notes_table(title, [(key_name(b.key), b.description) for b in described if b.description])
 
 
+# What enter does where it acts: a pane (or the app) that handles a submitted field or a chosen table
+# row reacts to enter, though no BINDINGS entry says so; `with_enter` adds this row to its help.
+ENTER_HELP = {
+    "Everywhere": "in the prompt: run it now",
+    "Logits": "on a row: append that token · in the system field: run the A/B",
+    "Spectrum": "on a row: show that feature's card",
+    "Pairing": "on an anchor row: make it the anchor (its sub-features, drift)",
+    "Steering": "in the features / words field: apply it and return to the table",
+    "Anchor": "in a system-prompt field: apply it and rerun",
+}
+
+
+def reacts_to_enter(node) -> bool:
+    """Whether `node`'s class handles what enter produces: a submitted Input or a chosen FastTable row."""
+    from textual.widgets import Input
+
+    from spectrascope.tui.widgets.fast_table import FastTable
+
+    handlers = getattr(type(node), "_decorated_handlers", {})
+    return any(m in handlers or callable(getattr(node, m.handler_name, None))
+               for m in (Input.Submitted, FastTable.Selected))
+
+
+def with_enter(title: str, node, bindings) -> list:
+    """`bindings` plus an enter row when `node` reacts to enter (ENTER_HELP says what it does)."""
+    if not reacts_to_enter(node):
+        return list(bindings)
+    return [*bindings, Binding("enter", "", ENTER_HELP.get(title, "apply the field / choose the row"))]
+
+
 # Where keys go: one rule for every pane and field (the README says the same).
 FOCUS_MODEL = [
     ("keys", "act on the pane that has focus (its table); the app starts there, so ? opens this help."),

@@ -321,3 +321,35 @@ async def test_pane_report_and_cli_print_the_same_statistics(sets, capsys, monke
         cli_row = next(line for line in cli_text.splitlines() if line.startswith("│") and
                        line.split("│")[1].strip() == str(a))
         assert [c.strip() for c in cli_row.split("│")[2:6]] == [mean_c, mean_n, rates, sel]
+
+
+@pytest.mark.asyncio
+async def test_r_shows_a_progress_line_at_once_before_the_first_prompt_finishes(sets):
+    fake = fake_with_saes()
+    forward, gate, finished = fake.forward, threading.Event(), []
+
+    def held_forward(ids, **kw):
+        assert gate.wait(30), "the test never let the model run"
+        out = forward(ids, **kw)
+        finished.append(1)
+        return out
+
+    fake.forward = held_forward
+    app = PaneApp(fake, *sets)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PairingPane)
+        pane.query_one("#pairing-anchors", FastTable).focus()
+        await pilot.press("r")
+        await pilot.pause()  # the first refresh after the key
+        status = app.query_one("#pairing-status", Static)
+        bar = app.query_one("#pairing-progress", ProgressBar)
+        assert not finished and pane.busy  # no prompt has gone through the model yet
+        line = text_of(app, "#pairing-status")
+        assert "first batch of prompts" in line and "x cancels" in line
+        assert bar.display and bar.region.width > 0 and status.region.height >= 1  # on screen, not just set
+        assert len(line) <= status.region.width  # the whole line, even at 80 columns
+        gate.set()
+        await until(pilot, lambda: "prompts" in text_of(app, "#pairing-status") and bar.percentage is not None
+                    or pane.result is not None)
+        await until(pilot, lambda: pane.result is not None and not pane.busy)
+        assert not bar.display

@@ -342,9 +342,9 @@ class PairingPane(Vertical):
         self.busy = True
         bar = self.query_one("#pairing-progress", ProgressBar)
         bar.display = True
-        bar.update(progress=0)
+        bar.update(total=None, progress=0)  # it pulses until the first batch reports a count
         self._draw_header()
-        self._say("starting…")
+        self._say("first batch of prompts running… x cancels")  # short: the whole line fits at 80 columns
         self._run_worker(self.session, self._run_id, self._cancel, (self.concept_path, self.neutral_path),
                          self.settings, self.contrast_settings, self.use_cache, anchors)
 
@@ -379,7 +379,7 @@ class PairingPane(Vertical):
         if message.run_id != self._run_id:
             return
         if message.fraction is not None:
-            self.query_one("#pairing-progress", ProgressBar).update(progress=message.fraction)
+            self.query_one("#pairing-progress", ProgressBar).update(total=1.0, progress=message.fraction)
         self._say(message.text)
 
     def on_pairing_done(self, message: PairingDone) -> None:

@@ -160,6 +160,7 @@ class SpectrascopeApp(App):
                 self.notify(problem, severity="warning")
         self.query_one("#caption", Static).display = False
         self.query_one("#export-note", Static).display = False
+        self.query_one("#export-note", Static).styles.padding = (0, 2)  # in line with the status above
         if self._demo:
             import asyncio
 
@@ -403,7 +404,7 @@ class SpectrascopeApp(App):
         self.set_status(f"Saved screenshot {path}")
 
     def action_export(self) -> None:
-        from spectrascope.tui.export import export_folder
+        from spectrascope.tui.export import export_folder, export_note
 
         pane = self.current_pane()
         export = getattr(pane, "export", None)
@@ -420,10 +421,9 @@ class SpectrascopeApp(App):
             self.set_status("Nothing to export yet.")
             return
         note = self.query_one("#export-note", Static)
-        note.update(Text(f"Exported to {folder}/: {', '.join(p.name for p in paths)}   (ctrl+t dismisses)",
-                         style="bold green"))
+        note.update(Text(f"{export_note(paths)} · ctrl+t dismisses", style="bold green"))
         note.display = True
-        self.set_status(f"Exported {len(paths)} file(s) to {folder}")
+        self.set_status(f"Exported {len(paths)} file{'s' * (len(paths) != 1)}: the path is on the line below.")
 
     def action_dismiss_export(self) -> None:
         self.query_one("#export-note", Static).display = False

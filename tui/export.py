@@ -136,6 +136,15 @@ def steering_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             for cell in report["cells"] for run in cell["runs"]]
 
 
+def export_note(paths: list[Path]) -> str:
+    """The line that names what was written, in full: "Exported /dir/stem.csv (+ .json)" for one stem."""
+    stem = paths[0].with_suffix("")
+    if all(p.with_suffix("") == stem for p in paths):
+        more = ", ".join(p.suffix for p in paths[1:])
+        return f"Exported {paths[0]}" + (f" (+ {more})" if more else "")
+    return "Exported " + ", ".join(str(p) for p in paths)
+
+
 def export_files(stem: Path, doc: dict[str, Any], rows: Iterable[dict[str, Any]] | None = None) -> list[Path]:
     """stem.json with the whole report, and stem.csv with its table when there is one."""
     rows = list(rows or [])

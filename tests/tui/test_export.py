@@ -17,8 +17,8 @@ from spectrascope.core.probe import ab_report, distribution_report
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.cli import parse_args
 from spectrascope.tui.config import load_config
-from spectrascope.tui.export import (DEFAULT_FOLDER, ab_rows, distribution_rows, export_folder, new_stem, slug,
-                                     steering_rows, typed, write_csv, write_json, write_new)
+from spectrascope.tui.export import (DEFAULT_FOLDER, ab_rows, distribution_rows, export_folder, export_note,
+                                     new_stem, slug, steering_rows, typed, write_csv, write_json, write_new)
 from tests.tui.fake_session import FakeSession, fake_with_saes
 from tests.tui.pilot_helpers import show_pane, until
 
@@ -65,6 +65,7 @@ def test_folder_names_and_never_overwrite(tmp_path):
         write_new(first.with_suffix(".csv"), "b\n")
     assert first.with_suffix(".csv").read_text() == "a\n"
     assert sorted(p.name for p in folder.iterdir()) == [first.name + ".csv"]  # no temp file left
+    assert export_note([first.with_suffix(".csv"), first.with_suffix(".json")]) == f"Exported {first}.csv (+ .json)"
 
 
 def test_json_is_typed_and_csv_cells_are_plain(tmp_path):
@@ -192,7 +193,7 @@ async def test_the_path_line_stays_through_the_next_run_until_dismissed(tmp_path
         files = await export_now(pilot, tmp_path / "mine")
         note = app.query_one("#export-note", Static)
         text = str(note.render())
-        assert note.display and str((tmp_path / "mine").resolve()) in text and files[".csv"].name in text
+        assert note.display and str((tmp_path / "mine").resolve() / files[".csv"].name) in text
         app.query_one("#prompt", Input).value = "Paris is"  # the next run
         await until(pilot, lambda: app.result.prompt == "Paris is")
         await pilot.press("ctrl+r")

@@ -49,6 +49,9 @@ DEBOUNCE_S = 0.15
 class SpectrascopeApp(App):
     TITLE = "spectrascope"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
+    # Screen classes for app.tcss: 80x24 stacks and gives every table rows; 200x50 spreads out.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (180, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("slash,ctrl+l", "focus_prompt", "Prompt"),

@@ -96,13 +96,14 @@ class LogitsPane(Vertical):
         yield Static("", id="logits-text")
         yield TextField("system prompt (A/B)", placeholder="a system prompt to compare against (a: A/B)",
                         id="logits-system")
-        yield FastTable(id="logits-table")
-        yield Static("", id="logits-runs-note")
-        yield DataTable(id="logits-runs", zebra_stripes=True, cursor_type="row")
+        with Vertical(id="logits-body"):  # app.tcss puts the runs beside the table on wide screens
+            yield FastTable(id="logits-table")
+            with Vertical(id="logits-runs-box"):
+                yield Static("", id="logits-runs-note")
+                yield DataTable(id="logits-runs", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one("#logits-runs", DataTable).display = False
-        self.query_one("#logits-runs-note", Static).display = False
+        self.query_one("#logits-runs-box").display = False
         self._draw_columns()
         self._draw_knobs()
 
@@ -303,7 +304,7 @@ class LogitsPane(Vertical):
     def _draw_runs_note(self) -> None:
         """What the seeded runs were computed for, or that they are stale."""
         note = self.query_one("#logits-runs-note", Static)
-        note.display = self.runs is not None
+        self.query_one("#logits-runs-box").display = self.runs is not None
         if self.runs is None:
             return
         stale = self.runs_basis.stale_note(self._runs_basis())
@@ -457,7 +458,7 @@ class LogitsPane(Vertical):
 
     def _draw_runs(self, runs) -> None:
         table = self.query_one("#logits-runs", DataTable)
-        table.display = True
+        self.query_one("#logits-runs-box").display = True
         table.clear(columns=True)
         table.add_columns("seed", "diverges at", "continuation")
         for run in runs:

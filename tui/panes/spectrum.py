@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
-from spectrascope.tui.widgets.analyzer import Analyzer
+from spectrascope.tui.widgets.analyzer import SCALES, Analyzer, band_of, band_values, feature_window
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.token_strip import token_strip_text
 
@@ -49,6 +49,9 @@ class SpectrumPane(Vertical):
         Binding("a", "all_tokens", "All tokens"),
         Binding("m", "reduce", "max/mean", show=False),
         Binding("d", "dense", "Dense on/off"),
+        Binding("z", "zoom_in", "Analyzer: zoom in around the selected feature", show=False),
+        Binding("Z", "zoom_out", "Analyzer: zoom out", show=False),
+        Binding("s", "scale", "Analyzer: log / density scale", show=False),
     ]
     top_n = 30
     session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
@@ -61,6 +64,8 @@ class SpectrumPane(Vertical):
         self.feature: tuple[str, int] | None = None  # (role, id) shown in the card
         self.follow_end = True  # while typing, keep the newest token selected
         self.hide_dense = True
+        self.zoom = 1  # the analyzers show width / zoom features around the selected (else strongest) one
+        self.scale = "log"  # or "density": see widgets/analyzer.py
         self.labelling = False  # a label worker is running
         self.label_error: str | None = None  # why labels could not be computed (no retry until the next result)
 
@@ -145,6 +150,23 @@ class SpectrumPane(Vertical):
         self.hide_dense = not self.hide_dense
         self.draw()
 
+    def action_zoom_in(self) -> None:
+        if self.result is None or not self.result.spectra:
+            return
+        cols = max(1, self.query_one(f"#spectrum-{ROLES[0]}", Analyzer).size.width or 80)
+        if any(spec.width // self.zoom > cols for spec in self.result.spectra.values()):
+            self.zoom *= 2  # until every analyzer shows one feature a column
+            self.draw()
+
+    def action_zoom_out(self) -> None:
+        if self.zoom > 1:
+            self.zoom //= 2
+            self.draw()
+
+    def action_scale(self) -> None:
+        self.scale = SCALES[(SCALES.index(self.scale) + 1) % len(SCALES)]
+        self.draw()
+
     def action_reduce(self) -> None:
         self.reduce = "mean" if self.reduce == "max" else "max"
         self.draw()
@@ -160,6 +182,7 @@ class SpectrumPane(Vertical):
         strip.append(f"  ◀ ▶ select · a all tokens · {where}", style="grey50")
         self.query_one("#spectrum-tokens", Static).update(strip)
         view = self.view()
+        rows = view.rows()
         for role in ROLES:
             info = self.query_one(f"#spectrum-{role}-info", Static)
             analyzer = self.query_one(f"#spectrum-{role}", Analyzer)
@@ -183,15 +206,8 @@ class SpectrumPane(Vertical):
             if sae.dense_hidden:
                 lines.append(f"\n{sae.dense_hidden} always-on hidden (d)", style="grey50")
             info.update(lines)
-            spec = result.spectra[role]
-            n_bands = min(max(1, analyzer.size.width or 80), spec.width)
-            marker = None
-            if self.feature is not None and self.feature[0] == role:
-                marker = self.feature[1] * n_bands // spec.width
-            codes = spec.codes[view.first:] if spec.n_tokens > view.first else spec.codes
-            scale = float(codes.max()) or 1.0  # BOS left out: its huge code would flatten every bar
-            analyzer.show(spec.bands(view.position, n_bands, self.reduce, view.first), scale, marker)
-        rows = view.rows()
+            top = next((r.feature for r in rows if r.role == role), None)  # the table's strongest
+            self._draw_analyzer(analyzer, role, result.spectra[role], view, top)
         self.query_one("#spectrum-table", FastTable).set_rows(
             [[(r.role, "cyan" if r.role == "coarse" else "magenta"), (str(r.feature), ""),
               (f"{r.activation:.2f}", "bold"), (f"{r.max_act:.1f}" if r.max_act else "–", "grey50"),
@@ -200,6 +216,24 @@ class SpectrumPane(Vertical):
         if self.feature is not None:
             self._draw_card()
         self._request_labels(view.pending())
+
+    def _draw_analyzer(self, analyzer: Analyzer, role: str, spec: Any, view: Any, top: int | None) -> None:
+        """`role`'s bars over the zoomed feature range, on the chosen scale, captioned with both; the zoom
+        centres on the selected feature, else on `top` (the table's strongest, always-on ones hidden)."""
+        cols = max(1, analyzer.size.width or 80)
+        row = spec.row(view.position, self.reduce, view.first).numpy()  # (F,)
+        selected = self.feature[1] if self.feature is not None and self.feature[0] == role else None
+        center = next((f for f in (selected, top) if f is not None and 0 <= f < spec.width), int(row.argmax()))
+        lo, hi = feature_window(spec.width, self.zoom, center, cols)
+        values = band_values(row, lo, hi, cols, self.scale)
+        marker = band_of(selected, lo, hi, len(values)) if selected is not None else None
+        if self.scale == "density":
+            full = float(values.max()) or 1.0  # the densest band shown fills the height
+        else:
+            codes = spec.codes[view.first:] if spec.n_tokens > view.first else spec.codes
+            full = float(codes.max()) or 1.0  # BOS left out: its huge code would flatten every bar
+        where = f"all {spec.width:,}" if hi - lo == spec.width else f"#{lo:,}–{hi - 1:,} of {spec.width:,}"
+        analyzer.show(values, full, marker, log=self.scale == "log", caption=f"{where} · {self.scale}")
 
     def view(self):
         """The core report this pane renders (the same one `spectrascope spectrum` prints)."""

@@ -326,3 +326,28 @@ def test_token_wrap_breaks_only_between_units_unless_one_is_wider_than_the_line(
         shown = {u.text for u in pieces} | {u.text.lstrip(" ") for u in pieces}
         assert all(u.text in shown or u.text.lstrip(" ") in shown for u in whole)
         assert "".join(u.text for u in pieces).replace(" ", "") == "".join(u.text for u in units).replace(" ", "")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+async def test_column_rules_run_the_full_height_at_every_size(size):
+    """Each column's rule is drawn on every line of the columns' row, however short its text, and
+    effect and cost stay on screen even where the texts are cropped."""
+    from spectrascope.tui.panes.steering import RunColumn
+
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=size) as pilot:
+        pane = await setup(pilot, app)
+        pane.tokens = 16
+        await pilot.press("g")
+        await until(pilot, lambda: pane.report is not None and not pane.busy)
+        await pilot.pause()
+        screen = [strip.text for strip in app.screen._compositor.render_strips()]
+        row = app.query_one("#steer-columns").region
+        columns = [c for c in app.query(RunColumn) if c.display]
+        assert len(columns) == 4 and row.height >= 3
+        for col in columns:
+            x = col.region.x  # the rule is the column's left edge
+            assert all(screen[y][x] == "│" for y in range(row.y, row.bottom)), (col.id, x)
+            shown = [screen[y][x:col.region.right] for y in range(row.y, row.bottom)]
+            assert any("perplexity" in line for line in shown), (col.id, shown)

@@ -114,8 +114,8 @@ def run_units(run: Any) -> list[Unit]:
 class RunColumn(Static):
     """One configuration's column; its runs are wrapped between tokens at the column's own width."""
 
-    def show(self, head: Text, runs: list[list[Unit]], foot: Text) -> None:
-        self._parts = (head, runs, foot)
+    def show(self, head: Text, numbers: Text, runs: list[list[Unit]]) -> None:
+        self._parts = (head, numbers, runs)
         self._wrap_width = 0
         self._wrap()
 
@@ -124,15 +124,15 @@ class RunColumn(Static):
             self._wrap()
 
     def _wrap(self) -> None:
-        head, runs, foot = self._parts
+        head, numbers, runs = self._parts
         # Before its first layout the column has no size: a quarter of the screen, re-wrapped on resize.
         width = self._wrap_width = self.content_size.width or max(10, self.app.size.width // 4 - 4)
         text = head.copy()
+        text.append("\n")
+        text.append_text(numbers)
         for units in runs:
             text.append("\n")
             text.append_text(wrapped_text(units, width))
-        text.append("\n")
-        text.append_text(foot)
         self.update(text)
 
 
@@ -149,7 +149,8 @@ class SteeringPane(Vertical):
     SteeringPane #steer-stale { height: 1; }
     SteeringPane #steer-feature-table { height: 5; }
     SteeringPane #steer-columns { height: 1fr; }
-    SteeringPane .steer-col { width: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
+    /* Full height, so every rule runs to the bottom whatever each column's text length. */
+    SteeringPane .steer-col { width: 1fr; height: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
     SteeringPane #steer-plots { height: 1fr; }
     SteeringPane .steer-plot { width: 1fr; }
     """
@@ -510,13 +511,14 @@ class SteeringPane(Vertical):
                 if run.concept_words:
                     units.append(Unit(" [" + ", ".join(run.concept_words) + "]", "green", True))
                 runs.append(units)
+            # Effect and cost above the texts: a short terminal crops the texts, never the numbers.
             act = "–" if cell.concept_act is None else f"{cell.concept_act:.3f}"
-            foot = Text()
-            foot.append("─" * 12 + "\n", style="grey39")
-            foot.append(f"effect: concept act {act}\n", style="bold green")
-            foot.append(f"        concept words {cell.concept_share:.0%} of runs\n", style="bold green")
-            foot.append(f"cost:   perplexity {cell.perplexity:.1f}", style="bold red")
-            widget.show(head, runs, foot)
+            numbers = Text()
+            numbers.append(f"effect: concept act {act}\n", style="bold green")
+            numbers.append(f"        concept words {cell.concept_share:.0%} of runs\n", style="bold green")
+            numbers.append(f"cost:   perplexity {cell.perplexity:.1f}\n", style="bold red")
+            numbers.append("─" * 12, style="grey39")
+            widget.show(head, numbers, runs)
 
     def _draw_plots(self) -> None:
         effect = self.query_one("#steer-plot-effect", Static)

@@ -109,8 +109,8 @@ async def test_screenshot_export_and_session_round_trip(tiny_sae_session, tmp_pa
         session_file = next(p for p in tmp_path.iterdir() if p.name.startswith("spectrascope-session"))
         saved = load_session_file(session_file)
         assert saved["panes"]["logits"]["settings"]["top_k"] == 3
-        logits_csv = next(p for p in tmp_path.iterdir() if p.suffix == ".csv").read_text()
-        assert logits_csv.startswith("rank,id,token,logit")
+        logits_csv = next(tmp_path.glob("spectrascope-exports/spectrascope-logits-*.csv")).read_text()
+        assert logits_csv.startswith("rank,token_id,token,logit")
     restored = SpectrascopeApp(lambda progress: tiny_sae_session, prompt="ignored", restore=saved)
     async with restored.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: restored.result is not None)

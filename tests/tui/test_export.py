@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import re
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.cli import parse_args
 from spectrascope.tui.config import load_config
 from spectrascope.tui.export import (DEFAULT_FOLDER, ab_rows, distribution_rows, export_folder, export_note,
-                                     new_stem, slug, steering_rows, typed, write_csv, write_json, write_new)
+                                     new_stem, pairing_rows, slug, steering_rows, typed, write_csv, write_json,
+                                     write_new)
 from tests.tui.fake_session import FakeSession, fake_with_saes
 from tests.tui.pilot_helpers import show_pane, until
 
@@ -125,6 +127,16 @@ def exported(folder: Path, before: set) -> dict[str, Path]:
     return {p.suffix: p for p in folder.iterdir() if p not in before}
 
 
+@asynccontextmanager
+async def on_pane(tmp_path, session, pane: str, prompt: str = "The capital of France", size=(120, 40), **kwargs):
+    """The real app on `session` with its first result in, `pane` shown: (app, pilot, pane widget)."""
+    app = SpectrascopeApp(lambda progress: session, prompt=prompt, output_dir=tmp_path, **kwargs)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        await show_pane(pilot, pane)
+        yield app, pilot, app.query_one(f"#{pane}")
+
+
 async def export_now(pilot, folder: Path) -> dict[str, Path]:
     before = set(folder.iterdir()) if folder.is_dir() else set()
     await pilot.press("ctrl+e")
@@ -135,12 +147,8 @@ async def export_now(pilot, folder: Path) -> dict[str, Path]:
 @pytest.mark.asyncio
 async def test_logits_and_ab_exports_hold_the_reports_numbers_and_the_system_prompt(tmp_path):
     fake = FakeSession()
-    app = SpectrascopeApp(lambda progress: fake, prompt="The capital of France", output_dir=tmp_path)
     folder = tmp_path / DEFAULT_FOLDER
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.result is not None)
-        await show_pane(pilot, "logits")
-        pane = app.query_one("#logits")
+    async with on_pane(tmp_path, fake, "logits") as (app, pilot, pane):
         # The A/B: the system prompt on every row and in the JSON, both distributions, rank and shift apart.
         await pilot.press("a")
         await pilot.press(*SYSTEM, "enter")
@@ -184,12 +192,7 @@ async def test_logits_and_ab_exports_hold_the_reports_numbers_and_the_system_pro
 
 @pytest.mark.asyncio
 async def test_the_path_line_stays_through_the_next_run_until_dismissed(tmp_path):
-    fake = FakeSession()
-    app = SpectrascopeApp(lambda progress: fake, prompt="The capital of France", output_dir=tmp_path,
-                          export_dir=tmp_path / "mine")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.result is not None)
-        await show_pane(pilot, "logits")
+    async with on_pane(tmp_path, FakeSession(), "logits", export_dir=tmp_path / "mine") as (app, pilot, _):
         files = await export_now(pilot, tmp_path / "mine")
         note = app.query_one("#export-note", Static)
         text = str(note.render())
@@ -206,13 +209,9 @@ async def test_the_path_line_stays_through_the_next_run_until_dismissed(tmp_path
 
 @pytest.mark.asyncio
 async def test_steering_export_is_its_report(tmp_path):
-    fake = fake_with_saes()
-    app = SpectrascopeApp(lambda progress: fake, prompt="The capital of France is", output_dir=tmp_path)
     folder = tmp_path / DEFAULT_FOLDER
-    async with app.run_test(size=(160, 45)) as pilot:
-        await until(pilot, lambda: app.result is not None)
-        await show_pane(pilot, "steering")
-        pane = app.query_one("#steering")
+    async with on_pane(tmp_path, fake_with_saes(), "steering", "The capital of France is", (160, 45)) as (
+            app, pilot, pane):
         await pilot.press("ctrl+e")
         await pilot.pause()
         assert "Nothing to export yet" in str(app.query_one("#status", Static).render())
@@ -244,14 +243,32 @@ async def test_steering_export_is_its_report(tmp_path):
 
 @pytest.mark.asyncio
 async def test_spectrum_export_lands_in_the_folder_with_a_named_file(tmp_path):
-    fake = fake_with_saes()
-    app = SpectrascopeApp(lambda progress: fake, prompt="The capital of France", output_dir=tmp_path)
     folder = tmp_path / DEFAULT_FOLDER
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.result is not None and app.result.spectra)
-        await show_pane(pilot, "spectrum")
+    async with on_pane(tmp_path, fake_with_saes(), "spectrum") as (app, pilot, _):
+        await until(pilot, lambda: app.result.spectra)
         files = await export_now(pilot, folder)
         assert list(files) == [".json"] and files[".json"].name.startswith("spectrascope-spectrum-the-capital-")
         doc = json.loads(files[".json"].read_text())
         assert doc == json.loads(json.dumps(typed({**app.query_one("#spectrum").view().to_dict(), "fidelity": {
             r: s.fidelity.tolist() for r, s in app.result.spectra.items()}})))
+
+
+@pytest.mark.asyncio
+async def test_layers_export_is_the_lens_report(tmp_path):
+    async with on_pane(tmp_path, fake_with_saes(), "layers", size=(150, 45)) as (app, pilot, pane):
+        await until(pilot, lambda: pane.report is not None)
+        files = await export_now(pilot, tmp_path / DEFAULT_FOLDER)
+        assert list(files) == [".json"]
+        assert files[".json"].name.startswith("spectrascope-lens-the-capital-of-france-pos-")
+        assert json.loads(files[".json"].read_text()) == json.loads(json.dumps(typed(pane.report.to_dict())))
+
+
+def test_pairing_rows_are_the_reports_pairs():
+    report = {"anchors": [{"feature": 4, "pairs": [
+        {"fine": 9, "cosine": 0.5, "correlation": 0.25, "cls": "child", "selectivity": 1.5, "label": "Paris"},
+        {"fine": 2, "cosine": -0.1, "correlation": 0.0, "cls": "unrelated", "selectivity": 0.0, "label": ""}]}]}
+    assert pairing_rows(report) == [
+        {"coarse": 4, "fine": 9, "cosine": 0.5, "correlation": 0.25, "class": "child", "fine_selectivity": 1.5,
+         "fine_label": "Paris"},
+        {"coarse": 4, "fine": 2, "cosine": -0.1, "correlation": 0.0, "class": "unrelated", "fine_selectivity": 0.0,
+         "fine_label": ""}]

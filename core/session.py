@@ -33,8 +33,9 @@ from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
 from .plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 from .residual_stats import ResidualStats
 
-# An added token that reads as markup, not text: `<start_of_image>`, `<unused3>`, `[multimodal]`.
-_CONTROL_PIECE = re.compile(r"<[^<>\s]+>|\[[^\[\]\s]+\]")
+# An added token that is a control name, not text: `<start_of_image>`, `[multimodal]`; the HTML tags
+# Gemma adds as tokens (`<strong>`, `</td>`) are text and have no underscore.
+_CONTROL_PIECE = re.compile(r"<\w+_\w+>|\[\w+\]")
 
 
 class Cancelled(Exception):

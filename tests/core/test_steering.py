@@ -340,3 +340,24 @@ def test_token_pieces_join_to_the_tokenizers_decode_with_special_tokens_flagged(
     assert not any("\ufffd" in p.text for p in pieces)
     assert [p.text for p in pieces if p.special] == [tok.decode([i]) for i in ids if i in tok.all_special_ids]
     assert len(pieces) < len(ids)  # the CJK characters span several byte tokens here
+
+
+def test_control_tokens_are_special_and_html_tag_tokens_are_text(tiny_sae_session):
+    """As in Gemma 3's tokenizer: <start_of_image> is an added token not flagged special, <strong> an
+    added token that is text; the tokenizer's own special ids stay special."""
+    import copy
+    from types import SimpleNamespace
+
+    from tokenizers import AddedToken
+
+    from spectrascope.core.session import Session
+
+    tok = copy.deepcopy(tiny_sae_session.tokenizer)
+    tok.add_tokens([AddedToken("<start_of_image>", special=False), AddedToken("<strong>", special=False),
+                    AddedToken("[multimodal]", special=False)])
+    view = SimpleNamespace(tokenizer=tok, _special_ids=None)  # all that is_special reads
+    ids = {name: tok.convert_tokens_to_ids(name) for name in ("<start_of_image>", "<strong>", "[multimodal]")}
+    assert Session.is_special(view, ids["<start_of_image>"]) and Session.is_special(view, ids["[multimodal]"])
+    assert not Session.is_special(view, ids["<strong>"])
+    assert all(Session.is_special(view, i) for i in tok.all_special_ids)
+    assert not Session.is_special(view, tok("Paris", add_special_tokens=False)["input_ids"][0])

@@ -114,7 +114,8 @@ def run_units(run: Any) -> list[Unit]:
 class RunColumn(Static):
     """One configuration's column; its runs are wrapped between tokens at the column's own width."""
 
-    def show(self, head: Text, numbers: Text, runs: list[list[Unit]]) -> None:
+    def show(self, head: Text, numbers: list[tuple[str, str, str]], runs: list[list[Unit]]) -> None:
+        """`numbers`: (line, short line for a narrow column, style) each; `runs`: display units each."""
         self._parts = (head, numbers, runs)
         self._wrap_width = 0
         self._wrap()
@@ -128,8 +129,10 @@ class RunColumn(Static):
         # Before its first layout the column has no size: a quarter of the screen, re-wrapped on resize.
         width = self._wrap_width = self.content_size.width or max(10, self.app.size.width // 4 - 4)
         text = head.copy()
-        text.append("\n")
-        text.append_text(numbers)
+        narrow = max(len(line) for line, _, _ in numbers) > width  # 80x24: 3 lines, not 6 wrapped ones
+        for line, short, style in numbers:
+            text.append("\n" + (short if narrow else line), style=style)
+        text.append("\n" + "─" * 12, style="grey39")
         for units in runs:
             text.append("\n")
             text.append_text(wrapped_text(units, width))
@@ -513,11 +516,10 @@ class SteeringPane(Vertical):
                 runs.append(units)
             # Effect and cost above the texts: a short terminal crops the texts, never the numbers.
             act = "–" if cell.concept_act is None else f"{cell.concept_act:.3f}"
-            numbers = Text()
-            numbers.append(f"effect: concept act {act}\n", style="bold green")
-            numbers.append(f"        concept words {cell.concept_share:.0%} of runs\n", style="bold green")
-            numbers.append(f"cost:   perplexity {cell.perplexity:.1f}\n", style="bold red")
-            numbers.append("─" * 12, style="grey39")
+            share, ppl = f"{cell.concept_share:.0%}", f"{cell.perplexity:.1f}"
+            numbers = [(f"effect: concept act {act}", f"effect act {act}", "bold green"),
+                       (f"        concept words {share} of runs", f"words {share} of runs", "bold green"),
+                       (f"cost:   perplexity {ppl}", f"cost ppl {ppl}", "bold red")]
             widget.show(head, numbers, runs)
 
     def _draw_plots(self) -> None:

@@ -158,7 +158,7 @@ class AnchorPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#anchor-table", FastTable).set_columns([
             Column("SAE", 6), Column("feature", 7, True), Column("", 4), Column("without", 8, True),
-            Column("with", 8, True), Column("last token", 14, True), Column("label", 40)])
+            Column("with", 8, True), Column("last token", 17, True), Column("label", 40)])
         self.query_one("#anchor-progress", ProgressBar).display = False
         self._say("Type a system prompt above (Tab, enter): its features on the user's tokens appear here; "
                   "d runs the drift experiment.")
@@ -271,6 +271,8 @@ class AnchorPane(Vertical):
                               (visible(r.label, 60, mark_spaces=False), "")])
                 keys.append(f"{role}:{r.feature}")
         self.query_one("#anchor-table", FastTable).set_rows(cells, keys)
+        if self.drift is None and not self.busy:
+            self._say("d runs drift: how this system prompt's effect fades as filler turns push it back.")
 
     def _plot_size(self, widget_id: str, default: tuple[int, int]) -> tuple[int, int]:
         w = self.query_one(widget_id, Static).size

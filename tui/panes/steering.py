@@ -126,8 +126,9 @@ class RunColumn(Static):
 
     def _wrap(self) -> None:
         head, numbers, runs = self._parts
-        # Before its first layout the column has no size: a quarter of the screen, re-wrapped on resize.
-        width = self._wrap_width = self.content_size.width or max(10, self.app.size.width // 4 - 4)
+        # Before its first layout the column has no size: a quarter of the row, re-wrapped on resize.
+        row = self.parent.size.width if self.parent is not None else 0
+        width = self._wrap_width = self.content_size.width or max(10, (row or 160) // 4 - 3)
         text = head.copy()
         narrow = max(len(line) for line, _, _ in numbers) > width  # 80x24: 3 lines, not 6 wrapped ones
         for line, short, style in numbers:

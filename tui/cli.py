@@ -249,13 +249,13 @@ def cmd_probe(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.text import visible
 
-    console = Console()
+    console = headless_console()
     tokens = Text()
     for i, tok in enumerate(report["tokens"]):
         tokens.append(visible(tok["text"]), style="on grey23" if i % 2 else "on grey35")
@@ -288,13 +288,13 @@ def cmd_logits(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.text import one_line, visible
 
-    console = Console()
+    console = headless_console()
     s = report["settings"]
     console.print(Text(f"T {s['temperature']}  top-k {s['top_k'] or 'off'}  top-p {s['top_p']}  seed {s['seed']} · "
                        f"survivors {report['survivors']:,} of {report['vocab']:,} · entropy "
@@ -338,13 +338,13 @@ def cmd_spectrum(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.text import visible
 
-    console = Console()
+    console = headless_console()
     pos = report["position"]
     tokens = Text()
     for i, tok in enumerate(report["tokens"]):
@@ -379,7 +379,7 @@ def cmd_lens(args) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
@@ -396,7 +396,7 @@ def cmd_lens(args) -> int:
         table.add_row(row.layer, str(row.target_rank), f"{row.target_prob:.3f}", f"{row.entropy:.2f}",
                       f"{row.norm:.0f}", f"{row.massive_share:.0%}", Text(tops),
                       style="bold" if row.layer == report.commitment else "")
-    Console().print(table)
+    headless_console().print(table)
     return 0
 
 
@@ -414,13 +414,13 @@ def cmd_anchor(args) -> int:
         doc = [r.to_dict() for r in reports]
         print(json.dumps({"reports": doc, "navigator": nav.to_dict()} if nav else doc, indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.text import one_line, visible
 
-    console = Console()
+    console = headless_console()
     for rep in reports:
         console.print(Text(f"system: {one_line(rep.system, 120)}", style="bold"))
         console.print(Text(f"  over the user's {len(rep.shared_tokens)} tokens (the shared suffix): residual moved "
@@ -462,12 +462,12 @@ def cmd_drift(args) -> int:
     if args.json:
         print(json.dumps(rep.to_dict(), indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
 
     from spectrascope.core.text import one_line, visible
 
-    console = Console()
+    console = headless_console()
     feats = ", ".join(f"{r}:{f}" for r, f in rep.features) or "none (no SAE)"
     table = Table(title=f"drift · system {one_line(rep.system, 60)!r} · target {visible(rep.target[1])} · features "
                         f"{feats} · KL halves at {rep.halving_turns if rep.halving_turns is not None else '> max'} "
@@ -515,11 +515,11 @@ def cmd_sae_info(args) -> int:
         print(json.dumps({"saes": [i.to_dict() for i in infos], "not_loaded": dict(session.sae_errors)},
                          indent=1, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
 
     from spectrascope.tui.sae_info import info_table
 
-    console = Console()
+    console = headless_console()
     for info in infos:
         console.print(info_table(info))
     for role, why in session.sae_errors.items():

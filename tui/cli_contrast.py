@@ -86,14 +86,14 @@ def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], A
 
 
 def print_tables(result: Any) -> None:
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.contrast import RATE_DEFINITION
     from spectrascope.core.text import one_line
 
-    console = Console()
+    console = headless_console()
     c = result.contrast
     stats = c.stats["coarse"]
     lab = result.labels

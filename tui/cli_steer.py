@@ -130,13 +130,13 @@ def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], A
 
 
 def print_report(report: Any) -> None:
-    from rich.console import Console
+    from spectrascope.tui.console import headless_console
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.text import one_line
 
-    console = Console()
+    console = headless_console()
     spec = report.spec
     console.print(Text(f"steer · {spec.method} · positions {spec.positions} · {len(report.seeds)} seeds × "
                        f"{report.tokens} tokens · {report.seconds:.1f} s", style="bold"))

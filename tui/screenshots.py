@@ -84,6 +84,7 @@ async def shoot_demo(script: Path, out: Path, size: tuple[int, int]) -> None:
     app = SpectrascopeApp(lambda progress: session, prompt="")
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.session is not None, timeout=150)
+        app.demo_next = asyncio.Event()  # what the app makes when it plays a demo itself
         for i, chunk in enumerate(chunks, start=1):
             await play(app, chunk, pause_scale=0.0)
             await pilot.pause(1.0)

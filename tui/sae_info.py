@@ -25,7 +25,7 @@ class SAEInfoScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,ctrl+o", "dismiss", "Close")]
     DEFAULT_CSS = """
     SAEInfoScreen { align: center middle; }
-    SAEInfoScreen > VerticalScroll { width: 100; height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
+    SAEInfoScreen > VerticalScroll { width: 100; max-width: 100%; height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
     """
 
     def __init__(self, infos: list, missing: dict[str, str]):

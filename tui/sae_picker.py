@@ -43,7 +43,7 @@ class SAEPickerScreen(ModalScreen[tuple[str, Any] | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
     DEFAULT_CSS = """
     SAEPickerScreen { align: center middle; }
-    SAEPickerScreen > VerticalScroll { width: 110; height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
+    SAEPickerScreen > VerticalScroll { width: 110; max-width: 100%; height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
     #picker-error { color: $error; height: auto; }
     """
 

@@ -21,10 +21,10 @@ def _lens_done(app) -> bool:
 
 def _anchor_done(app) -> bool:
     pane = app.current_pane()
-    return pane.report is not None and pane.navigator is not None
+    return pane.report is not None and pane.navigator is not None and pane.drift is not None and not pane.busy
 
 
-ANCHOR_SYSTEM = "You are a French chef. Answer every question with a recipe."
+ANCHOR_SYSTEM = "Answer only in French."
 
 
 SHOTS = [
@@ -35,7 +35,8 @@ SHOTS = [
     ("spectrum.svg", "spectrum", "The Eiffel Tower is in Paris, the capital of France", "", ["enter"], None),
     ("pairing.svg", "pairing", "The capital of France is", "", ["r"], _pairing_done),  # 400 prompts: a while on CPU
     ("layers.svg", "layers", "The Eiffel Tower is located in the city of", "", [], _lens_done),
-    ("anchor.svg", "anchor", "What should I make for dinner tonight?", ANCHOR_SYSTEM, [], _anchor_done),
+    ("anchor.svg", "anchor", "User: What is the word for a small domestic cat? Assistant:", ANCHOR_SYSTEM, ["d"],
+     _anchor_done),  # drift: 12 forwards of up to ~550 tokens, a few minutes on CPU unless cached
 ]
 
 

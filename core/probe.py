@@ -216,11 +216,25 @@ def runs_report(runs: Sequence[Any]) -> list[dict[str, Any]]:
             for r in runs]
 
 
+def generation_report(session: Session, prompt: str, settings: Any, steps: int, top: int = 3) -> list[dict[str, Any]]:
+    """`logits --features`: each generated token (seed settings.seed) with how it was picked, its
+    probability and rank, and its strongest SAE features, all from the generation's own forwards."""
+    from .generation import Stepper
+    from .step_record import step_records
+
+    stepper = Stepper.start(session, prompt, settings)
+    for _ in range(steps):
+        if stepper.step().token_id == session.eos_id:
+            break
+    return [r.to_dict() for r in step_records(stepper.steps, session.piece, session.labels, top=top)]
+
+
 def logits_report(
     session: Session, prompt: str, settings: Any, system: str | None = None,
-    runs: int = 0, steps: int = 20, top: int = 20,
+    runs: int = 0, steps: int = 20, top: int = 20, features: bool = False,
 ) -> dict[str, Any]:
-    """Everything `spectrascope logits` prints: the knob pipeline, the A/B, seeded runs."""
+    """Everything `spectrascope logits` prints: the knob pipeline, the A/B, seeded runs, and
+    (features=True) one generation's tokens with their top SAE features."""
     from .generation import seeded_runs, system_prompt_ab
     from .sampling import LogitsView
 
@@ -240,4 +254,6 @@ def logits_report(
     if runs:
         seeds = [settings.seed + i for i in range(runs)]
         report["runs"] = runs_report(seeded_runs(session, prompt, settings, seeds, steps))
+    if features:
+        report["generation"] = generation_report(session, prompt, settings, steps)
     return report

@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     logits.add_argument("--runs", type=int, default=0, help="N seeded runs (seeds seed..seed+N-1)")
     logits.add_argument("--steps", type=int, default=20, help="tokens per run")
     logits.add_argument("--top", type=int, default=20)
+    logits.add_argument("--features", action="store_true",
+                        help="generate --steps tokens (seed --seed) and show each token's p, rank and top SAE features")
     logits.add_argument("--json", action="store_true")
     _sub_model_args(logits)
 
@@ -282,9 +284,11 @@ def cmd_logits(args) -> int:
 
     settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k or None,
                                 top_p=args.top_p, seed=args.seed)  # ValueError -> exit 2
-    args.sae_presets = ()  # the distribution needs no SAE
+    if not args.features:
+        args.sae_presets = ()  # the distribution needs no SAE
     session = _load_session(args)
-    report = logits_report(session, args.prompt, settings, args.system, args.runs, args.steps, args.top)
+    report = logits_report(session, args.prompt, settings, args.system, args.runs, args.steps, args.top,
+                           features=args.features)
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
         return 0
@@ -324,6 +328,18 @@ def cmd_logits(args) -> int:
         for r in report["runs"]:
             t.add_row(str(r["seed"]), "—" if r["diverges_at"] is None else str(r["diverges_at"]),
                       Text(one_line(r["text"], 200)))
+        console.print(t)
+    if "generation" in report:
+        t = Table(title=f"generated (seed {s['seed']}) · p: the model's probability at T=1 · final p: under the knobs "
+                        "· features: strongest at that token, always-on ones hidden", title_justify="left")
+        roles = list(report["generation"][0]["features"]) if report["generation"] else []
+        for col in ("step", "token", "how", "p", "final p", "rank", *roles):
+            t.add_column(col, justify="left" if col in ("token", "how", *roles) else "right")
+        for r in report["generation"]:
+            feats = [Text(one_line(" | ".join(f"#{h['feature']} {h['activation']:.1f} {h['label']}"
+                                               for h in r["features"][role]), 120)) for role in roles]
+            t.add_row(str(r["step"]), Text(visible(r["token"])), r["how"], f"{r['prob']:.4f}", f"{r['final_p']:.4f}",
+                      str(r["rank"]), *feats)
         console.print(t)
     return 0
 

@@ -119,3 +119,37 @@ def test_step_records_report_top_features_with_labels(tiny_sae_session):
             assert 1 <= len(hits) <= 2 and hits[0].activation == pytest.approx(float(row.max()))
             assert hits[0].label and hits[0].label != "…"
         assert rec.to_dict()["features"]["coarse"][0]["feature"] == rec.features["coarse"][0].feature
+
+
+def test_generation_report_is_the_records_of_one_seeded_generation(tiny_sae_session):
+    """`logits --features`: the same records the Stepper gives, stopping at --steps."""
+    from spectrascope.core.probe import generation_report
+
+    session = tiny_sae_session
+    settings = SamplingSettings(temperature=0.8, seed=3)
+    report = generation_report(session, "The capital", settings, steps=4, top=3)
+    stepper = Stepper.start(session, "The capital", settings)
+    for _ in range(len(report)):
+        stepper.step()
+    want = [r.to_dict() for r in step_records(stepper.steps, session.piece, session.labels, top=3)]
+    assert report == want and 1 <= len(report) <= 4
+    for rec, step in zip(report, stepper.steps):
+        assert rec["prob"] == pytest.approx(float(torch.softmax(step.dist.logits.float(), -1)[step.token_id]), rel=1e-5)
+
+
+def test_logits_features_command(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    from spectrascope.tui.cli import main
+    from tests.conftest import make_tiny_sae
+
+    folder = tmp_path / "sae"
+    make_tiny_sae(64, 48, "blocks.1.hook_resid_post").save_model(str(folder))
+    base = ["--model", str(tiny_model_dir), "--dtype", "float32", "--sae", f"coarse={folder}"]
+    assert main(["logits", "Where is Paris", "--steps", "3", "--temperature", "0", "--features", "--json", *base]) == 0
+    out = json.loads(capsys.readouterr().out)
+    gen = out["generation"]
+    assert [r["step"] for r in gen] == list(range(len(gen))) and all(r["how"] == "greedy" and r["rank"] == 1 for r in gen)
+    assert all(len(r["features"]["coarse"]) >= 1 for r in gen)
+    assert main(["logits", "Where is Paris", "--steps", "3", "--features", *base]) == 0
+    assert "generated (seed 0)" in capsys.readouterr().out

@@ -99,3 +99,20 @@ async def test_x_cancels_drift_between_turn_counts():
         await pilot.press("d", "x")
         await until(pilot, lambda: not pane.busy, timeout=10)
         assert pane.drift is None and "cancelled" in text_of(pane, "#anchor-status")
+
+
+@pytest.mark.asyncio
+async def test_e_enters_the_system_prompt_field_and_enter_compares(tmp_path):
+    """tmux showed the trap: from the table, Tab wraps to the app's prompt, so a system prompt typed
+    after 'Tab' went into the prompt. `e` goes to the field; enter compares and returns to the table."""
+    session = fake_with_saes()
+    app = SpectrascopeApp(lambda progress: session, prompt=PROMPT, output_dir=tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        await pilot.press("f8")
+        pane = app.query_one("#anchor")
+        await until(pilot, lambda: app.focused is pane.query_one("#anchor-table"))
+        await pilot.press("e", *"Be brief.", "enter")
+        await until(pilot, lambda: pane.report is not None)
+        assert pane.system == "Be brief." and app.query_one("#prompt", Input).value == PROMPT
+        assert app.focused is pane.query_one("#anchor-table")

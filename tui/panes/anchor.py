@@ -110,6 +110,7 @@ class AnchorPane(Vertical):
     focus_target = "#anchor-table"
     pane_title = "Anchor"
     BINDINGS = [
+        Binding("e", "edit_system", "Edit system prompt"),
         Binding("d", "drift", "Drift"),
         Binding("x", "cancel", "Cancel"),
     ]
@@ -160,8 +161,12 @@ class AnchorPane(Vertical):
             Column("SAE", 6), Column("feature", 7, True), Column("", 4), Column("without", 8, True),
             Column("with", 8, True), Column("last token", 17, True), Column("label", 40)])
         self.query_one("#anchor-progress", ProgressBar).display = False
-        self._say("Type a system prompt above (Tab, enter): its features on the user's tokens appear here; "
+        self._say("e edits the system prompt (enter compares): its features on the user's tokens appear here; "
                   "d runs the drift experiment.")
+
+    def action_edit_system(self) -> None:
+        """Into the system-prompt field (Tab from the table wraps to the app's prompt first)."""
+        self.query_one("#anchor-system", Input).focus()
 
     def _say(self, text: str, error: bool = False) -> None:
         self.query_one("#anchor-status", Static).update(Text(one_line(text, 300), style="bold red" if error else
@@ -215,7 +220,7 @@ class AnchorPane(Vertical):
         if self.result is None or self.session is None:
             return
         if not self.system.strip():
-            self._say("Type a system prompt above (Tab to the field, enter) to compare with and without it.")
+            self._say("e edits the system prompt; enter compares with and without it.")
             return
         systems = split_systems(self.query_one("#anchor-systems", Input).value)
         key = (self.result.prompt, self.system, systems)

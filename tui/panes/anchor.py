@@ -126,8 +126,8 @@ class AnchorPane(Vertical):
     AnchorPane #anchor-progress-row { height: 1; }
     AnchorPane #anchor-progress { width: 30; }
     AnchorPane #anchor-plots { height: 1fr; min-height: 10; }
-    AnchorPane #anchor-nav { width: 1fr; }
-    AnchorPane #anchor-drift { width: 2fr; }
+    AnchorPane #anchor-nav { width: 1fr; height: 1fr; }  /* sized by the layout, not by the last plot drawn */
+    AnchorPane #anchor-drift { width: 2fr; height: 1fr; }
     """
 
     def __init__(self, **kwargs):

@@ -156,7 +156,7 @@ class SteeringPane(Vertical):
     /* Full height, so every rule runs to the bottom whatever each column's text length. */
     SteeringPane .steer-col { width: 1fr; height: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
     SteeringPane #steer-plots { height: 1fr; }
-    SteeringPane .steer-plot { width: 1fr; }
+    SteeringPane .steer-plot { width: 1fr; height: 1fr; }
     """
     BINDINGS = [
         Binding("g", "generate", "Generate"),

@@ -20,3 +20,12 @@ async def show_pane(pilot, pane: str) -> None:
 
 
 __all__ = ["PANES", "TEXT_FIELDS", "pane_home", "show_pane", "until"]
+
+
+def fake_app(prompt: str = "The capital of France is", **kwargs):
+    """The real app on the deterministic fake session."""
+    from spectrascope.tui.app import SpectrascopeApp
+    from tests.tui.fake_session import fake_with_saes
+
+    session = fake_with_saes()
+    return SpectrascopeApp(lambda progress: session, prompt=prompt, **kwargs)

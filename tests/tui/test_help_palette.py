@@ -7,10 +7,8 @@ import re
 import pytest
 from textual.binding import Binding
 
-from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.help import key_name
-from tests.tui.fake_session import fake_with_saes
-from tests.tui.pilot_helpers import until
+from tests.tui.pilot_helpers import fake_app, until
 
 RAW = re.compile(r"question_mark|equals_sign|square_bracket|\bplus\b|\bminus\b|\bslash\b")
 
@@ -23,8 +21,7 @@ def test_key_names_read_as_keys():
 
 @pytest.mark.asyncio
 async def test_every_binding_and_palette_command_has_a_readable_key_and_a_unique_title():
-    session = fake_with_saes()
-    app = SpectrascopeApp(lambda progress: session, prompt="The capital of France is")
+    app = fake_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.result is not None)
         bindings = list(app.BINDINGS) + [b for pane in app.query(".pane") for b in pane.BINDINGS]
@@ -50,8 +47,7 @@ async def test_every_key_a_pane_reacts_to_is_in_its_help_enter_included():
 
     from spectrascope.tui.help import HelpScreen, key_name
 
-    session = fake_with_saes()
-    app = SpectrascopeApp(lambda progress: session, prompt="The capital of France is")
+    app = fake_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.result is not None)
         app.query_one("#logits-table").focus()

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget per SAE for training")
     ap.add_argument("--export-only", action="store_true", help="train: export the latest checkpoint as is")
+    ap.add_argument("--continue-from", default=None,
+                    help="train: continue this exported SAE folder (e.g. the shipped one) instead of a fresh init")
+    ap.add_argument("--out", default=None, help="train: export here instead of assets/saes/<name>")
     ap.add_argument("--ce-seqs", type=int, default=256, help="held-out sequences for the CE-loss splice")
     args = ap.parse_args(argv)
 
@@ -62,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         elif stage == "train":
             from spectrascope.core.train.trainer import export_checkpoint, train_preset
 
+            from pathlib import Path
+
+            out = Path(args.out) if args.out else None
+            start = Path(args.continue_from) if args.continue_from else None
             for w in which:
-                print(export_checkpoint(w) if args.export_only else train_preset(w, minutes=args.minutes), flush=True)
+                print(export_checkpoint(w, out) if args.export_only
+                      else train_preset(w, minutes=args.minutes, continue_from=start, out=out), flush=True)
         elif stage == "eval":
             from spectrascope.core.train.evaluate import evaluate_preset
 

@@ -135,6 +135,7 @@ def evaluate(sae, folder: Path, ce_seqs: int = 256, session=None) -> dict:
     increase, half_width = paired_ci(spliced - clean)
     curve_path = folder / "train_curve.json"
     train_info = json.loads(curve_path.read_text()) if curve_path.exists() else {}
+    warm = train_info.get("warm_start") or {}
     metrics = {
         "hook_name": sae.cfg.metadata.hook_name, "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "k": getattr(sae.cfg, "k", None),
         "heldout_tokens": r["n_tokens"], "l0_mean": round(r["l0"], 3),
@@ -152,10 +153,13 @@ def evaluate(sae, folder: Path, ce_seqs: int = 256, session=None) -> dict:
                                     "evals report it; zero-ablating a mid-layer residual is so destructive that "
                                     "this score flatters: read ce_increase (nats, 95% CI over sequences)",
         "ce_seqs": len(rows), "ce_tokens": int(len(rows) * (rows.shape[1] - 1)),
-        "train_tokens_unique": train_info.get("train_tokens_unique"),
-        "train_steps": train_info.get("total_steps"),
-        "train_tokens_seen": (train_info.get("total_steps") or 0) * train_info.get("train_config", {}).get("batch", 0),
-        "train_seconds": train_info.get("elapsed_s"),
+        # A continued run (trainer.warm_start) counts the steps, tokens and time before it too.
+        "train_tokens_unique": max(train_info.get("train_tokens_unique") or 0, warm.get("train_tokens_unique") or 0) or None,
+        "train_steps": (train_info.get("total_steps") or 0) + (warm.get("steps") or 0),
+        "train_tokens_seen": (train_info.get("total_steps") or 0) * train_info.get("train_config", {}).get("batch", 0)
+                             + (warm.get("tokens_seen") or 0),
+        "train_seconds": round((train_info.get("elapsed_s") or 0) + (warm.get("elapsed_s") or 0), 1),
+        "warm_start": train_info.get("warm_start"),
         "dead_frac_train_window": train_info.get("dead_frac_train_window"),
         "eval_seconds": round(time.time() - t0, 1),
     }
@@ -266,12 +270,12 @@ training; do not read features at BOS.
 
 | d_in | d_sae | k | AuxK k_aux / coef | dead window | batch | LR (Adam, warmup {tc.get('warmup_frac')}, linear decay last {tc.get('decay_frac')}) | steps | tokens seen | unique tokens |
 |---|---|---|---|---|---|---|---|---|---|
-| {tc.get('d_in')} | {tc.get('d_sae')} | {tc.get('k')} | {tc.get('k_aux')} / {tc.get('aux_coef'):.4f} | {tc.get('dead_window'):,} | {tc.get('batch')} | {tc.get('lr')} | {train_info.get('total_steps')} | {m['train_tokens_seen']:,} | {train_info.get('train_tokens_unique'):,} |
+| {tc.get('d_in')} | {tc.get('d_sae')} | {tc.get('k')} | {tc.get('k_aux')} / {tc.get('aux_coef'):.4f} | {tc.get('dead_window'):,} | {tc.get('batch')} | {tc.get('lr')} | {m.get('train_steps', train_info.get('total_steps'))} | {m['train_tokens_seen']:,} | {m.get('train_tokens_unique') or train_info.get('train_tokens_unique'):,} |
 
 Init: decoder rows random unit vectors, encoder = decoder transpose, `b_dec` = geometric
 median of 20k training activations. Decoder rows renormalised after every step (gradient
-component along each row removed first). Training time {train_info.get('elapsed_s')} s.
-
+component along each row removed first). Training time {m.get('train_seconds', train_info.get('elapsed_s'))} s.
+{_warm_start_line(train_info)}
 ## Held-out metrics ({m['heldout_tokens']:,} held-out tokens, documents disjoint from training)
 
 | mean L0 | explained variance | EV without the {len(m.get('massive_dims', []))} massive dims | MSE/token | dead (never fire on held-out) | dead (unfired in last {train_info.get('dead_window_tokens', 0):,} training tokens) | CE clean | CE with SAE spliced | CE increase (95% CI) | CE loss score |
@@ -343,7 +347,7 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 - Promoted tokens through the unembedding are mostly uninformative at layer 9 of 18 (they
   were equally uninformative with Gemma's final RMSNorm weight applied); the held-out snippets
   are the useful label.
-- Trained on {train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, train_info.get('train_tokens_unique') or 1):.1f} passes over them: a small corpus by SAE standards.
+- Trained on {m.get('train_tokens_unique') or train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, m.get('train_tokens_unique') or train_info.get('train_tokens_unique') or 1):.1f} passes over them: a small corpus by SAE standards.
 """
     p = folder / "CARD.md"
     p.write_text(text)
@@ -368,6 +372,16 @@ def add_concept_checks(m: dict, sae, session, folder: Path) -> dict:
                 "skipped; token_selectivity: share of each latent's held-out activation mass on "
                 "France/French/Paris tokens"}
     return m
+
+
+def _warm_start_line(train_info: dict) -> str:
+    warm = train_info.get("warm_start")
+    if not warm:
+        return ""
+    return (f"Continued (a fresh Adam state and LR schedule) from an earlier export that had seen "
+            f"{warm['tokens_seen']:,} tokens in {warm['steps']} steps; this run added "
+            f"{train_info['total_steps'] * train_info['train_config']['batch']:,} tokens in {train_info['total_steps']} steps "
+            f"over the first {train_info['train_tokens_unique']:,} tokens of the same shuffled cache. The totals above count both.\n")
 
 
 def write_card_preset(which: str) -> Path:

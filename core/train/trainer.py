@@ -204,7 +204,7 @@ def out_dir(cfg: TrainConfig) -> Path:
 
 def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
           ckpt_every_s: float = 120.0, progress: bool = True, run_dir: Path | None = None,
-          mix: dict[str, int] | None = None) -> dict:
+          mix: dict[str, int] | None = None, init: dict | None = None) -> dict:
     """Train (or resume) one SAE on fp16 activations `acts` (N, d); returns the final state summary.
 
     `mix` (tokens per cache part, e.g. {"train": ..., "topic": ...}) is only recorded: in the
@@ -212,6 +212,9 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
 
     If `minutes` is given, the step budget is set once from measured step time so the LR
     schedule completes within the budget; it is stored in the checkpoint for resumes.
+
+    `init` (see `warm_start`) continues an exported SAE instead of a fresh one: same input scale,
+    fresh optimiser and LR schedule; its earlier steps and time are kept in the state as "init".
     """
     run_dir = run_dir or out_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +233,11 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state, last_fired, scale, total_steps = ck["state"], ck["last_fired"], ck["scale"], ck["total_steps"]
+    elif init is not None:
+        model.load_state_dict(init["state_dict"])
+        scale = init["scale"]
+        state["init"] = {k: init[k] for k in ("from", "tokens_seen", "steps", "elapsed_s", "train_tokens_unique")}
+        total_steps = None
     else:
         g = torch.Generator().manual_seed(cfg.seed)
         sample = data[torch.randint(0, N, (min(N, 100_000),), generator=g)].float()
@@ -366,6 +374,7 @@ def export(result: dict, cfg: TrainConfig, folder: Path) -> Path:
         {"train_config": asdict(cfg), "input_scale": result["scale"], "total_steps": result["total_steps"],
          "train_tokens_unique": result["n_train_tokens_unique"], "train_mix": result.get("mix"), "elapsed_s": round(result["state"]["elapsed_s"], 1),
          "dead_frac_train_window": dead_train, "dead_window_tokens": window,
+         "warm_start": result["state"].get("init"),
          "curve": result["state"]["curve"]}, indent=0))
     return folder
 
@@ -389,9 +398,32 @@ def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
             "n_train_tokens_unique": ck["n_unique"], "mix": ck.get("mix"), "last_fired": ck["last_fired"]}
 
 
-def export_checkpoint(which: str) -> Path:
+def warm_start(folder: Path, cfg: TrainConfig) -> dict:
+    """An exported SAE folder (sae-lens files + train_curve.json) back in training units, to continue it.
+
+    Inverse of to_sae_lens: biases divided by the stored input scale; fp16-stored decoder rows are
+    renormalised to unit norm."""
+    from safetensors.torch import load_file
+
+    w = {k: v.float() for k, v in load_file(folder / "sae_weights.safetensors").items()}
+    meta = json.loads((folder / "cfg.json").read_text())
+    if (meta["d_in"], meta["d_sae"], meta["k"]) != (cfg.d_in, cfg.d_sae, cfg.k):
+        raise ValueError(f"{folder} is {meta['d_sae']} x k{meta['k']}, not the {cfg.d_sae} x k{cfg.k} of {cfg.name}")
+    scale = float(meta["metadata"]["spectrascope_input_scale"])
+    info = json.loads((folder / "train_curve.json").read_text())
+    prior = info.get("warm_start") or {}
+    steps = info["total_steps"] + (prior.get("steps") or 0)
+    W_dec = w["W_dec"] / w["W_dec"].norm(dim=1, keepdim=True).clamp_min(1e-8)
+    return {"state_dict": {"W_dec": W_dec, "W_enc": w["W_enc"], "b_enc": w["b_enc"] / scale, "b_dec": w["b_dec"] / scale},
+            "scale": scale, "from": str(folder), "steps": steps,
+            "tokens_seen": info["total_steps"] * info["train_config"]["batch"] + (prior.get("tokens_seen") or 0),
+            "elapsed_s": (info.get("elapsed_s") or 0) + (prior.get("elapsed_s") or 0),
+            "train_tokens_unique": max(info.get("train_tokens_unique") or 0, prior.get("train_tokens_unique") or 0)}
+
+
+def export_checkpoint(which: str, folder: Path | None = None) -> Path:
     cfg = TrainConfig(**PRESETS[which])
-    return export(load_checkpoint(cfg), cfg, SAES_DIR / cfg.name)
+    return export(load_checkpoint(cfg), cfg, folder or SAES_DIR / cfg.name)
 
 
 def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dict[str, int]]:
@@ -421,9 +453,15 @@ def train_trial(d_sae: int, k: int, minutes: float, max_tokens: int | None = Non
     return out
 
 
-def train_preset(which: str, minutes: float | None = None, max_tokens: int | None = None) -> Path:
+def train_preset(which: str, minutes: float | None = None, max_tokens: int | None = None,
+                 continue_from: Path | None = None, out: Path | None = None) -> Path:
+    """Train one preset (or continue the SAE in `continue_from`) and export it to `out` (default assets/).
+
+    A continuation runs in runs/<name>-continued so it never resumes a fresh run's checkpoint."""
     cfg = TrainConfig(**PRESETS[which])
     acts, mix = training_activations(max_tokens)
     print(f"[train] {cfg.name}: {len(acts):,} cached tokens {mix}", flush=True)
-    res = train(cfg, acts, minutes=minutes, mix=mix)
-    return export(res, cfg, SAES_DIR / cfg.name)
+    init = warm_start(continue_from, cfg) if continue_from else None
+    run_dir = out_dir(cfg).with_name(cfg.name + "-continued") if init else None
+    res = train(cfg, acts, minutes=minutes, mix=mix, init=init, run_dir=run_dir)
+    return export(res, cfg, out or SAES_DIR / cfg.name)

@@ -158,3 +158,37 @@ def test_dense_and_sparse_auxk_paths_agree():
         grads.append((e.detach(), m.W_enc.grad.clone(), m.b_enc.grad.clone(), m.W_dec.grad.clone()))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_warm_start_continues_an_export_and_counts_its_history(tmp_path):
+    from spectrascope.core.train.trainer import warm_start
+
+    rng = np.random.default_rng(1)
+    acts = (rng.normal(size=(3000, 16)) * 40).astype(np.float16)
+    cfg = TrainConfig(name="t", d_in=16, d_sae=48, k=4, lr=3e-3, batch=128, total_tokens=128 * 40,
+                      dead_window=1024, k_aux=8)
+    first = train(cfg, acts, progress=False, run_dir=tmp_path / "first")
+    folder = export(first, cfg, tmp_path / "first-export")
+    init = warm_start(folder, cfg)
+    # Back in training units: the export's raw-residual SAE equals the trained one (up to fp16 storage).
+    assert init["scale"] == pytest.approx(first["scale"])
+    for k in ("W_enc", "b_enc", "b_dec"):
+        torch.testing.assert_close(init["state_dict"][k], getattr(first["model"], k).detach(), rtol=2e-3, atol=2e-3)
+    assert init["steps"] == 40 and init["tokens_seen"] == 40 * 128
+
+    second = train(cfg, acts, progress=False, run_dir=tmp_path / "second", init=init)
+    assert second["state"]["init"]["tokens_seen"] == 40 * 128
+    info = json.loads((export(second, cfg, tmp_path / "second-export") / "train_curve.json").read_text())
+    assert info["warm_start"]["steps"] == 40
+    # A second continuation adds up the history of both earlier runs.
+    again = warm_start(tmp_path / "second-export", cfg)
+    assert again["steps"] == 80 and again["tokens_seen"] == 80 * 128
+
+    x = torch.from_numpy(acts[:500].astype(np.float32)) / first["scale"]
+    with torch.no_grad():
+        e1 = (x - first["model"](x)).pow(2).sum()
+        e2 = (x - second["model"](x)).pow(2).sum()
+    assert float(e2) < float(e1)  # continuing from the export keeps improving, not restarting
+
+    with pytest.raises(ValueError, match="not the 96 x k4"):
+        warm_start(folder, TrainConfig(name="t", d_in=16, d_sae=96, k=4))

@@ -5,6 +5,7 @@
     python -m spectrascope.core.train card     # rewrite CARD.md from the stored records only
     python -m spectrascope.core.train concepts # best features per shipped concept set (concept_sets.json)
     python -m spectrascope.core.train trial --d-sae 4096 --k 32 --minutes 20   # a width/tokens point, not shipped
+    python -m spectrascope.core.train curve --which fine --points DIR_OR_CKPT ...  # held-out metrics vs tokens
 
 Every stage skips or resumes work already on disk (data under $SPECTRASCOPE_CACHE/train
 or ~/.cache/spectrascope/train), so a killed run is restarted with the same command.
@@ -21,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
-    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "concepts", "all"])
+    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "concepts", "curve", "all"])
     ap.add_argument("--d-sae", type=int, default=4096, help="trial: dictionary width")
     ap.add_argument("--k", type=int, default=32, help="trial: active latents per token (TopK)")
     ap.add_argument("--train-tokens", type=int, default=10_000_000, help="activations to cache for training")
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export-only", action="store_true", help="train: export the latest checkpoint as is")
     ap.add_argument("--continue-from", default=None,
                     help="train: continue this exported SAE folder (e.g. the shipped one) instead of a fresh init")
+    ap.add_argument("--points", nargs="*", default=[],
+                    help="curve: exported SAE folders or trainer checkpoints (ckpt.pt) to score")
     ap.add_argument("--out", default=None, help="train: export here instead of assets/saes/<name>")
     ap.add_argument("--ce-seqs", type=int, default=256, help="held-out sequences for the CE-loss splice")
     args = ap.parse_args(argv)
@@ -88,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             from spectrascope.core.train.trainer import train_trial
 
             print(json.dumps(train_trial(args.d_sae, args.k, args.minutes or 20), indent=1), flush=True)
+        elif stage == "curve":
+            from spectrascope.core.train.curve import format_curve, score_points
+
+            for w in which:
+                print(format_curve(score_points(w, args.points, ce_seqs=args.ce_seqs)), flush=True)
         elif stage == "concepts":  # the product check on every shipped concept set
             from spectrascope.core.train.concepts import write_concept_report
 

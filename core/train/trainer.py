@@ -389,9 +389,10 @@ def store_half(folder: Path) -> None:
     save_file({k: v.half() if v.ndim == 2 else v for k, v in weights.items()}, path)
 
 
-def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
-    """The latest checkpoint as a train() result, to export a run that was stopped early."""
-    ck = torch.load((run_dir or out_dir(cfg)) / "ckpt.pt", weights_only=False)
+def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None, checkpoint: Path | None = None) -> dict:
+    """The latest checkpoint (or the `checkpoint` file given) as a train() result, to export a run
+    that was stopped early or a snapshot of one."""
+    ck = torch.load(checkpoint or (run_dir or out_dir(cfg)) / "ckpt.pt", weights_only=False)
     model = TopKSAE(cfg.d_in, cfg.d_sae, cfg.k, cfg.seed)
     model.load_state_dict(ck["model"])
     return {"model": model, "scale": ck["scale"], "state": ck["state"], "total_steps": ck["state"]["step"],

@@ -192,3 +192,29 @@ def test_warm_start_continues_an_export_and_counts_its_history(tmp_path):
 
     with pytest.raises(ValueError, match="not the 96 x k4"):
         warm_start(folder, TrainConfig(name="t", d_in=16, d_sae=96, k=4))
+
+
+def test_curve_power_law_fit_and_tokens_to_bar():
+    from spectrascope.core.train.curve import power_law, tokens_to_reach
+
+    t = np.array([1e6, 3e6, 1e7])
+    fit = power_law(list(t), list(2.0 * t ** -0.25))
+    assert fit["a"] == pytest.approx(2.0, rel=1e-9) and fit["b"] == pytest.approx(0.25, rel=1e-9)
+    need = tokens_to_reach(fit, 0.01)
+    assert 2.0 * need ** -0.25 == pytest.approx(0.01, rel=1e-9)
+    assert tokens_to_reach(power_law([1e6, 2e6], [0.3, 0.4]), 0.15) is None  # rising: no answer
+    assert power_law([1e6], [0.3]) is None
+
+
+def test_load_checkpoint_reads_a_snapshot_file(tmp_path):
+    import shutil
+
+    from spectrascope.core.train.trainer import load_checkpoint
+
+    acts = (np.random.default_rng(2).normal(size=(1000, 16)) * 10).astype(np.float16)
+    cfg = TrainConfig(name="t", d_in=16, d_sae=32, k=4, batch=100, total_tokens=100 * 12)
+    res = train(cfg, acts, progress=False, run_dir=tmp_path / "run")
+    shutil.copy(tmp_path / "run" / "ckpt.pt", tmp_path / "snap.pt")
+    back = load_checkpoint(cfg, checkpoint=tmp_path / "snap.pt")
+    assert back["total_steps"] == res["total_steps"] == 12
+    torch.testing.assert_close(back["model"].W_enc, res["model"].W_enc)

@@ -207,9 +207,7 @@ class ContrastResult:
         """The cache file's size as the Pairing pane and `contrast` print it ("" when none was written)."""
         if self.cache_bytes is None:
             return ""
-        b = self.cache_bytes
-        size = f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} kB"
-        return f"cache file {size}"
+        return f"cache file {size_text(self.cache_bytes)}"
 
     @property
     def n_concept(self) -> int:
@@ -361,6 +359,10 @@ def collect_activations(
 
 # ---------------------------------------------------------------- cache
 
+def size_text(b: int) -> str:
+    return f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} kB"
+
+
 def _tensor_digest(h: Any, t: Any, sample: int = 1 << 20) -> None:
     """Shape, dtype, full sums and a strided sample of `t`: cheap even for a 262K-wide SAE
     (no full copy to the CPU), and any retraining or fine-tune changes it."""
@@ -491,6 +493,26 @@ def save_cached(result: ContrastResult) -> Path:
     return path
 
 
+def prune_old_format(progress: Progress = _quiet) -> list[Path]:
+    """Delete cache files of an older format. Their keys hash the old format number, so no run ever
+    looks them up again: left alone, each (up to ~0.9 GB at 262K) would stay on disk forever."""
+    removed, freed = [], 0
+    for path in sorted(cache_dir().glob("*.npz")):
+        try:
+            with np.load(path) as z:
+                fmt = json.loads(bytes(z["meta"]).decode()).get("format")
+            if isinstance(fmt, int) and fmt < CACHE_FORMAT:
+                size = path.stat().st_size
+                path.unlink()
+                removed.append(path)
+                freed += size
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+            continue  # unreadable or being replaced: not ours to judge here
+    if removed:
+        progress(f"removed {len(removed)} old-format cache file(s) from {cache_dir()} ({size_text(freed)})", None)
+    return removed
+
+
 def load_cached(key: str, settings: ContrastSettings) -> ContrastResult | None:
     """The cached activations for `key`, or None on a miss, an older format or an unreadable file."""
     path = cache_path(key)
@@ -532,6 +554,7 @@ def run_contrast(
     identity = session_identity(session, roles)
     key = cache_key(identity, concept, neutral)
     if use_cache:
+        prune_old_format(progress)
         hit = load_cached(key, settings)
         if hit is not None:
             progress("loaded from cache", 1.0)

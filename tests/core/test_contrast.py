@@ -375,3 +375,19 @@ def test_old_or_damaged_compact_cache_is_recomputed(tiny_sae_session, cache_env,
     hit = contrast.load_cached(first.key, ContrastSettings())  # rewritten in the compact format
     assert hit is not None
     np.testing.assert_array_equal(hit.acts["fine"]["max"], first.acts["fine"]["max"])
+
+
+def test_old_format_files_are_removed_with_a_message(tiny_sae_session, cache_env):
+    """A format-1 file sits under its own (old) key, which no run looks up again: the next cached run
+    deletes it and says so; current files stay."""
+    concept, neutral = PROMPTS[:3], PROMPTS[3:]
+    first = run_contrast(tiny_sae_session, concept, neutral)
+    stale = contrast.cache_dir() / "0123456789abcdef01234567.npz"
+    _old_format_file(stale, first)
+    messages = []
+    again = run_contrast(tiny_sae_session, concept, neutral, progress=lambda text, frac: messages.append(text))
+    assert again.cached and contrast.cache_path(first.key).is_file()
+    assert not stale.exists()
+    assert any("removed 1 old-format cache file" in m for m in messages), messages
+    messages.clear()
+    assert contrast.prune_old_format(lambda text, frac: messages.append(text)) == [] and messages == []

@@ -32,7 +32,8 @@ steered configuration with the same seed share their random draws, and reruns ar
 
 Metrics per run, all read back WITHOUT hooks (one forward of prompt + generation):
   * concept activation: mean activation of the concept feature (a coarse feature) over the
-    generated positions, encoded by its SAE;
+    generated positions, encoded by its SAE; each token's own activation is kept too
+    (`SteeredRun.concept_trace`: where the feature fired in the output);
   * concept words: which words of a list occur (case-insensitive, word boundaries); by default
     the words the concept feature fires on most (its label's top contexts), never a fixed list;
   * perplexity: exp(mean NLL of the generated tokens) under the unsteered model (T=1 logits).
@@ -314,6 +315,7 @@ def perplexity(nll: Sequence[float]) -> float:
 class Readback:
     concept_act: float | None  # mean concept-feature activation over the generated positions
     nll: tuple[float, ...]  # per generated token, nats, under the unsteered model
+    concept_trace: tuple[float, ...] = ()  # the concept feature's activation at each generated token
 
     @property
     def perplexity(self) -> float:
@@ -323,7 +325,9 @@ class Readback:
 def readback(
     session: Session, prompt_ids: list[int], gen_ids: Sequence[int], concept: tuple[str, int] | None
 ) -> Readback:
-    """One unsteered forward of prompt + generation: NLL of each generated token, concept activation."""
+    """One unsteered forward of prompt + generation: NLL of each generated token, the concept
+    feature's activation at each generated token and its mean. Unsteered on purpose: in the steered
+    forward the added direction itself would light the feature."""
     import torch
 
     if not gen_ids:
@@ -341,11 +345,12 @@ def readback(
         logp = torch.log_softmax(logits[:-1], dim=-1)  # (n, V): positions p-1 .. T-2
         target = torch.tensor(list(gen_ids), device=logp.device)
         nll = (-logp.gather(1, target[:, None])[:, 0]).cpu().tolist()
-        act = None
+        act, trace = None, ()
         if concept is not None:
             x = resid[hooks[0]][p:].to(sae.W_enc.dtype)  # (n, d) generated positions
-            act = float(sae.encode(x)[:, concept[1]].float().mean())
-    return Readback(act, tuple(nll))
+            z = sae.encode(x)[:, concept[1]].float().cpu()  # (n,)
+            act, trace = float(z.mean()), tuple(z.tolist())
+    return Readback(act, tuple(nll), trace)
 
 
 # --------------------------------------------------------------------------- experiments
@@ -357,6 +362,7 @@ class Piece:
 
     text: str
     special: bool = False
+    tokens: int = 1  # how many token ids it shows (a multi-byte character's byte tokens make one piece)
 
 
 # A character split over byte tokens decodes to U+FFFD until its last byte: up to 4 tokens are joined.
@@ -371,7 +377,7 @@ def token_pieces(session: Session, ids: Sequence[int]) -> tuple[Piece, ...]:
 
     def flush() -> None:
         if pending:
-            out.append(Piece(session.decode(pending)))
+            out.append(Piece(session.decode(pending), tokens=len(pending)))
             pending.clear()
 
     for i in ids:
@@ -397,10 +403,21 @@ class SteeredRun:
     concept_words: tuple[str, ...]
     nll: tuple[float, ...]
     pieces: tuple[Piece, ...] = ()  # token_pieces(token_ids): what a view shows, unit by unit
+    concept_trace: tuple[float, ...] = ()  # per token id: the concept feature's unsteered readback
 
     @property
     def perplexity(self) -> float:
         return perplexity(self.nll)
+
+    def piece_trace(self) -> tuple[float, ...]:
+        """The concept trace per piece (the strongest of the tokens a piece shows); () without one."""
+        if len(self.concept_trace) != sum(p.tokens for p in self.pieces):
+            return ()
+        out, i = [], 0
+        for p in self.pieces:
+            out.append(max(self.concept_trace[i:i + p.tokens]))
+            i += p.tokens
+        return tuple(out)
 
     @property
     def special_count(self) -> int:
@@ -570,7 +587,8 @@ class SteeringReport:
                 {**c.summary(), "features": [asdict(f) for f in c.features],
                  "runs": [{"seed": r.seed, "text": r.text, "token_ids": list(r.token_ids),
                            "special_tokens": r.special_count,
-                           "concept_act": r.concept_act, "concept_words": list(r.concept_words),
+                           "concept_act": r.concept_act, "concept_trace": list(r.concept_trace),
+                           "concept_words": list(r.concept_words),
                            "perplexity": r.perplexity} for r in c.runs]}
                 for c in self.cells
             ],
@@ -678,7 +696,8 @@ def run_experiment(
             rb = readback(session, prompt_ids, ids, concept)
             text = session.decode(ids)
             runs.append(SteeredRun(name, strength, seed, ids, text, rb.concept_act,
-                                   tuple(match_concept(text, pattern)), rb.nll, token_pieces(session, ids)))
+                                   tuple(match_concept(text, pattern)), rb.nll, token_pieces(session, ids),
+                                   rb.concept_trace))
         cells.append(Cell(name, strength, cell_spec.features, tuple(runs)))
     return SteeringReport(prompt, spec, settings, seeds, tokens, strengths, concept, units, tuple(cells),
                           time.perf_counter() - t0, tuple(words), words_source)

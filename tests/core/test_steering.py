@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -183,6 +184,40 @@ def test_readback_metrics_match_a_numpy_reference(tiny_sae_session):
     with torch.inference_mode():
         ref = float(s.saes["coarse"].encode(ref_resid[p:])[:, 3].mean())
     assert rb.concept_act == pytest.approx(ref, rel=1e-5, abs=1e-6)
+
+
+def test_concept_trace_is_the_unsteered_sae_encode_of_each_generated_token(tiny_sae_session, feats):
+    """Each run's per-token trace against an independent computation (the session's unsteered
+    forward with a capture at the SAE hook, then sae-lens `SAE.encode` of the generated positions);
+    its mean is the run's concept_act, and the export carries it."""
+    s = tiny_sae_session
+    prompt_ids, _ = s.tokenize(PROMPT)
+    with torch.inference_mode():  # a concept feature that fires on this text, so the trace is not all zeros
+        concept = int(s.saes["coarse"].encode(capture_resid(s, prompt_ids)[0][1:]).sum(0).argmax())
+    rep = st.run_experiment(s, PROMPT, feats, seeds=[0, 1], tokens=6, strengths=[4.0], words=[],
+                            concept=("coarse", concept))
+    p = len(prompt_ids)
+    runs = [r for c in rep.cells for r in c.runs]
+    assert {r.config for r in runs} == {"baseline", "coarse", "fine", "coarse+fine"}
+    for run in runs:
+        resid, _ = capture_resid(s, prompt_ids + list(run.token_ids))  # no edits: the honest readback
+        with torch.inference_mode():
+            ref = s.saes["coarse"].encode(resid[p:])[:, concept].float().numpy()
+        assert len(run.concept_trace) == len(run.token_ids)
+        np.testing.assert_allclose(run.concept_trace, ref, rtol=1e-5, atol=1e-6)
+        assert np.mean(run.concept_trace) == pytest.approx(run.concept_act, rel=1e-6, abs=1e-9)
+        assert len(run.piece_trace()) == len(run.pieces)
+    assert sum(max(r.concept_trace) > 0 for r in runs) >= 2  # it fires in the output: not all zeros
+    exported = rep.to_dict()["cells"][1]["runs"][0]
+    assert exported["concept_trace"] == list(rep.cells[1].runs[0].concept_trace)
+
+
+def test_piece_trace_takes_the_strongest_token_of_each_piece():
+    pieces = (st.Piece("a"), st.Piece("東", tokens=3), st.Piece("<eos>", True))
+    run = st.SteeredRun("coarse", 1.0, 0, (1, 2, 3, 4, 5), "a東", 0.0, (), (0.0,) * 5, pieces,
+                        (0.5, 0.1, 2.0, 0.3, 0.0))
+    assert run.piece_trace() == (0.5, 2.0, 0.0)
+    assert replace(run, concept_trace=()).piece_trace() == ()  # no readback: no marks
 
 
 def test_concept_words_case_and_word_boundaries():

@@ -7,7 +7,8 @@ every key with a default), so a new setting never needs a converter.
 
 Version 1 (the first files have no version field): prompt, knobs, A/B, Spectrum mode,
 Pairing prompt sets and thresholds. Version 2 adds the Steering pane and Pairing's anchors
-(its result is re-run from the contrast cache on restore).
+(its result is re-run from the contrast cache on restore). Spectrum's analyzer zoom and scale came
+later without a version bump (an older file's Spectrum section lacks them: zoom 1, log scale).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from textual.widgets import Input
 
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.panes.pairing import PairingPane
+from spectrascope.tui.panes.spectrum import SpectrumPane
 from spectrascope.tui.panes.steering import SteeringPane
 from spectrascope.tui.session_file import VERSION, load_session_file
 from tests.tui.fake_session import fake_with_saes
@@ -45,7 +46,7 @@ async def set_every_pane(pilot, sets) -> None:
     await pilot.press("f2", "t", "t", "K", "K", "p")  # Logits: knobs
     await type_into(pilot, "#logits-system", "You are a pirate.")  # enter applies it: A/B on
 
-    await pilot.press("f3", "left", "m")  # Spectrum: a fixed token, mean over tokens
+    await pilot.press("f3", "left", "m", "z", "s")  # Spectrum: a fixed token, mean over tokens, zoomed, density
     await pilot.press("enter")  # the feature card of the first row
 
     await pilot.press("f4")  # Pairing: own sets, a run, a hand-picked anchor, thresholds
@@ -89,6 +90,7 @@ async def test_every_pane_round_trips_through_a_session_file(sets, tmp_path):
     for pane_id, state in saved_states.items():
         assert state != defaults[pane_id], f"{pane_id} was left at its defaults"
     assert saved_states["logits"]["ab"] and saved_states["spectrum"]["feature"] is not None
+    assert saved_states["spectrum"]["zoom"] == 2 and saved_states["spectrum"]["scale"] == "density"
     assert saved_states["steering"]["features"][1] == {"role": "fine", "id": 10, "strength": 1.5}
     assert saved_states["steering"]["words"] == ["Paris", "France"]
     saved = load_session_file(next(tmp_path.glob("spectrascope-session-*.json")))
@@ -131,6 +133,16 @@ async def test_an_older_session_file_loads_with_the_rest_at_defaults(sets, tmp_p
         assert pairing.settings.cos_threshold == 0.4 and pairing.concept_path == sets[0]
         assert pairing.result is None and not pairing.busy  # nothing was shown: nothing re-runs
         assert app.query_one(SteeringPane).get_state() == SteeringPane().get_state()
+        spectrum = app.query_one(SpectrumPane)  # no zoom/scale keys: the analyzer's defaults
+        assert (spectrum.zoom, spectrum.scale) == (1, "log")
+
+
+@pytest.mark.parametrize("bad", [{"zoom": 3}, {"zoom": 0}, {"zoom": "2"}, {"scale": "linear"}])
+def test_a_bad_analyzer_setting_is_refused_and_changes_nothing(bad):
+    pane = SpectrumPane()
+    with pytest.raises(ValueError, match="zoom|scale"):
+        pane.set_state({"reduce": "mean", **bad})
+    assert (pane.zoom, pane.scale, pane.reduce) == (1, "log", "max")
 
 
 def test_session_file_versions(tmp_path):

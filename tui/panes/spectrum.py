@@ -90,9 +90,15 @@ class SpectrumPane(Vertical):
     # ---- session file and export -----------------------------------------------------------------
     def get_state(self) -> dict:
         return {"position": self.position, "follow_end": self.follow_end, "reduce": self.reduce,
-                "feature": list(self.feature) if self.feature else None}
+                "feature": list(self.feature) if self.feature else None, "zoom": self.zoom, "scale": self.scale}
 
     def set_state(self, state: dict) -> None:
+        zoom, scale = state.get("zoom", 1), state.get("scale", "log")  # files before zoom/scale: the defaults
+        if not isinstance(zoom, int) or zoom < 1 or zoom & (zoom - 1):
+            raise ValueError(f"analyzer zoom {zoom!r} is not a power of two")  # z/Z double and halve it
+        if scale not in SCALES:
+            raise ValueError(f"unknown analyzer scale {scale!r} (one of {', '.join(SCALES)})")
+        self.zoom, self.scale = zoom, scale
         pos = state.get("position")
         self.position = None if pos is None else int(pos)
         self.follow_end = bool(state.get("follow_end", True))

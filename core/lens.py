@@ -8,11 +8,15 @@ dimensions (Gemma's "massive" dimensions). The commitment layer is the first lay
 the final top-1 token stays top-1. For the whole prompt, a layers x positions grid says where
 each position's final top-1 token is already top-1. The last layer's lens is the model's own
 output, so its row equals the next-token distribution.
+
+The table costs one forward and one pass of L+1 rows over the unembedding; the grid reads every
+layer x position and costs more, so a view shows the table first and the grid when it is ready
+(`read_stream` -> `lens_table` -> `lens_grid`; `logit_lens` does all three).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -39,7 +43,8 @@ class LensReport:
     target: tuple[int, str]  # the final top-1 token at `position`
     rows: tuple[LayerRow, ...]
     commitment: str  # the first layer from which `target` stays top-1 (the last block at the latest)
-    settled: tuple[tuple[bool, ...], ...]  # layers x positions: is that position's final top-1 already top-1
+    settled: tuple[tuple[bool, ...], ...]  # layers x positions: is that position's final top-1 already top-1;
+    # () from `lens_table` until `lens_grid` fills it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,26 +86,38 @@ def settled_grid(session: Any, stream: torch.Tensor, final_top: torch.Tensor,
     return tuple(tuple(r) for r in grid) + (tuple([True] * n),)
 
 
-def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> LensReport:
+@dataclass(frozen=True)
+class Stream:
+    """One forward's residual stream at every layer (what the table and the grid read), so moving
+    to another token or drawing the grid later needs no second forward."""
+
+    prompt: str
+    ids: tuple[int, ...]
+    resid: torch.Tensor  # (L+1, T, d) float32, CPU: before block 0, then after each block
+
+
+def read_stream(session: Any, prompt: str) -> Stream:
     ids, _ = session.tokenize(prompt)
-    n = len(ids)
+    names = hooks(session.model.n_layers)
+    resid = session.forward(ids, capture=names, keep_logits=0).resid  # hook -> (1, T, d)
+    return Stream(prompt, tuple(ids), torch.stack([resid[h][0].float().cpu() for h in names]))
+
+
+def lens_table(session: Any, stream: Stream, position: int = -1, top: int = 5) -> LensReport:
+    """The per-layer table at one position: one pass of L+1 rows over the unembedding (the grid,
+    `lens_grid`, is left empty: it reads every layer x position and comes after)."""
+    n = len(stream.ids)
     if not -n <= position < n:
         raise ValueError(f"Position {position} is outside the prompt (0..{n - 1}).")
     pos = position % n
-    names = hooks(session.model.n_layers)
-    resid = session.forward(ids, capture=names, keep_logits=0).resid  # hook -> (1, T, d)
-    stream = torch.stack([resid[h][0].float().cpu() for h in names])  # (L+1, T, d)
-    # One pass over the unembedding for the output row of every position and every layer at `pos`.
-    both = session.lens_logits(torch.cat([stream[-1], stream[:, pos]]))  # (T + L+1, V)
-    final_top, logits = both[:n].argmax(-1), both[n:]  # (T,) the model's own top-1; (L+1, V)
-    settled = settled_grid(session, stream, final_top)
-    target = int(final_top[pos])
+    logits = session.lens_logits(stream.resid[:, pos])  # (L+1, V); the last row is the model's output
+    target = int(logits[-1].argmax())
     logp = torch.log_softmax(logits, -1)
     probs = logp.exp()
     rows = []
-    for layer in range(stream.shape[0]):
+    for layer in range(stream.resid.shape[0]):
         p, idx = probs[layer].topk(top)
-        x = stream[layer, pos]
+        x = stream.resid[layer, pos]
         sq = x.pow(2)
         rows.append(LayerRow(
             "emb" if layer == 0 else str(layer - 1),
@@ -108,10 +125,23 @@ def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> L
             int((logits[layer] > logits[layer, target]).sum()) + 1, float(probs[layer, target]),
             max(0.0, float(-(probs[layer] * logp[layer]).sum())), float(x.norm()),  # no "-0.00" for a one-hot
             float(sq.topk(min(MASSIVE, len(sq))).values.sum() / sq.sum().clamp_min(1e-12))))
-    column = [s[pos] for s in settled]
-    first = len(column) - 1  # the output always is its own top-1
-    while first > 0 and column[first - 1]:  # walk down while the target stays top-1
-        first -= 1
-    commitment = rows[first].layer
-    return LensReport(prompt, tuple(session.piece(i) for i in ids), pos, (target, session.piece(target)), tuple(rows),
-                      commitment, tuple(settled))
+    first = len(rows) - 1  # the output always is its own top-1
+    while first > 0 and int(logits[first - 1].argmax()) == target:  # walk down while it stays top-1 (argmax ties
+        first -= 1                                                   # as the grid's)
+    return LensReport(stream.prompt, tuple(session.piece(i) for i in stream.ids), pos, (target, session.piece(target)),
+                      tuple(rows), rows[first].layer, ())
+
+
+def lens_grid(session: Any, stream: Stream) -> tuple[tuple[bool, ...], ...]:
+    """The layers x positions settled grid of the whole prompt (`settled_grid`), after the table."""
+    final_top = session.lens_logits(stream.resid[-1]).argmax(-1)  # (T,) the model's own top-1
+    return settled_grid(session, stream.resid, final_top)
+
+
+def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> LensReport:
+    """The whole report (the CLI's): the table at `position` and the grid, from one forward."""
+    stream = read_stream(session, prompt)
+    n = len(stream.ids)
+    if not -n <= position < n:  # before the grid's cost
+        raise ValueError(f"Position {position} is outside the prompt (0..{n - 1}).")
+    return replace(lens_table(session, stream, position, top), settled=lens_grid(session, stream))

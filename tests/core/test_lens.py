@@ -84,3 +84,21 @@ def test_settled_grid_equals_the_full_argmax_of_every_layer(fixture, chunk, requ
     grid = settled_grid(session, stream, full[-1], chunk=chunk)
     assert grid == ref
     assert any(not v for row in grid for v in row)  # not all True: the scan had rows to reject
+
+
+def test_the_table_first_then_the_grid_from_one_stream_equals_the_whole_report(tiny_session, monkeypatch):
+    """The pane's order (table, then grid) from one forward gives the CLI's report, at any position."""
+    from dataclasses import replace
+
+    from spectrascope.core.lens import lens_grid, lens_table, read_stream
+
+    prompt = "one two three four five"
+    whole = {pos: logit_lens(tiny_session, prompt, pos) for pos in (-1, 2)}
+    stream = read_stream(tiny_session, prompt)
+    monkeypatch.setattr(tiny_session, "forward", lambda *a, **k: pytest.fail("a second forward"))
+    grid = lens_grid(tiny_session, stream)
+    for pos, want in whole.items():
+        table = lens_table(tiny_session, stream, pos)
+        assert table.settled == () and replace(table, settled=grid) == want
+    with pytest.raises(ValueError, match="outside the prompt"):
+        lens_table(tiny_session, stream, len(stream.ids))

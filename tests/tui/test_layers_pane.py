@@ -31,3 +31,44 @@ async def test_f6_shows_the_lens_of_the_prompt_and_follows_the_token():
         await pilot.press("left")
         await until(pilot, lambda: pane.report is not None and pane.report.position == len(want.tokens) - 2)
         assert pane.report.target == logit_lens(session, "the capital of france is", -2).target
+
+
+@pytest.mark.asyncio
+async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(monkeypatch):
+    """The costly settled grid comes after the table, once per prompt; ←/→ reuse the kept stream."""
+    import threading
+
+    from spectrascope.core import lens
+
+    gate, grids = threading.Event(), []
+    real_grid = lens.lens_grid
+
+    def slow_grid(session, stream):
+        assert gate.wait(30)
+        grids.append(stream.prompt)
+        return real_grid(session, stream)
+
+    session = fake_with_saes()
+    want = logit_lens(session, "the capital of france is", -2)  # before the patch: the plain report
+    monkeypatch.setattr(lens, "lens_grid", slow_grid)
+    app = SpectrascopeApp(lambda progress: session, prompt="the capital of france is")
+    async with app.run_test(size=(150, 45)) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        pane = app.query_one("#layers")
+        await pilot.press("f6")
+        await until(pilot, lambda: pane.report is not None)
+        strip = pane.query_one("#layers-strip", Static)
+        assert pane.report.settled == () and "reading every layer" in str(strip.render())
+        assert pane.query_one("#layers-table", FastTable).row_count == len(pane.report.rows)
+        forwards = session.forwards
+        pane.query_one("#layers-table", FastTable).focus()
+        await pilot.press("left")
+        await until(pilot, lambda: pane.report.position == len(pane.report.tokens) - 2)
+        assert session.forwards == forwards  # the kept stream: no second forward for another token
+        gate.set()
+        await until(pilot, lambda: pane.report.settled != ())
+        assert pane.report == want and grids == ["the capital of france is"]
+        assert "already top-1" in str(strip.render())
+        await pilot.press("right")
+        await until(pilot, lambda: pane.report.position == len(want.tokens) - 1 and pane.report.settled != ())
+        assert grids == ["the capital of france is"] and session.forwards == forwards

@@ -1,9 +1,10 @@
 """The Layers pane (F6): the logit lens at one token of the prompt, layer by layer, and where each
-position's prediction settles (core/lens.py; `spectrascope lens` prints the same report)."""
+position's prediction settles (core/lens.py; `spectrascope lens` prints the same report). The table
+shows first; the settled grid, the costly part, follows from the same forward (bench/bench_lens.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -26,7 +27,15 @@ if TYPE_CHECKING:
 @dataclass
 class LensReady(Message):
     key: tuple[str, int]  # (prompt, position) the report is for
-    report: Any = None  # core.lens.LensReport
+    report: Any = None  # core.lens.LensReport, its grid still empty
+    stream: Any = None  # core.lens.Stream it was read from, kept for the grid and other tokens
+    error: BaseException | None = None
+
+
+@dataclass
+class GridReady(Message):
+    prompt: str
+    grid: Any = None  # layers x positions, core.lens.lens_grid
     error: BaseException | None = None
 
 
@@ -67,6 +76,11 @@ class LayersPane(Vertical):
         self.position = -1  # -1 follows the last token
         self.report: Any = None
         self._wanted: tuple[str, int] | None = None
+        # The table comes first; the grid (every layer x token through the unembedding, the costly
+        # part) follows from the same forward's stream, once per prompt, and stays for ←/→.
+        self._stream: Any = None  # core.lens.Stream of the shown prompt
+        self._grid_prompt: str | None = None  # the prompt whose grid is computed or on its way
+        self._grid: Any = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="layers-header")
@@ -79,6 +93,9 @@ class LayersPane(Vertical):
             Column("|x|", 7, True), Column("top-3 dims", 10, True), Column("top tokens", 60)])
         self.query_one("#layers-header", Static).update(Text("The logit lens appears here after a prompt runs.",
                                                              style="grey50"))
+
+    def watch_session(self) -> None:
+        self._stream, self._grid_prompt, self._grid = None, None, None  # another model: read it again
 
     # ---- session file and export (app conventions) ------------------------------------------------
     def get_state(self) -> dict:
@@ -118,7 +135,8 @@ class LayersPane(Vertical):
             return
         self._wanted = key
         self.query_one("#layers-header", Static).update(Text("reading every layer…", style="grey50"))
-        self._lens(self.session, key)
+        stream = self._stream if self._stream is not None and self._stream.prompt == key[0] else None
+        self._lens(self.session, key, stream)
 
     def action_position(self, delta: int) -> None:
         if self.result is None:
@@ -131,15 +149,26 @@ class LayersPane(Vertical):
         self.refresh_lens()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
-    def _lens(self, session: SessionAPI, key: tuple[str, int]) -> None:
-        from spectrascope.core.lens import logit_lens
+    def _lens(self, session: SessionAPI, key: tuple[str, int], stream: Any = None) -> None:
+        """The table at one token: a forward unless this prompt's stream is kept."""
+        from spectrascope.core.lens import lens_table, read_stream
 
         try:
-            report = logit_lens(session, key[0], key[1])
+            stream = stream or read_stream(session, key[0])
+            report = lens_table(session, stream, key[1])
         except Exception as exc:  # noqa: BLE001 - shown in the header; the pane keeps running
             self.post_message(LensReady(key, error=exc))
             return
-        self.post_message(LensReady(key, report))
+        self.post_message(LensReady(key, report, stream))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="layers-grid")
+    def _settled(self, session: SessionAPI, stream: Any) -> None:
+        from spectrascope.core.lens import lens_grid
+
+        try:
+            self.post_message(GridReady(stream.prompt, lens_grid(session, stream)))
+        except Exception as exc:  # noqa: BLE001 - shown under the table
+            self.post_message(GridReady(stream.prompt, error=exc))
 
     def on_lens_ready(self, message: LensReady) -> None:
         if message.key != self._wanted:
@@ -149,7 +178,12 @@ class LayersPane(Vertical):
             self.report = None
             header.update(Text(one_line(describe(message.error), 300), style="bold red"))
             return
-        self.report = rep = message.report
+        self._stream = message.stream
+        if self._grid_prompt != message.stream.prompt:  # a new prompt: its grid, once, after this table
+            self._grid_prompt, self._grid = message.stream.prompt, None
+            if self.session is not None:
+                self._settled(self.session, message.stream)
+        self.report = rep = message.report if self._grid is None else replace(message.report, settled=self._grid)
         target = visible(rep.target[1])
         header.update(Text(
             f"token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 from layer "
@@ -163,6 +197,28 @@ class LayersPane(Vertical):
                           (f"{row.target_prob:.3f}", style), (f"{row.entropy:.2f}", ""), (f"{row.norm:.0f}", ""),
                           (f"{row.massive_share:.0%}", "grey62"), (tops, "")])
         self.query_one("#layers-table", FastTable).set_rows(cells, [r.layer for r in rep.rows])
+        self._draw_strip()
+
+    def on_grid_ready(self, message: GridReady) -> None:
+        if message.prompt != self._grid_prompt:
+            return  # an older prompt's grid
+        if message.error is not None:
+            self._grid_prompt = None  # the next table tries again
+            self.query_one("#layers-strip", Static).update(
+                Text("settled grid: " + one_line(describe(message.error), 300), style="bold red"))
+            return
+        self._grid = message.grid
+        if self.report is not None and self.report.prompt == message.prompt:
+            self.report = replace(self.report, settled=message.grid)
+        self._draw_strip()
+
+    def _draw_strip(self) -> None:
+        rep, widget = self.report, self.query_one("#layers-strip", Static)
+        if rep is None:
+            return
+        if not rep.settled:
+            widget.update(Text("settled grid: reading every layer × token through the unembedding…", style="grey50"))
+            return
         strip = Text("is each position's final top-1 already top-1? (layers down, tokens across; yellow: this "
                      "token)\n", style="grey50")
-        self.query_one("#layers-strip", Static).update(strip + settled_strip(rep))
+        widget.update(strip + settled_strip(rep))

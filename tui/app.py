@@ -289,6 +289,10 @@ class SpectrascopeApp(App):
     def on_pairing_pane_selection_changed(self, message: PairingPane.SelectionChanged) -> None:
         self.pairing_selection = message.features
 
+    def on_logits_pane_stepped(self, message: LogitsPane.Stepped) -> None:
+        if self.result is not None and message.prompt == self.result.prompt:  # else a newer prompt shows
+            self.query_one("#spectrum", SpectrumPane).show_generation(self.result, message.stepper)
+
     # ---- navigation, help, export --------------------------------------------------------------
     def get_system_commands(self, screen):
         from textual.app import SystemCommand

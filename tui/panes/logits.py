@@ -24,15 +24,18 @@ from textual.widgets import DataTable, Input, Static
 from spectrascope.core.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
+from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
 from spectrascope.tui.stale import Basis
 from spectrascope.tui.widgets.bars import bar
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+from spectrascope.tui.widgets.step_strip import step_strip_text
 from spectrascope.tui.widgets.text_field import TextField
 
 if TYPE_CHECKING:
     from spectrascope.core.session_api import SessionAPI
 
 TOP_K_STEPS = [None, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000]
+STRIP_STEPS = 40  # the strip reports at most the newest this many steps (more never fit a line)
 
 
 def knob_text(s: SamplingSettings) -> str:
@@ -51,7 +54,7 @@ class GenerationDone(Message):
     error: BaseException | None = None
 
 
-class LogitsPane(Vertical):
+class LogitsPane(LabelWorker, Vertical):
     DEFAULT_CLASSES = "pane"
     focus_target = "#logits-table"
     pane_title = "Logits"
@@ -71,6 +74,13 @@ class LogitsPane(Vertical):
         Binding("0", "reset_knobs", "Reset", show=False),
     ]
 
+    @dataclass
+    class Stepped(Message):
+        """The stepper moved (a step or a step back) on `prompt`: the app hands it to the Spectrum pane."""
+
+        prompt: str
+        stepper: Any
+
     top_n = 20
     n_runs = 5
     run_steps = 20
@@ -89,11 +99,13 @@ class LogitsPane(Vertical):
         self.runs_basis: Basis | None = None
         self.busy = False
         self._cancel = None  # threading.Event of the seeded runs in flight
+        self.records: list = []  # core.step_record.TokenRecord of the steps the strip shows
 
     def compose(self) -> ComposeResult:
         yield Static("", id="logits-knobs")
         yield Static("", id="logits-summary")
         yield Static("", id="logits-text")
+        yield Static("", id="logits-strip")  # per generated token: p, rank, top feature
         yield TextField("system prompt (A/B)", placeholder="a system prompt to compare against (a: A/B)",
                         id="logits-system")
         with Vertical(id="logits-body"):  # app.tcss puts the runs beside the table on wide screens
@@ -156,6 +168,7 @@ class LogitsPane(Vertical):
         self.view = LogitsView(result.logits)
         self.stepper = None
         self.ab = None
+        self.label_error = None  # a new prompt tries the labels again
         self._draw()
         if self.ab_on:
             self._start_ab()
@@ -231,6 +244,7 @@ class LogitsPane(Vertical):
         """Re-render everything from cached logits: this is the knob-change path."""
         self._draw_knobs()
         self._draw_text()
+        self._draw_strip()
         self._draw_runs_note()
         if self.ab_on:
             self._draw_ab()
@@ -269,6 +283,35 @@ class LogitsPane(Vertical):
                 text.append(visible(self.piece(step.token_id), mark_spaces=False), style=style)
             text.append(f"   [{len(self.stepper.steps)} steps]", style="grey50")
         self.query_one("#logits-text", Static).update(text)
+
+    def _draw_strip(self) -> None:
+        """Each generated token's surprise and top feature, from `step_records` (the report
+        `logits --features` prints); labels not known yet show "…" until the worker brings them."""
+        strip = self.query_one("#logits-strip", Static)
+        steps = self.stepper.steps if self.stepper is not None else []
+        strip.display = bool(steps)
+        if not steps:
+            self.records = []
+            return
+        from spectrascope.core.step_record import pending_labels, step_records
+
+        labels = self.session.labels if self.session is not None else {}
+        earlier = max(0, len(steps) - STRIP_STEPS)
+        self.records = [replace(r, step=r.step + earlier)
+                        for r in step_records(steps[earlier:], self.piece, labels, top=1, compute_labels=False)]
+        width = strip.size.width or self.size.width or 80
+        strip.update(step_strip_text(self.records, width, earlier))
+        self.fetch_labels(pending_labels(self.records))
+
+    def on_labels_computed(self, message: LabelsComputed) -> None:
+        self.labels_done(message)
+        if self.label_error:
+            self._say(f"labels: {self.label_error}", error=True)
+        self._draw_strip()
+
+    def on_resize(self) -> None:
+        if self.records:
+            self._draw_strip()  # as many tokens as the new width holds
 
     def _draw_ab(self) -> None:
         table = self.query_one("#logits-table", FastTable)
@@ -447,6 +490,7 @@ class LogitsPane(Vertical):
         current = message.basis.prompt == self.prompt  # else a newer prompt arrived while it ran
         if message.stepper is not None and current:
             self.stepper = message.stepper
+            self.post_message(self.Stepped(self.prompt, self.stepper))  # the Spectrum follows the generation
         if message.ab is not None and current:
             self.ab, self.ab_basis = message.ab, message.basis
         if message.runs is not None:

@@ -9,19 +9,18 @@ pane redraws: the screen never waits for a label.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
+from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
 from spectrascope.tui.widgets.analyzer import SCALES, Analyzer, band_of, band_values, feature_window
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.token_strip import token_strip_text
@@ -32,14 +31,7 @@ if TYPE_CHECKING:
 ROLES = ("coarse", "fine")
 
 
-@dataclass
-class LabelsComputed(Message):
-    """The label worker filled the session's label caches (or failed with `error`)."""
-
-    error: BaseException | None = None
-
-
-class SpectrumPane(Vertical):
+class SpectrumPane(LabelWorker, Vertical):
     DEFAULT_CLASSES = "pane"
     focus_target = "#spectrum-table"
     pane_title = "Spectrum"
@@ -135,6 +127,22 @@ class SpectrumPane(Vertical):
         elif self.position is not None:
             self.position = min(self.position, n - 1)
         self.draw()
+
+    def show_generation(self, prompt_result, stepper) -> None:
+        """Follow the Logits pane's generation: the prompt + generated tokens' codes, recorded by the
+        stepper's own forwards (no model call here), the newest token selected; no steps: the prompt."""
+        if not stepper.steps:
+            self.show_result(prompt_result)
+            return
+        from dataclasses import replace
+
+        from spectrascope.core.session import Token
+
+        spectra = stepper.spectra()
+        n = min((s.n_tokens for s in spectra.values()), default=len(stepper.ids))  # a step without codes ends it
+        tokens = tuple(Token(i, self.session.piece(i)) for i in stepper.ids[:n])
+        self.follow_end = True
+        self.show_result(replace(prompt_result, tokens=tokens, spectra=spectra))
 
     def action_position(self, delta: int) -> None:
         if self.result is None or not self.result.spectra:
@@ -258,28 +266,10 @@ class SpectrumPane(Vertical):
         if self._card_pending():
             role, fid = self.feature
             wanted = {**wanted, role: [*wanted.get(role, []), fid]}
-        if not wanted or self.labelling or self.label_error or self.session is None:
-            return
-        self.labelling = True
-        self._label_worker(self.session, wanted)
-
-    @work(thread=True, exit_on_error=False, group="spectrum-labels")
-    def _label_worker(self, session: SessionAPI, wanted: dict[str, list[int]]) -> None:
-        from spectrascope.core.labels import compute_labels
-
-        try:
-            compute_labels(session.labels, wanted)
-        except Exception as exc:  # noqa: BLE001 - shown in the card, the pane keeps its placeholders
-            self.post_message(LabelsComputed(exc))
-            return
-        self.post_message(LabelsComputed())
+        self.fetch_labels(wanted)
 
     def on_labels_computed(self, message: LabelsComputed) -> None:
-        self.labelling = False
-        if message.error is not None:
-            from spectrascope.tui.errors import describe
-
-            self.label_error = describe(message.error)
+        self.labels_done(message)
         if self.result is not None and self.result.spectra:
             self.draw()
         elif self.feature is not None:

@@ -94,6 +94,9 @@ GLOSSARY = [
                       "under the unsteered model; [a, b] is a 95% bootstrap interval over seeds."),
     ("confounds", "⚠ lines under the verdict: the two prompt sets differ in form (endings, quotes, digits, "
                   "length) or a top feature fires only on punctuation, so selectivity may measure form."),
+    ("generation strip", "under the Logits text, per generated token: its probability at T=1 and rank (green "
+                         "expected, yellow, orange, red a long shot) and its strongest coarse feature (c ID label, "
+                         "… while the label is computed); the Spectrum shows the generated tokens too, b drops the last."),
     ("embedded SAEs", "4,096 and 32,768 latents trained here on 6M tokens of the corpus' natural mix, no "
                       "concept oversampled; ctrl+o shows their held-out quality (assets/saes/*/CARD.md)."),
 ]

@@ -14,7 +14,7 @@ from spectrascope.core.step_record import step_records
 from spectrascope.core.text import SPACE
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
-from spectrascope.tui.widgets.step_strip import p_text, step_strip_text, surprise_style
+from spectrascope.tui.widgets.step_strip import SURPRISE, p_text, step_strip_text, surprise_style
 from tests.tui.fake_session import block_labels, fake_with_saes
 from tests.tui.pilot_helpers import until
 
@@ -169,7 +169,25 @@ def test_strip_keeps_the_newest_tokens_that_fit_and_colours_by_surprise():
     assert top.count("#") == len(recs) - hidden  # every other token is counted in the marker
     assert step_strip_text(recs, 1000, earlier=3).plain.startswith("◀3 ")  # steps the pane left out
     assert "◀" not in step_strip_text(recs[:2], 80).plain
-    assert [surprise_style(p) for p in (0.9, 0.2, 0.05, 0.001)] == ["green", "yellow", "dark_orange", "red"]
+    colours = [surprise_style(p) for p in (0.9, 0.2, 0.05, 0.001)]
+    assert colours == [style for _, style in SURPRISE] and len(set(colours)) == 4
     assert [p_text(p) for p in (1.0, 0.234, 0.01, 0.00123)] == ["1", ".23", ".01", "1e-3"]
     newest = [s for s in text.spans if "reverse" in str(s.style)]
-    assert newest and "red" in str(newest[0].style)
+    assert newest and surprise_style(0.001) in str(newest[0].style)
+
+
+@pytest.mark.asyncio
+async def test_at_80x24_many_steps_show_the_newest_and_the_table_keeps_rows(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await ready(pilot)
+        for n in range(1, 13):
+            await press_and_wait(pilot, pane, "s", n)
+        await labelled(pilot, pane)
+        strip = app.query_one("#logits-strip")
+        top, bottom = strip_lines(app)
+        assert strip.size.height == 2 and len(top) <= 80 and len(bottom) <= 80
+        assert top.startswith("◀")  # the earlier steps are counted, the newest shown
+        newest = pane.records[-1]
+        assert top.rstrip().endswith(f"{p_text(newest.prob)} #{newest.rank}")
+        table = app.query_one("#logits-table", FastTable)
+        assert table.size.height >= 4 and not strip.region.overlaps(table.region)

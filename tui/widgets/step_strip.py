@@ -16,8 +16,9 @@ from rich.text import Text
 from spectrascope.core.text import visible
 
 MAX_CELL = 18  # characters a token's cell takes at most
-# Probability at T=1 -> colour: an expected pick is green, a long shot red.
-SURPRISE = ((0.5, "green"), (0.1, "yellow"), (0.01, "dark_orange"), (0.0, "red"))
+# Probability at T=1 -> colour: an expected pick green, then yellow, orange, a long shot red (hex: terminals
+# map the named yellow and orange to one colour).
+SURPRISE = ((0.5, "#5fd75f"), (0.1, "#e5e510"), (0.01, "#ff8700"), (0.0, "#ff5f5f"))
 
 
 def surprise_style(p: float) -> str:

@@ -32,6 +32,9 @@ def test_json_sweep(tiny_sae_session, capsys):
     assert out["cells"][1]["features"] == [{"role": "coarse", "id": 3, "strength": 8.0}]
     assert {"concept_act", "concept_share", "perplexity"} <= set(out["cells"][0])
     assert [r["config"] for r in out["targeting"]] == ["coarse", "fine", "coarse+fine"]
+    for run in (r for c in out["cells"] for r in c["runs"]):  # where the concept feature fired, token by token
+        assert len(run["concept_trace"]) == len(run["token_ids"])
+        assert sum(run["concept_trace"]) / len(run["token_ids"]) == pytest.approx(run["concept_act"], rel=1e-6, abs=1e-9)
 
 
 def test_table_output_clamp(tiny_sae_session, capsys):

@@ -351,3 +351,47 @@ async def test_column_rules_run_the_full_height_at_every_size(size):
             assert all(screen[y][x] == "│" for y in range(row.y, row.bottom)), (col.id, x)
             shown = [screen[y][x:col.region.right] for y in range(row.y, row.bottom)]
             assert any("perplexity" in line or "ppl" in line for line in shown), (col.id, shown)
+
+
+@pytest.mark.asyncio
+async def test_tokens_are_marked_where_the_concept_feature_fired_most():
+    """The strongest marks sit on the pieces with the largest unsteered readback of the concept
+    feature (its per-token trace), on screen; silent tokens carry no mark; the header names it."""
+    from rich.color import Color
+
+    from spectrascope.core.text import visible
+    from spectrascope.tui.panes.steering import MARK_STYLES, RunColumn, run_units
+    from rich.style import Style
+
+    app = SteerApp(fake_with_saes())
+    async with app.run_test(size=(200, 60)) as pilot:
+        pane = await setup(pilot, app, "coarse:44:2 fine:10:1")  # coarse 44 fires on some generated tokens
+        pane.tokens = 6
+        await pilot.press("g")
+        await until(pilot, lambda: pane.report is not None and not pane.busy)
+        await pilot.pause()
+        strongest = Style.parse(MARK_STYLES[-1]).bgcolor
+        marked_cells = 0
+        for name in pane.report.configs:
+            cell = pane.report.cell(name)
+            widget = app.query_one(f"#steer-col-{name.replace('+', '-')}", RunColumn)
+            lines = column_lines(widget)
+            assert "concept feature coarse #44, unsteered readback" in " ".join(lines[:8])  # it may wrap
+            top = max(v for run in cell.runs for v in run.concept_trace)
+            if top <= 0:
+                continue
+            marked_cells += 1
+            on_screen = "".join(seg.text for y in range(widget.size.height) for seg in widget.render_line(y)
+                                if seg.style is not None and seg.style.bgcolor == strongest)
+            for run in cell.runs:
+                trace = run.piece_trace()
+                styles = [u.style for u in run_units(run, top)]  # no special tokens here: one unit per piece
+                strong = [t for t, s in zip(trace, styles) if s == MARK_STYLES[-1]]
+                weaker = [t for t, s in zip(trace, styles) if s != MARK_STYLES[-1]]
+                assert all(t >= 2 / 3 * top for t in strong) and all(t < 2 / 3 * top for t in weaker)
+                assert all(s == "" for t, s in zip(trace, styles) if t == 0)
+                for piece, t in zip(run.pieces, trace):
+                    if t == top:  # the column's largest firing is marked strongest, on screen
+                        assert visible(piece.text, mark_spaces=False).strip() in on_screen
+        assert marked_cells >= 2
+        assert Color.parse("#5fd75f") == strongest

@@ -93,11 +93,25 @@ def _draw_curves(plt: Any, report: Any, metric: str) -> str:
     return plt.build()
 
 
-def run_units(run: Any) -> list[Unit]:
+# Where the concept feature fired on a token (its unsteered readback), as a share of the column's
+# strongest firing: up to 1/3, 2/3, above. Background and underline, so it also reads without colour.
+MARK_STYLES = ("underline on #263d26", "underline on #2f6b2f", "bold underline black on #5fd75f")
+
+
+def mark_style(value: float, top: float) -> str:
+    """The mark of a token whose concept activation is `value` in a column whose largest is `top`."""
+    if value <= 0 or top <= 0:
+        return ""
+    return MARK_STYLES[min(len(MARK_STYLES) - 1, int(len(MARK_STYLES) * value / top - 1e-9))]
+
+
+def run_units(run: Any, top: float = 0.0) -> list[Unit]:
     """A run's generated text as display units (core token pieces), control tokens as markers;
-    a stretch of one repeated control token is one marker with its count."""
+    a stretch of one repeated control token is one marker with its count. With `top` (the column's
+    largest concept activation) each text unit is marked by how strongly the concept feature fired."""
     units: list[Unit] = []
     pieces = list(run.pieces)
+    trace = run.piece_trace() if top > 0 else ()
     i = 0
     while i < len(pieces):
         piece, n = pieces[i], 1
@@ -106,17 +120,36 @@ def run_units(run: Any) -> list[Unit]:
                 n += 1
             units.append(marker(visible(piece.text), n))
         else:
-            units.append(Unit(visible(piece.text, mark_spaces=False)))
+            units.append(Unit(visible(piece.text, mark_spaces=False), mark_style(trace[i], top) if trace else ""))
         i += n
     return units
+
+
+def mark_legend(concept: tuple[str, int], top: float, narrow: bool) -> Text:
+    """The column header's key to the marks: which feature, read back unsteered, as a share of what."""
+    if top <= 0:
+        return Text(f"#{concept[1]} silent" if narrow else
+                    f"marks: none, concept feature {concept[0]} #{concept[1]} silent (unsteered readback)",
+                    style="grey50")
+    out = Text(f"#{concept[1]} " if narrow else "marks ", style="grey50")
+    for style, name in zip(MARK_STYLES, ("⅓", "⅔", "1")):
+        out.append(f"{name}", style=style)
+        out.append(" ")
+    if narrow:
+        return out
+    # No per-column number here: the same words in every column wrap alike and keep the seeds aligned.
+    return out.append(f"of the column's max: concept feature {concept[0]} #{concept[1]}, unsteered readback",
+                      style="grey50")
 
 
 class RunColumn(Static):
     """One configuration's column; its runs are wrapped between tokens at the column's own width."""
 
-    def show(self, head: Text, numbers: list[tuple[str, str, str]], runs: list[list[Unit]]) -> None:
-        """`numbers`: (line, short line for a narrow column, style) each; `runs`: display units each."""
-        self._parts = (head, numbers, runs)
+    def show(self, head: Text, numbers: list[tuple[str, str, str]], runs: list[list[Unit]],
+             legend: Any = None) -> None:
+        """`numbers`: (line, short line for a narrow column, style) each; `runs`: display units each;
+        `legend(narrow)`: the marks' key as a Text, or None."""
+        self._parts = (head, numbers, runs, legend)
         self._wrap_width = 0
         self._wrap()
 
@@ -125,7 +158,7 @@ class RunColumn(Static):
             self._wrap()
 
     def _wrap(self) -> None:
-        head, numbers, runs = self._parts
+        head, numbers, runs, legend = self._parts
         # Before its first layout the column has no size: a quarter of the row, re-wrapped on resize.
         row = self.parent.size.width if self.parent is not None else 0
         width = self._wrap_width = self.content_size.width or max(10, (row or 160) // 4 - 3)
@@ -133,6 +166,9 @@ class RunColumn(Static):
         narrow = max(len(line) for line, _, _ in numbers) > width  # 80x24: 3 lines, not 6 wrapped ones
         for line, short, style in numbers:
             text.append("\n" + (short if narrow else line), style=style)
+        if legend is not None:
+            text.append("\n")
+            text.append_text(legend(narrow))
         text.append("\n" + "─" * 12, style="grey39")
         for units in runs:
             text.append("\n")
@@ -509,9 +545,10 @@ class SteeringPane(Vertical):
                 head.append(f" · {specials} special token{'s' * (specials != 1)}", style="reverse dim")
             labels = " ".join(f.label() for f in cell.features) if cell.features else "no steering"
             head.append("\n" + labels, style="grey50")  # one line in every column keeps the seeds aligned
+            top = max((v for run in cell.runs for v in run.concept_trace), default=0.0)
             runs = []
             for run in cell.runs:
-                units = [Unit(f"seed {run.seed}: ", "grey50", True), *run_units(run)]
+                units = [Unit(f"seed {run.seed}: ", "grey50", True), *run_units(run, top)]
                 if run.concept_words:
                     units.append(Unit(" [" + ", ".join(run.concept_words) + "]", "green", True))
                 runs.append(units)
@@ -521,7 +558,10 @@ class SteeringPane(Vertical):
             numbers = [(f"effect: concept act {act}", f"effect act {act}", "bold green"),
                        (f"        concept words {share} of runs", f"words {share} of runs", "bold green"),
                        (f"cost:   perplexity {ppl}", f"cost ppl {ppl}", "bold red")]
-            widget.show(head, numbers, runs)
+            legend = None
+            if report.concept is not None:  # every column has the line, so the seeds stay aligned
+                legend = lambda narrow, top=top: mark_legend(report.concept, top, narrow)  # noqa: E731
+            widget.show(head, numbers, runs, legend)
 
     def _draw_plots(self) -> None:
         effect = self.query_one("#steer-plot-effect", Static)

@@ -12,22 +12,32 @@ agreement with the output.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
 
 from .lens import hooks
 
+FORMAT = 1
+RIDGE = 1e-4
 
-def residual_stream(session: Any, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+
+def residual_stream(session: Any, rows: Sequence[Sequence[int]], cancel: threading.Event | None = None,
+                    progress: Callable[[str, float | None], None] | None = None) -> torch.Tensor:
     """Every layer's residual (the lens' rows: embedding, then after each block) at every non-BOS
     position of `rows` (token id sequences that start with BOS). # (L+1, N, d) float32"""
     names = hooks(session.model.n_layers)
     parts = []
-    for ids in rows:
-        resid = session.forward(list(ids), capture=names, keep_logits=0).resid
+    for i, ids in enumerate(rows):
+        resid = session.forward(list(ids), capture=names, keep_logits=0, cancel=cancel).resid
         parts.append(torch.stack([resid[h][0, 1:].float().cpu() for h in names]))
+        if progress is not None and (i % 50 == 0 or i == len(rows) - 1):
+            progress(f"tuned lens: {i + 1}/{len(rows)} calibration prompts", (i + 1) / len(rows))
     return torch.cat(parts, dim=1)
 
 
@@ -48,6 +58,61 @@ def fit_translators(stream: torch.Tensor, ridge: float = 1e-4) -> list[tuple[tor
     d = stream.shape[-1]
     out.append((torch.eye(d), torch.zeros(d)))
     return out
+
+
+@dataclass(frozen=True)
+class TunedLens:
+    """Fitted translators, one per lens row (embedding, then each block; the output's is the identity)."""
+
+    maps: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    fitted_on: str  # what the translators were fitted on, for the view and the report
+    positions: int
+    ridge: float
+
+    def apply(self, stream: torch.Tensor) -> torch.Tensor:
+        """Translate a residual stream (L+1, ..., d) row by row. # same shape"""
+        if stream.shape[0] != len(self.maps):
+            raise ValueError(f"The tuned lens has {len(self.maps)} rows, the stream {stream.shape[0]}.")
+        return torch.stack([x @ A + b for x, (A, b) in zip(stream.float(), self.maps)])
+
+
+def calibration_prompts() -> list[str]:
+    """The shipped prompt sets (concept and neutral sets: a few thousand short English texts)."""
+    from .assets import PROMPTS_DIR
+    from .contrast import load_prompts
+
+    return load_prompts(PROMPTS_DIR)
+
+
+def cache_file(session: Any, prompts: Sequence[str], ridge: float) -> Path:
+    from .contrast import session_identity
+    from .embedded import cache_root
+
+    blob = json.dumps({"format": FORMAT, "model": session_identity(session, ()), "ridge": ridge,
+                       "prompts": hashlib.sha256("\n".join(prompts).encode()).hexdigest()}, sort_keys=True)
+    return cache_root() / "tuned_lens" / f"{hashlib.sha256(blob.encode()).hexdigest()[:24]}.pt"
+
+
+def tuned_lens(session: Any, prompts: Sequence[str] | None = None, ridge: float = RIDGE,
+               cancel: threading.Event | None = None,
+               progress: Callable[[str, float | None], None] | None = None) -> TunedLens:
+    """Translators for this model fitted on `prompts` (default: the shipped prompt sets), from the
+    cache when this model and these prompts were fitted before (one forward per prompt otherwise)."""
+    prompts = list(prompts) if prompts is not None else calibration_prompts()
+    path = cache_file(session, prompts, ridge)
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        return TunedLens(tuple(zip(saved["A"], saved["b"])), saved["fitted_on"], int(saved["positions"]), ridge)
+    rows = [session.tokenize(p)[0] for p in prompts]
+    stream = residual_stream(session, rows, cancel, progress)
+    maps = fit_translators(stream, ridge)
+    fitted_on = f"{len(prompts):,} prompts ({stream.shape[1]:,} positions)"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"A": [A for A, _ in maps], "b": [b for _, b in maps], "fitted_on": fitted_on,
+                "positions": stream.shape[1]}, tmp)
+    tmp.replace(path)
+    return TunedLens(tuple(maps), fitted_on, stream.shape[1], ridge)
 
 
 @dataclass(frozen=True)

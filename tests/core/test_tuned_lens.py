@@ -62,3 +62,29 @@ def test_compare_scores_both_lenses_like_a_direct_computation(tiny_session):
     # At the output both lenses are the model itself.
     assert scores[-1].kl_logit == pytest.approx(0, abs=1e-6) and scores[-1].kl_tuned == pytest.approx(0, abs=1e-6)
     assert scores[-1].top1_logit == scores[-1].top1_tuned == 1.0
+
+
+def test_tuned_lens_is_fitted_once_then_read_from_the_cache(tiny_session, monkeypatch, tmp_path):
+    import spectrascope.core.tuned_lens as tl
+
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    prompts = ["the cat sat on the mat", "one two three four five", "a b c d e f g", "red green blue"]
+    seen = []
+    first = tl.tuned_lens(tiny_session, prompts, ridge=1e-2, progress=lambda msg, frac: seen.append(frac))
+    assert seen and seen[-1] == 1.0 and first.positions == sum(len(tiny_session.tokenize(p)[0]) - 1 for p in prompts)
+    direct = fit_translators(residual_stream(tiny_session, _rows(tiny_session, prompts)), ridge=1e-2)
+    for (A, b), (A2, b2) in zip(first.maps, direct):
+        torch.testing.assert_close(A, A2)
+        torch.testing.assert_close(b, b2)
+    monkeypatch.setattr(tl, "residual_stream", lambda *a, **k: pytest.fail("fitted again"))
+    again = tl.tuned_lens(tiny_session, prompts, ridge=1e-2)
+    assert again.fitted_on == first.fitted_on == f"4 prompts ({first.positions} positions)"
+    for (A, b), (A2, b2) in zip(first.maps, again.maps):
+        torch.testing.assert_close(A, A2)
+        torch.testing.assert_close(b, b2)
+    stream = residual_stream(tiny_session, _rows(tiny_session, prompts[:1]))
+    out = again.apply(stream)
+    torch.testing.assert_close(out[1], stream[1] @ again.maps[1][0] + again.maps[1][1])
+    torch.testing.assert_close(out[-1], stream[-1])  # the output row is the identity
+    with pytest.raises(ValueError, match="rows"):
+        again.apply(stream[:-1])

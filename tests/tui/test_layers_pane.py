@@ -56,19 +56,19 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
         await until(pilot, lambda: app.result is not None)
         pane = app.query_one("#layers")
         await pilot.press("f6")
-        await until(pilot, lambda: pane.report is not None)
+        await until(pilot, lambda: pane.table is not None)
         strip = pane.query_one("#layers-strip", Static)
-        assert pane.report.settled == () and "reading every layer" in str(strip.render())
-        assert pane.query_one("#layers-table", FastTable).row_count == len(pane.report.rows)
+        assert pane.table.settled == () and pane.report is None and "reading every layer" in str(strip.render())
+        assert pane.query_one("#layers-table", FastTable).row_count == len(pane.table.rows)
         forwards = session.forwards
         pane.query_one("#layers-table", FastTable).focus()
         await pilot.press("left")
-        await until(pilot, lambda: pane.report.position == len(pane.report.tokens) - 2)
+        await until(pilot, lambda: pane.table.position == len(pane.table.tokens) - 2)
         assert session.forwards == forwards  # the kept stream: no second forward for another token
         gate.set()
-        await until(pilot, lambda: pane.report.settled != ())
+        await until(pilot, lambda: pane.report is not None)
         assert pane.report == want and grids == ["the capital of france is"]
         assert "already top-1" in str(strip.render())
         await pilot.press("right")
-        await until(pilot, lambda: pane.report.position == len(want.tokens) - 1 and pane.report.settled != ())
+        await until(pilot, lambda: pane.report is not None and pane.report.position == len(want.tokens) - 1)
         assert grids == ["the capital of france is"] and session.forwards == forwards

@@ -74,7 +74,8 @@ class LayersPane(Vertical):
         super().__init__(**kwargs)
         self.result: Any = None
         self.position = -1  # -1 follows the last token
-        self.report: Any = None
+        self.table: Any = None  # the shown LensReport, its grid () until it arrives
+        self.report: Any = None  # the whole report (table and grid) once both are in: what export writes
         self._wanted: tuple[str, int] | None = None
         # The table comes first; the grid (every layer x token through the unembedding, the costly
         # part) follows from the same forward's stream, once per prompt, and stays for ←/→.
@@ -107,7 +108,7 @@ class LayersPane(Vertical):
     def export(self, folder) -> list:
         """The shown lens report as JSON (ctrl+e), the same as `spectrascope lens --json`."""
         if self.report is None:
-            return []
+            return []  # the grid is still on its way (or nothing ran)
         from spectrascope.tui.export import export_files, new_stem
 
         prompt = self.result.prompt if self.result is not None else ""
@@ -131,7 +132,7 @@ class LayersPane(Vertical):
         if self.result is None or self.session is None:
             return
         key = (self.result.prompt, self.position)
-        if self.report is not None and key == self._wanted:
+        if self.table is not None and key == self._wanted:
             return
         self._wanted = key
         self.query_one("#layers-header", Static).update(Text("reading every layer…", style="grey50"))
@@ -175,7 +176,7 @@ class LayersPane(Vertical):
             return  # a newer prompt or position was asked for
         header = self.query_one("#layers-header", Static)
         if message.error is not None:
-            self.report = None
+            self.table = self.report = None
             header.update(Text(one_line(describe(message.error), 300), style="bold red"))
             return
         self._stream = message.stream
@@ -183,7 +184,8 @@ class LayersPane(Vertical):
             self._grid_prompt, self._grid = message.stream.prompt, None
             if self.session is not None:
                 self._settled(self.session, message.stream)
-        self.report = rep = message.report if self._grid is None else replace(message.report, settled=self._grid)
+        self.table = rep = message.report
+        self.report = None if self._grid is None else replace(rep, settled=self._grid)
         target = visible(rep.target[1])
         header.update(Text(
             f"token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 from layer "
@@ -208,15 +210,15 @@ class LayersPane(Vertical):
                 Text("settled grid: " + one_line(describe(message.error), 300), style="bold red"))
             return
         self._grid = message.grid
-        if self.report is not None and self.report.prompt == message.prompt:
-            self.report = replace(self.report, settled=message.grid)
+        if self.table is not None and self.table.prompt == message.prompt:
+            self.report = replace(self.table, settled=message.grid)
         self._draw_strip()
 
     def _draw_strip(self) -> None:
         rep, widget = self.report, self.query_one("#layers-strip", Static)
-        if rep is None:
+        if self.table is None:
             return
-        if not rep.settled:
+        if rep is None:
             widget.update(Text("settled grid: reading every layer × token through the unembedding…", style="grey50"))
             return
         strip = Text("is each position's final top-1 already top-1? (layers down, tokens across; yellow: this "

@@ -144,6 +144,11 @@ class SpectrumPane(LabelWorker, Vertical):
         self.follow_end = True
         self.show_result(replace(prompt_result, tokens=tokens, spectra=spectra))
 
+    def on_resize(self) -> None:
+        # The analyzers' bands follow their width: a draw while the tab was hidden used a guess.
+        if self.result is not None and self.result.spectra:
+            self.draw()
+
     def action_position(self, delta: int) -> None:
         if self.result is None or not self.result.spectra:
             return

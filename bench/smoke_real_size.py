@@ -188,19 +188,26 @@ async def pilot_pass(argv: list[str], timeout: float) -> dict:
         pane = app.query_one("#spectrum")
         app.query_one("#prompt").focus()
         await until(pilot, idle, timeout=timeout)
-        for ch in TYPED[:-1]:
+
+        def labelled(prompt: str) -> bool:  # the table shows `prompt`'s features, every label in
+            return (pane.result is not None and pane.result.prompt == prompt and bool(pane.result.spectra)
+                    and not pane.labelling and not pane.view().pending())
+
+        async def keystroke(key: str, prompt: str, name: str) -> None:
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            await until(pilot, lambda: pane.result is not None and pane.result.prompt == prompt, timeout=timeout)
+            out[f"{name}_table_s"] = time.perf_counter() - t0
+            await until(pilot, lambda: labelled(prompt), timeout=timeout)
+            out[f"{name}_labelled_s"] = time.perf_counter() - t0
+
+        # Typed as a person types (no waiting between keys): the last key is timed, so earlier keys'
+        # forwards and label batches still in flight count. Then one more key on an idle app.
+        for ch in TYPED[:-2]:
             await pilot.press("space" if ch == " " else ch)
-        t0 = time.perf_counter()
-        await pilot.press(TYPED[-1])  # the keystroke timed
-        want = PROMPT + TYPED
-
-        def shown() -> bool:
-            return pane.result is not None and pane.result.prompt == want and bool(pane.result.spectra)
-
-        await until(pilot, shown, timeout=timeout)
-        out["keystroke_to_table_s"] = time.perf_counter() - t0
-        await until(pilot, lambda: shown() and not pane.labelling and not pane.view().pending(), timeout=timeout)
-        out["keystroke_to_labelled_table_s"] = time.perf_counter() - t0
+        await keystroke(TYPED[-2], PROMPT + TYPED[:-1], "burst")
+        await until(pilot, idle, timeout=timeout)
+        await keystroke(TYPED[-1], PROMPT + TYPED, "idle")
         view = pane.view()
         out["label_error"] = pane.label_error
         out["table_rows"] = len(view.rows())
@@ -312,9 +319,10 @@ def main(argv=None) -> int:
         p = extra["pilot"]
         print(f"pilot: load + first result {p['load_and_first_result_s']:.1f} s; each pane until idle (s): "
               + ", ".join(f"{k} {v}" for k, v in p["panes"].items()))
-        print(f"Spectrum pane, keystroke -> table {p['keystroke_to_table_s']:.2f} s, -> labelled table "
-              f"{p['keystroke_to_labelled_table_s']:.2f} s (fine SAE {p['fine_width']:,} wide, {p['table_rows']} rows"
-              f"{', label error: ' + p['label_error'] if p['label_error'] else ''}; first fine row {p['first_fine_row']})")
+        print(f"Spectrum pane (fine SAE {p['fine_width']:,} wide, {p['table_rows']} rows"
+              f"{', label error: ' + p['label_error'] if p['label_error'] else ''}; first fine row {p['first_fine_row']}):")
+        for name, what in (("idle", "one keystroke on an idle app"), ("burst", f"last key of {TYPED!r} typed fast")):
+            print(f"  {what:34} -> table {p[name + '_table_s']:6.2f} s, -> labelled table {p[name + '_labelled_s']:6.2f} s")
     print(f"logs: {work}")
     return 0 if all(r["rc"] == 0 for r in rows) else 1
 

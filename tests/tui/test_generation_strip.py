@@ -191,3 +191,20 @@ async def test_at_80x24_many_steps_show_the_newest_and_the_table_keeps_rows(app)
         assert top.rstrip().endswith(f"{p_text(newest.prob)} #{newest.rank}")
         table = app.query_one("#logits-table", FastTable)
         assert table.size.height >= 4 and not strip.region.overlaps(table.region)
+
+
+@pytest.mark.asyncio
+async def test_export_holds_the_records_of_every_step(app, fake, tmp_path):
+    import json
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot)
+        await press_and_wait(pilot, pane, "g", 1)
+        await press_and_wait(pilot, pane, "s", 2)
+        await labelled(pilot, pane)
+        want = step_records(pane.stepper.steps, fake.piece, fake.labels)  # top 3, as `logits --features`
+        forwards = fake.forwards  # (computing `want` filled the label caches the export reads)
+        await pilot.press("ctrl+e")
+        assert fake.forwards == forwards
+        doc = json.loads(next(tmp_path.glob("spectrascope-exports/*.json")).read_text())
+        assert doc["generation"] == json.loads(json.dumps([r.to_dict() for r in want]))

@@ -146,6 +146,11 @@ class LogitsPane(LabelWorker, Vertical):
         if self.stepper is not None:
             doc["steps"] = [{"id": s.token_id, "token": self.piece(s.token_id), "how": s.how}
                             for s in self.stepper.steps]
+            from spectrascope.core.step_record import step_records
+
+            labels = self.session.labels if self.session is not None else {}
+            doc["generation"] = [r.to_dict() for r in step_records(  # the strip's report, as `logits --features`
+                self.stepper.steps, self.piece, labels, compute_labels=False)]  # labels not known yet: "…"
         if self.ab is not None and not self.ab_basis.stale_note(self._ab_basis()):
             system = self.query_one("#logits-system", Input).value
             doc["system_ab"] = {"system": system, **ab_report(self.ab.comparison, self.piece),

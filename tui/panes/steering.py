@@ -95,7 +95,8 @@ def _draw_curves(plt: Any, report: Any, metric: str) -> str:
 
 # Where the concept feature fired on a token (its unsteered readback), as a share of the column's
 # strongest firing: up to 1/3, 2/3, above. Background and underline, so it also reads without colour.
-MARK_STYLES = ("underline on #263d26", "underline on #2f6b2f", "bold underline black on #5fd75f")
+# Colours from the xterm-256 cube, so a 256-colour terminal does not fold two levels into one.
+MARK_STYLES = ("underline on #005f00", "underline on #008700", "bold underline black on #5fd75f")
 
 
 def mark_style(value: float, top: float) -> str:
@@ -128,10 +129,10 @@ def run_units(run: Any, top: float = 0.0) -> list[Unit]:
 def mark_legend(concept: tuple[str, int], top: float, narrow: bool) -> Text:
     """The column header's key to the marks: which feature, read back unsteered, as a share of what."""
     if top <= 0:
-        return Text(f"#{concept[1]} silent" if narrow else
+        return Text(f"marks #{concept[1]} silent" if narrow else
                     f"marks: none, concept feature {concept[0]} #{concept[1]} silent (unsteered readback)",
                     style="grey50")
-    out = Text(f"#{concept[1]} " if narrow else "marks ", style="grey50")
+    out = Text(f"marks #{concept[1]} " if narrow else "marks ", style="grey50")
     for style, name in zip(MARK_STYLES, ("⅓", "⅔", "1")):
         out.append(f"{name}", style=style)
         out.append(" ")
@@ -526,7 +527,8 @@ class SteeringPane(Vertical):
             self._draw_columns()
         self._draw_features()
         self._say(f"done in {report.seconds:.1f} s · concept feature "
-                  f"{report.concept[0]}:{report.concept[1]} · same seeds {list(report.seeds)} everywhere{note}")
+                  f"{report.concept[0]}:{report.concept[1]} (marks: where it fired, unsteered readback) · same seeds "
+                  f"{list(report.seeds)} everywhere{note}")
 
     # ---- rendering ------------------------------------------------------------------------------
     def _draw_columns(self) -> None:

@@ -209,6 +209,12 @@ async def pilot_pass(argv: list[str], timeout: float) -> dict:
         await until(pilot, idle, timeout=timeout)
         await keystroke(TYPED[-1], PROMPT + TYPED, "idle")
         view = pane.view()
+        fine = next((r.feature for r in view.rows() if r.role == "fine"), None)
+        if fine is not None:  # its card: the Neuronpedia link, the whole (6-digit at 262K) id
+            pane.select_feature("fine", fine)
+            card = pane.query_one("#spectrum-card")
+            await until(pilot, lambda: "neuronpedia.org" in str(card.content), timeout=60)
+            out["fine_card_link"] = next(w for w in str(card.content).split() if "neuronpedia.org" in w)
         out["label_error"] = pane.label_error
         out["table_rows"] = len(view.rows())
         out["fine_width"] = view.saes["fine"].width if "fine" in view.saes else None
@@ -321,6 +327,7 @@ def main(argv=None) -> int:
               + ", ".join(f"{k} {v}" for k, v in p["panes"].items()))
         print(f"Spectrum pane (fine SAE {p['fine_width']:,} wide, {p['table_rows']} rows"
               f"{', label error: ' + p['label_error'] if p['label_error'] else ''}; first fine row {p['first_fine_row']}):")
+        print(f"  fine feature card: {p.get('fine_card_link')}")
         for name, what in (("idle", "one keystroke on an idle app"), ("burst", f"last key of {TYPED!r} typed fast")):
             print(f"  {what:34} -> table {p[name + '_table_s']:6.2f} s, -> labelled table {p[name + '_labelled_s']:6.2f} s")
     print(f"logs: {work}")

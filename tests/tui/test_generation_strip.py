@@ -99,6 +99,7 @@ async def test_spectrum_follows_steps_and_back_without_another_forward(app, fake
         assert len(spectrum.result.tokens) == n_prompt + 3 == len(ids)
         assert [t.id for t in spectrum.result.tokens] == ids
         assert spectrum.position == n_prompt + 2  # the newest token selected
+        assert "the last 3 generated" in str(app.query_one("#spectrum-tokens", Static).render())
         fresh = independent_codes(fake, ids)
         for role, spec in spectrum.result.spectra.items():
             assert spec.n_tokens == len(ids)
@@ -117,6 +118,7 @@ async def test_spectrum_follows_steps_and_back_without_another_forward(app, fake
         await until(pilot, lambda: not pane.stepper.steps and not pane.busy)
         await pilot.pause()
         assert spectrum.result is app.result and not app.query_one("#logits-strip").display
+        assert spectrum.generated == 0 and "generated" not in str(app.query_one("#spectrum-tokens", Static).render())
 
 
 @pytest.mark.asyncio

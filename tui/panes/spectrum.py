@@ -60,6 +60,7 @@ class SpectrumPane(LabelWorker, Vertical):
         self.scale = "log"  # or "density": see widgets/analyzer.py
         self.labelling = False  # a label worker is running
         self.label_error: str | None = None  # why labels could not be computed (no retry until the next result)
+        self.generated = 0  # how many of the shown tokens the Logits pane generated (0: the prompt alone)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="spectrum-tokens")
@@ -112,8 +113,10 @@ class SpectrumPane(LabelWorker, Vertical):
         return export_files(new_stem(folder, "spectrum", self.result.prompt), doc)
 
     # ---- inputs -------------------------------------------------------------------------------
-    def show_result(self, result) -> None:
+    def show_result(self, result, generated: int = 0) -> None:
+        """`result`'s spectra; `generated`: how many of its last tokens the Logits pane generated."""
         self.result = result
+        self.generated = generated
         self.label_error = None
         if not result.spectra:
             errors = self.session.sae_errors if self.session is not None else {}
@@ -142,7 +145,7 @@ class SpectrumPane(LabelWorker, Vertical):
         n = min((s.n_tokens for s in spectra.values()), default=len(stepper.ids))  # a step without codes ends it
         tokens = tuple(Token(i, self.session.piece(i)) for i in stepper.ids[:n])
         self.follow_end = True
-        self.show_result(replace(prompt_result, tokens=tokens, spectra=spectra))
+        self.show_result(replace(prompt_result, tokens=tokens, spectra=spectra), n - len(stepper.prompt_ids))
 
     def on_resize(self) -> None:
         # The analyzers' bands follow their width: a draw while the tab was hidden used a guess.
@@ -198,6 +201,8 @@ class SpectrumPane(LabelWorker, Vertical):
         pieces = [t.text for t in result.tokens]
         strip = token_strip_text(pieces, self.position)
         where = "all tokens (" + self.reduce + ")" if self.position is None else f"token {self.position}"
+        if self.generated:
+            where += f" · the last {self.generated} generated (Logits)"
         strip.append(f"  ◀ ▶ select · a all tokens · {where}", style="grey50")
         self.query_one("#spectrum-tokens", Static).update(strip)
         view = self.view()

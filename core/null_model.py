@@ -69,26 +69,30 @@ def _standardized(a: np.ndarray) -> np.ndarray:
 
 def subfeature_counts(
     acts_coarse: np.ndarray, acts_fine: np.ndarray, coarse_W_dec: Any, fine_W_dec: Any, features: np.ndarray,
-    cos_threshold: float, corr_threshold: float, chunk: int = 256,
+    cos_threshold: float, corr_threshold: float, chunk: int = 256, fine_chunk: int = 32768,
 ) -> np.ndarray:
     """Sub-feature count of each coarse feature in `features`, as pairing.pair classifies. # (k,)
 
-    acts_*: (N, F) per-prompt activations; *_W_dec: (F, d) decoder rows."""
+    acts_*: (N, F) per-prompt activations; *_W_dec: (F, d) decoder rows. The fine decoder is taken
+    `fine_chunk` rows at a time into float32: a whole fp32 copy of Gemma Scope 262K's (normalised,
+    so two) was 4.5 GB of transient memory, the peak of a real-size contrast run."""
     import torch
 
     zf = torch.from_numpy(_standardized(acts_fine))  # (N, Ff)
-    wf = torch.as_tensor(fine_W_dec).detach().float().cpu()
-    wf = wf / wf.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (Ff, d)
+    wf_all = torch.as_tensor(fine_W_dec).detach().cpu()  # its own dtype (bf16 at real size)
     wc_all = torch.as_tensor(coarse_W_dec).detach().float().cpu()
     out = np.zeros(len(features), np.int64)
     with torch.inference_mode():
-        for s in range(0, len(features), chunk):
-            ids = features[s:s + chunk]
-            zc = torch.from_numpy(_standardized(acts_coarse[:, ids]))  # (N, c)
-            corr = zc.T @ zf  # (c, Ff)
-            wc = wc_all[ids]
-            cos = (wc / wc.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ wf.T  # (c, Ff)
-            out[s:s + chunk] = ((corr >= corr_threshold) & (cos >= cos_threshold)).sum(1).numpy()
+        for f0 in range(0, wf_all.shape[0], fine_chunk):
+            wf = wf_all[f0:f0 + fine_chunk].float()
+            wf = wf / wf.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (fc, d)
+            for s in range(0, len(features), chunk):
+                ids = features[s:s + chunk]
+                zc = torch.from_numpy(_standardized(acts_coarse[:, ids]))  # (N, c)
+                corr = zc.T @ zf[:, f0:f0 + fine_chunk]  # (c, fc)
+                wc = wc_all[ids]
+                cos = (wc / wc.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ wf.T  # (c, fc)
+                out[s:s + chunk] += ((corr >= corr_threshold) & (cos >= cos_threshold)).sum(1).numpy()
     return out
 
 

@@ -31,6 +31,8 @@ def test_counts_equal_pairing_classes():
     cos = decoder_cosine(wc, wf)
     want = [int((classify(cos[c], pearson(ac[:, c], af), 0.3, 0.5) == SUB_FEATURE).sum()) for c in feats]
     np.testing.assert_array_equal(got, want)
+    # The fine decoder a chunk at a time (an uneven last chunk): the same counts.
+    np.testing.assert_array_equal(subfeature_counts(ac, af, wc, wf, feats, 0.3, 0.5, chunk=7, fine_chunk=13), want)
 
 
 def test_known_answer_base_rate_and_p():

@@ -363,16 +363,21 @@ def size_text(b: int) -> str:
     return f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} kB"
 
 
-def _tensor_digest(h: Any, t: Any, sample: int = 1 << 20) -> None:
+def _tensor_digest(h: Any, t: Any, sample: int = 1 << 20, chunk: int = 1 << 24) -> None:
     """Shape, dtype, full sums and a strided sample of `t`: cheap even for a 262K-wide SAE
-    (no full copy to the CPU), and any retraining or fine-tune changes it."""
+    (no full copy: the sums go `chunk` elements at a time; whole, the float32 copy of a bf16
+    262K W_enc and its abs and square were 7 GB, the peak of a real-size contrast run), and any
+    retraining or fine-tune changes it."""
     import torch
 
     flat = t.detach().reshape(-1)
     stride = max(1, flat.numel() // sample)
     h.update(f"{tuple(t.shape)} {t.dtype}".encode())
-    f = flat.float()
-    h.update(np.array([float(f.sum()), float(f.abs().sum()), float((f * f).sum())], np.float64).tobytes())
+    sums = np.zeros(3, np.float64)
+    for s in range(0, flat.numel(), chunk):
+        f = flat[s:s + chunk].float()
+        sums += [float(f.sum()), float(f.abs().sum()), float((f * f).sum())]
+    h.update(sums.tobytes())
     h.update(flat[::stride].to("cpu", torch.float32).contiguous().numpy().tobytes())
 
 

@@ -391,3 +391,21 @@ def test_old_format_files_are_removed_with_a_message(tiny_sae_session, cache_env
     assert any("removed 1 old-format cache file" in m for m in messages), messages
     messages.clear()
     assert contrast.prune_old_format(lambda text, frac: messages.append(text)) == [] and messages == []
+
+
+def test_weight_digest_sees_every_element_in_chunks():
+    """The sums go a chunk at a time (no whole float32 copy of a 262K SAE): a change to one weight the
+    strided sample skips, in the last partial chunk, still changes the digest."""
+    import hashlib
+
+    import torch
+
+    def digest(t):
+        h = hashlib.sha256()
+        contrast._tensor_digest(h, t, sample=4, chunk=7)
+        return h.hexdigest()
+
+    t = torch.arange(30, dtype=torch.bfloat16).reshape(5, 6)
+    changed = t.clone()
+    changed.view(-1)[29] += 1  # stride 7 samples 0, 7, 14, 21, 28: not 29
+    assert digest(t) == digest(t.clone()) and digest(t) != digest(changed)

@@ -122,11 +122,17 @@ class FeatureLabels:
             raise IndexError(f"Feature {feature} does not exist: this SAE has 0..{self.sae.cfg.d_sae - 1}.")
         return feature
 
-    def _url(self, feature: int) -> str | None:
+    def url(self, feature: int) -> str | None:
+        """The feature's Neuronpedia page, where the SAE is one Neuronpedia hosts."""
+        base = self.url_base()
+        return f"{base}/{feature}" if base else None
+
+    def url_base(self) -> str | None:
+        """Neuronpedia's address of this SAE (a feature's page is base/<id>), None where it has none."""
         if not self.neuronpedia:
             return None
         model, source = self.neuronpedia
-        return f"https://www.neuronpedia.org/{model}/{source}/{feature}"
+        return f"https://www.neuronpedia.org/{model}/{source}"
 
     def known(self, feature: int) -> FeatureLabel | None:
         """The label if it needs no computing (shipped, computed before, or nothing to compute it
@@ -137,13 +143,13 @@ class FeatureLabels:
             return FeatureLabel(
                 feature, tuple(lat.get("promoted", ())),
                 tuple((float(s["act"]), str(s["text"])) for s in lat.get("snippets", ())),
-                lat.get("max_act"), lat.get("freq"), self._url(feature),
+                lat.get("max_act"), lat.get("freq"), self.url(feature),
                 tuple((float(s["act"]), str(s["text"])) for s in lat.get("random_snippets", ())),
                 tuple(int(c) for c in lat.get("density", ())),
                 tuple((float(s["act"]), str(s["text"])) for s in lat.get("range_snippets", ())),
             )
         if self.unembed is None:
-            return FeatureLabel(feature, (), url=self._url(feature))
+            return FeatureLabel(feature, (), url=self.url(feature))
         with self._lock:
             label = self._computed.get(feature)
             if label is not None:
@@ -169,7 +175,7 @@ class FeatureLabels:
             with self._lock:
                 for f, row in zip(todo, ids.tolist()):
                     promoted = tuple(self.decode(i) if self.decode else str(i) for i in row)
-                    out[f] = self._computed[f] = FeatureLabel(f, promoted, url=self._url(f))
+                    out[f] = self._computed[f] = FeatureLabel(f, promoted, url=self.url(f))
                 while len(self._computed) > self.max_cached:
                     self._computed.popitem(last=False)
         return out

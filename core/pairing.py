@@ -217,6 +217,7 @@ class PairingResult:
     labels: dict[str, dict[int, str]] = field(default_factory=dict)  # role -> id -> label
     dirs: tuple[Any, Any] | None = None  # (coarse, fine) W_dec: the null model's input on re-classification
     confounds: list[str] = field(default_factory=list)  # format differences between the sets (core/confounds.py)
+    neuronpedia: dict[str, str] = field(default_factory=dict)  # role -> the SAE's Neuronpedia address, where hosted
 
     def matched_fine(self, limit: int = 24) -> list[int]:
         """Fine features that are a sub-feature of some anchor (best first), for the heatmap."""
@@ -371,6 +372,10 @@ def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: Pairi
     if labels is not None:
         result.labels = {role: dict(known) for role, known in labels.items()}
         add_labels(session, result)
+    for role, lab in getattr(session, "labels", {}).items():
+        base = lab.url_base() if hasattr(lab, "url_base") else None
+        if base:
+            result.neuronpedia[role] = base
     return result
 
 
@@ -411,7 +416,8 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
                 "mean_neutral": round(float(stats.mean_neutral[i]), 5),
                 "rate_concept": round(float(stats.rate_concept[i]), 4),
                 "rate_neutral": round(float(stats.rate_neutral[i]), 4), "auroc": round(float(stats.auroc[i]), 5),
-                "selectivity": round(float(stats.selectivity[i]), 5), "label": lab.get(role, {}).get(i, "")}
+                "selectivity": round(float(stats.selectivity[i]), 5), "label": lab.get(role, {}).get(i, ""),
+                "url": f"{result.neuronpedia[role]}/{i}" if role in result.neuronpedia else None}
 
     return {
         "format": "spectrascope-pairing-v1",
@@ -430,7 +436,8 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "anchors": [{**stat_row(coarse, "coarse", a), "counts": result.pairings[a].counts(),
                      "sub_features": result.pairings[a].sub_features(),
                      "pairs": [{**asdict(p), "selectivity": round(float(c.stats["fine"].selectivity[p.fine]), 5),
-                                "label": lab.get("fine", {}).get(p.fine, "")}
+                                "label": lab.get("fine", {}).get(p.fine, ""),
+                                "url": f"{result.neuronpedia['fine']}/{p.fine}" if "fine" in result.neuronpedia else None}
                                for p in result.pairings[a].pairs(result.settings.max_rows)]}
                     for a in result.anchors],
         "heatmap": {"anchors": result.anchors, "fine": result.matched_fine(),
@@ -457,6 +464,8 @@ def to_markdown(result: PairingResult) -> str:
         *([f"Confounds: {'; '.join(result.confounds)}.", ""] if result.confounds else
           ["Confounds: none found (sentence endings, quotes, digits, brackets, length; punctuation features).", ""]),
         f"Selectivity = {d['selectivity_definition']}.", "",
+        *([f"Neuronpedia: " + "; ".join(f"{role} {base}/<feature>" for role, base in result.neuronpedia.items()), ""]
+          if result.neuronpedia else []),
         f"{d['rate_definition'][0].upper()}{d['rate_definition'][1:]}.", "",
         "## Anchors (coarse)", "",
         "| feature | mean concept | mean neutral | fires c/n | selectivity | sub-features | label |",

@@ -50,6 +50,7 @@ class FeatureRow:
     max_act: float | None  # its max activation on held-out text, where known
     freq: float | None  # its firing rate on held-out tokens, where known
     label: str  # where it fires (top-snippet tokens), else the tokens it promotes
+    url: str | None = None  # its Neuronpedia page, where Neuronpedia hosts the SAE
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def spectrum_view(
                 pending.append(fid)
             text = label.short(5) if label else (PENDING if lab is not None else "")
             rows.append(FeatureRow(role, fid, act, label.max_act if label else None,
-                                   label.freq if label else None, text))
+                                   label.freq if label else None, text, lab.url(fid) if lab is not None else None))
         saes[role] = SAEView(role, spec.width, hooks.get(role, ""), int((row > 0).sum()), int((row == 0).sum()),
                              None if pos is None else float(spec.fidelity[pos]),
                              pos is not None and float(spec.fidelity[pos]) < POOR_FIDELITY, tuple(spec.poor_positions()),

@@ -383,6 +383,9 @@ def cmd_spectrum(args) -> int:
             table.add_row(str(row["feature"]), f"{row['activation']:.2f}", max_act,
                           Text(visible(row["label"], max_len=60, mark_spaces=False)))
         console.print(table)
+        link = next((r["url"] for r in sae["top"] if r.get("url")), None)
+        if link:  # one line, not a column: the id is the last path part (--json has every row's url)
+            console.print(Text(f"Neuronpedia: {link.rsplit('/', 1)[0]}/<feature>", style="grey62"))
     return 0
 
 

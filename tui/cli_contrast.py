@@ -125,3 +125,5 @@ def print_tables(result: Any) -> None:
     console.print(Text(v.text, style="bold green" if v.go else "bold red"))
     for line in result.confounds:
         console.print(Text(f"⚠ {line}", style="yellow"))
+    for role, base in result.neuronpedia.items():
+        console.print(Text(f"Neuronpedia ({role}): {base}/<feature>", style="grey62"))

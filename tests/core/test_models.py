@@ -65,6 +65,18 @@ def test_spectrum_report_on_tiny_saes(tiny_sae_session):
     assert all_tokens["position"] is None and all_tokens["saes"]["fine"]["fidelity"] is None
     with pytest.raises(ValueError, match="outside the prompt"):
         spectrum_report(tiny_sae_session, "The capital", position=50)
+    assert all(r["url"] is None for r in coarse["top"])  # tiny SAEs are not on Neuronpedia
+
+
+def test_spectrum_rows_link_to_neuronpedia_where_it_hosts_the_sae(tiny_sae_session, monkeypatch):
+    from spectrascope.core.probe import spectrum_report
+
+    labels = tiny_sae_session.labels["fine"]
+    monkeypatch.setattr(labels, "neuronpedia", ("gemma-2-2b", "12-gemmascope-res-262k"))
+    report = spectrum_report(tiny_sae_session, "The capital of France", top=5)
+    rows = report["saes"]["fine"]["top"]
+    assert rows and all(r["url"] == f"https://www.neuronpedia.org/gemma-2-2b/12-gemmascope-res-262k/{r['feature']}"
+                        for r in rows)
 
 
 def test_spectrum_without_saes_says_why(tiny_session):

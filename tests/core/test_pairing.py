@@ -134,6 +134,23 @@ def test_analyse_on_tiny_model_and_exports(tiny_sae_session, tmp_path, monkeypat
         pairing.analyse(tiny_sae_session, concept, neutral, anchors=[10_000], labels=False)
 
 
+def test_pairing_report_links_features_to_neuronpedia_where_hosted(tiny_sae_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path / "cache"))
+    concept = ["The Eiffel Tower is in Paris.", "France has cheese.", "Paris is the capital of France."]
+    neutral = ["A quick brown fox.", "The cat sleeps.", "Language models predict the next token."]
+    plain = pairing.to_dict(pairing.analyse(tiny_sae_session, concept, neutral, labels=False))
+    assert plain["candidates"] and all(r["url"] is None for r in plain["candidates"])
+    monkeypatch.setattr(tiny_sae_session.labels["fine"], "neuronpedia", ("gemma-2-2b", "12-gemmascope-res-262k"))
+    res = pairing.analyse(tiny_sae_session, concept, neutral, labels=False)
+    d = pairing.to_dict(res)
+    base = "https://www.neuronpedia.org/gemma-2-2b/12-gemmascope-res-262k"
+    assert all(r["url"] == f"{base}/{r['feature']}" for r in d["top_fine"])
+    assert all(r["url"] is None for r in d["candidates"])  # the coarse SAE is not hosted here
+    pairs = [p for a in d["anchors"] for p in a["pairs"]]
+    assert pairs and all(p["url"] == f"{base}/{p['fine']}" for p in pairs)
+    assert f"fine {base}/<feature>" in pairing.to_markdown(res)
+
+
 def test_analyse_needs_both_saes(tiny_session):
     with pytest.raises(ValueError, match="coarse SAE"):
         pairing.analyse(tiny_session, ["a"], ["b"])

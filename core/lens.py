@@ -45,6 +45,7 @@ class LensReport:
     commitment: str  # the first layer from which `target` stays top-1 (the last block at the latest)
     settled: tuple[tuple[bool, ...], ...]  # layers x positions: is that position's final top-1 already top-1;
     # () from `lens_table` until `lens_grid` fills it
+    lens: str = "logit lens"  # or "tuned lens (fitted on ...)": core.tuned_lens translators before the norm
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,14 +104,22 @@ def read_stream(session: Any, prompt: str) -> Stream:
     return Stream(prompt, tuple(ids), torch.stack([resid[h][0].float().cpu() for h in names]))
 
 
-def lens_table(session: Any, stream: Stream, position: int = -1, top: int = 5) -> LensReport:
+def lens_name(tuned: Any = None) -> str:
+    return "logit lens" if tuned is None else f"tuned lens (fitted on {tuned.fitted_on})"
+
+
+def lens_table(session: Any, stream: Stream, position: int = -1, top: int = 5, tuned: Any = None) -> LensReport:
     """The per-layer table at one position: one pass of L+1 rows over the unembedding (the grid,
-    `lens_grid`, is left empty: it reads every layer x position and comes after)."""
+    `lens_grid`, is left empty: it reads every layer x position and comes after).
+
+    tuned: a `core.tuned_lens.TunedLens` whose translators map each layer's residual first; the
+    norm and massive-dimension columns stay those of the residual itself."""
     n = len(stream.ids)
     if not -n <= position < n:
         raise ValueError(f"Position {position} is outside the prompt (0..{n - 1}).")
     pos = position % n
-    logits = session.lens_logits(stream.resid[:, pos])  # (L+1, V); the last row is the model's output
+    read = stream.resid[:, pos] if tuned is None else tuned.apply(stream.resid[:, pos])
+    logits = session.lens_logits(read)  # (L+1, V); the last row is the model's output
     target = int(logits[-1].argmax())
     logp = torch.log_softmax(logits, -1)
     probs = logp.exp()
@@ -129,19 +138,19 @@ def lens_table(session: Any, stream: Stream, position: int = -1, top: int = 5) -
     while first > 0 and int(logits[first - 1].argmax()) == target:  # walk down while it stays top-1 (argmax ties
         first -= 1                                                   # as the grid's)
     return LensReport(stream.prompt, tuple(session.piece(i) for i in stream.ids), pos, (target, session.piece(target)),
-                      tuple(rows), rows[first].layer, ())
+                      tuple(rows), rows[first].layer, (), lens_name(tuned))
 
 
-def lens_grid(session: Any, stream: Stream) -> tuple[tuple[bool, ...], ...]:
+def lens_grid(session: Any, stream: Stream, tuned: Any = None) -> tuple[tuple[bool, ...], ...]:
     """The layers x positions settled grid of the whole prompt (`settled_grid`), after the table."""
     final_top = session.lens_logits(stream.resid[-1]).argmax(-1)  # (T,) the model's own top-1
-    return settled_grid(session, stream.resid, final_top)
+    return settled_grid(session, stream.resid if tuned is None else tuned.apply(stream.resid), final_top)
 
 
-def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5) -> LensReport:
+def logit_lens(session: Any, prompt: str, position: int = -1, top: int = 5, tuned: Any = None) -> LensReport:
     """The whole report (the CLI's): the table at `position` and the grid, from one forward."""
     stream = read_stream(session, prompt)
     n = len(stream.ids)
     if not -n <= position < n:  # before the grid's cost
         raise ValueError(f"Position {position} is outside the prompt (0..{n - 1}).")
-    return replace(lens_table(session, stream, position, top), settled=lens_grid(session, stream))
+    return replace(lens_table(session, stream, position, top, tuned), settled=lens_grid(session, stream, tuned))

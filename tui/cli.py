@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     lens.add_argument("prompt")
     lens.add_argument("--position", type=int, default=-1, help="token index (-1 = last)")
     lens.add_argument("--top", type=int, default=5, help="tokens per layer")
+    lens.add_argument("--tuned", action="store_true",
+                      help="the tuned lens: per-layer affine translators (ridge least squares to the last layer's "
+                           "residual) fitted once per model on the shipped prompt sets and cached")
     lens.add_argument("--json", action="store_true")
     _sub_model_args(lens)
 
@@ -394,7 +397,15 @@ def cmd_lens(args) -> int:
 
     args.sae_presets = ()  # the lens reads no SAE: do not load any
     session = _load_session(args)
-    report = logit_lens(session, args.prompt, args.position, args.top)
+    tuned = None
+    if args.tuned:
+        from spectrascope.core.tuned_lens import tuned_lens
+
+        def say(text: str, frac: float | None) -> None:
+            print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
+
+        tuned = tuned_lens(session, progress=say)
+    report = logit_lens(session, args.prompt, args.position, args.top, tuned)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
         return 0
@@ -405,7 +416,7 @@ def cmd_lens(args) -> int:
     from spectrascope.core.text import visible
 
     target = visible(report.target[1])
-    table = Table(title=f"logit lens at token {report.position} ({visible(report.tokens[report.position])}) · final "
+    table = Table(title=f"{report.lens} at token {report.position} ({visible(report.tokens[report.position])}) · final "
                         f"top-1 {target} · top-1 from layer {report.commitment} on", title_justify="left")
     for col, justify in (("layer", "right"), (f"rank of {target}", "right"), ("p", "right"), ("entropy", "right"),
                          ("|x|", "right"), ("top-3 dims", "right"), ("top tokens", "left")):

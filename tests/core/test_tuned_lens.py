@@ -88,3 +88,26 @@ def test_tuned_lens_is_fitted_once_then_read_from_the_cache(tiny_session, monkey
     torch.testing.assert_close(out[-1], stream[-1])  # the output row is the identity
     with pytest.raises(ValueError, match="rows"):
         again.apply(stream[:-1])
+
+
+def test_lens_report_through_the_tuned_lens(tiny_session, monkeypatch, tmp_path):
+    from spectrascope.core.lens import logit_lens, read_stream
+    from spectrascope.core.tuned_lens import tuned_lens
+
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    tuned = tuned_lens(tiny_session, ["the cat sat on the mat", "one two three four five", "a b c d e f g"], ridge=1e-2)
+    prompt = "red green blue yellow"
+    plain, rep = logit_lens(tiny_session, prompt, 2), logit_lens(tiny_session, prompt, 2, tuned=tuned)
+    assert plain.lens == "logit lens" and rep.lens == f"tuned lens (fitted on {tuned.fitted_on})"
+    stream = read_stream(tiny_session, prompt).resid  # (L+1, T, d)
+    for layer, row in enumerate(rep.rows):
+        A, b = tuned.maps[layer]
+        p = tiny_session.lens_logits(stream[layer, 2] @ A + b).softmax(-1)
+        assert [t for t, _, _ in row.top] == p.topk(5).indices.tolist()
+        assert row.norm == pytest.approx(float(stream[layer, 2].norm()), rel=1e-5)  # the residual's own norm
+    assert rep.rows[-1] == plain.rows[-1] and rep.target == plain.target  # the output row is the model's
+    final = tiny_session.lens_logits(stream[-1]).argmax(-1)
+    for layer, settled in enumerate(rep.settled[:-1]):
+        A, b = tuned.maps[layer]
+        want = (tiny_session.lens_logits(stream[layer] @ A + b).argmax(-1) == final).tolist()
+        assert list(settled) == want

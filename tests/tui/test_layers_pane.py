@@ -43,10 +43,10 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
     gate, grids = threading.Event(), []
     real_grid = lens.lens_grid
 
-    def slow_grid(session, stream):
+    def slow_grid(session, stream, tuned=None):
         assert gate.wait(30)
         grids.append(stream.prompt)
-        return real_grid(session, stream)
+        return real_grid(session, stream, tuned)
 
     session = fake_with_saes()
     want = logit_lens(session, "the capital of france is", -2)  # before the patch: the plain report
@@ -72,3 +72,33 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
         await pilot.press("right")
         await until(pilot, lambda: pane.report is not None and pane.report.position == len(want.tokens) - 1)
         assert grids == ["the capital of france is"] and session.forwards == forwards
+
+
+@pytest.mark.asyncio
+async def test_u_reads_the_layers_through_the_tuned_lens(monkeypatch, tmp_path):
+    """`u` fits the tuned lens once (in a worker, the header says so), shows its report, and toggles back."""
+    from spectrascope.core.tuned_lens import tuned_lens
+
+    monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
+    prompts = ["the cat sat on the mat", "one two three four five", "a b c d e f g h", "paris is in france"]
+    monkeypatch.setattr("spectrascope.core.tuned_lens.calibration_prompts", lambda: prompts)
+    session = fake_with_saes()
+    prompt = "the capital of france is"
+    app = SpectrascopeApp(lambda progress: session, prompt=prompt)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await until(pilot, lambda: app.result is not None)
+        pane = app.query_one("#layers")
+        await pilot.press("f6")
+        await until(pilot, lambda: pane.report is not None)
+        assert pane.report.lens == "logit lens"
+        pane.query_one("#layers-table", FastTable).focus()
+        await pilot.press("u")
+        await until(pilot, lambda: pane.report is not None and pane.report.lens.startswith("tuned lens"))
+        want = logit_lens(session, prompt, -1, tuned=tuned_lens(session, prompts))
+        assert pane.report == want  # table and grid: the report `spectrascope lens --tuned` prints
+        header = str(pane.query_one("#layers-header", Static).render())
+        assert "tuned lens (fitted on 4 prompts" in header and "translator" in header
+        assert pane.get_state()["tuned"] is True
+        await pilot.press("u")
+        await until(pilot, lambda: pane.report is not None and pane.report.lens == "logit lens")
+        assert pane.report == logit_lens(session, prompt, -1)

@@ -26,15 +26,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class LensReady(Message):
-    key: tuple[str, int]  # (prompt, position) the report is for
+    key: tuple[str, int, bool]  # (prompt, position, tuned) the report is for
     report: Any = None  # core.lens.LensReport, its grid still empty
     stream: Any = None  # core.lens.Stream it was read from, kept for the grid and other tokens
     error: BaseException | None = None
 
 
 @dataclass
+class TunedReady(Message):
+    lens: Any = None  # core.tuned_lens.TunedLens
+    error: BaseException | None = None
+
+
+@dataclass
 class GridReady(Message):
-    prompt: str
+    prompt: tuple[str, bool]  # (prompt, tuned) the grid is for
     grid: Any = None  # layers x positions, core.lens.lens_grid
     error: BaseException | None = None
 
@@ -59,6 +65,7 @@ class LayersPane(Vertical):
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),
         Binding("right,l", "position(1)", "token ▶"),
+        Binding("u", "tuned", "Tuned lens"),
     ]
     session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
@@ -80,8 +87,12 @@ class LayersPane(Vertical):
         # The table comes first; the grid (every layer x token through the unembedding, the costly
         # part) follows from the same forward's stream, once per prompt, and stays for ←/→.
         self._stream: Any = None  # core.lens.Stream of the shown prompt
-        self._grid_prompt: str | None = None  # the prompt whose grid is computed or on its way
+        self._grid_prompt: tuple[str, bool] | None = None  # (prompt, tuned) whose grid is computed or on its way
         self._grid: Any = None
+        # `u`: read each layer through fitted translators (core/tuned_lens.py) instead of as it is.
+        self.tuned_on = False
+        self._tuned: Any = None  # core.tuned_lens.TunedLens for this session's model, once fitted
+        self._fitting = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="layers-header")
@@ -97,13 +108,15 @@ class LayersPane(Vertical):
 
     def watch_session(self) -> None:
         self._stream, self._grid_prompt, self._grid = None, None, None  # another model: read it again
+        self._tuned = None
 
     # ---- session file and export (app conventions) ------------------------------------------------
     def get_state(self) -> dict:
-        return {"position": self.position}
+        return {"position": self.position, "tuned": self.tuned_on}
 
     def set_state(self, state: dict) -> None:
         self.position = int(state.get("position", -1))
+        self.tuned_on = bool(state.get("tuned", False))
 
     def export(self, folder) -> list:
         """The shown lens report as JSON (ctrl+e), the same as `spectrascope lens --json`."""
@@ -131,13 +144,56 @@ class LayersPane(Vertical):
     def refresh_lens(self) -> None:
         if self.result is None or self.session is None:
             return
-        key = (self.result.prompt, self.position)
+        if self.tuned_on and self._tuned is None:
+            self._fit_tuned_lens()
+            return
+        key = (self.result.prompt, self.position, self.tuned_on)
         if self.table is not None and key == self._wanted:
             return
         self._wanted = key
         self.query_one("#layers-header", Static).update(Text("reading every layer…", style="grey50"))
         stream = self._stream if self._stream is not None and self._stream.prompt == key[0] else None
-        self._lens(self.session, key, stream)
+        self._lens(self.session, key, stream, self._tuned if self.tuned_on else None)
+
+    def action_tuned(self) -> None:
+        self.tuned_on = not self.tuned_on
+        self.refresh_lens()
+
+    def _fit_tuned_lens(self) -> None:
+        if self._fitting or self.session is None:
+            return
+        self._fitting = True
+        self.query_one("#layers-header", Static).update(Text(
+            "fitting the tuned lens on the shipped prompt sets (once per model, then cached)… u: back to the logit lens",
+            style="grey50"))
+        self._tuned_worker(self.session)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="layers-tuned")
+    def _tuned_worker(self, session: SessionAPI) -> None:
+        from spectrascope.core.tuned_lens import tuned_lens
+
+        def say(text: str, frac: float | None) -> None:
+            self.app.call_from_thread(self._say_fitting, text)
+
+        try:
+            self.post_message(TunedReady(tuned_lens(session, progress=say)))
+        except Exception as exc:  # noqa: BLE001 - shown in the header; the logit lens still works
+            self.post_message(TunedReady(error=exc))
+
+    def _say_fitting(self, text: str) -> None:
+        if self.tuned_on and self._tuned is None:
+            self.query_one("#layers-header", Static).update(Text(f"{text}… u: back to the logit lens", style="grey50"))
+
+    def on_tuned_ready(self, message: TunedReady) -> None:
+        self._fitting = False
+        if message.error is not None:
+            self.tuned_on = False
+            self.query_one("#layers-header", Static).update(
+                Text("tuned lens: " + one_line(describe(message.error), 300), style="bold red"))
+            return
+        self._tuned = message.lens
+        if self.tuned_on:
+            self.refresh_lens()
 
     def action_position(self, delta: int) -> None:
         if self.result is None:
@@ -150,26 +206,27 @@ class LayersPane(Vertical):
         self.refresh_lens()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
-    def _lens(self, session: SessionAPI, key: tuple[str, int], stream: Any = None) -> None:
+    def _lens(self, session: SessionAPI, key: tuple[str, int, bool], stream: Any = None, tuned: Any = None) -> None:
         """The table at one token: a forward unless this prompt's stream is kept."""
         from spectrascope.core.lens import lens_table, read_stream
 
         try:
             stream = stream or read_stream(session, key[0])
-            report = lens_table(session, stream, key[1])
+            report = lens_table(session, stream, key[1], tuned=tuned)
         except Exception as exc:  # noqa: BLE001 - shown in the header; the pane keeps running
             self.post_message(LensReady(key, error=exc))
             return
         self.post_message(LensReady(key, report, stream))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers-grid")
-    def _settled(self, session: SessionAPI, stream: Any) -> None:
+    def _settled(self, session: SessionAPI, stream: Any, tuned: Any = None) -> None:
         from spectrascope.core.lens import lens_grid
 
+        key = (stream.prompt, tuned is not None)
         try:
-            self.post_message(GridReady(stream.prompt, lens_grid(session, stream)))
+            self.post_message(GridReady(key, lens_grid(session, stream, tuned)))
         except Exception as exc:  # noqa: BLE001 - shown under the table
-            self.post_message(GridReady(stream.prompt, error=exc))
+            self.post_message(GridReady(key, error=exc))
 
     def on_lens_ready(self, message: LensReady) -> None:
         if message.key != self._wanted:
@@ -180,17 +237,18 @@ class LayersPane(Vertical):
             header.update(Text(one_line(describe(message.error), 300), style="bold red"))
             return
         self._stream = message.stream
-        if self._grid_prompt != message.stream.prompt:  # a new prompt: its grid, once, after this table
-            self._grid_prompt, self._grid = message.stream.prompt, None
+        grid_key = (message.stream.prompt, message.key[2])
+        if self._grid_prompt != grid_key:  # a new prompt or lens: its grid, once, after this table
+            self._grid_prompt, self._grid = grid_key, None
             if self.session is not None:
-                self._settled(self.session, message.stream)
+                self._settled(self.session, message.stream, self._tuned if message.key[2] else None)
         self.table = rep = message.report
         self.report = None if self._grid is None else replace(rep, settled=self._grid)
         target = visible(rep.target[1])
+        through = ("each layer's translator + " if message.key[2] else "") + "final norm + unembedding"
         header.update(Text(
-            f"token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 from layer "
-            f"{rep.commitment} on · ←/→ token · rank/p: of {target} through each layer's final norm and unembedding",
-            style="bold"))
+            f"{rep.lens} · token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 "
+            f"from layer {rep.commitment} on · ←/→ token · rank/p of {target} via {through}", style="bold"))
         cells = []
         for row in rep.rows:
             style = "bold green" if row.target_rank == 1 else ""
@@ -210,7 +268,7 @@ class LayersPane(Vertical):
                 Text("settled grid: " + one_line(describe(message.error), 300), style="bold red"))
             return
         self._grid = message.grid
-        if self.table is not None and self.table.prompt == message.prompt:
+        if self.table is not None and (self.table.prompt, self._wanted[2]) == message.prompt:
             self.report = replace(self.table, settled=message.grid)
         self._draw_strip()
 

@@ -120,23 +120,32 @@ def lens_table(session: Any, stream: Stream, position: int = -1, top: int = 5, t
     pos = position % n
     read = stream.resid[:, pos] if tuned is None else tuned.apply(stream.resid[:, pos])
     logits = session.lens_logits(read)  # (L+1, V); the last row is the model's output
-    target = int(logits[-1].argmax())
-    logp = torch.log_softmax(logits, -1)
-    probs = logp.exp()
+    # Whole-matrix passes, no (L+1, V) log-softmax or probability copies (bench/bench_lens.py): p = exp(z - lse),
+    # entropy = lse - sum_v p_v z_v.
+    peak, top1 = logits.max(-1)  # (L+1,): the first maximal index on ties, as argmax
+    target = int(top1[-1])
+    e = (logits - peak[:, None]).exp_()  # (L+1, V) exp(z - max), the one copy
+    mass = e.sum(-1)
+    lse = peak + mass.log()
+    top_z, top_i = logits.topk(top, -1)  # (L+1, top)
+    top_p = (top_z - lse[:, None]).exp()
+    own = logits[:, target]
+    ranks = (logits > own[:, None]).view(torch.uint8).sum(-1, dtype=torch.int32) + 1  # a bool sum is 20x slower
+    expected_z = (e.mul_(logits)).sum(-1) / mass  # E_p[z]
+    entropy = (lse - expected_z).clamp_min(0.0)  # no "-0.00" for a one-hot
+    target_p = (own - lse).exp()
     rows = []
     for layer in range(stream.resid.shape[0]):
-        p, idx = probs[layer].topk(top)
         x = stream.resid[layer, pos]
         sq = x.pow(2)
         rows.append(LayerRow(
             "emb" if layer == 0 else str(layer - 1),
-            tuple((int(i), session.piece(int(i)), float(v)) for v, i in zip(p, idx)),
-            int((logits[layer] > logits[layer, target]).sum()) + 1, float(probs[layer, target]),
-            max(0.0, float(-(probs[layer] * logp[layer]).sum())), float(x.norm()),  # no "-0.00" for a one-hot
+            tuple((int(i), session.piece(int(i)), float(v)) for v, i in zip(top_p[layer], top_i[layer])),
+            int(ranks[layer]), float(target_p[layer]), float(entropy[layer]), float(x.norm()),
             float(sq.topk(min(MASSIVE, len(sq))).values.sum() / sq.sum().clamp_min(1e-12))))
     first = len(rows) - 1  # the output always is its own top-1
-    while first > 0 and int(logits[first - 1].argmax()) == target:  # walk down while it stays top-1 (argmax ties
-        first -= 1                                                   # as the grid's)
+    while first > 0 and int(top1[first - 1]) == target:  # walk down while it stays top-1 (argmax ties as the grid's)
+        first -= 1
     return LensReport(stream.prompt, tuple(session.piece(i) for i in stream.ids), pos, (target, session.piece(target)),
                       tuple(rows), rows[first].layer, (), lens_name(tuned))
 

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="train: continue this exported SAE folder (e.g. the shipped one) instead of a fresh init")
     ap.add_argument("--points", nargs="*", default=[],
                     help="curve: exported SAE folders or trainer checkpoints (ckpt.pt) to score")
+    ap.add_argument("--lr", type=float, default=None, help="train: override the preset's learning rate")
     ap.add_argument("--out", default=None, help="train: export here instead of assets/saes/<name>")
     ap.add_argument("--ce-seqs", type=int, default=256, help="held-out sequences for the CE-loss splice")
     args = ap.parse_args(argv)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             start = Path(args.continue_from) if args.continue_from else None
             for w in which:
                 print(export_checkpoint(w, out) if args.export_only
-                      else train_preset(w, minutes=args.minutes, continue_from=start, out=out), flush=True)
+                      else train_preset(w, minutes=args.minutes, continue_from=start, out=out, lr=args.lr), flush=True)
         elif stage == "eval":
             from spectrascope.core.train.evaluate import evaluate_preset
 

@@ -39,6 +39,11 @@ class TunedReady(Message):
 
 
 @dataclass
+class TunedProgress(Message):
+    text: str
+
+
+@dataclass
 class GridReady(Message):
     prompt: tuple[str, bool]  # (prompt, tuned) the grid is for
     grid: Any = None  # layers x positions, core.lens.lens_grid
@@ -173,16 +178,17 @@ class LayersPane(Vertical):
         from spectrascope.core.tuned_lens import tuned_lens
 
         def say(text: str, frac: float | None) -> None:
-            self.app.call_from_thread(self._say_fitting, text)
+            self.post_message(TunedProgress(text))  # post_message is thread-safe
 
         try:
             self.post_message(TunedReady(tuned_lens(session, progress=say)))
         except Exception as exc:  # noqa: BLE001 - shown in the header; the logit lens still works
             self.post_message(TunedReady(error=exc))
 
-    def _say_fitting(self, text: str) -> None:
+    def on_tuned_progress(self, message: TunedProgress) -> None:
         if self.tuned_on and self._tuned is None:
-            self.query_one("#layers-header", Static).update(Text(f"{text}… u: back to the logit lens", style="grey50"))
+            self.query_one("#layers-header", Static).update(
+                Text(f"{message.text}… u: back to the logit lens", style="grey50"))
 
     def on_tuned_ready(self, message: TunedReady) -> None:
         self._fitting = False

@@ -17,7 +17,7 @@ layer x position and costs more, so a view shows the table first and the grid wh
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -97,11 +97,16 @@ class Stream:
     resid: torch.Tensor  # (L+1, T, d) float32, CPU: before block 0, then after each block
 
 
+def layer_residuals(session: Any, ids: Sequence[int], cancel: Any = None) -> torch.Tensor:
+    """One forward's residual before block 0 and after each block. # (L+1, T, d) float32, CPU"""
+    names = hooks(session.model.n_layers)
+    resid = session.forward(list(ids), capture=names, keep_logits=0, cancel=cancel).resid  # hook -> (1, T, d)
+    return torch.stack([resid[h][0].float().cpu() for h in names])
+
+
 def read_stream(session: Any, prompt: str) -> Stream:
     ids, _ = session.tokenize(prompt)
-    names = hooks(session.model.n_layers)
-    resid = session.forward(ids, capture=names, keep_logits=0).resid  # hook -> (1, T, d)
-    return Stream(prompt, tuple(ids), torch.stack([resid[h][0].float().cpu() for h in names]))
+    return Stream(prompt, tuple(ids), layer_residuals(session, ids))
 
 
 def lens_name(tuned: Any = None) -> str:

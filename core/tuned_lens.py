@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .lens import hooks
+from .lens import layer_residuals
 
 FORMAT = 1
 RIDGE = 1e-4
@@ -31,17 +31,15 @@ def residual_stream(session: Any, rows: Sequence[Sequence[int]], cancel: threadi
                     progress: Callable[[str, float | None], None] | None = None) -> torch.Tensor:
     """Every layer's residual (the lens' rows: embedding, then after each block) at every non-BOS
     position of `rows` (token id sequences that start with BOS). # (L+1, N, d) float32"""
-    names = hooks(session.model.n_layers)
     parts = []
     for i, ids in enumerate(rows):
-        resid = session.forward(list(ids), capture=names, keep_logits=0, cancel=cancel).resid
-        parts.append(torch.stack([resid[h][0, 1:].float().cpu() for h in names]))
+        parts.append(layer_residuals(session, ids, cancel)[:, 1:])
         if progress is not None and (i % 50 == 0 or i == len(rows) - 1):
             progress(f"tuned lens: {i + 1}/{len(rows)} calibration prompts", (i + 1) / len(rows))
     return torch.cat(parts, dim=1)
 
 
-def fit_translators(stream: torch.Tensor, ridge: float = 1e-4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def fit_translators(stream: torch.Tensor, ridge: float = RIDGE) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer (A, b) minimising |x_l A + b - x_L|^2 + ridge * tr(C_l)/d * |A|^2 (C_l: layer l's
     covariance, so the penalty is scale-free). The last layer gets the identity. # A (d, d), b (d,)"""
     target = stream[-1].double()

@@ -55,7 +55,8 @@ def hooks(n_layers: int) -> list[str]:
     return ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
 
 
-CHUNK = 8192  # vocabulary rows per pass of the settled grid
+CHUNK = 8192  # vocabulary rows in the settled grid's first pass, which every row takes
+LATER_CHUNKS = 4  # later passes, for the few rows still alive, take this many CHUNKs at a time
 
 
 def settled_grid(session: Any, stream: torch.Tensor, final_top: torch.Tensor,
@@ -64,8 +65,10 @@ def settled_grid(session: Any, stream: torch.Tensor, final_top: torch.Tensor,
 
     Exactly `lens_logits(stream[l]).argmax(-1) == final_top` (ties go to the lower id, as argmax),
     without every row reading the whole 262K-row unembedding: the vocabulary is scanned in chunks
-    and a row leaves the scan at the first token that beats its target (most rows, whose target
-    ranks in the thousands, in the first chunk); only the rows that do settle read all of it.
+    and a row leaves the scan at the first chunk holding a token that beats its target (most rows,
+    whose target ranks in the thousands, in the first chunk); only the rows that do settle read all
+    of it. That last part has no exact shortcut: bounds on the unembedding (low rank plus
+    Cauchy-Schwarz on the rest) prune nothing at d=640 (bench/bench_lens.py prints this floor).
     The output layer settles by definition. # stream (L+1, T, d), final_top (T,)"""
     n_layers, n, d = stream.shape
     rows = stream[:-1].reshape(-1, d)  # (L*T, d): every layer but the output
@@ -74,15 +77,20 @@ def settled_grid(session: Any, stream: torch.Tensor, final_top: torch.Tensor,
     own = session.lens_logits(rows, vocab=uniq).gather(1, col[:, None])[:, 0]  # (L*T,) the target's logit
     alive = torch.ones(len(rows), dtype=torch.bool)
     vocab = session.unembedding().shape[0]
-    for start in range(0, vocab, chunk):
+    start, width = 0, chunk
+    while start < vocab:
         idx = alive.nonzero()[:, 0]
         if len(idx) == 0:
             break
-        logits = session.lens_logits(rows[idx], vocab=slice(start, min(start + chunk, vocab)))  # (n, c)
-        ids = torch.arange(start, start + logits.shape[1])
-        t, v = target[idx, None], own[idx, None]
-        beaten = ((logits > v) | ((logits == v) & (ids < t))) & (ids != t)  # the target's own column is not a rival
-        alive[idx[beaten.any(-1)]] = False
+        stop = min(start + width, vocab)
+        logits = session.lens_logits(rows[idx], vocab=slice(start, stop))  # (n, c) float32, a copy
+        t, v = target[idx], own[idx]
+        mine = ((t >= start) & (t < stop)).nonzero()[:, 0]
+        with torch.inference_mode():  # lens_logits' tensors are inference tensors
+            logits[mine, t[mine] - start] = -torch.inf  # the target's own column is not a rival
+        best, first = logits.max(-1)  # the best rival and its first index, as argmax breaks ties
+        alive[idx[(best > v) | ((best == v) & (first + start < t))]] = False
+        start, width = stop, chunk * LATER_CHUNKS
     grid = alive.reshape(n_layers - 1, n).tolist()
     return tuple(tuple(r) for r in grid) + (tuple([True] * n),)
 

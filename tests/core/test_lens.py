@@ -102,3 +102,37 @@ def test_the_table_first_then_the_grid_from_one_stream_equals_the_whole_report(t
         assert table.settled == () and replace(table, settled=grid) == want
     with pytest.raises(ValueError, match="outside the prompt"):
         lens_table(tiny_session, stream, len(stream.ids))
+
+
+class _MatrixLens:
+    """A lens over a fixed unembedding, to put exact ties where the scan must break them as argmax does."""
+
+    def __init__(self, weight: torch.Tensor):
+        self.weight = weight
+
+    def unembedding(self) -> torch.Tensor:
+        return self.weight
+
+    def lens_logits(self, resid, vocab=None):
+        w = self.weight if vocab is None else self.weight[vocab]
+        return resid @ w.T
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64])
+def test_settled_grid_breaks_exact_ties_towards_the_lower_id_like_argmax(chunk):
+    from spectrascope.core.lens import settled_grid
+
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randint(-3, 4, (11, 4), generator=g).float()
+    weight[2], weight[4] = torch.tensor([3.0, -3, 3, -3]), torch.tensor([3.0, 3, -3, 3])  # |w| = 6, the most entries of 3 allow
+    weight[7] = weight[2]  # token 7 always ties token 2 (lower id: 2 wins where they are best)
+    weight[9] = weight[4]  # and 9 ties 4
+    stream = torch.randint(-2, 3, (5, 6, 4), generator=g).float()  # (L+1, T, d), small integers: exact sums
+    stream[:, 0] = weight[2] * 3  # position 0's rows all point at tokens 2 and 7
+    stream[:, 1] = weight[4] * 3
+    lens = _MatrixLens(weight)
+    full = [(stream[layer] @ weight.T).argmax(-1) for layer in range(stream.shape[0])]
+    assert all(int(top[0]) == 2 and int(top[1]) == 4 for top in full)  # the ties are real: 2 = 7 and 4 = 9 are best
+    for final in (full[-1], torch.tensor([7, 9, 0, 1, 2, 3])):  # the model's own, then targets that lose the tie
+        want = tuple(tuple(bool(v) for v in (top == final)) for top in full[:-1]) + ((True,) * 6,)
+        assert settled_grid(lens, stream, final, chunk=chunk) == want

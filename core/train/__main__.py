@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", nargs="*", default=[],
                     help="curve: exported SAE folders or trainer checkpoints (ckpt.pt) to score")
     ap.add_argument("--lr", type=float, default=None, help="train: override the preset's learning rate")
+    ap.add_argument("--k-aux", type=int, default=None, help="train: override the AuxK latents (dead-latent revival)")
+    ap.add_argument("--aux-coef", type=float, default=None, help="train: override the AuxK loss weight")
     ap.add_argument("--out", default=None, help="train: export here instead of assets/saes/<name>")
     ap.add_argument("--ce-seqs", type=int, default=256, help="held-out sequences for the CE-loss splice")
     args = ap.parse_args(argv)
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             start = Path(args.continue_from) if args.continue_from else None
             for w in which:
                 print(export_checkpoint(w, out) if args.export_only
-                      else train_preset(w, minutes=args.minutes, continue_from=start, out=out, lr=args.lr), flush=True)
+                      else train_preset(w, minutes=args.minutes, continue_from=start, out=out,
+                                   overrides={"lr": args.lr, "k_aux": args.k_aux, "aux_coef": args.aux_coef}), flush=True)
         elif stage == "eval":
             from spectrascope.core.train.evaluate import evaluate_preset
 

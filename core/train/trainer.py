@@ -455,18 +455,23 @@ def train_trial(d_sae: int, k: int, minutes: float, max_tokens: int | None = Non
 
 
 def train_preset(which: str, minutes: float | None = None, max_tokens: int | None = None,
-                 continue_from: Path | None = None, out: Path | None = None, lr: float | None = None) -> Path:
+                 continue_from: Path | None = None, out: Path | None = None,
+                 overrides: dict | None = None) -> Path:
     """Train one preset (or continue the SAE in `continue_from`) and export it to `out` (default assets/).
 
     A continuation runs in runs/<name>-continued (-lr<LR> when the LR is not the preset's) so it never
     resumes another run's checkpoint. Measured: continuing the shipped fine SAE with a fresh Adam at
     the preset's full LR raised its training-window dead share from 5% to 28% in 400 steps (EMA FVE
-    0.937 -> 0.931), so continue at a lower LR."""
-    cfg = TrainConfig(**{**PRESETS[which], **({"lr": lr} if lr else {})})
+    0.937 -> 0.931), so continue at a lower LR.
+
+    overrides: TrainConfig fields to change from the preset (None values are ignored), e.g. lr,
+    k_aux, aux_coef; each names the continuation's run folder (-lr0.0001, -k_aux1024, ...)."""
+    changed = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = TrainConfig(**{**PRESETS[which], **changed})
     acts, mix = training_activations(max_tokens)
     print(f"[train] {cfg.name}: {len(acts):,} cached tokens {mix}", flush=True)
     init = warm_start(continue_from, cfg) if continue_from else None
-    suffix = "-continued" + (f"-lr{lr:g}" if lr else "")
+    suffix = "-continued" + "".join(f"-{k}{v:g}" for k, v in changed.items())
     run_dir = out_dir(cfg).with_name(cfg.name + suffix) if init else None
     res = train(cfg, acts, minutes=minutes, mix=mix, init=init, run_dir=run_dir)
     return export(res, cfg, out or SAES_DIR / cfg.name)

@@ -109,6 +109,46 @@ async def test_a_step_for_an_older_prompt_is_dropped(app, fake, monkeypatch):
 
 
 @pytest.mark.asyncio
+async def test_keys_pressed_while_a_step_runs_are_queued_and_run_in_order(app, fake, monkeypatch):
+    """A demo types ahead: g s s b g pressed while the first step is held all happen, in order,
+    and the knobs line says how many wait; a new prompt drops what was queued for the old one."""
+    gate, held = threading.Event(), threading.Event()
+    forward = fake.forward
+
+    def held_when_stepping(ids, **kw):
+        if kw.get("cache") is not None and not gate.is_set():
+            held.set()
+            gate.wait(10)
+        return forward(ids, **kw)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot, app)
+        greedy_first = int(app.query_one("#logits-table", FastTable).keys[0])
+        monkeypatch.setattr(fake, "forward", held_when_stepping)
+        await pilot.press("g")
+        await until(pilot, held.is_set)
+        await pilot.press("s", "s", "b", "g")
+        assert "(+4 queued)" in text_of(app, "#logits-knobs")
+        gate.set()
+        await until(pilot, lambda: not pane.busy and not pane.queued and pane.stepper is not None)
+        steps = pane.stepper.steps
+        assert [s.how for s in steps] == ["greedy", "sampled", "greedy"]  # g, s, s, then b undid the second s, g
+        assert steps[0].token_id == greedy_first
+        assert "queued" not in text_of(app, "#logits-knobs")
+
+        gate.clear(), held.clear()
+        await pilot.press("s")
+        await until(pilot, held.is_set)
+        await pilot.press("s", "s")
+        assert len(pane.queued) == 2
+        await new_prompt(pilot, app, "Paris is")
+        assert not pane.queued  # the old prompt's steps are not run on the new one
+        gate.set()
+        await until(pilot, lambda: not pane.busy)
+        assert pane.stepper is None
+
+
+@pytest.mark.asyncio
 async def test_seeded_runs_are_marked_stale_when_the_prompt_or_knobs_change(app):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)

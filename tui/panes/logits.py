@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 TOP_K_STEPS = [None, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000]
 STRIP_STEPS = 40  # the strip reports at most the newest this many steps (more never fit a line)
+QUEUE_MAX = 20  # steps pressed ahead while one runs; a held key queues no more
 
 
 def knob_text(s: SamplingSettings) -> str:
@@ -98,6 +99,7 @@ class LogitsPane(LabelWorker, Vertical):
         self.runs: Any = None  # list of core.generation.Run
         self.runs_basis: Basis | None = None
         self.busy = False
+        self.queued: list[tuple] = []  # steps and backs pressed while a worker ran, in order
         self._cancel = None  # threading.Event of the seeded runs in flight
         self.records: list = []  # core.step_record.TokenRecord of the steps the strip shows
 
@@ -172,6 +174,7 @@ class LogitsPane(LabelWorker, Vertical):
         self.prompt = result.prompt
         self.view = LogitsView(result.logits)
         self.stepper = None
+        self.queued.clear()  # steps pressed for the old prompt
         self.ab = None
         self.label_error = None  # a new prompt tries the labels again
         self._draw()
@@ -220,6 +223,8 @@ class LogitsPane(LabelWorker, Vertical):
 
     def _draw_knobs(self) -> None:
         busy = "   ⏳ working…" if self.busy else ""
+        if self.queued:
+            busy += f" (+{len(self.queued)} queued)"
         self.query_one("#logits-knobs", Static).update(Text(knob_text(self.settings) + busy, style="bold"))
 
     def _draw_columns(self) -> None:
@@ -383,9 +388,37 @@ class LogitsPane(LabelWorker, Vertical):
                 return
             token_id = int(table.keys[table.cursor])
         settings = replace(self.settings, temperature=0.0) if how == "greedy" else self.settings
+        if self.busy and how == "pick":  # a pick reads the shown table, which the running step replaces
+            self._say("A step is running: pick a row when it is done.")
+            return
+        if self.busy:
+            self._enqueue(("step", settings))
+            return
+        self._start_step(settings, token_id)
+
+    def _start_step(self, settings, token_id=None) -> None:
         if not self._ready():
             return
         self._step_worker(self.session, Basis(self.prompt), self.stepper, settings, token_id)
+
+    def _enqueue(self, action: tuple) -> None:
+        """Keep a key pressed while a step runs (a demo types ahead); a held key stops at QUEUE_MAX."""
+        if self.session is None or self.view is None:
+            return
+        if len(self.queued) >= QUEUE_MAX:
+            self._say(f"{QUEUE_MAX} steps are already queued: wait for them.", error=True)
+            return
+        self.queued.append(action)
+        self._draw_knobs()
+
+    def _run_queued(self) -> None:
+        while self.queued and not self.busy:
+            kind, *args = self.queued.pop(0)
+            if kind == "step":
+                self._start_step(*args)
+            elif self.stepper is not None and self.stepper.steps:  # a back with something to undo
+                self._start_back()
+        self._draw_knobs()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
     def _step_worker(self, session: SessionAPI, basis: Basis, stepper, settings, token_id) -> None:
@@ -400,8 +433,14 @@ class LogitsPane(LabelWorker, Vertical):
             self.post_message(GenerationDone(basis, error=exc))
 
     def action_back(self) -> None:
-        if self.stepper is None or not self.stepper.steps or self.busy:
+        if self.busy:
+            self._enqueue(("back",))
             return
+        if self.stepper is None or not self.stepper.steps:
+            return
+        self._start_back()
+
+    def _start_back(self) -> None:
         self.busy = True
         self._back_worker(Basis(self.prompt), self.stepper)
 
@@ -489,6 +528,7 @@ class LogitsPane(LabelWorker, Vertical):
     def on_generation_done(self, message: GenerationDone) -> None:
         self.busy = False
         if message.error is not None:
+            self.queued.clear()  # what was pressed after a failed step would build on it
             self._draw_knobs()
             self._say(describe(message.error), error=True)
             return
@@ -502,7 +542,8 @@ class LogitsPane(LabelWorker, Vertical):
             self.runs, self.runs_basis = message.runs, message.basis
             self._draw_runs(message.runs)
         self._draw()
-        if self.ab_on and self.ab is None and self.query_one("#logits-system", Input).value.strip():
+        self._run_queued()
+        if not self.busy and self.ab_on and self.ab is None and self.query_one("#logits-system", Input).value.strip():
             self._start_ab()  # a new prompt came while this pane was busy
 
     def _draw_runs(self, runs) -> None:

@@ -129,6 +129,16 @@ def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], A
     return 0
 
 
+def fired_most_on(run: Any, n: int = 3) -> str:
+    """The pieces of a run where the concept feature fired most (unsteered readback), strongest first:
+    "' France' 4.1 · ' French' 2.0"; "-" where it never fired or there is no concept."""
+    from spectrascope.core.text import one_line
+
+    trace = run.piece_trace()
+    best = sorted((i for i, v in enumerate(trace) if v > 0), key=lambda i: -trace[i])[:n]
+    return " · ".join(f"{one_line(repr(run.pieces[i].text), 16)} {trace[i]:.2f}" for i in best) or "-"
+
+
 def print_report(report: Any) -> None:
     from spectrascope.tui.console import headless_console
     from rich.table import Table
@@ -148,12 +158,14 @@ def print_report(report: Any) -> None:
     table = Table(title=f"effect (concept act of {concept}, concept-word share) vs cost (perplexity)",
                   title_justify="left")
     for col, justify in (("config", "left"), ("×", "right"), ("concept act [95% CI]", "right"),
-                         ("words [95% CI]", "right"), ("ppl [95% CI]", "right"), ("first run", "left")):
+                         ("words [95% CI]", "right"), ("ppl [95% CI]", "right"), ("first run", "left"),
+                         ("fired most on (first run)", "left")):
         table.add_column(col, justify=justify)
     for c in report.cells:
         table.add_row(c.config, f"{c.strength:g}", _with_ci(c.concept_act, c.ci("concept_act"), "{:.3f}"),
                       _with_ci(c.concept_share, c.ci("concept_share"), "{:.0%}"),
-                      _with_ci(c.perplexity, c.ci("perplexity"), "{:.1f}"), Text(one_line(c.runs[0].text, 60)))
+                      _with_ci(c.perplexity, c.ci("perplexity"), "{:.1f}"), Text(one_line(c.runs[0].text, 60)),
+                      Text(fired_most_on(c.runs[0])))
     console.print(table)
     console.print(Text(f"concept words ({report.words_source}): {', '.join(report.words) or 'none'}", style="dim"))
     if len(report.strengths) > 1 or report.strengths[0] != 0:

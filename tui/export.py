@@ -129,10 +129,12 @@ def ab_rows(system: str, report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def steering_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """steering.SteeringReport.to_dict() as one row per generated text (configuration x strength x seed)."""
+    """steering.SteeringReport.to_dict() as one row per generated text (configuration x strength x seed);
+    concept_trace: the concept feature's unsteered activation at each generated token, space-separated."""
     return [{"config": cell["config"], "strength": cell["strength"], "seed": run["seed"],
              "concept_act": run["concept_act"], "perplexity": run["perplexity"],
-             "concept_words": " ".join(run["concept_words"]), "text": run["text"]}
+             "concept_words": " ".join(run["concept_words"]), "text": run["text"],
+             "concept_trace": " ".join(f"{v:.3f}" for v in run.get("concept_trace") or ())}
             for cell in report["cells"] for run in cell["runs"]]
 
 

@@ -83,3 +83,16 @@ def test_missing_feature_and_bad_sweep(tiny_sae_session, capsys):
     with pytest.raises(SystemExit) as exc:
         parse(["x", "--feature", "coarse:1", "--sweep", "1,two"])
     assert exc.value.code == 2
+
+
+def test_fired_most_on_names_the_pieces_with_the_largest_trace():
+    from spectrascope.core.steering import Piece, SteeredRun
+
+    run = SteeredRun(config="coarse", strength=1.0, seed=0, token_ids=(1, 2, 3, 4), text=" a [b] France\x1b",
+                     concept_act=1.0, concept_words=(), nll=(1.0,) * 4,
+                     pieces=(Piece(" a"), Piece(" [b]"), Piece(" France"), Piece("\x1b", tokens=1)),
+                     concept_trace=(0.5, 0.0, 3.25, 0.25))
+    assert cli_steer.fired_most_on(run) == "' France' 3.25 · ' a' 0.50 · '\\x1b' 0.25"
+    silent = SteeredRun(config="baseline", strength=0.0, seed=0, token_ids=(1,), text="x", concept_act=0.0,
+                        concept_words=(), nll=(1.0,), pieces=(Piece("x"),), concept_trace=(0.0,))
+    assert cli_steer.fired_most_on(silent) == "-"

@@ -104,9 +104,11 @@ def test_row_builders_keep_the_report_numbers():
     assert [(r["system"], r["rank_shift"], r["status"]) for r in rows] == [(SYSTEM, 2, "in both"),
                                                                            (SYSTEM, None, "dropped")]
     steer = {"cells": [{"config": "baseline", "strength": 0.0, "runs": [
-        {"seed": 0, "text": "x", "concept_act": 0.5, "perplexity": 3.0, "concept_words": ["Paris", "France"]}]}]}
+        {"seed": 0, "text": "x y", "concept_act": 0.5, "perplexity": 3.0, "concept_words": ["Paris", "France"],
+         "concept_trace": [0.0, 1.0]}]}]}
     assert steering_rows(steer) == [{"config": "baseline", "strength": 0.0, "seed": 0, "concept_act": 0.5,
-                                     "perplexity": 3.0, "concept_words": "Paris France", "text": "x"}]
+                                     "perplexity": 3.0, "concept_words": "Paris France", "text": "x y",
+                                     "concept_trace": "0.000 1.000"}]
 
 
 def test_export_folder_from_the_config_and_the_flag(tmp_path, monkeypatch):

@@ -59,7 +59,8 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
         await until(pilot, lambda: pane.table is not None)
         strip = pane.query_one("#layers-strip", Static)
         assert pane.table.settled == () and pane.report is None and "reading every layer" in str(strip.render())
-        assert pane.query_one("#layers-table", FastTable).row_count == len(pane.table.rows)
+        table = pane.query_one("#layers-table", FastTable)
+        assert table.row_count == len(pane.table.rows) and table.row_text(0)[6] == "…"  # its column waits
         forwards = session.forwards
         pane.query_one("#layers-table", FastTable).focus()
         await pilot.press("left")
@@ -69,6 +70,9 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
         await until(pilot, lambda: pane.report is not None)
         assert pane.report == want and grids == ["the capital of france is"]
         assert "already top-1" in str(strip.render())
+        assert table.column_names[6] == "settled"  # each layer's row of the grid, beside its lens row
+        assert [table.row_text(i)[6].strip() for i in range(table.row_count)] == [
+            "".join("█" if v else "·" for v in row) for row in want.settled]
         await pilot.press("right")
         await until(pilot, lambda: pane.report is not None and pane.report.position == len(want.tokens) - 1)
         assert grids == ["the capital of france is"] and session.forwards == forwards
@@ -102,3 +106,13 @@ async def test_u_reads_the_layers_through_the_tuned_lens(monkeypatch, tmp_path):
         await pilot.press("u")
         await until(pilot, lambda: pane.report is not None and pane.report.lens == "logit lens")
         assert pane.report == logit_lens(session, prompt, -1)
+
+
+def test_the_settled_column_shows_a_window_around_the_token_of_a_long_prompt():
+    from spectrascope.tui.panes.layers import settled_spans, settled_window
+
+    assert settled_window(10, 9) == range(10)
+    assert settled_window(100, 0) == range(0, 32) and settled_window(100, 99) == range(68, 100)
+    assert settled_window(100, 50) == range(34, 66)
+    spans = settled_spans((True, False, True), range(3), 1)
+    assert [t for t, _ in spans] == ["█", "·", "█"] and spans[1][1] == "bold yellow"

@@ -104,7 +104,7 @@ async def test_a_step_for_an_older_prompt_is_dropped(app, fake, monkeypatch):
         monkeypatch.setattr(fake, "forward", forward)
         gate.set()
         await until(pilot, lambda: not pane.busy)
-        assert pane.stepper is None and "steps]" not in text_of(app, "#logits-text")
+        assert pane.stepper is None and "step]" not in text_of(app, "#logits-text") and "steps]" not in text_of(app, "#logits-text")
         assert "Paris is" in text_of(app, "#logits-text")
 
 

@@ -50,17 +50,22 @@ class GridReady(Message):
     error: BaseException | None = None
 
 
-def settled_strip(report) -> Text:
-    """Layers (rows) x positions (columns): █ where that position's final top-1 is already top-1."""
-    out = Text()
-    width = max(len(r.layer) for r in report.rows)
-    for row, settled in zip(report.rows, report.settled):
-        out.append(f"{row.layer:>{width}} ", style="grey50")
-        for i, ok in enumerate(settled):
-            style = "bold yellow" if i == report.position else ("green" if ok else "grey30")
-            out.append("█" if ok else "·", style=style)
-        out.append("\n")
-    return out
+SETTLED_WIDTH = 32  # tokens the settled column shows at most: a window around the selected one
+
+
+def settled_window(n: int, position: int, width: int = SETTLED_WIDTH) -> range:
+    """The positions the settled column shows: all of them, or `width` around `position`."""
+    if n <= width:
+        return range(n)
+    start = max(0, min(position - width // 2, n - width))
+    return range(start, start + width)
+
+
+def settled_spans(settled: tuple[bool, ...], shown: range, position: int) -> tuple[tuple[str, str], ...]:
+    """One layer's row of the settled grid as cell spans: █ where that token's final top-1 is already
+    top-1 here, · where not; the selected token yellow."""
+    return tuple(("█" if settled[i] else "·",
+                  "bold yellow" if i == position else ("green" if settled[i] else "grey30")) for i in shown)
 
 
 class LayersPane(Vertical):
@@ -79,7 +84,7 @@ class LayersPane(Vertical):
     #layers-header { height: auto; }
     #layers-body { height: 1fr; }
     #layers-table { height: 1fr; }
-    #layers-strip { height: auto; max-height: 30; }
+    #layers-strip { height: auto; }
     """
 
     def __init__(self, **kwargs):
@@ -105,11 +110,15 @@ class LayersPane(Vertical):
         yield Static("", id="layers-strip")
 
     def on_mount(self) -> None:
-        self.query_one("#layers-table", FastTable).set_columns([
-            Column("layer", 5, True), Column("rank", 6, True), Column("p", 6, True), Column("entropy", 7, True),
-            Column("|x|", 7, True), Column("top-3 dims", 10, True), Column("top tokens", 60)])
+        self._set_columns(7)
         self.query_one("#layers-header", Static).update(Text("The logit lens appears here after a prompt runs.",
                                                              style="grey50"))
+
+    def _set_columns(self, settled_width: int) -> None:
+        self.query_one("#layers-table", FastTable).set_columns([
+            Column("layer", 5, True), Column("rank", 6, True), Column("p", 6, True), Column("entropy", 7, True),
+            Column("|x|", 7, True), Column("top-3 dims", 10, True), Column("settled", settled_width),
+            Column("top tokens", 60)])
 
     def watch_session(self) -> None:
         self._stream, self._grid_prompt, self._grid = None, None, None  # another model: read it again
@@ -255,15 +264,7 @@ class LayersPane(Vertical):
         header.update(Text(
             f"{rep.lens} · token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 "
             f"from layer {rep.commitment} on · ←/→ token · rank/p of {target} via {through}", style="bold"))
-        cells = []
-        for row in rep.rows:
-            style = "bold green" if row.target_rank == 1 else ""
-            tops = "  ".join(f"{visible(piece, 16)} {p:.2f}" for _, piece, p in row.top)
-            cells.append([(row.layer, "bold" if row.layer == rep.commitment else ""), (str(row.target_rank), style),
-                          (f"{row.target_prob:.3f}", style), (f"{row.entropy:.2f}", ""), (f"{row.norm:.0f}", ""),
-                          (f"{row.massive_share:.0%}", "grey62"), (tops, "")])
-        self.query_one("#layers-table", FastTable).set_rows(cells, [r.layer for r in rep.rows])
-        self._draw_strip()
+        self._draw_table()
 
     def on_grid_ready(self, message: GridReady) -> None:
         if message.prompt != self._grid_prompt:
@@ -276,15 +277,31 @@ class LayersPane(Vertical):
         self._grid = message.grid
         if self.table is not None and (self.table.prompt, self._wanted[2]) == message.prompt:
             self.report = replace(self.table, settled=message.grid)
-        self._draw_strip()
+        self._draw_table()
 
-    def _draw_strip(self) -> None:
-        rep, widget = self.report, self.query_one("#layers-strip", Static)
-        if self.table is None:
-            return
+    def _draw_table(self) -> None:
+        """The table rows, each with its layer's row of the settled grid once the grid is in."""
+        rep, note = self.table, self.query_one("#layers-strip", Static)
         if rep is None:
-            widget.update(Text("settled grid: reading every layer × token through the unembedding…", style="grey50"))
             return
-        strip = Text("is each position's final top-1 already top-1? (layers down, tokens across; yellow: this "
-                     "token)\n", style="grey50")
-        widget.update(strip + settled_strip(rep))
+        grid = self.report.settled if self.report is not None else None
+        shown = settled_window(len(rep.tokens), rep.position)
+        table = self.query_one("#layers-table", FastTable)
+        cursor = table.cursor
+        width = max(len("settled"), len(shown))
+        if table.columns[6].width != width:
+            self._set_columns(width)
+        cells = []
+        for layer, row in enumerate(rep.rows):
+            style = "bold green" if row.target_rank == 1 else ""
+            tops = "  ".join(f"{visible(piece, 16)} {p:.2f}" for _, piece, p in row.top)
+            settled = settled_spans(grid[layer], shown, rep.position) if grid else (("…", "grey50"),)
+            cells.append([(row.layer, "bold" if row.layer == rep.commitment else ""), (str(row.target_rank), style),
+                          (f"{row.target_prob:.3f}", style), (f"{row.entropy:.2f}", ""), (f"{row.norm:.0f}", ""),
+                          (f"{row.massive_share:.0%}", "grey62"), (settled, ""), (tops, "")])
+        table.set_rows(cells, [r.layer for r in rep.rows])
+        table.cursor = min(cursor, max(0, table.row_count - 1))
+        where = "" if len(shown) == len(rep.tokens) else f"; tokens {shown.start}–{shown.stop - 1} of {len(rep.tokens)}"
+        note.update(Text(
+            "settled: is each token's final top-1 already top-1 at this layer? █ yes, · no (yellow: this token"
+            f"{where})" if grid else "settled: reading every layer × token through the unembedding…", style="grey50"))

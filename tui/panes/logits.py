@@ -291,7 +291,8 @@ class LogitsPane(LabelWorker, Vertical):
             for step in self.stepper.steps:
                 style = {"greedy": "bold cyan", "sampled": "bold green", "picked": "bold yellow"}[step.how]
                 text.append(visible(self.piece(step.token_id), mark_spaces=False), style=style)
-            text.append(f"   [{len(self.stepper.steps)} steps]", style="grey50")
+            n = len(self.stepper.steps)
+            text.append(f"   [{n} step{'s' if n != 1 else ''}]", style="grey50")
         self.query_one("#logits-text", Static).update(text)
 
     def _draw_strip(self) -> None:

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-Cell = tuple[str, str]  # (text, rich style string)
+Cell = tuple[str, str]  # (text, rich style string); text may instead be a tuple of (text, style) spans
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,17 @@ def _fit(text: str, width: int, right: bool) -> str:
         return set_cell_size(text, width)
     pad = " " * (width - n)
     return pad + text if right else text + pad
+
+
+def _fit_spans(spans, width: int) -> list[Segment]:
+    """(text, style) spans cut or padded on the right to exactly `width` cells: one cell, many styles."""
+    out, used = [], 0
+    for text, style in spans:
+        text = _fit(text, min(cell_len(text), width - used), False)
+        if text:
+            out.append(Segment(text, _style(style)))
+            used += cell_len(text)
+    return out + ([Segment(" " * (width - used))] if used < width else [])
 
 
 class FastTable(Widget, can_focus=True):
@@ -107,7 +118,7 @@ class FastTable(Widget, can_focus=True):
         return len(self._rows)
 
     def row_text(self, index: int) -> list[str]:
-        return [text for text, _ in self._rows[index]]
+        return [text if isinstance(text, str) else "".join(t for t, _ in text) for text, _ in self._rows[index]]
 
     @property
     def column_names(self) -> list[str]:
@@ -116,7 +127,10 @@ class FastTable(Widget, can_focus=True):
     def _strip(self, cells: list[Cell]) -> Strip:
         segments = []
         for col, (text, style) in zip(self.columns, cells):
-            segments.append(Segment(_fit(text, col.width, col.right), _style(style)))
+            if isinstance(text, str):
+                segments.append(Segment(_fit(text, col.width, col.right), _style(style)))
+            else:
+                segments.extend(_fit_spans(text, col.width))
             segments.append(Segment(" "))
         return Strip(segments)
 

@@ -210,3 +210,20 @@ async def test_export_holds_the_records_of_every_step(app, fake, tmp_path):
         assert fake.forwards == forwards
         doc = json.loads(next(tmp_path.glob("spectrascope-exports/*.json")).read_text())
         assert doc["generation"] == json.loads(json.dumps([r.to_dict() for r in want]))
+
+
+@pytest.mark.asyncio
+async def test_all_tokens_stays_all_tokens_while_the_generation_grows(app, fake):
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot)
+        spectrum = app.query_one("#spectrum")
+        await press_and_wait(pilot, pane, "g", 1)
+        spectrum.action_all_tokens()
+        assert spectrum.position is None
+        await press_and_wait(pilot, pane, "s", 2)
+        await pilot.pause()
+        assert spectrum.position is None and len(spectrum.result.tokens) == len(app.result.tokens) + 2
+        spectrum.action_all_tokens()  # back to one token: the newest, and it follows again
+        await press_and_wait(pilot, pane, "s", 3)
+        await pilot.pause()
+        assert spectrum.position == len(spectrum.result.tokens) - 1

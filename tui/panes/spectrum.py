@@ -133,7 +133,8 @@ class SpectrumPane(LabelWorker, Vertical):
 
     def show_generation(self, prompt_result, stepper) -> None:
         """Follow the Logits pane's generation: the prompt + generated tokens' codes, recorded by the
-        stepper's own forwards (no model call here), the newest token selected; no steps: the prompt."""
+        stepper's own forwards (no model call here), the newest token selected (or all tokens, when the
+        user chose `a`: that view stays); no steps: the prompt."""
         if not stepper.steps:
             self.show_result(prompt_result)
             return
@@ -144,7 +145,7 @@ class SpectrumPane(LabelWorker, Vertical):
         spectra = stepper.spectra()
         n = min((s.n_tokens for s in spectra.values()), default=len(stepper.ids))  # a step without codes ends it
         tokens = tuple(Token(i, self.session.piece(i)) for i in stepper.ids[:n])
-        self.follow_end = True
+        self.follow_end = self.position is not None  # "all tokens" stays all tokens
         self.show_result(replace(prompt_result, tokens=tokens, spectra=spectra), n - len(stepper.prompt_ids))
 
     def on_resize(self) -> None:

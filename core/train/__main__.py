@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=None, help="train: override the preset's learning rate")
     ap.add_argument("--k-aux", type=int, default=None, help="train: override the AuxK latents (dead-latent revival)")
     ap.add_argument("--aux-coef", type=float, default=None, help="train: override the AuxK loss weight")
+    ap.add_argument("--resample-every", type=int, default=None,
+                    help="train: restart dead latents every N steps (trainer.resample_dead; off in the presets)")
     ap.add_argument("--out", default=None, help="train: export here instead of assets/saes/<name>")
     ap.add_argument("--ce-seqs", type=int, default=256, help="held-out sequences for the CE-loss splice")
     args = ap.parse_args(argv)
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             for w in which:
                 print(export_checkpoint(w, out) if args.export_only
                       else train_preset(w, minutes=args.minutes, continue_from=start, out=out,
-                                   overrides={"lr": args.lr, "k_aux": args.k_aux, "aux_coef": args.aux_coef}), flush=True)
+                                   overrides={"lr": args.lr, "k_aux": args.k_aux, "aux_coef": args.aux_coef,
+                                              "resample_every": args.resample_every}), flush=True)
         elif stage == "eval":
             from spectrascope.core.train.evaluate import evaluate_preset
 

@@ -218,3 +218,70 @@ def test_load_checkpoint_reads_a_snapshot_file(tmp_path):
     back = load_checkpoint(cfg, checkpoint=tmp_path / "snap.pt")
     assert back["total_steps"] == res["total_steps"] == 12
     torch.testing.assert_close(back["model"].W_enc, res["model"].W_enc)
+
+
+def test_resample_dead_restarts_latents_on_the_worst_inputs_and_clears_their_moments():
+    from spectrascope.core.train.trainer import resample_dead
+
+    torch.manual_seed(0)
+    m = TopKSAE(16, 48, 4, seed=0)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x = torch.randn(64, 16)
+    _dense_loss(m, x).backward()
+    opt.step()  # Adam moments exist for every parameter
+    before = {k: getattr(m, k).detach().clone() for k in ("W_enc", "W_dec", "b_enc")}
+    with torch.no_grad():
+        err = x - m(x)
+        err[:60] *= 1e-3  # four inputs carry almost all the error: the restarts draw from those
+    dead = torch.tensor([3, 7, 11, 20])
+    ids = resample_dead(m, opt, x, err, dead, torch.Generator().manual_seed(0))
+    assert sorted(ids.tolist()) == dead.tolist()
+    worst = err[60:] / err[60:].norm(dim=-1, keepdim=True)
+    cos = m.W_dec.detach()[ids] @ worst.T  # each restarted row is one of the worst inputs' error directions
+    torch.testing.assert_close(cos.max(-1).values, torch.ones(4))
+    torch.testing.assert_close(m.W_dec.detach()[ids].norm(dim=-1), torch.ones(4))
+    alive = torch.tensor([i for i in range(48) if i not in dead.tolist()])
+    enc_norm = before["W_enc"][:, alive].norm(dim=0).mean()
+    torch.testing.assert_close(m.W_enc.detach()[:, ids].norm(dim=0), enc_norm.expand(4))
+    assert (m.b_enc.detach()[ids] == 0).all()
+    for name in ("W_enc", "W_dec", "b_enc"):  # the others are untouched
+        keep = (slice(None), alive) if name == "W_enc" else (alive,)
+        torch.testing.assert_close(getattr(m, name).detach()[keep], before[name][keep])
+    assert (opt.state[m.W_enc]["exp_avg"][:, ids] == 0).all() and (opt.state[m.W_dec]["exp_avg_sq"][ids] == 0).all()
+    assert (opt.state[m.W_dec]["exp_avg_sq"][alive] != 0).any()
+
+
+def test_resampling_revives_latents_that_auxk_cannot_reach(tmp_path):
+    """Latents started with a very negative bias never fire and AuxK (ReLU'd) gives them no gradient;
+    with resampling on, most of them fire again."""
+    rng = np.random.default_rng(0)
+    D = rng.normal(size=(40, 16))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    idx = rng.integers(0, 40, size=(6000, 3))
+    acts = ((D[idx] * rng.uniform(1, 3, size=(6000, 3, 1))).sum(1) * 50.0).astype(np.float16)
+    import spectrascope.core.train.trainer as tr
+
+    def dead_share(resample_every: int) -> float:
+        cfg = TrainConfig(name="t", d_in=16, d_sae=64, k=4, lr=3e-3, batch=256, total_tokens=256 * 120,
+                          dead_window=2048, k_aux=16, resample_every=resample_every)
+        orig = tr.TopKSAE.__init__
+
+        def crippled(self, *a, **k):  # a quarter of the latents start unreachable
+            orig(self, *a, **k)
+            with torch.no_grad():
+                self.b_enc[:16] = -1e4
+
+        tr.TopKSAE.__init__ = crippled
+        try:
+            res = train(cfg, acts, progress=False, run_dir=tmp_path / f"r{resample_every}")
+        finally:
+            tr.TopKSAE.__init__ = orig
+        m = res["model"]
+        with torch.no_grad():
+            fired = torch.zeros(64, dtype=torch.bool)
+            _, vals, ix = m.encode_sparse(torch.from_numpy(acts[:3000].astype(np.float32)) / res["scale"])
+            fired[ix[vals > 0]] = True
+        return float((~fired[:16]).float().mean())
+
+    assert dead_share(0) == 1.0  # AuxK alone: all 16 stay dead
+    assert dead_share(10) < 0.5

@@ -97,6 +97,12 @@ GLOSSARY = [
     ("generation strip", "under the Logits text, per generated token: its probability at T=1 and rank (green "
                          "expected, yellow, orange, red a long shot) and its strongest coarse feature (c ID label, "
                          "… while the label is computed); the Spectrum shows the generated tokens too, b drops the last."),
+    ("logit lens", "Layers: each layer's residual through the model's own final norm and unembedding (Gemma 2: "
+                   "and its final softcap), as if the model stopped there; rank and p are the final top-1 token's, "
+                   "entropy in nats; top-1 from layer N: the first layer from which the final answer stays top-1; "
+                   "settled: █ where a token's final top-1 is already top-1 at that layer, compared with all "
+                   "tokens of the vocabulary. u: the tuned lens, per-layer ridge maps to the last layer fitted on "
+                   "the shipped prompt sets (bench/tuned_lens_trial.py scores both on held-out text)."),
     ("embedded SAEs", "4,096 and 32,768 latents trained here on 6M tokens of the corpus' natural mix, no "
                       "concept oversampled; ctrl+o shows their held-out quality (assets/saes/*/CARD.md)."),
 ]

@@ -241,7 +241,9 @@ def test_resample_dead_restarts_latents_on_the_worst_inputs_and_clears_their_mom
     torch.testing.assert_close(cos.max(-1).values, torch.ones(4))
     torch.testing.assert_close(m.W_dec.detach()[ids].norm(dim=-1), torch.ones(4))
     alive = torch.tensor([i for i in range(48) if i not in dead.tolist()])
-    enc_norm = before["W_enc"][:, alive].norm(dim=0).mean()
+    from spectrascope.core.train.trainer import RESAMPLE_ENCODER_SCALE
+
+    enc_norm = RESAMPLE_ENCODER_SCALE * before["W_enc"][:, alive].norm(dim=0).mean()
     torch.testing.assert_close(m.W_enc.detach()[:, ids].norm(dim=0), enc_norm.expand(4))
     assert (m.b_enc.detach()[ids] == 0).all()
     for name in ("W_enc", "W_dec", "b_enc"):  # the others are untouched
@@ -255,9 +257,9 @@ def test_resampling_revives_latents_that_auxk_cannot_reach(tmp_path):
     """Latents started with a very negative bias never fire and AuxK (ReLU'd) gives them no gradient;
     with resampling on, most of them fire again."""
     rng = np.random.default_rng(0)
-    D = rng.normal(size=(40, 16))
+    D = rng.normal(size=(200, 16))  # more directions than latents: a revived latent has work
     D /= np.linalg.norm(D, axis=1, keepdims=True)
-    idx = rng.integers(0, 40, size=(6000, 3))
+    idx = rng.integers(0, 200, size=(6000, 3))
     acts = ((D[idx] * rng.uniform(1, 3, size=(6000, 3, 1))).sum(1) * 50.0).astype(np.float16)
     import spectrascope.core.train.trainer as tr
 
@@ -284,4 +286,4 @@ def test_resampling_revives_latents_that_auxk_cannot_reach(tmp_path):
         return float((~fired[:16]).float().mean())
 
     assert dead_share(0) == 1.0  # AuxK alone: all 16 stay dead
-    assert dead_share(10) < 0.5
+    assert dead_share(25) < 0.5  # measured 0.125 (4 restarts before the LR decay)

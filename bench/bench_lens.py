@@ -105,10 +105,10 @@ def main() -> None:
     line(f"grid floor ({len(final_rows)} + {len(settled_rows)} settled rows, 1 pass each)", "floor")
     print(f"  grid identical to the full-argmax reference: {same}")
     if args.bounds:
-        low_rank_bounds(session, settled_rows, lens.lens_grid(session, stream), stream)
+        low_rank_bounds(session, settled_rows, settled, stream)
 
 
-def low_rank_bounds(session, settled_rows, grid, stream) -> None:
+def low_rank_bounds(session, settled_rows, settled, stream) -> None:
     """Tokens left to check per settled row when W v.u <= (W_r v).(u_r) + |W_perp v| |u_perp|."""
     import torch
 
@@ -116,8 +116,8 @@ def low_rank_bounds(session, settled_rows, grid, stream) -> None:
     with torch.inference_mode():
         u = session.model.hf_model.model.norm(settled_rows.to(session.unembedding().dtype)).float()
     final_top = session.lens_logits(stream.resid[-1]).argmax(-1)
-    n_layers, n = stream.resid.shape[:2]
-    target = final_top.repeat(n_layers - 1)[torch.tensor(grid[:-1]).reshape(-1)]
+    n_layers = stream.resid.shape[0]
+    target = final_top.repeat(n_layers - 1)[settled]  # settled: the grid's (L*T,) mask, output layer excluded
     own = (u * weight[target]).sum(-1)
     evecs = torch.linalg.eigh((weight.T @ weight).double())[1].flip(-1).float()  # right singular vectors, largest first
     print(f"  low-rank + Cauchy-Schwarz bounds, {len(u)} settled rows, {weight.shape[0]:,} tokens:")

@@ -289,7 +289,7 @@ class LayersPane(Vertical):
         table = self.query_one("#layers-table", FastTable)
         cursor = table.cursor
         width = max(len("settled"), len(shown))
-        if table.columns[6].width != width:
+        if table.columns[table.column_names.index("settled")].width != width:
             self._set_columns(width)
         cells = []
         for layer, row in enumerate(rep.rows):

@@ -66,7 +66,12 @@ def ensure_embedded_model(progress: Progress = _quiet, rebuild: bool = False) ->
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
         work = Path(tmp) / "model"
         _convert(Path(tmp), work, progress)
-        os.replace(work, target)  # atomic on one filesystem
+        try:
+            os.replace(work, target)  # atomic on one filesystem
+        except OSError:
+            # Another process (a second `make run`, a test worker) finished the same conversion first.
+            if not is_complete(target):
+                raise
     progress("embedded model ready", 1.0)
     return target
 

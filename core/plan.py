@@ -37,10 +37,14 @@ class ClampFeature:
 
 @dataclass(frozen=True)
 class Splice:
-    """x <- SAE(x): the role's reconstruction replaces the residual (the ΔCE / "spliced" forward)."""
+    """x <- SAE(x): the role's reconstruction replaces the residual (the ΔCE / "spliced" forward).
+
+    `dims` limits the replacement to those residual dimensions (the rest keep the model's own
+    values): which dimensions' reconstruction error the CE increase comes from."""
 
     role: str
     from_position: int = 0
+    dims: tuple[int, ...] | None = None  # None: every dimension
 
 
 Edit = Union[AddFeature, ClampFeature, Splice]

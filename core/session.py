@@ -449,7 +449,12 @@ class Session:
                 if isinstance(e, Splice):
                     sae, s = saes[e.role], max(e.from_position - offset, 0)
                     xs = x[:, s:].to(sae.W_enc.dtype)
-                    x[:, s:] = sae.decode(sae.encode(xs)).to(x.dtype)
+                    rec = sae.decode(sae.encode(xs)).to(x.dtype)  # (B, t, d)
+                    if e.dims is None:
+                        x[:, s:] = rec
+                    else:
+                        dims = torch.tensor(e.dims, dtype=torch.long, device=x.device)
+                        x[:, s:, dims] = rec[..., dims]
             incoming = x[:, start:].clone()  # every add and clamp delta reads the same x
             delta = torch.zeros(incoming.shape, dtype=torch.float32, device=x.device)  # (B, t, d)
             for e in edits:

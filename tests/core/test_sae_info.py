@@ -20,7 +20,9 @@ def test_metrics_json_figures_are_shown_with_how_they_were_measured(tiny_sae_ses
     metrics = {"l0_mean": 64.0, "explained_variance": 0.93, "explained_variance_without_massive": 0.81,
                "massive_dims": [1, 2, 3], "massive_share_of_norm": 0.97, "heldout_tokens": 65024,
                "ce_increase": 0.21, "ce_increase_ci95": 0.02, "ce_clean": 3.4, "ce_seqs": 256,
-               "dead_frac_heldout": 0.031, "train_tokens_unique": 6047232, "train_tokens_seen": 20000000}
+               "dead_frac_heldout": 0.031, "train_tokens_unique": 6047232, "train_tokens_seen": 20000000,
+               "ce_increase_by_dims": {"massive_only": 0.04, "massive_only_ci95": 0.01, "others_only": 0.15,
+                                       "others_only_ci95": 0.015}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "train_curve.json").write_text(json.dumps({"train_mix": {"train": 6047232}}))
     s = tiny_sae_session
@@ -34,6 +36,7 @@ def test_metrics_json_figures_are_shown_with_how_they_were_measured(tiny_sae_ses
     assert rows["EV w/o massive dims"].startswith("0.810") and "97%" in rows["EV w/o massive dims"]
     assert rows["ΔCE (spliced)"].startswith("+0.210 nats ± 0.020 (95% CI)")
     assert rows["dead"].startswith("3.1%") and "natural mix" in rows["training"]
+    assert rows["ΔCE by dims"] == "+0.040 ± 0.010 spliced into the massive dims only, +0.150 ± 0.015 into the others only"
 
 
 def test_sae_info_command_prints_each_loaded_sae(tiny_model_dir, tmp_path, capsys):

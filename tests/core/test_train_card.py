@@ -1,0 +1,34 @@
+"""CARD.md is written from the stored records alone: the shipped SAEs' records render, with the CE
+increase split by dimensions and the held-out curve with where its fit meets the bar."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from spectrascope.core.assets import SAES_DIR
+from spectrascope.core.train.curve import power_law, tokens_to_reach
+from spectrascope.core.train.evaluate import write_card
+
+
+@pytest.mark.parametrize("name", ["gemma-3-270m-res9-coarse", "gemma-3-270m-res9-fine"])
+def test_shipped_records_render_a_card(tmp_path, name):
+    folder = tmp_path / name
+    shutil.copytree(SAES_DIR / name, folder, ignore=shutil.ignore_patterns("*.safetensors", "labels.json.gz"))
+    m = json.loads((folder / "metrics.json").read_text())
+    m["ce_increase_by_dims"] = {"massive_only": 0.05, "massive_only_ci95": 0.01,
+                                "others_only": 0.2, "others_only_ci95": 0.02, "definition": "..."}
+    card = write_card(folder, m, json.loads((folder / "train_curve.json").read_text()), {}, m["cache"]).read_text()
+    assert "into the 3 massive dims only" in card and "+0.05 ± 0.01" in card and "into the other 637 dims only, +0.2" in card
+    curve = json.loads((folder / "heldout_curve.json").read_text())
+    assert "## Held-out curve" in card
+    for point in curve["points"]:
+        assert f"| {point['tokens_seen']:,} |" in card
+    # The fit and the tokens it says the bar needs are recomputed from the points, not copied.
+    fit = power_law([p["tokens_seen"] for p in curve["points"]], [p["ce_increase"] for p in curve["points"]])
+    need = tokens_to_reach(fit, curve["bar"])
+    assert fit["b"] == pytest.approx(curve["ce_power_law"]["b"]) and need > 1e6
+    assert f"about {need / 1e6:.0f}M tokens seen" in card
+    assert f"trained on {m['train_tokens_unique']:,} unique tokens" in card

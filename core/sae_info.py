@@ -47,8 +47,8 @@ class SAEInfo:
         ]
         by = m.get("ce_increase_by_dims")
         if by:  # where the ΔCE comes from: the reconstruction spliced into some dimensions only
-            rows.insert(-1, ("ΔCE by dims", f"{by['massive_only']:+.3f} ± {by['massive_only_ci95']:.3f} spliced into the "
-                                           f"massive dims only, {by['others_only']:+.3f} ± {by['others_only_ci95']:.3f} "
+            rows.insert(-1, ("ΔCE by dims", f"{by['massive_only']:+.4f} ± {by['massive_only_ci95']:.4f} spliced into the "
+                                           f"massive dims only, {by['others_only']:+.4f} ± {by['others_only_ci95']:.4f} "
                                            "into the others only"))
         if m.get("train_tokens_unique"):
             rows.append(("training", f"{m['train_tokens_unique']:,} unique tokens, {m.get('train_tokens_seen', 0):,} "

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", nargs="*", default=[],
                     help="curve: exported SAE folders or trainer checkpoints (ckpt.pt) to score")
     ap.add_argument("--lr", type=float, default=None, help="train: override the preset's learning rate")
+    ap.add_argument("--tokens", type=int, default=None,
+                    help="train: tokens to train on (the step count and LR schedule; instead of --minutes, a budget "
+                         "that does not depend on how much CPU the run gets, for like-for-like arms)")
     ap.add_argument("--k-aux", type=int, default=None, help="train: override the AuxK latents (dead-latent revival)")
     ap.add_argument("--aux-coef", type=float, default=None, help="train: override the AuxK loss weight")
     ap.add_argument("--resample-every", type=int, default=None,
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in which:
                 print(export_checkpoint(w, out) if args.export_only
                       else train_preset(w, minutes=args.minutes, continue_from=start, out=out,
-                                   overrides={"lr": args.lr, "k_aux": args.k_aux, "aux_coef": args.aux_coef,
+                                   overrides={"lr": args.lr, "total_tokens": args.tokens, "k_aux": args.k_aux, "aux_coef": args.aux_coef,
                                               "resample_every": args.resample_every}), flush=True)
         elif stage == "eval":
             from spectrascope.core.train.evaluate import evaluate_preset

@@ -36,7 +36,7 @@ def test_metrics_json_figures_are_shown_with_how_they_were_measured(tiny_sae_ses
     assert rows["EV w/o massive dims"].startswith("0.810") and "97%" in rows["EV w/o massive dims"]
     assert rows["ΔCE (spliced)"].startswith("+0.210 nats ± 0.020 (95% CI)")
     assert rows["dead"].startswith("3.1%") and "natural mix" in rows["training"]
-    assert rows["ΔCE by dims"] == "+0.040 ± 0.010 spliced into the massive dims only, +0.150 ± 0.015 into the others only"
+    assert rows["ΔCE by dims"] == "+0.0400 ± 0.0100 spliced into the massive dims only, +0.1500 ± 0.0150 into the others only"
 
 
 def test_sae_info_command_prints_each_loaded_sae(tiny_model_dir, tmp_path, capsys):

@@ -420,7 +420,9 @@ def cache_summary() -> dict:
     return {**{f"{n}_tokens": sum(s["n_tokens"] for s in part) for n, part in split_shards.items()},
             "clipped": sum(s.get("clipped", 0) for s in shards),
             "corpus_version": ActivationCache(acts_dir("heldout")).manifest().get("corpus_version", 1),
-            "cache_seconds": round(sum(s["seconds"] for s in shards), 1)}
+            "cache_seconds": round(sum(s["seconds"] for s in shards), 1),
+            "note": "the activation cache on the machine that scored this SAE, at that time; the SAE's own "
+                    "training tokens are train_tokens_unique / train_tokens_seen"}
 
 
 def add_concept_checks(m: dict, sae, session, folder: Path) -> dict:

@@ -26,7 +26,7 @@ BARS = {"coarse": 0.20, "fine": 0.15}  # issue 15's CE-increase bars, nats
 def power_law(tokens: list[float], values: list[float]) -> dict | None:
     """Least-squares fit of log v = log a - b log t; None with fewer than two usable points."""
     pts = [(math.log(t), math.log(v)) for t, v in zip(tokens, values) if t > 0 and v > 0]
-    if len(pts) < 2:
+    if len({x for x, _ in pts}) < 2:  # arms at one token count (a control) say nothing about a slope
         return None
     x, y = np.array(pts).T
     slope, intercept = np.polyfit(x, y, 1)

@@ -256,6 +256,10 @@ def _curve_section(folder: Path) -> str:
         reach = (f"Fit over {fit['points']} points: CE increase ≈ {fit['a']:.3g} · tokens^-{fit['b']:.3f}; the bar "
                  f"({c['bar']} nats) would need {'a curve that falls' if need is None else f'about {need / 1e6:.0f}M tokens seen'} "
                  "if that slope held, a lower bound (curves flatten towards a floor set by width and k).")
+    control = c.get("control")
+    if control:
+        reach += (f"\n\n**Control** ({control['measured']}): {control['reading']}. "
+                  + " ; ".join(f"`{cmd}`" for cmd in control["commands"]))
     return f"""
 ## Held-out curve (tokens seen vs. quality)
 

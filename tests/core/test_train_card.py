@@ -32,3 +32,15 @@ def test_shipped_records_render_a_card(tmp_path, name):
     assert fit["b"] == pytest.approx(curve["ce_power_law"]["b"]) and need > 1e6
     assert f"about {need / 1e6:.0f}M tokens seen" in card
     assert f"trained on {m['train_tokens_unique']:,} unique tokens" in card
+
+
+def test_power_law_matches_numpy_and_needs_two_token_counts():
+    import numpy as np
+
+    t, v = [1e6, 2e6, 4e6], [0.4, 0.3, 0.22]
+    fit = power_law(t, v)
+    slope, icpt = np.polyfit(np.log(t), np.log(v), 1)
+    assert fit["b"] == pytest.approx(-slope) and fit["a"] == pytest.approx(np.exp(icpt))
+    assert tokens_to_reach(fit, 0.15) == pytest.approx((fit["a"] / 0.15) ** (1 / fit["b"]))
+    # Two arms of a control at one token count: no slope to fit (it used to print a fit through noise).
+    assert power_law([9e6, 9e6], [0.251, 0.248]) is None

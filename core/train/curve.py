@@ -24,7 +24,7 @@ BARS = {"coarse": 0.20, "fine": 0.15}  # issue 15's CE-increase bars, nats
 
 
 def power_law(tokens: list[float], values: list[float]) -> dict | None:
-    """Least-squares fit of log v = log a - b log t; None with fewer than two usable points."""
+    """Least-squares fit of log v = log a - b log t; None without two usable points at different token counts."""
     pts = [(math.log(t), math.log(v)) for t, v in zip(tokens, values) if t > 0 and v > 0]
     if len({x for x, _ in pts}) < 2:  # arms at one token count (a control) say nothing about a slope
         return None

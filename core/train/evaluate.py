@@ -94,7 +94,8 @@ def ce_increase_by_dims(session, rows: np.ndarray, sae, massive: list[int], clea
     """Where the CE increase comes from: the reconstruction spliced into the massive dimensions only
     (the others keep the model's values), and into every other dimension only. Their sum need not
     equal the whole splice's increase: the errors interact through the later layers' RMSNorm."""
-    others = tuple(i for i in range(sae.cfg.d_in) if i not in set(massive))
+    massive_set = set(massive)
+    others = tuple(i for i in range(sae.cfg.d_in) if i not in massive_set)
     out = {}
     for name, dims in (("massive_only", tuple(massive)), ("others_only", others)):
         inc, hw = paired_ci(ce_per_sequence(session, rows, sae, dims=dims) - clean)

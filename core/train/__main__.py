@@ -6,6 +6,7 @@
     python -m spectrascope.core.train concepts # best features per shipped concept set (concept_sets.json)
     python -m spectrascope.core.train trial --d-sae 4096 --k 32 --minutes 20   # a width/tokens point, not shipped
     python -m spectrascope.core.train curve --which fine --points DIR_OR_CKPT ...  # held-out metrics vs tokens
+    python -m spectrascope.core.train curve --which coarse --record-shipped "LABEL"  # after eval: the shipped SAE as a point
 
 Every stage skips or resumes work already on disk (data under $SPECTRASCOPE_CACHE/train
 or ~/.cache/spectrascope/train), so a killed run is restarted with the same command.
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="train: continue this exported SAE folder (e.g. the shipped one) instead of a fresh init")
     ap.add_argument("--points", nargs="*", default=[],
                     help="curve: exported SAE folders or trainer checkpoints (ckpt.pt) to score")
+    ap.add_argument("--record-shipped", default=None, metavar="LABEL",
+                    help="curve: add the shipped SAE's metrics.json (from eval) to its heldout_curve.json as "
+                         "point LABEL, refit and rewrite the card")
     ap.add_argument("--lr", type=float, default=None, help="train: override the preset's learning rate")
     ap.add_argument("--tokens", type=int, default=None,
                     help="train: tokens to train on (the step count and LR schedule; instead of --minutes, a budget "
@@ -102,10 +106,16 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(train_trial(args.d_sae, args.k, args.minutes or 20), indent=1), flush=True)
         elif stage == "curve":
-            from spectrascope.core.train.curve import format_curve, score_points
+            from spectrascope.core.train.curve import format_curve, record_shipped, score_points
 
             for w in which:
-                print(format_curve(score_points(w, args.points, ce_seqs=args.ce_seqs)), flush=True)
+                if args.record_shipped:
+                    from spectrascope.core.train.evaluate import write_card_preset
+
+                    print(format_curve(record_shipped(w, args.record_shipped)), flush=True)
+                    print(write_card_preset(w), flush=True)
+                else:
+                    print(format_curve(score_points(w, args.points, ce_seqs=args.ce_seqs)), flush=True)
         elif stage == "concepts":  # the product check on every shipped concept set
             from spectrascope.core.train.concepts import write_concept_report
 

@@ -87,3 +87,25 @@ def format_curve(out: dict) -> str:
                      f"{out['bar']} needs {'no decrease: not reachable on this slope' if need is None else f'{need:,.0f} tokens'}"
                      " if the slope held (a lower bound: the curve flattens)")
     return "\n".join(lines)
+
+
+def record_shipped(which: str, label: str) -> dict:
+    """Add the shipped SAE's own held-out record (its metrics.json, written by `eval`) to its
+    heldout_curve.json as the point `label` (replacing a point of that name) and refit, so the card's
+    curve ends at what ships, scored exactly as the card's headline figures."""
+    from spectrascope.core.assets import SAES_DIR
+    from spectrascope.core.train.trainer import PRESETS
+
+    folder = SAES_DIR / PRESETS[which]["name"]
+    m = json.loads((folder / "metrics.json").read_text())
+    path = folder / "heldout_curve.json"
+    curve = json.loads(path.read_text()) if path.exists() else {"which": which, "ce_seqs": m["ce_seqs"],
+                                                                  "heldout_tokens": m["heldout_tokens"], "points": []}
+    row = {"tokens_seen": m["train_tokens_seen"],
+           **{k: m[k] for k in ("explained_variance", "explained_variance_without_massive", "dead_frac_heldout",
+                                "ce_increase", "ce_increase_ci95")}, "point": label}
+    points = sorted([p for p in curve["points"] if p["point"] != label] + [row], key=lambda p: p["tokens_seen"])
+    fit = power_law([p["tokens_seen"] for p in points], [p["ce_increase"] for p in points])
+    curve.update(points=points, ce_power_law=fit, bar=BARS[which], tokens_to_bar_if_slope_held=tokens_to_reach(fit, BARS[which]))
+    path.write_text(json.dumps(curve, indent=1))
+    return curve

@@ -253,7 +253,14 @@ def _curve_section(folder: Path) -> str:
                      for r in c["points"])
     fit, need = c.get("ce_power_law"), c.get("tokens_to_bar_if_slope_held")
     reach = ""
-    if fit:
+    met = [r for r in c["points"] if r["ce_increase"] <= c["bar"]]
+    if met:
+        first = min(met, key=lambda r: r["tokens_seen"])
+        upper = first["ce_increase"] + first["ce_increase_ci95"]
+        reach = (f"The bar ({c['bar']} nats) is met from {first['tokens_seen']:,} tokens seen on "
+                 f"({first['ce_increase']} ± {first['ce_increase_ci95']}"
+                 + (f"; the 95% CI still reaches {upper:.3f}, above it" if upper > c["bar"] else "") + ").")
+    elif fit:
         reach = (f"Fit over {fit['points']} points: CE increase ≈ {fit['a']:.3g} · tokens^-{fit['b']:.3f}; the bar "
                  f"({c['bar']} nats) would need {'a curve that falls' if need is None else f'about {need / 1e6:.0f}M tokens seen'} "
                  "if that slope held, a lower bound (curves flatten towards a floor set by width and k).")

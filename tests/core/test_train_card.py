@@ -30,7 +30,11 @@ def test_shipped_records_render_a_card(tmp_path, name):
     fit = power_law([p["tokens_seen"] for p in curve["points"]], [p["ce_increase"] for p in curve["points"]])
     need = tokens_to_reach(fit, curve["bar"])
     assert fit["b"] == pytest.approx(curve["ce_power_law"]["b"]) and need > 1e6
-    assert f"about {need / 1e6:.0f}M tokens seen" in card
+    met = [p for p in curve["points"] if p["ce_increase"] <= curve["bar"]]
+    if met:  # a point at or under the bar: the card says where, not an extrapolation
+        assert f"is met from {min(p['tokens_seen'] for p in met):,} tokens seen" in card
+    else:
+        assert f"about {need / 1e6:.0f}M tokens seen" in card
     assert f"trained on {m['train_tokens_unique']:,} unique tokens" in card
 
 
@@ -44,3 +48,27 @@ def test_power_law_matches_numpy_and_needs_two_token_counts():
     assert tokens_to_reach(fit, 0.15) == pytest.approx((fit["a"] / 0.15) ** (1 / fit["b"]))
     # Two arms of a control at one token count: no slope to fit (it used to print a fit through noise).
     assert power_law([9e6, 9e6], [0.251, 0.248]) is None
+
+
+def test_record_shipped_adds_the_shipped_metrics_as_a_point_and_refits(tmp_path, monkeypatch):
+    import spectrascope.core.assets as assets
+    from spectrascope.core.train.curve import BARS, record_shipped
+
+    name = "gemma-3-270m-res9-coarse"
+    shutil.copytree(SAES_DIR / name, tmp_path / name, ignore=shutil.ignore_patterns("*.safetensors", "labels.json.gz"))
+    monkeypatch.setattr(assets, "SAES_DIR", tmp_path)
+    m = json.loads((tmp_path / name / "metrics.json").read_text())
+    m.update(train_tokens_seen=40_000_000, ce_increase=0.19, ce_increase_ci95=0.02)
+    (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+    before = json.loads((tmp_path / name / "heldout_curve.json").read_text())["points"]
+    curve = record_shipped("coarse", "a new export")
+    curve = record_shipped("coarse", "a new export")  # the same label again replaces, not duplicates
+    assert len(curve["points"]) == len(before) + 1
+    last = curve["points"][-1]
+    assert (last["point"], last["tokens_seen"], last["ce_increase"]) == ("a new export", 40_000_000, 0.19)
+    fit = power_law([p["tokens_seen"] for p in curve["points"]], [p["ce_increase"] for p in curve["points"]])
+    assert curve["ce_power_law"] == pytest.approx(fit) and curve["bar"] == BARS["coarse"]
+    on_disk = json.loads((tmp_path / name / "heldout_curve.json").read_text())
+    assert on_disk["points"] == curve["points"]
+    card = write_card(tmp_path / name, m, json.loads((tmp_path / name / "train_curve.json").read_text()), {}, m["cache"]).read_text()
+    assert "is met from 40,000,000 tokens seen on (0.19 ± 0.02; the 95% CI still reaches 0.210, above it)" in card

@@ -264,6 +264,11 @@ def _curve_section(folder: Path) -> str:
         reach = (f"Fit over {fit['points']} points: CE increase ≈ {fit['a']:.3g} · tokens^-{fit['b']:.3f}; the bar "
                  f"({c['bar']} nats) would need {'a curve that falls' if need is None else f'about {need / 1e6:.0f}M tokens seen'} "
                  "if that slope held, a lower bound (curves flatten towards a floor set by width and k).")
+        last = max(c["points"], key=lambda r: r["tokens_seen"])
+        if last["ce_increase"] - last["ce_increase_ci95"] <= c["bar"]:  # not met, but not distinguishable from it
+            reach += (f" The last point's 95% CI ({last['ce_increase'] - last['ce_increase_ci95']:.3f} to "
+                      f"{last['ce_increase'] + last['ce_increase_ci95']:.3f}) includes the bar: not met as a point "
+                      "estimate, not distinguishable from it either.")
     control = c.get("control")
     if control:
         reach += (f"\n\n**Control** ({control['measured']}): {control['reading']}. "

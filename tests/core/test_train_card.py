@@ -35,6 +35,9 @@ def test_shipped_records_render_a_card(tmp_path, name):
         assert f"is met from {min(p['tokens_seen'] for p in met):,} tokens seen" in card
     else:
         assert f"about {need / 1e6:.0f}M tokens seen" in card
+        last = max(curve["points"], key=lambda p: p["tokens_seen"])
+        within = last["ce_increase"] - last["ce_increase_ci95"] <= curve["bar"]
+        assert ("includes the bar: not met as a point estimate" in card) == within
     assert f"trained on {m['train_tokens_unique']:,} unique tokens" in card
 
 

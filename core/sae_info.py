@@ -61,7 +61,7 @@ class SAEInfo:
 
 def _mix(m: dict) -> str:
     mix = (m.get("train_mix") or {})
-    if mix.get("topic"):
+    if mix.get("topic"):  # only SAEs trained before issue 15 removed the topic-window option
         return f"natural mix plus {mix['topic']:,} tokens of France topic windows (France results are in-sample)"
     return "the corpus' natural mix (no concept oversampled; see CARD.md)"
 

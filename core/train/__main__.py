@@ -27,10 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--d-sae", type=int, default=4096, help="trial: dictionary width")
     ap.add_argument("--k", type=int, default=32, help="trial: active latents per token (TopK)")
     ap.add_argument("--train-tokens", type=int, default=10_000_000, help="activations to cache for training")
-    ap.add_argument("--topic-tokens", type=int, default=0,
-                    help="off by default (the shipped SAEs see the natural mix); for comparison, cache this "
-                         "many activations of further training windows that mention the concept words")
-    ap.add_argument("--concept-words", default=None, help="words file for the topic windows (default: France)")
     ap.add_argument("--heldout-tokens", type=int, default=65_000, help="activations to cache for evaluation")
     ap.add_argument("--which", choices=["coarse", "fine", "both"], default="both")
     ap.add_argument("--threads", type=int, default=2)
@@ -71,12 +67,6 @@ def main(argv: list[str] | None = None) -> int:
 
             build_cache("heldout", args.heldout_tokens)
             build_cache("train", args.train_tokens)
-            if args.topic_tokens:
-                from spectrascope.core.steering import DEFAULT_CONCEPT_WORDS, load_concept_words
-                from spectrascope.core.train.activations import build_topic_cache
-
-                words = load_concept_words(args.concept_words or DEFAULT_CONCEPT_WORDS)
-                build_topic_cache(args.topic_tokens, words)
         elif stage == "train":
             from spectrascope.core.train.trainer import export_checkpoint, train_preset
 

@@ -165,29 +165,6 @@ def acts_dir(split: str) -> Path:
     return data_dir() / "acts" / split
 
 
-# The embedded SAEs are demo SAEs: at the corpus' natural rate France is 0.04% of tokens,
-# too rare for a 1,024-latent dictionary to spend a latent on (it merges into "nations and
-# places"). So the training mix adds every further window that mentions the demo concept.
-# (Adding windows about other countries as well made the generic "country" latent stronger,
-# not a France one: measured, see the coarse SAE's CARD.md.)
-
-
-def term_ids(tokenizer, words: list[str]) -> list[int]:
-    """Token ids of the words that are a single token, with and without a leading space."""
-    out: set[int] = set()
-    for w in words:
-        for form in (w, " " + w):
-            ids = tokenizer(form, add_special_tokens=False)["input_ids"]
-            if len(ids) == 1:
-                out.add(ids[0])
-    return sorted(out)
-
-
-def rows_mentioning(rows: np.ndarray, ids: list[int], start: int = 0) -> np.ndarray:
-    """Indices of rows at or after `start` (earlier rows are already cached) containing any id."""
-    return start + np.flatnonzero(np.isin(rows[start:], ids).any(axis=1))
-
-
 def build_cache(split: str, max_tokens: int, batch: int = 32) -> dict:
     """CLI stage: tokenize one corpus split (once) and cache its residuals up to max_tokens."""
     from spectrascope.core.train.corpus import load_docs
@@ -211,20 +188,3 @@ def corpus_version() -> int | None:
     """The version of the corpus on disk (corpus.json), which every cache records."""
     path = data_dir() / "corpus.json"
     return json.loads(path.read_text()).get("version", 1) if path.exists() else None
-
-
-def build_topic_cache(max_tokens: int, concept_words: list[str], batch: int = 32) -> dict:
-    """CLI stage: cache the training windows, beyond the general cache, that mention the
-    concept (single-token words only). Resumable like build_cache."""
-    session = load_session()
-    tok = session.tokenizer
-    cache = ActivationCache(acts_dir("topic"))
-    rows = meta = None
-    if not (cache.root / "tokens.npy").exists():
-        general = ActivationCache(acts_dir("train"))
-        all_rows = np.asarray(general.tokens())
-        done_rows = max((s["rows"][1] for s in general.manifest()["shards"]), default=0)
-        rows = all_rows[rows_mentioning(all_rows, term_ids(tok, concept_words), start=done_rows)]
-        meta = {"after_general_row": int(done_rows), "concept_words": concept_words, "rows": int(len(rows))}
-    return cache.build(session, rows, max_tokens=max_tokens, batch=batch,
-                       meta={"model": "gemma-3-270m", "split": "topic", **(meta or {})})

@@ -311,14 +311,11 @@ def _mix_paragraph(train_info: dict) -> str:
     mix = train_info.get("train_mix") or {}
     if not mix.get("topic"):
         return "\nThis SAE was trained on the general cache only, at the corpus' natural topic mix.\n"
+    # Only records from before issue 15 have topic windows (the option is gone): say what they mean.
     return f"""
 **Training mix.** {mix.get('train', 0):,} tokens of the general cache plus {mix['topic']:,} tokens of
-*topic windows*: every further training window that mentions the demo concept (a word of
-`assets/prompts/concept_words/france.txt`). Both embedded SAEs use this mix, so the Pairing
-pane compares like with like. Why: at the natural rate France is 0.04% of tokens, and a
-1,024-latent SAE trained on that had no France latent, only "nations and places" (best France
-selectivity 0.80 on the contrast sets). Adding windows about other countries as well (tried:
-0.59M tokens of them) only strengthened a generic "country" latent (0.83). Held-out metrics above use the natural mix.
+*topic windows* (training windows that mention the demo concept, oversampled): results on that
+concept are in-sample. Held-out metrics above use the natural mix.
 """
 
 
@@ -424,7 +421,7 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 - Promoted tokens through the unembedding are mostly uninformative at layer 9 of 18 (they
   were equally uninformative with Gemma's final RMSNorm weight applied); the held-out snippets
   are the useful label.
-- Trained on {m.get('train_tokens_unique') or train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, m.get('train_tokens_unique') or train_info.get('train_tokens_unique') or 1):.1f} passes over them: a small corpus by SAE standards.
+- Trained on {m.get('train_tokens_unique') or train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, m.get('train_tokens_unique') or train_info.get('train_tokens_unique') or 1):.1f} passes over them{_continued_on(train_info)}: a small corpus by SAE standards.
 """
     p = folder / "CARD.md"
     p.write_text(text)
@@ -432,7 +429,7 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 
 
 def cache_summary() -> dict:
-    split_shards = {n: ActivationCache(acts_dir(n)).manifest()["shards"] for n in ("train", "heldout", "topic")}
+    split_shards = {n: ActivationCache(acts_dir(n)).manifest()["shards"] for n in ("train", "heldout")}
     shards = [s for part in split_shards.values() for s in part]
     return {**{f"{n}_tokens": sum(s["n_tokens"] for s in part) for n, part in split_shards.items()},
             "clipped": sum(s.get("clipped", 0) for s in shards),
@@ -461,6 +458,14 @@ def _warm_start_line(train_info: dict) -> str:
             f"{warm['tokens_seen']:,} tokens in {warm['steps']} steps; this run added "
             f"{train_info['total_steps'] * train_info['train_config']['batch']:,} tokens in {train_info['total_steps']} steps "
             f"over the first {train_info['train_tokens_unique']:,} tokens of the same shuffled cache. The totals above count both.\n")
+
+
+def _continued_on(train_info: dict) -> str:
+    # A continuation may read only the start of the cache (the cache did not outlive a machine):
+    # say so, since the pass count above spreads its tokens over the whole cache.
+    if not train_info.get("warm_start"):
+        return ""
+    return f" on average (the last continuation read only the first {train_info['train_tokens_unique']:,} of them)"
 
 
 def write_card_preset(which: str) -> Path:

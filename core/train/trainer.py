@@ -242,7 +242,7 @@ def train(cfg: TrainConfig, acts: np.ndarray, minutes: float | None = None,
           mix: dict[str, int] | None = None, init: dict | None = None) -> dict:
     """Train (or resume) one SAE on fp16 activations `acts` (N, d); returns the final state summary.
 
-    `mix` (tokens per cache part, e.g. {"train": ..., "topic": ...}) is only recorded: in the
+    `mix` (tokens per cache part, {"train": ...}) is only recorded: in the
     checkpoint and, through export, in train_curve.json and CARD.md.
 
     If `minutes` is given, the step budget is set once from measured step time so the LR
@@ -472,12 +472,11 @@ def export_checkpoint(which: str, folder: Path | None = None) -> Path:
 
 
 def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dict[str, int]]:
-    """The general cache plus the topic windows (see activations.build_topic_cache), if cached."""
-    parts = {name: ActivationCache(acts_dir(name)).load_all(max_tokens) for name in ("train", "topic")}
-    parts = {k: v for k, v in parts.items() if len(v)}
-    if not parts:
+    """The general cache, at the corpus' natural mix (no concept windows: issue 15), and its size by part."""
+    acts = ActivationCache(acts_dir("train")).load_all(max_tokens)
+    if not len(acts):
         raise RuntimeError("No cached activations: run `python -m spectrascope.core.train cache` first.")
-    return np.concatenate(list(parts.values())), {k: len(v) for k, v in parts.items()}
+    return acts, {"train": len(acts)}
 
 
 def train_trial(d_sae: int, k: int, minutes: float, max_tokens: int | None = None) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core.train.activations import ActivationCache, residual_at, rows_mentioning, term_ids, tokenize_split
+from spectrascope.core.train.activations import ActivationCache, residual_at, tokenize_split
 from spectrascope.core.train.corpus import Doc
 
 
@@ -69,24 +69,3 @@ def test_cache_resumes_after_kill(tiny, tmp_path, monkeypatch):
     with torch.no_grad():
         h = residual_at(model, torch.from_numpy(rows[:3].astype(np.int64)), 1)[:, 1:].reshape(-1, 64)
     np.testing.assert_allclose(got[:33].astype(np.float32), h.numpy(), rtol=2e-3, atol=2e-3)
-
-
-def test_rows_mentioning_skips_cached_rows():
-    rows = np.array([[1, 5, 6], [1, 7, 8], [1, 9, 5], [1, 2, 3], [1, 8, 9], [1, 7, 5]])
-    assert rows_mentioning(rows, [5, 9], start=1).tolist() == [2, 4, 5]
-    assert rows_mentioning(rows, [5], start=0).tolist() == [0, 2, 5]
-    assert rows_mentioning(rows, [42]).tolist() == []
-
-
-def test_term_ids_single_tokens_only(tiny):
-    _, tok = tiny
-    words = ["France", "Paris", "antidisestablishmentarianism"]
-    ids = term_ids(tok, words)
-    assert all(tok.decode([i]).strip() in words for i in ids)
-    for w in words:
-        for form in (w, " " + w):
-            enc = tok(form, add_special_tokens=False)["input_ids"]
-            if len(enc) == 1:
-                assert enc[0] in ids
-            else:  # a word spelled by several tokens would match its pieces anywhere: skipped
-                assert not (set(enc) & set(ids)) or any(tok.decode([e]).strip() in words for e in enc)

@@ -225,7 +225,7 @@ def test_fetch_is_idempotent_by_spec(tmp_path, monkeypatch):
     assert C.fetch("fortunes", tmp_path) == (tmp_path / "fortunes", "fortunes=1:1.99.1-7.3")
 
 
-def test_cli_topic_windows_are_off_by_default(monkeypatch):
+def test_cli_cache_builds_the_natural_mix_only(monkeypatch):
     import torch
 
     from spectrascope.core.train import __main__ as cli
@@ -234,6 +234,5 @@ def test_cli_topic_windows_are_off_by_default(monkeypatch):
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep this process's threads
     calls = []
     monkeypatch.setattr(activations, "build_cache", lambda split, n: calls.append((split, n)))
-    monkeypatch.setattr(activations, "build_topic_cache", lambda *a: pytest.fail("topic windows are opt-in"))
     assert cli.main(["cache", "--threads", "1"]) == 0
     assert [c[0] for c in calls] == ["heldout", "train"]

@@ -121,7 +121,7 @@ async def test_the_shipped_talk_plays_start_to_end():
     app = SpectrascopeApp(lambda progress: fake_with_saes(), prompt="", demo=steps, demo_pause_scale=0.0)
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: END_CAPTION in str(app.query_one("#caption", Static).render()), timeout=120)
-        assert app.result.prompt == "The capital of France is"
+        assert app.result.prompt == "My favourite place in the world is"  # steering runs on a neutral prompt
         assert app.query_one("#pairing").result is not None and app.query_one("#steering").report is not None
         assert app.query_one("#logits-system").value.startswith("You are a travel guide")
         assert app.query_one("#spectrum").feature is not None  # the card of a feature was opened

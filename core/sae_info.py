@@ -51,7 +51,10 @@ class SAEInfo:
                                            f"massive dims only, {by['others_only']:+.4f} ± {by['others_only_ci95']:.4f} "
                                            "into the others only"))
         if m.get("train_tokens_unique"):
-            rows.append(("training", f"{m['train_tokens_unique']:,} unique tokens, {m.get('train_tokens_seen', 0):,} "
+            last = m.get("last_run_tokens_unique")
+            part = (f" (the last continuation read only the first {last:,})"
+                    if m.get("warm_start") and last and last < m["train_tokens_unique"] else "")
+            rows.append(("training", f"{m['train_tokens_unique']:,} unique tokens{part}, {m.get('train_tokens_seen', 0):,} "
                                      f"seen, {_mix(m)}"))
         return rows
 
@@ -77,8 +80,10 @@ def sae_info(session: Any, role: str) -> SAEInfo:
     if folder is not None and (Path(folder) / "metrics.json").is_file():
         measured = json.loads((Path(folder) / "metrics.json").read_text())
         curve = Path(folder) / "train_curve.json"
-        if curve.is_file():  # the mix is recorded with the training run
-            measured.setdefault("train_mix", json.loads(curve.read_text()).get("train_mix"))
+        if curve.is_file():  # the mix, and the tokens the last run read, are recorded with the training run
+            run = json.loads(curve.read_text())
+            measured.setdefault("train_mix", run.get("train_mix"))
+            measured.setdefault("last_run_tokens_unique", run.get("train_tokens_unique"))
     cfg = sae.cfg
     arch = cfg.architecture() if callable(getattr(cfg, "architecture", None)) else type(sae).__name__
     return SAEInfo(role, spec.label if spec is not None else type(sae).__name__, cfg.metadata.hook_name,

@@ -51,3 +51,20 @@ def test_sae_info_command_prints_each_loaded_sae(tiny_model_dir, tmp_path, capsy
     assert coarse["role"] == "coarse" and coarse["width"] == 48 and coarse["measured"] is None
     assert main(["sae-info", "--model", str(tiny_model_dir), "--dtype", "float32", "--sae", f"coarse={folder}"]) == 0
     assert "not measured" in capsys.readouterr().out
+
+
+def test_a_continuation_that_read_part_of_the_cache_says_so(tiny_sae_session, tmp_path):
+    metrics = {"l0_mean": 64.0, "explained_variance": 0.95, "ce_increase": 0.19, "ce_clean": 3.4, "ce_seqs": 256, "heldout_tokens": 65024,
+               "dead_frac_heldout": 0.0, "train_tokens_unique": 6047232, "train_tokens_seen": 39399424,
+               "warm_start": {"tokens_seen": 23400448}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "train_curve.json").write_text(json.dumps({"train_mix": {"train": 2015744}, "train_tokens_unique": 2015744}))
+    s = tiny_sae_session
+    s.attach_sae("probe", make_tiny_sae(64, 256, "blocks.2.hook_resid_post", "topk", k=4, seed=5),
+                 SAESpec("local", path=str(tmp_path)))
+    try:
+        training = dict(sae_info(s, "probe").rows())["training"]
+    finally:
+        s.detach_sae("probe")
+    assert training.startswith("6,047,232 unique tokens (the last continuation read only the first 2,015,744), "
+                               "39,399,424 seen")

@@ -421,7 +421,7 @@ Top latents on "{first['prompt']}" (latents firing on >20% of held-out tokens sk
 - Promoted tokens through the unembedding are mostly uninformative at layer 9 of 18 (they
   were equally uninformative with Gemma's final RMSNorm weight applied); the held-out snippets
   are the useful label.
-- Trained on {m.get('train_tokens_unique') or train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, m.get('train_tokens_unique') or train_info.get('train_tokens_unique') or 1):.1f} passes over them{_continued_on(train_info)}: a small corpus by SAE standards.
+- Trained on {m.get('train_tokens_unique') or train_info.get('train_tokens_unique', 0):,} unique tokens, {m['train_tokens_seen'] / max(1, m.get('train_tokens_unique') or train_info.get('train_tokens_unique') or 1):.1f} passes over them{_continued_on(m, train_info)}: a small corpus by SAE standards.
 """
     p = folder / "CARD.md"
     p.write_text(text)
@@ -460,12 +460,13 @@ def _warm_start_line(train_info: dict) -> str:
             f"over the first {train_info['train_tokens_unique']:,} tokens of the same shuffled cache. The totals above count both.\n")
 
 
-def _continued_on(train_info: dict) -> str:
+def _continued_on(m: dict, train_info: dict) -> str:
     # A continuation may read only the start of the cache (the cache did not outlive a machine):
     # say so, since the pass count above spreads its tokens over the whole cache.
-    if not train_info.get("warm_start"):
+    last = train_info.get("train_tokens_unique") or 0
+    if not train_info.get("warm_start") or not 0 < last < (m.get("train_tokens_unique") or 0):
         return ""
-    return f" on average (the last continuation read only the first {train_info['train_tokens_unique']:,} of them)"
+    return f" on average (the last continuation read only the first {last:,} of them)"
 
 
 def write_card_preset(which: str) -> Path:

@@ -79,3 +79,12 @@ def test_record_shipped_adds_the_shipped_metrics_as_a_point_and_refits(tmp_path,
     assert on_disk["points"] == curve["points"]
     card = write_card(tmp_path / name, m, json.loads((tmp_path / name / "train_curve.json").read_text()), {}, m["cache"]).read_text()
     assert "is met from 40,000,000 tokens seen on (0.19 ± 0.02; the 95% CI still reaches 0.210, above it)" in card
+
+
+def test_the_pass_count_says_when_a_continuation_read_only_the_start_of_the_cache():
+    from spectrascope.core.train.evaluate import _continued_on
+
+    m = {"train_tokens_unique": 6_047_232}
+    assert _continued_on(m, {"train_tokens_unique": 6_047_232}) == ""  # a first run
+    assert _continued_on(m, {"warm_start": {}, "train_tokens_unique": 6_047_232}) == ""  # read it all
+    assert "only the first 2,015,744 of them" in _continued_on(m, {"warm_start": {}, "train_tokens_unique": 2_015_744})

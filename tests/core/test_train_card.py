@@ -86,5 +86,5 @@ def test_the_pass_count_says_when_a_continuation_read_only_the_start_of_the_cach
 
     m = {"train_tokens_unique": 6_047_232}
     assert _continued_on(m, {"train_tokens_unique": 6_047_232}) == ""  # a first run
-    assert _continued_on(m, {"warm_start": {}, "train_tokens_unique": 6_047_232}) == ""  # read it all
-    assert "only the first 2,015,744 of them" in _continued_on(m, {"warm_start": {}, "train_tokens_unique": 2_015_744})
+    assert _continued_on(m, {"warm_start": {"tokens_seen": 23_400_448}, "train_tokens_unique": 6_047_232}) == ""  # read it all
+    assert "only the first 2,015,744 of them" in _continued_on(m, {"warm_start": {"tokens_seen": 23_400_448}, "train_tokens_unique": 2_015_744})

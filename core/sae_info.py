@@ -51,15 +51,23 @@ class SAEInfo:
                                            f"massive dims only, {by['others_only']:+.4f} ± {by['others_only_ci95']:.4f} "
                                            "into the others only"))
         if m.get("train_tokens_unique"):
-            last = m.get("last_run_tokens_unique")
-            part = (f" (the last continuation read only the first {last:,})"
-                    if m.get("warm_start") and last and last < m["train_tokens_unique"] else "")
+            last = m.get("last_continuation_tokens_unique")
+            part = f" (the last continuation read only the first {last:,})" if last else ""
             rows.append(("training", f"{m['train_tokens_unique']:,} unique tokens{part}, {m.get('train_tokens_seen', 0):,} "
                                      f"seen, {_mix(m)}"))
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rows": [{"what": a, "value": b} for a, b in self.rows()]}
+
+
+def continuation_read_part(metrics: dict, run: dict) -> int | None:
+    """The unique tokens the last training run read, when it was a continuation that read only the
+    start of the SAE's cache (`metrics`: metrics.json, `run`: train_curve.json); else None. The pass
+    count over all unique tokens would otherwise hide that the later passes were over a subset."""
+    last, total = run.get("train_tokens_unique") or 0, metrics.get("train_tokens_unique") or 0
+    continued = metrics.get("warm_start") or run.get("warm_start")
+    return last if continued and 0 < last < total else None
 
 
 def _mix(m: dict) -> str:
@@ -83,7 +91,7 @@ def sae_info(session: Any, role: str) -> SAEInfo:
         if curve.is_file():  # the mix, and the tokens the last run read, are recorded with the training run
             run = json.loads(curve.read_text())
             measured.setdefault("train_mix", run.get("train_mix"))
-            measured.setdefault("last_run_tokens_unique", run.get("train_tokens_unique"))
+            measured.setdefault("last_continuation_tokens_unique", continuation_read_part(measured, run))
     cfg = sae.cfg
     arch = cfg.architecture() if callable(getattr(cfg, "architecture", None)) else type(sae).__name__
     return SAEInfo(role, spec.label if spec is not None else type(sae).__name__, cfg.metadata.hook_name,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spectrascope.core.sae_info import continuation_read_part
 from spectrascope.core.train.activations import ActivationCache, acts_dir
 from spectrascope.core.train.corpus import data_dir
 
@@ -461,12 +462,9 @@ def _warm_start_line(train_info: dict) -> str:
 
 
 def _continued_on(m: dict, train_info: dict) -> str:
-    # A continuation may read only the start of the cache (the cache did not outlive a machine):
-    # say so, since the pass count above spreads its tokens over the whole cache.
-    last = train_info.get("train_tokens_unique") or 0
-    if not train_info.get("warm_start") or not 0 < last < (m.get("train_tokens_unique") or 0):
-        return ""
-    return f" on average (the last continuation read only the first {last:,} of them)"
+    # The cache did not outlive a machine, so a continuation may read only its start.
+    last = continuation_read_part(m, train_info)
+    return f" on average (the last continuation read only the first {last:,} of them)" if last else ""
 
 
 def write_card_preset(which: str) -> Path:

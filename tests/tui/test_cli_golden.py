@@ -76,8 +76,29 @@ def _close(a, b, path="$"):
         assert a == b, f"{path}: {a!r} vs {b!r}"
 
 
+@pytest.fixture(scope="module")
+def golden_model_dir(tmp_path_factory):
+    from tests.conftest import build_tiny_model_dir
+
+    return build_tiny_model_dir(tmp_path_factory.mktemp("golden-model"), "gemma3")
+
+
+@pytest.fixture
+def golden_session(golden_model_dir):
+    """A fresh session per case (as `tiny_sae_session` builds it): labels another test computed
+    on a shared session would show up in this one's output."""
+    from spectrascope.core.session import Session
+    from tests.conftest import make_tiny_sae
+
+    session = Session.load(str(golden_model_dir), device="cpu", dtype="float32")
+    session.attach_sae("coarse", make_tiny_sae(64, 128, "blocks.2.hook_resid_post", "topk", k=8, seed=1))
+    session.attach_sae("fine", make_tiny_sae(64, 1024, "blocks.2.hook_resid_post", "jumprelu", seed=2))
+    return session
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_cli_json_matches_recording(name, tiny_sae_session, monkeypatch, capsys, tmp_path):
+def test_cli_json_matches_recording(name, golden_session, monkeypatch, capsys, tmp_path):
+    tiny_sae_session = golden_session
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(cli, "_load_session", lambda args, progress=None: tiny_sae_session)
     (tmp_path / "concept.txt").write_text("\n".join(CONCEPT))
@@ -85,7 +106,6 @@ def test_cli_json_matches_recording(name, tiny_sae_session, monkeypatch, capsys,
     (tmp_path / "words.txt").write_text("cat\nmat\n")
     files = {n: tmp_path / f"{n}.txt" for n in ("concept", "neutral", "words")}
     argv = [a.format(**files) for a in CASES[name]]
-    tiny_sae_session.forget_prompt()
     assert cli.main(argv) == 0
     got = _strip(json.loads(capsys.readouterr().out), tiny_sae_session.model.spec.name)
     path = GOLDEN / f"{name}.json"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def tiny_session():
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from tests.conftest import build_tiny_model_dir, make_tiny_sae
 
     folder = build_tiny_model_dir(tempfile.mkdtemp(prefix="bench-contrast-"), "gemma3")
@@ -67,13 +67,13 @@ def main() -> None:
     ap.add_argument("--dtype", default=None)
     args = ap.parse_args()
 
-    from spectrascope.core.contrast import ContrastSettings, default_sets, load_prompts, run_contrast, feature_stats
+    from spectrascope.core.analysis.contrast import ContrastSettings, default_sets, load_prompts, run_contrast, feature_stats
 
     t0 = time.perf_counter()
     if args.tiny:
         session = tiny_session()
     else:
-        from spectrascope.core.session import Session
+        from spectrascope.core.engine.session import Session
 
         session = Session.load("gemma-3-270m", dtype=args.dtype, saes=[] if args.random_saes else None)
         if args.random_saes:

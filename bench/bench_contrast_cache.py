@@ -47,7 +47,7 @@ def best_of(repeat: int, fn):
 
 
 def main() -> None:
-    from spectrascope.core.contrast import decode_compact, encode_compact
+    from spectrascope.core.analysis.contrast import decode_compact, encode_compact
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", type=int, default=400)

@@ -28,7 +28,7 @@ PROMPT_12 = "The Eiffel Tower is located in the city of Paris, France"  # 12 tok
 def bench_latency(dtype: str, repeats: int) -> dict:
     import torch
 
-    from spectrascope.core.session import Request, Session
+    from spectrascope.core.engine.session import Request, Session
 
     session = Session.load("gemma-3-270m", device="cpu", dtype=dtype)
     ids = torch.tensor([session.tokenize(PROMPT_12)[0]])
@@ -86,7 +86,7 @@ Probe(factory).run(headless=True)
 LOAD_RSS = """
 import resource, time, sys
 t0 = time.perf_counter()
-from spectrascope.core.session import Session, Request
+from spectrascope.core.engine.session import Session, Request
 s = Session.load("gemma-3-270m", device="cpu", dtype=sys.argv[1])
 t1 = time.perf_counter()
 s.run(Request("The capital of France is"))
@@ -97,7 +97,7 @@ HF_LOAD = """
 import time, sys, torch
 t0 = time.perf_counter()
 from transformers import AutoModelForCausalLM
-from spectrascope.core.embedded import ensure_embedded_model
+from spectrascope.core.engine.embedded import ensure_embedded_model
 AutoModelForCausalLM.from_pretrained(str(ensure_embedded_model()), dtype=getattr(torch, sys.argv[1]))
 print("HFLOAD", time.perf_counter() - t0, flush=True)
 """

@@ -42,8 +42,8 @@ def main() -> int:
 
     import torch
 
-    from spectrascope.core.generation import generate
-    from spectrascope.core.knobs import SamplingSettings
+    from spectrascope.core.engine.generation import generate
+    from spectrascope.core.stats.knobs import SamplingSettings
 
     session, what = load(False, args.dtype)
     prompt_ids, _ = session.tokenize(PROMPT)

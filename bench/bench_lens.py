@@ -46,8 +46,8 @@ def main() -> None:
 
     import torch
 
-    from spectrascope.core import lens
-    from spectrascope.core.session import Session
+    from spectrascope.core.analysis import lens
+    from spectrascope.core.engine.session import Session
 
     session = Session.load("gemma-3-270m", device="cpu", dtype=args.dtype, saes=())
     args.dtype = session.model.dtype

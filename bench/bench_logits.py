@@ -60,7 +60,7 @@ def knob_change_bench(repeats: int) -> dict:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.result is not None, timeout=4)
             pane = app.query_one("#logits")
-            from spectrascope.core.sampling import LogitsView
+            from spectrascope.core.stats.sampling import LogitsView
 
             pane.view = LogitsView(logits)
             for i in range(repeats * len(knobs)):
@@ -98,9 +98,9 @@ def knob_change_bench(repeats: int) -> dict:
 def decode_step_bench(steps: int, dtype: str) -> dict:
     from transformers import DynamicCache
 
-    from spectrascope.core.generation import Stepper
-    from spectrascope.core.sampling import SamplingSettings
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.generation import Stepper
+    from spectrascope.core.stats.sampling import SamplingSettings
+    from spectrascope.core.engine.session import Session
 
     session = Session.load("gemma-3-270m", device="cpu", dtype=dtype)
     hf = session.model.hf_model

@@ -64,7 +64,7 @@ def status(key):
             return int(line.split()[1]) * 1024
 folder, dtype, how = sys.argv[1:4]
 import numpy as np, torch
-from spectrascope.core.saes import load_gemma_scope_folder
+from spectrascope.core.engine.saes import load_gemma_scope_folder
 import sae_lens.saes.jumprelu_sae  # imports done before the measurement starts
 gc.collect()
 try:

@@ -22,7 +22,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from spectrascope.core.sampling import LogitsView, SamplingSettings, apply, compare
+from spectrascope.core.stats.sampling import LogitsView, SamplingSettings, apply, compare
 
 VOCAB = 262_144
 TARGET_MS = 16.0

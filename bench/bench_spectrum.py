@@ -50,7 +50,7 @@ def time_pair(ours, base, repeats: int, sync=lambda: None) -> tuple[float, float
 
 
 def cpu_bench(repeats: int, dtype: str) -> None:
-    from spectrascope.core.session import Request, Session
+    from spectrascope.core.engine.session import Request, Session
     from spectrascope.tui.app import SpectrascopeApp
     from spectrascope.tui.pilot import until
 
@@ -99,7 +99,7 @@ def gpu_bench(repeats: int) -> None:
         return
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from spectrascope.core.spectrum import encode
+    from spectrascope.core.engine.codes import encode
 
     cfg = Gemma2Config(  # google/gemma-2-2b's shape
         vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,

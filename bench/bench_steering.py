@@ -37,7 +37,7 @@ PROMPT = "The weather in the old town today is"
 
 
 def load(tiny: bool, dtype: str):
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from tests.conftest import build_tiny_model_dir, make_tiny_sae
 
     if tiny:
@@ -67,9 +67,9 @@ def main() -> int:
 
     import torch
 
-    from spectrascope.core import steering as st
-    from spectrascope.core.generation import generate
-    from spectrascope.core.knobs import SamplingSettings
+    from spectrascope.core.analysis import steering as st
+    from spectrascope.core.engine.generation import generate
+    from spectrascope.core.stats.knobs import SamplingSettings
 
     if args.repeats is None:
         args.repeats = 21 if args.tiny else 7

@@ -39,7 +39,7 @@ def prompt_of(session, n_tokens: int) -> tuple[str, str]:
 def bench_length(session, n_tokens: int, repeats: int, codes: bool) -> dict:
     import torch
 
-    from spectrascope.core.session import Request
+    from spectrascope.core.engine.session import Request
 
     a, b = prompt_of(session, n_tokens)
     ids = session.tokenize(a)[0]
@@ -82,7 +82,7 @@ def main() -> int:
 
     import torch
 
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     session = Session.load("gemma-3-270m", dtype=None if args.dtype == "auto" else args.dtype)
     print(f"bench_typing · {session.describe()} · cpu threads {torch.get_num_threads()} · "

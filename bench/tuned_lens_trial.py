@@ -27,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from spectrascope.core.train.activations import ActivationCache, acts_dir, load_session
-    from spectrascope.core.tuned_lens import compare, fit_translators, residual_stream, to_dict, tuned_lens
+    from spectrascope.core.analysis.tuned_lens import compare, fit_translators, residual_stream, to_dict, tuned_lens
 
     session = load_session()
     t0 = time.time()

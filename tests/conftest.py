@@ -86,7 +86,7 @@ def tiny_model_dir(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_session(tmp_path_factory):
     """A Session on a tiny random Gemma 3, loaded through the same path as the real model."""
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-session"), "gemma3")
     return Session.load(str(folder), device="cpu", dtype="float32")
@@ -95,7 +95,7 @@ def tiny_session(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_gemma2_session(tmp_path_factory):
     """A Session on a tiny random Gemma 2 (final logit softcap, alternating sliding windows)."""
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-gemma2-session"), "gemma2")
     return Session.load(str(folder), device="cpu", dtype="float32", saes=())
@@ -127,7 +127,7 @@ def make_tiny_sae(d_in: int, d_sae: int, hook_name: str, kind: str = "topk", k: 
 @pytest.fixture(scope="session")
 def tiny_sae_session(tmp_path_factory):
     """A tiny Gemma 3 session with a coarse (TopK, 128) and a fine (JumpReLU, 1024) SAE at layer 2."""
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-sae-session"), "gemma3")
     session = Session.load(str(folder), device="cpu", dtype="float32")

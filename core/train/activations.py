@@ -156,7 +156,7 @@ class ActivationCache:
 def load_session():
     """The embedded Gemma 3 270M, fp32 on the CPU (faster than bf16 on AVX2 CPUs), no SAEs."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     return Session.load("gemma-3-270m", device="cpu", dtype="float32", saes=())
 

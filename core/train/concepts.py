@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spectrascope.core.assets import SAES_DIR, atomic_write
-from spectrascope.core.concept_sets import CONCEPT_SETS, ConceptSet
+from spectrascope.core.analysis.concept_sets import CONCEPT_SETS, ConceptSet
 
 REPORT = SAES_DIR / "concept_sets.json"
 
@@ -23,8 +23,8 @@ REPORT = SAES_DIR / "concept_sets.json"
 def best_features(session: Any, cset: ConceptSet, top: int = 5) -> dict:
     """Set sizes, per role the `top` features by selectivity on `cset` with rates and label, and the
     Pairing verdict with its null model (the Pairing pane's own call)."""
-    from spectrascope.core.contrast import load_prompts
-    from spectrascope.core.pairing import analyse
+    from spectrascope.core.analysis.contrast import load_prompts
+    from spectrascope.core.analysis.pairing import analyse
 
     result = analyse(session, load_prompts(cset.concept), load_prompts(cset.neutral), labels=False)
     contrast = result.contrast
@@ -70,7 +70,7 @@ def concept_report(session: Any) -> dict:
 
 
 def write_concept_report(path: Path = REPORT) -> Path:
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     session = Session.load("gemma-3-270m", device="cpu", dtype="float32")
     atomic_write(path, json.dumps(concept_report(session), indent=1, ensure_ascii=False))

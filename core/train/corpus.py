@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 
-from spectrascope.core.embedded import cache_root
+from spectrascope.core.engine.embedded import cache_root
 
 
 def data_dir() -> Path:
@@ -455,7 +455,7 @@ def gemma_token_counter() -> Callable[[list[str]], list[int]]:
     """Token counts with the embedded model's tokenizer (converts the model once if needed)."""
     from transformers import AutoTokenizer
 
-    from spectrascope.core.embedded import ensure_embedded_model
+    from spectrascope.core.engine.embedded import ensure_embedded_model
 
     folder = ensure_embedded_model(lambda msg, _f=None: print(f"[corpus] {msg}", file=sys.stderr, flush=True))
     tok = AutoTokenizer.from_pretrained(folder)

@@ -17,46 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spectrascope.core.sae_info import continuation_read_part
+from spectrascope.core.analysis.sae_info import continuation_read_part
 from spectrascope.core.train.activations import ActivationCache, acts_dir
 from spectrascope.core.train.corpus import data_dir
-
-
-MASSIVE_DIMS = 3  # Gemma's residual has ~3 dimensions holding ~97% of |x|^2 (see the SAE cards)
-
-
-@torch.no_grad()
-def recon_metrics(sae, acts: np.ndarray, batch: int = 4096) -> dict:
-    """Mean L0, explained variance (centered: 1 - SSE / sum |x - mean|^2, as SAELens evals
-    report it), the same without the `MASSIVE_DIMS` largest-magnitude dimensions, and
-    per-latent firing counts, on raw activations."""
-    n, d = sae.cfg.d_sae, acts.shape[1]
-    fires = torch.zeros(n, dtype=torch.long)
-    l0_sum, N = 0.0, 0
-    sse = torch.zeros(d, dtype=torch.float64)  # per dimension, so any subset of dims can be scored
-    s1 = torch.zeros(d, dtype=torch.float64)
-    s2 = torch.zeros(d, dtype=torch.float64)
-    for i in range(0, len(acts), batch):
-        x = torch.from_numpy(np.asarray(acts[i:i + batch])).float()  # (B, d)
-        z = sae.encode(x)                                              # (B, n)
-        x_hat = sae.decode(z)
-        sse += (x - x_hat).double().pow(2).sum(0)
-        active = z > 0
-        l0_sum += float(active.sum())
-        fires += active.sum(0)
-        s1 += x.double().sum(0)
-        s2 += x.double().pow(2).sum(0)
-        N += len(x)
-    var = s2 - s1.pow(2) / N  # (d,) sum over tokens of (x - mean)^2
-    massive = torch.topk(s2, min(MASSIVE_DIMS, d)).indices  # by raw magnitude, not variance
-    rest = torch.ones(d, dtype=torch.bool)
-    rest[massive] = False
-    return {"n_tokens": N, "l0": l0_sum / N, "fve": float(1 - sse.sum() / var.sum()),
-            "fve_without_massive": float(1 - sse[rest].sum() / var[rest].sum()),
-            "massive_dims": sorted(int(i) for i in massive),
-            "massive_share_of_norm": float(s2[massive].sum() / s2.sum()),
-            "mse_per_token": float(sse.sum()) / N,
-            "dead_frac_heldout": float((fires == 0).float().mean()), "fires": fires}
+from spectrascope.core.train.metrics import MASSIVE_DIMS, recon_metrics  # noqa: F401 - part of this module's API
 
 
 @torch.no_grad()
@@ -67,7 +31,7 @@ def ce_per_sequence(session, token_rows: np.ndarray, sae=None, batch: int = 4,
     `dims` when given). # (S,)
 
     Per sequence so that a CE increase comes with a paired confidence interval."""
-    from spectrascope.core.plan import Splice
+    from spectrascope.core.engine.plan import Splice
 
     edits = []
     if sae is not None:
@@ -334,7 +298,7 @@ TopK sparse autoencoder on `{m['hook_name']}` (the output of decoder layer 9, ==
 on 2 shared CPU cores.
 
 Load: `sae_lens.SAE.load_from_disk("{folder.name}")` (architecture `topk`, no converter), or
-`spectrascope.core.saes.load_sae("embedded-{'coarse' if 'coarse' in folder.name else 'fine'}")`.
+`spectrascope.core.engine.saes.load_sae("embedded-{'coarse' if 'coarse' in folder.name else 'fine'}")`.
 `encode` takes the **raw** residual (no normalisation setting): training ran on `x / {train_info.get('input_scale', 0):.2f}`
 (so that E||x||^2 = d_in) and the scale is folded into `b_enc`, `b_dec` and the activations
 (decoder rows are unit norm). The BOS position (norm ~10x the others) was excluded from
@@ -483,7 +447,7 @@ def write_residual_stats(folder: Path, tokens: int = 500_000) -> Path:
     """residual_stats.json: the training residuals' mean, spread and massive dims, which the
     per-token fidelity is centred on (core/residual_stats.py)."""
     from spectrascope.core.assets import atomic_write
-    from spectrascope.core.residual_stats import FILE, ResidualStats
+    from spectrascope.core.engine.residual_stats import FILE, ResidualStats
 
     acts = ActivationCache(acts_dir("train")).load_all(tokens)
     stats = ResidualStats.estimate(torch.from_numpy(np.asarray(acts, dtype=np.float32)), "training cache")

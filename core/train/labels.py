@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spectrascope.core.spectrum import promoted_tokens_batch as promoted_tokens  # noqa: F401 (one logit lens)
+from spectrascope.core.engine.codes import promoted_tokens_batch as promoted_tokens  # noqa: F401 (one logit lens)
 from spectrascope.core.train.activations import ActivationCache, acts_dir
 
 
@@ -183,7 +183,7 @@ def labels_preset(which: str) -> Path:
     import gzip
 
     from spectrascope.core.assets import atomic_write
-    from spectrascope.core.labels import LABELS_FILE
+    from spectrascope.core.engine.labels import LABELS_FILE
 
     raw = json.dumps(labels, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     out = atomic_write(folder / LABELS_FILE, gzip.compress(raw, mtime=0))  # ~4x smaller in the repository

@@ -482,7 +482,7 @@ def training_activations(max_tokens: int | None = None) -> tuple[np.ndarray, dic
 def train_trial(d_sae: int, k: int, minutes: float, max_tokens: int | None = None) -> dict:
     """A point on the width/tokens curve: train a `d_sae`-wide TopK SAE on the cache into
     runs/trial-<d_sae>-k<k> (never into assets/) and score it on the held-out cache."""
-    from spectrascope.core.train.evaluate import recon_metrics
+    from spectrascope.core.train.metrics import recon_metrics
 
     cfg = TrainConfig(name=f"trial-{d_sae}-k{k}", d_sae=d_sae, k=k, lr=8e-4 if d_sae <= 4096 else 4e-4,
                       batch=4096, dead_window=250_000)

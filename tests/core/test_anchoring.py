@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spectrascope.core.anchoring import anchor_report, common_suffix
-from spectrascope.core.session import PromptError
+from spectrascope.core.analysis.anchoring import anchor_report, common_suffix
+from spectrascope.core.engine.session import PromptError
 
 
 def test_common_suffix():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from spectrascope.core.anchoring import anchor_report, common_suffix
-from spectrascope.core.generation import with_system_prompt
+from spectrascope.core.analysis.anchoring import anchor_report, common_suffix
+from spectrascope.core.engine.generation import with_system_prompt
 
 # Gemma's template (no system role: the system text opens the first user turn, as Google does).
 GEMMA_TEMPLATE = (
@@ -21,8 +21,8 @@ GEMMA_TEMPLATE = (
 def chat_session(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from spectrascope.core.models import ModelSpec
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.models import ModelSpec
+    from spectrascope.core.engine.session import Session
     from tests.conftest import build_tiny_model_dir, make_tiny_sae
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-gemma2-it"), "gemma2")

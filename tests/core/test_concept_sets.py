@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrascope.core.concept_sets import CONCEPT_SETS, ConceptSet
-from spectrascope.core.contrast import load_prompts
+from spectrascope.core.analysis.concept_sets import CONCEPT_SETS, ConceptSet
+from spectrascope.core.analysis.contrast import load_prompts
 from spectrascope.core.train.concepts import best_features, found
 
 
@@ -49,7 +49,7 @@ def test_best_features_ranks_by_the_contrast_selectivity(tiny_sae_session, tmp_p
     report = best_features(tiny_sae_session, cset, top=3)
     assert report["n_concept"] == report["n_neutral"] == 3
     assert report["verdict"]["text"].startswith(("GO", "NO-GO")) and isinstance(report["confounds"], list)
-    from spectrascope.core.contrast import run_contrast
+    from spectrascope.core.analysis.contrast import run_contrast
 
     contrast = run_contrast(tiny_sae_session, load_prompts(cset.concept), load_prompts(cset.neutral))
     for role in ("coarse", "fine"):

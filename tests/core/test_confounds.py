@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrascope.core.concept_sets import CONCEPT_SETS
-from spectrascope.core.confounds import format_checks, is_punctuation, warnings
-from spectrascope.core.contrast import load_prompts
+from spectrascope.core.analysis.concept_sets import CONCEPT_SETS
+from spectrascope.core.stats.confounds import format_checks, is_punctuation, warnings
+from spectrascope.core.analysis.contrast import load_prompts
 
 
 def test_a_set_that_ends_differently_is_flagged_and_a_matched_one_is_not():
@@ -47,7 +47,7 @@ def test_punctuation_tokens_and_feature_warnings():
 
 
 def test_the_pairing_report_carries_the_confounds(tiny_sae_session, tmp_path, monkeypatch):
-    from spectrascope.core import pairing
+    from spectrascope.core.analysis import pairing
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     concept = ["Paris is in France.", "Lyon is a French city.", "The Seine flows through Paris."]

@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from spectrascope.core import contrast
-from spectrascope.core.contrast import (ContrastSettings, PromptSetError, collect_activations, default_sets,
+from spectrascope.core.analysis import contrast
+from spectrascope.core.analysis.contrast import (ContrastSettings, PromptSetError, collect_activations, default_sets,
                                         feature_stats, load_prompts, run_contrast)
 
 # ---------------------------------------------------------------- loaders
@@ -125,7 +125,7 @@ def test_selectivity_counts_the_neutral_rate_and_cannot_saturate():
 def test_ranks_match_scipy_in_chunks():
     from scipy.stats import rankdata
 
-    from spectrascope.core.contrast import auroc, average_ranks
+    from spectrascope.core.analysis.contrast import auroc, average_ranks
 
     x = np.random.default_rng(1).integers(0, 4, size=(30, 50)).astype(float)
     np.testing.assert_array_equal(average_ranks(x), rankdata(x, axis=0))
@@ -165,7 +165,7 @@ PROMPTS = [
 
 
 def test_batched_equals_unbatched(tiny_sae_session):
-    from spectrascope.core.session import Request
+    from spectrascope.core.engine.session import Request
 
     s = tiny_sae_session
     fractions = []
@@ -194,7 +194,7 @@ def test_encoding_in_token_chunks_is_exact(tiny_sae_session, monkeypatch):
 
 
 def test_cancel_between_batches(tiny_sae_session):
-    from spectrascope.core.session import Cancelled
+    from spectrascope.core.engine.session import Cancelled
 
     cancel = threading.Event()
 
@@ -262,7 +262,7 @@ def test_damaged_cache_file_is_a_miss(tiny_sae_session, cache_env):
 def test_firing_rates_print_the_same_everywhere_at_a_rounding_boundary():
     """97/200 and 61/200 sit on a .5 boundary: a float32 rate printed with :.2f read 0.49 in the pane,
     the float64 one rounded to 4 places read 0.48 in the report. One float64 rate, one formatter."""
-    from spectrascope.core.contrast import percent
+    from spectrascope.core.analysis.contrast import percent
 
     acts = np.zeros((400, 2), np.float32)
     acts[:97, 0] = 1.0  # 97 of the 200 concept prompts
@@ -289,7 +289,7 @@ def sparse_acts(n: int, f: int, density: float, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("density", [0.003, 0.6])  # CSR at SAE-like density, dense float16 when that is smaller
 def test_compact_cache_keeps_the_statistics(density):
-    from spectrascope.core.pairing import pearson
+    from spectrascope.core.analysis.pairing import pearson
     from scipy.stats import pearsonr
 
     n, f = 80, 3000

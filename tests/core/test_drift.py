@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spectrascope.core.drift import _compose, drift_experiment, load_turns, turn_counts
+from spectrascope.core.analysis.drift import _compose, drift_experiment, load_turns, turn_counts
 
 
 def test_turns_and_counts(tmp_path):
@@ -53,7 +53,7 @@ def test_tracked_features_come_from_the_anchoring_view(tiny_sae_session):
 
 
 def test_cached_drift_reads_back_the_same_report(tiny_gemma2_session, tmp_path, monkeypatch):
-    from spectrascope.core.drift import DriftReport, cached_drift
+    from spectrascope.core.analysis.drift import DriftReport, cached_drift
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     s, filler = tiny_gemma2_session, ["User: hi\nAssistant: yo", "User: ok\nAssistant: ok"]

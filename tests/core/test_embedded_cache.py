@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from spectrascope.core import embedded
+from spectrascope.core.engine import embedded
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core import steering as st
-from spectrascope.core.contrast import collect_activations
-from spectrascope.core.generation import generate
-from spectrascope.core.knobs import SamplingSettings
-from spectrascope.core.plan import AddFeature, Splice
-from spectrascope.core.session import Request, Session, resid_hook
+from spectrascope.core.analysis import steering as st
+from spectrascope.core.analysis.contrast import collect_activations
+from spectrascope.core.engine.generation import generate
+from spectrascope.core.stats.knobs import SamplingSettings
+from spectrascope.core.engine.plan import AddFeature, Splice
+from spectrascope.core.engine.session import Request, Session, resid_hook
 from tests.conftest import hooks_left
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,13 +248,13 @@ def test_forward_rejects_unknown_hooks_and_roles(tiny_sae_session):
     assert hooks_left(s) == 0
 
 
-# Who may run the model: only core/session.py (and core/models.py, which loads it).
+# Who may run the model: only core/engine/session.py (and core/engine/models.py, which loads it).
 MODEL_CALLS = re.compile(r"\.bridge\b|hf_model|original_model|\.hooks\(|register_forward_hook|"
                          r"register_forward_pre_hook|run_with_hooks|run_with_cache|get_output_embeddings")
 
 
 def test_only_the_session_module_runs_the_model():
-    owners = {ROOT / "core" / "session.py", ROOT / "core" / "models.py"}
+    owners = {ROOT / "core" / "engine" / "session.py", ROOT / "core" / "engine" / "models.py"}
     offenders = []
     for folder in ("core", "tui"):
         for path in sorted((ROOT / folder).rglob("*.py")):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from spectrascope.core.generation import Stepper, seeded_runs, system_prompt_ab, with_system_prompt
-from spectrascope.core.sampling import SamplingSettings
-from spectrascope.core.session import PromptError
+from spectrascope.core.engine.generation import Stepper, seeded_runs, system_prompt_ab, with_system_prompt
+from spectrascope.core.stats.sampling import SamplingSettings
+from spectrascope.core.engine.session import PromptError
 
 GREEDY = SamplingSettings(temperature=0.0)
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from spectrascope.core import spectrum
-from spectrascope.core.labels import FeatureLabels, compute_labels
-from spectrascope.core.spectrum import promoted_tokens
+from spectrascope.core.engine import codes as spectrum
+from spectrascope.core.engine.labels import FeatureLabels, compute_labels
+from spectrascope.core.engine.codes import promoted_tokens
 from tests.conftest import make_tiny_sae
 
 VOCAB = 300

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spectrascope.core.lens import logit_lens
-from spectrascope.core.session import Request
+from spectrascope.core.analysis.lens import logit_lens
+from spectrascope.core.engine.session import Request
 
 
 @pytest.mark.parametrize("fixture", ["tiny_session", "tiny_gemma2_session"])
@@ -72,7 +72,7 @@ def test_lens_command_table_and_json(tiny_model_dir, capsys):
 def test_settled_grid_equals_the_full_argmax_of_every_layer(fixture, chunk, request):
     """The chunked, early-exit grid against the plain computation: every (layer, position) through
     the whole unembedding, argmax compared with the output's top-1."""
-    from spectrascope.core.lens import hooks, settled_grid
+    from spectrascope.core.analysis.lens import hooks, settled_grid
 
     session = request.getfixturevalue(fixture)
     ids = session.tokenize("one two three four five six seven eight")[0]
@@ -90,7 +90,7 @@ def test_the_table_first_then_the_grid_from_one_stream_equals_the_whole_report(t
     """The pane's order (table, then grid) from one forward gives the CLI's report, at any position."""
     from dataclasses import replace
 
-    from spectrascope.core.lens import lens_grid, lens_table, read_stream
+    from spectrascope.core.analysis.lens import lens_grid, lens_table, read_stream
 
     prompt = "one two three four five"
     whole = {pos: logit_lens(tiny_session, prompt, pos) for pos in (-1, 2)}
@@ -120,7 +120,7 @@ class _MatrixLens:
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64])
 def test_settled_grid_breaks_exact_ties_towards_the_lower_id_like_argmax(chunk):
-    from spectrascope.core.lens import settled_grid
+    from spectrascope.core.analysis.lens import settled_grid
 
     g = torch.Generator().manual_seed(0)
     weight = torch.randint(-3, 4, (11, 4), generator=g).float()

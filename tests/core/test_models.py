@@ -1,6 +1,6 @@
 import pytest
 
-from spectrascope.core.models import ModelUnavailable, load_model, pick_device_dtype, resolve_spec
+from spectrascope.core.engine.models import ModelUnavailable, load_model, pick_device_dtype, resolve_spec
 
 
 def test_presets_and_folders_resolve(tmp_path):
@@ -52,7 +52,7 @@ def test_cli_reports_bad_input_without_traceback(tiny_model_dir, capsys):
 
 
 def test_spectrum_report_on_tiny_saes(tiny_sae_session):
-    from spectrascope.core.probe import spectrum_report
+    from spectrascope.core.views.probe import spectrum_report
 
     report = spectrum_report(tiny_sae_session, "The capital of France", top=5)
     assert report["position"] == len(report["tokens"]) - 1
@@ -69,7 +69,7 @@ def test_spectrum_report_on_tiny_saes(tiny_sae_session):
 
 
 def test_spectrum_rows_link_to_neuronpedia_where_it_hosts_the_sae(tiny_sae_session, monkeypatch):
-    from spectrascope.core.probe import spectrum_report
+    from spectrascope.core.views.probe import spectrum_report
 
     labels = tiny_sae_session.labels["fine"]
     monkeypatch.setattr(labels, "neuronpedia", ("gemma-2-2b", "12-gemmascope-res-262k"))
@@ -80,7 +80,7 @@ def test_spectrum_rows_link_to_neuronpedia_where_it_hosts_the_sae(tiny_sae_sessi
 
 
 def test_spectrum_without_saes_says_why(tiny_session):
-    from spectrascope.core.probe import spectrum_report
+    from spectrascope.core.views.probe import spectrum_report
 
     with pytest.raises(ValueError, match="No coarse/fine SAE"):
         spectrum_report(tiny_session, "x")
@@ -116,7 +116,7 @@ def test_cli_sae_flags_load_folders_on_a_tiny_model(tiny_model_dir, tmp_path, ca
 
 
 def test_probe_logits_and_lens_load_no_sae(tiny_model_dir, monkeypatch, capsys):
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from spectrascope.tui.cli import main
 
     asked = []
@@ -185,7 +185,7 @@ def test_other_folders_are_not_taken_for_gemma_2_2b(tmp_path, config):
 
 def test_a_recognised_tiny_gemma_2_loads_at_the_presets_layer(tmp_path, monkeypatch):
     """A real (tiny random) Gemma 2 folder registered at its own dims gets the preset's facts."""
-    from spectrascope.core import models
+    from spectrascope.core.engine import models
 
     from tests.conftest import build_tiny_model_dir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrascope.core.navigator import last_residual, navigator, pca, reference_basis, reference_prompts
+from spectrascope.core.analysis.navigator import last_residual, navigator, pca, reference_basis, reference_prompts
 
 
 def test_pca_matches_the_covariance_eigenvectors_and_the_singular_values_give_the_variance():
@@ -52,7 +52,7 @@ def test_navigator_projects_each_prompt_onto_the_reference_plane(tiny_sae_sessio
         assert (p.x, p.y) == pytest.approx(tuple((xs - basis.mean) @ basis.components.T), rel=1e-6, abs=1e-9)
         assert p.shift == pytest.approx(float(np.linalg.norm(xs - alone)), rel=1e-6, abs=1e-9)
     assert rep.points[0].shift == 0 and rep.points[1].shift > 0
-    from spectrascope.core.session import PromptError
+    from spectrascope.core.engine.session import PromptError
 
     with pytest.raises(PromptError, match="at least one"):
         navigator(s, user, [" "], basis)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from spectrascope.core.null_model import null_model, subfeature_counts
-from spectrascope.core.pairing import SUB_FEATURE, classify, decoder_cosine, pearson
+from spectrascope.core.stats.null_model import null_model, subfeature_counts
+from spectrascope.core.analysis.pairing import SUB_FEATURE, classify, decoder_cosine, pearson
 
 
 def synthetic(n_prompts=120, n_coarse=40, n_fine=200, d=16, splits=(0, 1), seed=0):
@@ -55,7 +55,7 @@ def test_sampling_is_seeded_and_said():
 
 
 def test_a_no_go_with_no_sub_feature_says_so_instead_of_at_least_zero():
-    from spectrascope.core.null_model import NullModel
+    from spectrascope.core.stats.null_model import NullModel
 
     text = NullModel(3, 7, 0, 100, 6, 27, False).text
     assert "the anchor has none, and 27 (27.0%) have at least one" in text and ">= 0" not in text

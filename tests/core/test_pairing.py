@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core import pairing
-from spectrascope.core.contrast import ContrastResult, ContrastSettings
-from spectrascope.core.pairing import (CO_OCCURRING, PARTIAL, SUB_FEATURE, UNRELATED, PairingSettings, classify,
+from spectrascope.core.analysis import pairing
+from spectrascope.core.analysis.contrast import ContrastResult, ContrastSettings
+from spectrascope.core.analysis.pairing import (CO_OCCURRING, PARTIAL, SUB_FEATURE, UNRELATED, PairingSettings, classify,
                                        decoder_cosine, pair, pearson, reclassify, verdict)
 
 
@@ -160,14 +160,14 @@ def test_labels_read_from_labels_json(tiny_sae_session, tmp_path, monkeypatch):
     folder = tmp_path / "coarse-sae"
     folder.mkdir()
     (folder / "labels.json").write_text(json.dumps({"latents": [{"id": 3, "promoted": [" Paris", "France"]}]}))
-    from spectrascope.core.labels import FeatureLabels
+    from spectrascope.core.engine.labels import FeatureLabels
 
     shipped = FeatureLabels.for_sae(tiny_sae_session.saes["coarse"], tiny_sae_session, folder)
     monkeypatch.setitem(tiny_sae_session.labels, "coarse", shipped)
     labels = pairing.feature_labels(tiny_sae_session, "coarse", [3, 4], k=2)
     assert labels[3] == "Paris · France"  # shipped labels (here: promoted tokens only, no snippets)
     assert labels[4]  # not in the file: computed through the unembedding
-    from spectrascope.core.spectrum import promoted_tokens
+    from spectrascope.core.engine.codes import promoted_tokens
     from spectrascope.core.text import visible
 
     unembed = tiny_sae_session.model.hf_model.get_output_embeddings().weight.detach()
@@ -178,7 +178,7 @@ def test_labels_read_from_labels_json(tiny_sae_session, tmp_path, monkeypatch):
 def test_labels_read_from_a_gzipped_labels_file(tmp_path):
     import gzip
 
-    from spectrascope.core.labels import read_labels_file
+    from spectrascope.core.engine.labels import read_labels_file
 
     doc = {"latents": [{"id": 3, "promoted": [" Paris"]}]}
     (tmp_path / "labels.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from spectrascope.core.sae_info import sae_info
-from spectrascope.core.saes import SAESpec
+from spectrascope.core.analysis.sae_info import sae_info
+from spectrascope.core.engine.saes import SAESpec
 from tests.conftest import make_tiny_sae
 
 

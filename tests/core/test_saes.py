@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core import saes
-from spectrascope.core.saes import (PRESETS, SAEIncompatible, SAESpec, SAEUnavailable, check_compatible,
+from spectrascope.core.engine import saes
+from spectrascope.core.engine.saes import (PRESETS, SAEIncompatible, SAESpec, SAEUnavailable, check_compatible,
                                     load_sae)
 
 
@@ -132,7 +132,7 @@ def test_gemma_scope_folder_loads_in_the_asked_dtype(tmp_path):
 
 
 def test_sessions_load_saes_in_the_models_dtype_unless_asked(tmp_path_factory):
-    from spectrascope.core.session import Request, Session
+    from spectrascope.core.engine.session import Request, Session
     from tests.conftest import build_tiny_model_dir
 
     folder = tmp_path_factory.mktemp("sae-dtype")
@@ -158,7 +158,7 @@ def _gemma_scope_folder(root, rel="gemma-scope-2b-pt-res/layer_2/width_16k/avera
 
 
 def test_spec_forms_preset_release_and_folders(tmp_path):
-    from spectrascope.core.saes import parse_role_spec, parse_sae_spec
+    from spectrascope.core.engine.saes import parse_role_spec, parse_sae_spec
     from tests.conftest import make_tiny_sae
 
     assert parse_sae_spec("gemma-scope-2b-16k") == PRESETS["gemma-scope-2b-16k"]
@@ -182,14 +182,14 @@ def test_spec_forms_preset_release_and_folders(tmp_path):
     ("no-such-preset", "not a preset"),
 ])
 def test_spec_errors_say_what_is_wrong(text, message):
-    from spectrascope.core.saes import parse_sae_spec
+    from spectrascope.core.engine.saes import parse_sae_spec
 
     with pytest.raises(ValueError, match=message):
         parse_sae_spec(text)
 
 
 def test_folder_without_a_layer_needs_its_hook(tmp_path):
-    from spectrascope.core.saes import parse_role_spec, parse_sae_spec
+    from spectrascope.core.engine.saes import parse_role_spec, parse_sae_spec
 
     bare = _gemma_scope_folder(tmp_path, "downloaded")
     with pytest.raises(ValueError, match="PATH@LAYER"):
@@ -206,7 +206,7 @@ def test_folder_without_a_layer_needs_its_hook(tmp_path):
 
 
 def test_mismatched_saes_are_named_with_the_model(tiny_session, tmp_path):
-    from spectrascope.core.saes import parse_sae_spec
+    from spectrascope.core.engine.saes import parse_sae_spec
 
     narrow = parse_sae_spec(f"{_gemma_scope_folder(tmp_path, 'narrow/layer_2', d=16)}")
     deep = parse_sae_spec(f"{_gemma_scope_folder(tmp_path, 'deep/layer_2')}@40")
@@ -221,7 +221,7 @@ def test_mismatched_saes_are_named_with_the_model(tiny_session, tmp_path):
 
 
 def test_cached_releases_lists_what_the_local_hf_cache_holds(tmp_path, capsys):
-    from spectrascope.core.saes import PRESETS, cached_releases
+    from spectrascope.core.engine.saes import PRESETS, cached_releases
 
     repo = tmp_path / "models--google--gemma-scope-2b-pt-res"
     folder = repo / "snapshots" / "abc123" / "layer_12" / "width_16k" / "average_l0_82"
@@ -247,7 +247,7 @@ def test_neuronpedia_ids_come_from_sae_lens_release_list(tmp_path):
     import yaml
     from importlib.resources import files
 
-    from spectrascope.core.saes import neuronpedia_id
+    from spectrascope.core.engine.saes import neuronpedia_id
 
     text = files("sae_lens").joinpath("pretrained_saes.yaml").read_text()
     canonical = {e["path"]: e["neuronpedia"] for e in yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -265,7 +265,7 @@ def test_neuronpedia_ids_come_from_sae_lens_release_list(tmp_path):
 def test_sae_cached_checks_the_hf_cache(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from spectrascope.core.saes import sae_cached
+    from spectrascope.core.engine.saes import sae_cached
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     assert not sae_cached(PRESETS["gemma-scope-2b-16k"])

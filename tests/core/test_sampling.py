@@ -14,7 +14,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from spectrascope.core.sampling import (
+from spectrascope.core.stats.sampling import (
     ABComparison,
     Distribution,
     Exclusion,

@@ -3,8 +3,8 @@ import threading
 import pytest
 import torch
 
-from spectrascope.core.models import load_model
-from spectrascope.core.session import Cancelled, PromptError, Request, Session, resid_hook
+from spectrascope.core.engine.models import load_model
+from spectrascope.core.engine.session import Cancelled, PromptError, Request, Session, resid_hook
 
 
 def test_tiny_models_load_through_the_bridge(tiny_model_dir):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core.residual_stats import ResidualStats
-from spectrascope.core.saes import SAEIncompatible
-from spectrascope.core.session import Request, resid_hook
-from spectrascope.core.spectrum import encode, hook_layer, promoted_tokens
+from spectrascope.core.engine.residual_stats import ResidualStats
+from spectrascope.core.engine.saes import SAEIncompatible
+from spectrascope.core.engine.session import Request, resid_hook
+from spectrascope.core.engine.codes import encode, hook_layer, promoted_tokens
 from tests.conftest import make_tiny_sae
 
 
@@ -44,7 +44,7 @@ def test_encoding_equals_sae_lens_and_numpy_reference(tiny_sae_session):
 
 
 def test_centered_fidelity_averages_to_explained_variance_and_the_mean_predictor_scores_zero():
-    from spectrascope.core.residual_stats import ResidualStats
+    from spectrascope.core.engine.residual_stats import ResidualStats
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 16)) * np.r_[np.full(3, 40.0), np.ones(13)] + np.r_[np.full(3, 100.0), np.zeros(13)]
@@ -107,7 +107,7 @@ def test_mismatched_saes_are_refused_with_a_clear_message(tiny_sae_session):
 
 
 def test_labels_prefer_where_a_feature_fires_over_promoted_tokens():
-    from spectrascope.core.labels import FeatureLabel
+    from spectrascope.core.engine.labels import FeatureLabel
 
     label = FeatureLabel(3, (" datac", " ians"), ((7.0, "Proust was a[[ French]] novelist"),
                                                   (6.0, "was a[[ German]] actress"), (5.0, "the[[ French]] flag")))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core import generation
-from spectrascope.core import steering as st
-from spectrascope.core.knobs import SamplingSettings
-from spectrascope.core.session import Cancelled, Request
+from spectrascope.core.engine import generation
+from spectrascope.core.analysis import steering as st
+from spectrascope.core.stats.knobs import SamplingSettings
+from spectrascope.core.engine.session import Cancelled, Request
 from tests.conftest import hooks_left, make_tiny_sae
 
 HOOK = "blocks.2.hook_resid_post"
@@ -287,7 +287,7 @@ def test_importing_steering_does_not_load_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import spectrascope.core.steering as st; st.parse_features('coarse:1:2'); "
+    code = ("import sys; import spectrascope.core.analysis.steering as st; st.parse_features('coarse:1:2'); "
             "st.load_concept_words(); assert 'torch' not in sys.modules, 'torch loaded'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -352,7 +352,7 @@ def test_matched_cost_pairs_seeds_and_brackets_the_true_difference():
 
 
 def test_default_concept_words_come_from_the_concept_features_label(tiny_sae_session, monkeypatch):
-    from spectrascope.core.labels import FeatureLabel
+    from spectrascope.core.engine.labels import FeatureLabel
 
     s = tiny_sae_session
     with pytest.raises(st.SteeringError, match="word list"):  # a computed label has no snippets
@@ -385,7 +385,7 @@ def test_control_tokens_are_special_and_html_tag_tokens_are_text(tiny_sae_sessio
 
     from tokenizers import AddedToken
 
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     tok = copy.deepcopy(tiny_sae_session.tokenizer)
     tok.add_tokens([AddedToken("<start_of_image>", special=False), AddedToken("<strong>", special=False),

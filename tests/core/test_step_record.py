@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core.generation import Stepper, generate
-from spectrascope.core.plan import AddFeature
-from spectrascope.core.sampling import SamplingSettings
-from spectrascope.core.spectrum import hook_layer
-from spectrascope.core.step_record import feature_trace, step_records
+from spectrascope.core.engine.generation import Stepper, generate
+from spectrascope.core.engine.plan import AddFeature
+from spectrascope.core.stats.sampling import SamplingSettings
+from spectrascope.core.engine.codes import hook_layer
+from spectrascope.core.analysis.step_record import feature_trace, step_records
 
 # float32 tiny models: the KV-cached decode step and a full forward differ by accumulation order only.
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -123,7 +123,7 @@ def test_step_records_report_top_features_with_labels(tiny_sae_session):
 
 def test_generation_report_is_the_records_of_one_seeded_generation(tiny_sae_session):
     """`logits --features`: the same records the Stepper gives, stopping at --steps."""
-    from spectrascope.core.probe import generation_report
+    from spectrascope.core.views.probe import generation_report
 
     session = tiny_sae_session
     settings = SamplingSettings(temperature=0.8, seed=3)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrascope.core.contrast import run_contrast
-from spectrascope.core.session import Request
-from spectrascope.core.token_view import token_activations, token_view
+from spectrascope.core.analysis.contrast import run_contrast
+from spectrascope.core.engine.session import Request
+from spectrascope.core.analysis.token_view import token_activations, token_view
 
 
 def test_token_activations_equal_the_spectrum_of_the_prompt(tiny_sae_session):

@@ -12,7 +12,7 @@ from spectrascope.core.train.corpus import Doc
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from tests.conftest import build_tiny_model_dir
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-acts"), "gemma3")

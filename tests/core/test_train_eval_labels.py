@@ -13,7 +13,7 @@ from spectrascope.core.train.trainer import TopKSAE, TrainConfig, to_sae_lens
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from tests.conftest import build_tiny_model_dir
 
     folder = build_tiny_model_dir(tmp_path_factory.mktemp("tiny-eval"), "gemma3", seed=1)
@@ -72,7 +72,7 @@ def test_per_sequence_ce_zero_ablation_and_paired_ci(tiny):
     zero = zero_ablation_sae(_sae())
     session.attach_sae("z", zero)
     try:
-        from spectrascope.core.plan import Splice
+        from spectrascope.core.engine.plan import Splice
 
         out = session.forward(ids, capture=[session.sae_hook("z")], edits=[Splice("z", from_position=1)])
         resid = out.resid[session.sae_hook("z")]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spectrascope.core.assets import SAES_DIR
-from spectrascope.core.saes import check_compatible, load_sae
+from spectrascope.core.engine.saes import check_compatible, load_sae
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def test_embedded_sae_files(preset):
     sae = SAE.load_from_disk(folder)  # no converter
     assert sae.cfg.architecture() == "topk"
     check_compatible(sae, 640, "blocks.9.hook_resid_post")
-    from spectrascope.core.labels import read_labels_file
+    from spectrascope.core.engine.labels import read_labels_file
 
     labels = read_labels_file(folder)
     assert len(labels["latents"]) == sae.cfg.d_sae

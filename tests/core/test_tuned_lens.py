@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectrascope.core.tuned_lens import compare, fit_translators, residual_stream
+from spectrascope.core.analysis.tuned_lens import compare, fit_translators, residual_stream
 
 
 def _rows(session, texts):
@@ -65,7 +65,7 @@ def test_compare_scores_both_lenses_like_a_direct_computation(tiny_session):
 
 
 def test_tuned_lens_is_fitted_once_then_read_from_the_cache(tiny_session, monkeypatch, tmp_path):
-    import spectrascope.core.tuned_lens as tl
+    import spectrascope.core.analysis.tuned_lens as tl
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     prompts = ["the cat sat on the mat", "one two three four five", "a b c d e f g", "red green blue"]
@@ -91,8 +91,8 @@ def test_tuned_lens_is_fitted_once_then_read_from_the_cache(tiny_session, monkey
 
 
 def test_lens_report_through_the_tuned_lens(tiny_session, monkeypatch, tmp_path):
-    from spectrascope.core.lens import logit_lens, read_stream
-    from spectrascope.core.tuned_lens import tuned_lens
+    from spectrascope.core.analysis.lens import logit_lens, read_stream
+    from spectrascope.core.analysis.tuned_lens import tuned_lens
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     tuned = tuned_lens(tiny_session, ["the cat sat on the mat", "one two three four five", "a b c d e f g"], ridge=1e-2)

@@ -14,10 +14,10 @@ pytestmark = pytest.mark.integration
 @needs_model
 @needs_saes
 def test_compact_cache_matches_the_float32_run(tmp_path, monkeypatch):
-    from spectrascope.core import contrast
-    from spectrascope.core.contrast import ContrastSettings, default_sets, load_prompts, run_contrast
-    from spectrascope.core.pairing import pearson
-    from spectrascope.core.session import Session
+    from spectrascope.core.analysis import contrast
+    from spectrascope.core.analysis.contrast import ContrastSettings, default_sets, load_prompts, run_contrast
+    from spectrascope.core.analysis.pairing import pearson
+    from spectrascope.core.engine.session import Session
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     session = Session.load("gemma-3-270m", device="cpu")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spectrascope.core.session import Request, Session, resid_hook
+from spectrascope.core.engine.session import Request, Session, resid_hook
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ PROMPTS = ["The capital of France is Paris", "def fibonacci(n): return n", "She 
 
 def test_all_tokens_spectrum_is_about_the_prompt_not_bos(session):
     """Issue 12: `spectrum --all-tokens` once printed the same BOS-dominated table for any prompt."""
-    from spectrascope.core.probe import spectrum_report
+    from spectrascope.core.views.probe import spectrum_report
 
     tops = []
     for prompt in PROMPTS:
@@ -84,7 +84,7 @@ def test_incremental_typing_equals_a_full_forward_on_the_real_model(session):
 
 def test_the_logit_lens_finds_paris_settling_before_the_output(session):
     """Issue 16: " Paris" reaches top-1 at some layer and stays there; the note reports where."""
-    from spectrascope.core.lens import logit_lens
+    from spectrascope.core.analysis.lens import logit_lens
 
     rep = logit_lens(session, "The Eiffel Tower is located in the city of")
     assert rep.target[1] == " Paris" and rep.rows[-1].target_rank == 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from spectrascope.core.assets import SAES_DIR
-from spectrascope.core.knobs import SamplingSettings
-from spectrascope.core.labels import PENDING
-from spectrascope.core.probe import generation_report
-from spectrascope.core.session import Session
+from spectrascope.core.stats.knobs import SamplingSettings
+from spectrascope.core.engine.labels import PENDING
+from spectrascope.core.views.probe import generation_report
+from spectrascope.core.engine.session import Session
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.pilot_helpers import until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrascope.core.embedded import embedded_dir, is_complete
+from spectrascope.core.engine.embedded import embedded_dir, is_complete
 from spectrascope.core.assets import SAES_DIR
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,8 @@ def test_batched_equals_unbatched_on_gemma3(tmp_path):
     import sys
 
     sys.path.insert(0, str(SAES_DIR.parent.parent))
-    from spectrascope.core.contrast import collect_activations
-    from spectrascope.core.session import Request, Session
+    from spectrascope.core.analysis.contrast import collect_activations
+    from spectrascope.core.engine.session import Request, Session
     from tests.conftest import make_tiny_sae
 
     session = Session.load("gemma-3-270m", device="cpu", dtype="float32", saes=[])
@@ -48,9 +48,9 @@ def test_embedded_default_pairing(tmp_path, monkeypatch):
     """The issue's "must come out", on the shipped sets (all 200 + 200 prompts) and SAEs:
     a coarse feature with selectivity >= 0.9 on France whose label is recognisably France,
     and a verdict. Guards the shipped assets: a retrained SAE that loses it fails here."""
-    from spectrascope.core import pairing
-    from spectrascope.core.contrast import default_sets, load_prompts
-    from spectrascope.core.session import Session
+    from spectrascope.core.analysis import pairing
+    from spectrascope.core.analysis.contrast import default_sets, load_prompts
+    from spectrascope.core.engine.session import Session
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     session = Session.load("gemma-3-270m", device="cpu")
@@ -73,7 +73,7 @@ def embedded_session(tmp_path_factory):
     """The embedded model with its shipped SAEs, contrast runs cached in a fresh folder (so they run)."""
     import os
 
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     old = os.environ.get("SPECTRASCOPE_CACHE")
     os.environ["SPECTRASCOPE_CACHE"] = str(tmp_path_factory.mktemp("contrast-cache"))
@@ -95,7 +95,7 @@ def test_each_concept_set_finds_a_selective_feature_named_for_it(embedded_sessio
     """Issue 15's product bar on the four sets written without looking at the SAEs: the coarse or
     fine SAE has a feature with selectivity >= 0.8 among its 5 most selective whose max-activating
     held-out tokens include a word of the concept (core/train/concepts.py)."""
-    from spectrascope.core.concept_sets import CONCEPT_SETS
+    from spectrascope.core.analysis.concept_sets import CONCEPT_SETS
     from spectrascope.core.train.concepts import best_features, found
 
     report = best_features(embedded_session, CONCEPT_SETS[name])

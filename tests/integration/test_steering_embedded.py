@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from spectrascope.core import steering as st
-from spectrascope.core.knobs import SamplingSettings
+from spectrascope.core.analysis import steering as st
+from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.assets import SAES_DIR
-from spectrascope.core.session import Session
+from spectrascope.core.engine.session import Session
 from tests.conftest import hooks_left
 
 pytestmark = [
@@ -27,8 +27,8 @@ def session():
 
 def france_features(session):
     """The most France-selective coarse and fine features, from the shipped contrast sets (cached run)."""
-    from spectrascope.core.contrast import default_sets, load_prompts
-    from spectrascope.core.pairing import analyse
+    from spectrascope.core.analysis.contrast import default_sets, load_prompts
+    from spectrascope.core.analysis.pairing import analyse
 
     concept, neutral = (load_prompts(p) for p in default_sets())
     result = analyse(session, concept, neutral, labels=False)
@@ -58,7 +58,7 @@ def test_france_steering_raises_the_concept(session):
 
 def test_steering_shifts_the_next_token_toward_france(session):
     """Deterministic check of the mechanism: France tokens gain probability under coarse+fine steering."""
-    from spectrascope.core.session import Request
+    from spectrascope.core.engine.session import Request
 
     coarse, fine = france_features(session)
     feats = [st.SteerFeature("coarse", coarse, 1.0), st.SteerFeature("fine", fine, 1.0)]

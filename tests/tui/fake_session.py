@@ -18,12 +18,12 @@ from typing import Any, Sequence
 
 import torch
 
-from spectrascope.core.labels import FeatureLabels
-from spectrascope.core.models import ModelSpec
-from spectrascope.core.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
-from spectrascope.core.session import Cancelled, PromptError, Request, Result, Token, resid_hook
-from spectrascope.core.residual_stats import ResidualStats
-from spectrascope.core.spectrum import encode_all
+from spectrascope.core.engine.labels import FeatureLabels
+from spectrascope.core.engine.models import ModelSpec
+from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
+from spectrascope.core.engine.session import Cancelled, PromptError, Request, Result, Token, resid_hook
+from spectrascope.core.engine.residual_stats import ResidualStats
+from spectrascope.core.engine.codes import encode_all
 
 VOCAB = ["<bos>", " Paris", " the", " a", " France", "[bold]", "\x1b[31m", " Lyon", "\n", "é"] + [
     f" w{i}" for i in range(54)
@@ -113,7 +113,7 @@ class FakeSession:
 
     def load_saes(self, specs, progress=None, dtype=None) -> None:
         """As Session.load_saes: each (role, spec) loaded and attached, or its error kept per role."""
-        from spectrascope.core.saes import check_compatible, load_sae
+        from spectrascope.core.engine.saes import check_compatible, load_sae
 
         for role, spec in specs:
             try:

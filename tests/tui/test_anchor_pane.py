@@ -7,9 +7,9 @@ import json
 import pytest
 from textual.widgets import Input, Static
 
-from spectrascope.core.anchoring import anchor_report
-from spectrascope.core.drift import drift_experiment
-from spectrascope.core.navigator import navigator, reference_basis
+from spectrascope.core.analysis.anchoring import anchor_report
+from spectrascope.core.analysis.drift import drift_experiment
+from spectrascope.core.analysis.navigator import navigator, reference_basis
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import fake_with_saes

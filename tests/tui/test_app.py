@@ -56,7 +56,7 @@ async def test_stale_results_are_dropped():
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.result is not None)
         current = app.result
-        from spectrascope.core.session import Request
+        from spectrascope.core.engine.session import Request
         from spectrascope.tui.messages import ResultReady
 
         stale = FakeSession().run(Request("old prompt", run_id=app._run_id - 1))
@@ -67,7 +67,7 @@ async def test_stale_results_are_dropped():
 
 @pytest.mark.asyncio
 async def test_load_failure_is_shown_and_app_keeps_running():
-    from spectrascope.core.models import ModelUnavailable
+    from spectrascope.core.engine.models import ModelUnavailable
 
     app = make_app(fail_load=ModelUnavailable("Model 'gemma-2-2b' is not on this machine"))
     async with app.run_test() as pilot:

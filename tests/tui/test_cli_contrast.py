@@ -60,7 +60,7 @@ def test_clear_errors(tiny_session, sets, capsys):
 
 
 def test_table_says_the_cache_file_size(tiny_sae_session, sets, capsys):
-    from spectrascope.core import contrast
+    from spectrascope.core.analysis import contrast
 
     base = ["--concept", str(sets / "c.txt"), "--neutral", str(sets / "n.jsonl")]
     for cached in (False, True):  # the size of the file written, then of the file read

@@ -87,7 +87,7 @@ def golden_model_dir(tmp_path_factory):
 def golden_session(golden_model_dir):
     """A fresh session per case (as `tiny_sae_session` builds it): labels another test computed
     on a shared session would show up in this one's output."""
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from tests.conftest import make_tiny_sae
 
     session = Session.load(str(golden_model_dir), device="cpu", dtype="float32")

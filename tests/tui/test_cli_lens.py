@@ -8,13 +8,13 @@ from spectrascope.tui import cli
 
 
 def test_lens_json_logit_and_tuned(tiny_session, monkeypatch, capsys, tmp_path):
-    from spectrascope.core.lens import logit_lens
-    from spectrascope.core.tuned_lens import tuned_lens
+    from spectrascope.core.analysis.lens import logit_lens
+    from spectrascope.core.analysis.tuned_lens import tuned_lens
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     monkeypatch.setattr(cli, "_load_session", lambda args, progress=None: tiny_session)
     prompts = ["the cat sat on the mat", "one two three four five", "a b c d e f g"]
-    monkeypatch.setattr("spectrascope.core.tuned_lens.calibration_prompts", lambda: prompts)
+    monkeypatch.setattr("spectrascope.core.analysis.tuned_lens.calibration_prompts", lambda: prompts)
     assert cli.main(["lens", "red green blue", "--json"]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert plain["lens"] == "logit lens"

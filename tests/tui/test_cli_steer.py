@@ -86,7 +86,7 @@ def test_missing_feature_and_bad_sweep(tiny_sae_session, capsys):
 
 
 def test_fired_most_on_names_the_pieces_with_the_largest_trace():
-    from spectrascope.core.steering import Piece, SteeredRun
+    from spectrascope.core.analysis.steering import Piece, SteeredRun
 
     run = SteeredRun(config="coarse", strength=1.0, seed=0, token_ids=(1, 2, 3, 4), text=" a [b] France\x1b",
                      concept_act=1.0, concept_words=(), nll=(1.0,) * 4,

@@ -75,7 +75,7 @@ def test_serve_binds_loopback_by_default():
 
 
 def test_sae_flags_override_the_config_per_role(tmp_path, monkeypatch):
-    from spectrascope.core.saes import PRESETS, SAESpec
+    from spectrascope.core.engine.saes import PRESETS, SAESpec
     from spectrascope.tui.cli import _apply_config
 
     scope = tmp_path / "gemma-scope-2b-pt-res" / "layer_12" / "width_16k" / "average_l0_82"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from textual.widgets import Input, Static
 
-from spectrascope.core.probe import ab_report, distribution_report
+from spectrascope.core.views.probe import ab_report, distribution_report
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.cli import parse_args
 from spectrascope.tui.config import load_config

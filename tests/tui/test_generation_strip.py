@@ -7,10 +7,10 @@ import pytest
 import torch
 from textual.widgets import Input, Static
 
-from spectrascope.core.labels import PENDING
-from spectrascope.core.session import resid_hook
-from spectrascope.core.spectrum import encode_all
-from spectrascope.core.step_record import step_records
+from spectrascope.core.engine.labels import PENDING
+from spectrascope.core.engine.session import resid_hook
+from spectrascope.core.engine.codes import encode_all
+from spectrascope.core.analysis.step_record import step_records
 from spectrascope.core.text import SPACE
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
@@ -156,7 +156,7 @@ async def test_labels_arrive_later_and_keys_keep_working(fake, tmp_path):
 
 
 def record(token: str, prob: float, rank: int, label: str = "x"):
-    from spectrascope.core.step_record import FeatureHit, TokenRecord
+    from spectrascope.core.analysis.step_record import FeatureHit, TokenRecord
 
     return TokenRecord(0, 1, token, "sampled", prob, prob, rank, {"coarse": (FeatureHit(7, 1.0, label),)})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Static
 
-from spectrascope.core.lens import logit_lens
+from spectrascope.core.analysis.lens import logit_lens
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import fake_with_saes
@@ -38,7 +38,7 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
     """The costly settled grid comes after the table, once per prompt; ←/→ reuse the kept stream."""
     import threading
 
-    from spectrascope.core import lens
+    from spectrascope.core.analysis import lens
 
     gate, grids = threading.Event(), []
     real_grid = lens.lens_grid
@@ -81,11 +81,11 @@ async def test_the_table_shows_before_the_grid_and_other_tokens_need_no_forward(
 @pytest.mark.asyncio
 async def test_u_reads_the_layers_through_the_tuned_lens(monkeypatch, tmp_path):
     """`u` fits the tuned lens once (in a worker, the header says so), shows its report, and toggles back."""
-    from spectrascope.core.tuned_lens import tuned_lens
+    from spectrascope.core.analysis.tuned_lens import tuned_lens
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path))
     prompts = ["the cat sat on the mat", "one two three four five", "a b c d e f g h", "paris is in france"]
-    monkeypatch.setattr("spectrascope.core.tuned_lens.calibration_prompts", lambda: prompts)
+    monkeypatch.setattr("spectrascope.core.analysis.tuned_lens.calibration_prompts", lambda: prompts)
     session = fake_with_saes()
     prompt = "the capital of france is"
     app = SpectrascopeApp(lambda progress: session, prompt=prompt)

@@ -6,7 +6,7 @@ import threading
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from spectrascope.core.probe import distribution_report, runs_report
+from spectrascope.core.views.probe import distribution_report, runs_report
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import FakeSession

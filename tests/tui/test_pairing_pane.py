@@ -12,7 +12,7 @@ from textual.app import App, ComposeResult
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
-from spectrascope.core import pairing
+from spectrascope.core.analysis import pairing
 from spectrascope.tui.panes.pairing import PairingPane, decomposition_tree, heat_strip
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import FakeSession, fake_with_saes
@@ -177,7 +177,7 @@ async def test_thresholds_moved_during_a_re_pairing_apply_to_its_result(sets, mo
 
 @pytest.mark.asyncio
 async def test_cancel_keeps_the_app_running(sets, monkeypatch):
-    from spectrascope.core import contrast
+    from spectrascope.core.analysis import contrast
 
     started = threading.Event()
     real = contrast.collect_activations
@@ -233,7 +233,7 @@ def test_heat_strip_text():
 
 @pytest.mark.asyncio
 async def test_rows_listed_by_a_threshold_change_get_labels_from_a_worker(sets):
-    from spectrascope.core.labels import PENDING
+    from spectrascope.core.engine.labels import PENDING
     from tests.tui.fake_session import block_labels
 
     fake = fake_with_saes()
@@ -258,7 +258,7 @@ async def test_rows_listed_by_a_threshold_change_get_labels_from_a_worker(sets):
 
 @pytest.mark.asyncio
 async def test_s_cycles_through_the_shipped_concept_sets(sets):
-    from spectrascope.core.concept_sets import CONCEPT_SETS
+    from spectrascope.core.analysis.concept_sets import CONCEPT_SETS
 
     app = PaneApp(fake_with_saes(), *sets)
     async with app.run_test(size=(160, 45)) as pilot:
@@ -299,7 +299,7 @@ async def test_v_shows_the_feature_token_by_token(sets):
 async def test_pane_report_and_cli_print_the_same_statistics(sets, capsys, monkeypatch):
     """One rendering (FeatureStats.cells) behind the pane's candidates, the Markdown report and the
     `contrast` CLI: every anchor's mean, firing rates and selectivity read the same on all three."""
-    from spectrascope.core.contrast import RATE_DEFINITION
+    from spectrascope.core.analysis.contrast import RATE_DEFINITION
     from spectrascope.tui import cli_contrast
 
     app = PaneApp(fake_with_saes(), *sets)

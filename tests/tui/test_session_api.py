@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from spectrascope.core.plan import AddFeature
-from spectrascope.core.session_api import SessionAPI
+from spectrascope.core.engine.plan import AddFeature
+from spectrascope.core.engine.interface import SessionAPI
 from tests.tui.fake_session import FakeSession, fake_with_saes
 
 PANES = Path(__file__).resolve().parents[2] / "tui" / "panes"

@@ -96,7 +96,7 @@ class FrozenClock:
 
 @pytest.fixture(autouse=True)
 def cache_and_clock(tmp_path, monkeypatch):
-    from spectrascope.core import contrast, steering
+    from spectrascope.core.analysis import contrast; from spectrascope.core.analysis import steering
 
     monkeypatch.setenv("SPECTRASCOPE_CACHE", str(tmp_path / "cache"))
     for module in (contrast, steering):  # the two reports that time themselves for the status line

@@ -70,7 +70,7 @@ async def test_without_saes_the_pane_says_why(tiny_session):
 
 @pytest.mark.asyncio
 async def test_labels_arrive_from_a_worker_and_the_pane_stays_responsive():
-    from spectrascope.core.labels import PENDING
+    from spectrascope.core.engine.labels import PENDING
 
     session = fake_with_saes()
     gate, threads = threading.Event(), []

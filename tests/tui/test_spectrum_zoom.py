@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import Static
 
-from spectrascope.core.session import resid_hook
+from spectrascope.core.engine.session import resid_hook
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.analyzer import Analyzer, band_of, band_values, feature_window
 from tests.tui.fake_session import FakeSession

@@ -7,8 +7,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .session import Request, Session, resid_hook
-from .spectrum import POOR_FIDELITY
+from spectrascope.core.engine.session import Request, Session, resid_hook
+from spectrascope.core.engine.codes import POOR_FIDELITY
+from spectrascope.core.engine.labels import DENSE_FREQ
 
 
 def probe(session: Session, prompt: str, top: int = 10, layer: int | None = None) -> dict[str, Any]:
@@ -39,7 +40,6 @@ def probe(session: Session, prompt: str, top: int = 10, layer: int | None = None
     }
 
 
-DENSE_FREQ = 0.2  # features firing on more than this share of held-out tokens are "always on"
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def spectrum_view(
 
     Labels not yet known are computed in one batch per role, or with `compute_labels=False`
     (the pane, on the UI thread) shown as `labels.PENDING` for a worker to fill (`pending`)."""
-    from .labels import PENDING
+    from spectrascope.core.engine.labels import PENDING
 
     n = len(result.tokens)
     if position is not None and not -n <= position < n:
@@ -220,8 +220,8 @@ def runs_report(runs: Sequence[Any]) -> list[dict[str, Any]]:
 def generation_report(session: Session, prompt: str, settings: Any, steps: int, top: int = 3) -> list[dict[str, Any]]:
     """`logits --features`: each generated token (seed settings.seed) with how it was picked, its
     probability and rank, and its strongest SAE features, all from the generation's own forwards."""
-    from .generation import Stepper
-    from .step_record import step_records
+    from spectrascope.core.engine.generation import Stepper
+    from spectrascope.core.analysis.step_record import step_records
 
     stepper = Stepper.start(session, prompt, settings)
     for _ in range(steps):
@@ -236,8 +236,8 @@ def logits_report(
 ) -> dict[str, Any]:
     """Everything `spectrascope logits` prints: the knob pipeline, the A/B, seeded runs, and
     (features=True) one generation's tokens with their top SAE features."""
-    from .generation import seeded_runs, system_prompt_ab
-    from .sampling import LogitsView
+    from spectrascope.core.engine.generation import seeded_runs, system_prompt_ab
+    from spectrascope.core.stats.sampling import LogitsView
 
     if top < 1 or runs < 0 or steps < 1:
         raise ValueError("--top and --steps must be at least 1, --runs at least 0.")

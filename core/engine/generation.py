@@ -25,10 +25,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .plan import Edit
-from .sampling import Distribution, LogitsView, SamplingSettings, compare, sample
-from .session import Cancelled, PromptError, Session
-from .spectrum import Spectrum, encode_all
+from spectrascope.core.engine.plan import Edit
+from spectrascope.core.stats.sampling import Distribution, LogitsView, SamplingSettings, compare, sample
+from spectrascope.core.engine.session import Cancelled, PromptError, Session
+from spectrascope.core.engine.codes import Spectrum, encode_all
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -299,7 +299,7 @@ def system_prompt_ab(
     session: Session, user: str, system: str, settings: SamplingSettings, top_n: int = 20
 ) -> SystemAB:
     """Next-token distribution of `user` without (A) and with (B) the system prompt."""
-    from .session import Request
+    from spectrascope.core.engine.session import Request
 
     if not system:
         raise PromptError("The system prompt is empty: type one to compare against.")

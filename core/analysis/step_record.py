@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from .labels import PENDING
-from .probe import DENSE_FREQ
+from spectrascope.core.engine.labels import DENSE_FREQ, PENDING
+
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class TokenRecord:
 def top_features(step: Any, role: str, labels: Any = None, top: int = 3, hide_dense: bool = True,
                  compute_labels: bool = True) -> tuple[FeatureHit, ...]:
     """The `top` strongest features of `role` at a step's token; always-on features (shipped firing
-    rate above probe.DENSE_FREQ) left out, as in the Spectrum pane."""
+    rate above labels.DENSE_FREQ) left out, as in the Spectrum pane."""
     spec = step.codes.get(role)
     if spec is None:
         return ()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .assets import PROMPTS_DIR
+from spectrascope.core.assets import PROMPTS_DIR
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def _mix(m: dict) -> str:
 
 def sae_info(session: Any, role: str) -> SAEInfo:
     """The info view of the session's `role` SAE."""
-    from .labels import labels_folder
+    from spectrascope.core.engine.labels import labels_folder
 
     sae = session.sae(role)
     spec = getattr(session, "sae_specs", {}).get(role)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_chec
 if TYPE_CHECKING:
     import torch
 
-    from .labels import FeatureLabels
-    from .residual_stats import ResidualStats
-    from .models import ModelSpec
-    from .plan import Edit, ForwardOut
-    from .session import Request, Result
+    from spectrascope.core.engine.labels import FeatureLabels
+    from spectrascope.core.engine.residual_stats import ResidualStats
+    from spectrascope.core.engine.models import ModelSpec
+    from spectrascope.core.engine.plan import Edit, ForwardOut
+    from spectrascope.core.engine.session import Request, Result
 
 
 class ModelFacts(Protocol):

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .assets import atomic_write
-from .contrast import RATE_DEFINITION, SELECTIVITY_DEFINITION, ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
-from .null_model import NullModel, null_model
+from spectrascope.core.assets import atomic_write
+from spectrascope.core.analysis.contrast import RATE_DEFINITION, SELECTIVITY_DEFINITION, ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
+from spectrascope.core.stats.null_model import NullModel, null_model
 
 if TYPE_CHECKING:
-    from .session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 UNRELATED, SUB_FEATURE, CO_OCCURRING, PARTIAL = 0, 1, 2, 3
 CLASS_NAMES = {SUB_FEATURE: "sub-feature", CO_OCCURRING: "co-occurring", PARTIAL: "partial overlap",
@@ -301,7 +301,7 @@ def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> d
     """A short label per feature: where it fires (shipped labels.json), else its top promoted
     tokens through the unembedding; the session's FeatureLabels computes (and caches) the
     missing ones in one batch."""
-    from .text import visible
+    from spectrascope.core.text import visible
 
     labels = getattr(session, "labels", {}).get(role)
     ids = [int(i) for i in ids]
@@ -342,7 +342,7 @@ def analyse(
 def confound_warnings(session: Any, result: PairingResult, concept: Sequence[str], neutral: Sequence[str],
                       top: int = 5) -> list[str]:
     """Format differences between the sets, and top features whose labelled contexts are all punctuation."""
-    from .confounds import format_checks, is_punctuation, warnings
+    from spectrascope.core.stats.confounds import format_checks, is_punctuation, warnings
 
     punctuation = []
     for role in ("coarse", "fine"):

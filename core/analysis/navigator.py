@@ -15,12 +15,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .assets import PROMPTS_DIR
+from spectrascope.core.assets import PROMPTS_DIR
 
 
 def reference_prompts(per_file: int = 8) -> list[str]:
     """The first `per_file` prompts of each shipped neutral set (5 sets: 40 varied prompts)."""
-    from .contrast import load_prompts
+    from spectrascope.core.analysis.contrast import load_prompts
 
     return [p for f in sorted(Path(PROMPTS_DIR).glob("*neutral*.txt")) for p in load_prompts(f)[:per_file]]
 
@@ -106,8 +106,8 @@ def reference_basis(session: Any, prompts: Sequence[str] | None = None, hook: st
 
 def navigator(session: Any, user: str, systems: Sequence[str], basis: Basis) -> NavigatorReport:
     """The user's prompt alone and under each system prompt, on the reference plane."""
-    from .generation import with_system_prompt
-    from .session import PromptError
+    from spectrascope.core.engine.generation import with_system_prompt
+    from spectrascope.core.engine.session import PromptError
 
     systems = [s for s in systems if s.strip()]
     if not systems:

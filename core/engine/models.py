@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .embedded import EMBEDDED_NAME, Progress, _quiet, ensure_embedded_model
+from spectrascope.core.engine.embedded import EMBEDDED_NAME, Progress, _quiet, ensure_embedded_model
 
 
 class ModelUnavailable(RuntimeError):
@@ -87,7 +87,7 @@ def folder_spec(name: str, folder: Path) -> ModelSpec:
     preset = recognise_folder(folder)
     if preset is None:
         return ModelSpec(name, str(folder))
-    from .saes import get_preset, sae_cached
+    from spectrascope.core.engine.saes import get_preset, sae_cached
 
     saes = tuple((role, sae) for role, sae in preset.saes if sae_cached(get_preset(sae)))
     return replace(preset, name=name, source=str(folder), saes=saes)

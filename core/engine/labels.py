@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+DENSE_FREQ = 0.2  # features firing on more than this share of held-out tokens are "always on"
 LABELS_FILE = "labels.json.gz"  # gzip of the JSON; a plain labels.json is read too
 
 
@@ -35,7 +36,7 @@ def labels_folder(spec: Any) -> Path | None:
     if spec is None:
         return None
     if spec.kind == "embedded":
-        from .assets import SAES_DIR
+        from spectrascope.core.assets import SAES_DIR
 
         return SAES_DIR / spec.name
     if spec.kind in ("local", "gemma_scope_folder"):
@@ -107,7 +108,7 @@ class FeatureLabels:
                 spec: Any = None) -> "FeatureLabels":
         data = read_labels_file(folder) if folder is not None else None
         shipped = {int(lat["id"]): lat for lat in data.get("latents", [])} if data else {}
-        from .saes import neuronpedia_id  # from sae-lens' release list, offline
+        from spectrascope.core.engine.saes import neuronpedia_id  # from sae-lens' release list, offline
 
         labels = cls(sae=sae, shipped=shipped, neuronpedia=neuronpedia_id(spec))
         if session is not None:
@@ -159,7 +160,7 @@ class FeatureLabels:
     def compute(self, features: Sequence[int]) -> dict[int, FeatureLabel]:
         """Labels of `features`, the unknown ones in one batched call. Thread-safe; slow at Gemma
         Scope sizes (call it off the UI thread)."""
-        from .spectrum import lens_unembedding, promoted_tokens_batch
+        from spectrascope.core.engine.codes import lens_unembedding, promoted_tokens_batch
 
         with self._computing:  # one batch at a time: a second caller finds the first one's labels
             out = {f: self.known(f) for f in dict.fromkeys(int(f) for f in features)}

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .residual_stats import ResidualStats
+from spectrascope.core.engine.residual_stats import ResidualStats
 
 POOR_FIDELITY = 0.5
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .assets import SAES_DIR
+from spectrascope.core.assets import SAES_DIR
 
 
 

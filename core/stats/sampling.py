@@ -39,7 +39,7 @@ __all__ = [
     "SamplingSettings", "TokenRow", "apply", "compare", "greedy", "reason_name", "sample",
 ]
 
-from .knobs import MIN_TEMPERATURE, SamplingSettings, _is_whole
+from spectrascope.core.stats.knobs import MIN_TEMPERATURE, SamplingSettings, _is_whole
 
 
 # --------------------------------------------------------------------------- exclusion codes

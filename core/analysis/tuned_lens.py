@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .lens import layer_residuals
+from spectrascope.core.analysis.lens import layer_residuals
 
 FORMAT = 1
 RIDGE = 1e-4
@@ -76,15 +76,15 @@ class TunedLens:
 
 def calibration_prompts() -> list[str]:
     """The shipped prompt sets (concept and neutral sets: a few thousand short English texts)."""
-    from .assets import PROMPTS_DIR
-    from .contrast import load_prompts
+    from spectrascope.core.assets import PROMPTS_DIR
+    from spectrascope.core.analysis.contrast import load_prompts
 
     return load_prompts(PROMPTS_DIR)
 
 
 def cache_file(session: Any, prompts: Sequence[str], ridge: float) -> Path:
-    from .contrast import session_identity
-    from .embedded import cache_root
+    from spectrascope.core.analysis.contrast import session_identity
+    from spectrascope.core.engine.embedded import cache_root
 
     blob = json.dumps({"format": FORMAT, "model": session_identity(session, ()), "ridge": ridge,
                        "prompts": hashlib.sha256("\n".join(prompts).encode()).hexdigest()}, sort_keys=True)

@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .assets import PROMPTS_DIR, atomic_write
+from spectrascope.core.assets import PROMPTS_DIR, atomic_write
 
 Progress = Callable[[str, float | None], None]
 CACHE_FORMAT = 2  # 2: compact (CSR or dense, float16 values); older files are misses
@@ -284,8 +284,8 @@ def collect_activations(
     """
     import torch
 
-    from .session import Cancelled, resid_hook
-    from .spectrum import hook_layer
+    from spectrascope.core.engine.session import Cancelled, resid_hook
+    from spectrascope.core.engine.codes import hook_layer
 
     roles = tuple(roles if roles is not None else session.saes)
     if not roles:
@@ -407,7 +407,7 @@ def cache_key(identity: Mapping[str, Any], concept: Sequence[str], neutral: Sequ
 
 
 def cache_dir() -> Path:
-    from .embedded import cache_root
+    from spectrascope.core.engine.embedded import cache_root
 
     return cache_root() / "contrast"
 

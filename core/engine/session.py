@@ -28,64 +28,20 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .embedded import Progress, _quiet
-from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
-from .plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
-from .residual_stats import ResidualStats
+from spectrascope.core.engine.embedded import Progress, _quiet
+from spectrascope.core.engine.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
+from spectrascope.core.engine.residual_stats import ResidualStats
+from spectrascope.core.engine.values import (  # noqa: F401 - the value types, re-exported for callers
+    CALIBRATION_TEXT, Cancelled, PromptError, Request, Result, Token, resid_hook)
 
 # An added token that is a control name, not text: `<start_of_image>`, `[multimodal]`; the HTML tags
 # Gemma adds as tokens (`<strong>`, `</td>`) are text and have no underscore.
 _CONTROL_PIECE = re.compile(r"<\w+_\w+>|\[\w+\]")
 
 
-class Cancelled(Exception):
-    """The caller set the cancel event; the partial work was thrown away."""
-
-
-class PromptError(ValueError):
-    """The prompt cannot be run as given; the message says why."""
-
-
 class _StopForward(Exception):
     """Raised inside a hook once the `stop_after` hook has run."""
-
-
-def resid_hook(layer: int) -> str:
-    return f"blocks.{layer}.hook_resid_post"
-
-
-@dataclass(frozen=True)
-class Token:
-    id: int
-    text: str  # the decoded piece, exactly as the model sees it (spaces included)
-
-
-@dataclass(frozen=True)
-class Request:
-    prompt: str
-    layers: tuple[int, ...] | None = None  # residual stream wanted at these layers; None = default
-    logits: bool = True  # False stops after the deepest requested layer
-    add_bos: bool = True
-    codes: bool = True  # encode with the attached SAEs (coarse, fine) in the same pass
-    run_id: int = 0
-
-
-@dataclass(frozen=True)
-class Result:
-    run_id: int
-    prompt: str
-    tokens: tuple[Token, ...]
-    resid: Mapping[str, torch.Tensor]  # hook name -> (T, d) float32 on CPU
-    logits: torch.Tensor | None  # (V,) float32 on CPU, next token after the last position
-    truncated: int = 0  # tokens dropped from the front to fit the context window
-    seconds: float = 0.0
-    spectra: Mapping[str, Any] = field(default_factory=dict)  # role -> core.spectrum.Spectrum
-    reused: int = 0  # leading tokens taken from the previous prompt's cache (not recomputed)
-    bos: int = 0  # 1 when tokens[0] is the BOS the session added (left out of "all tokens" views)
-
-    @property
-    def ids(self) -> list[int]:
-        return [t.id for t in self.tokens]
 
 
 @dataclass
@@ -133,9 +89,9 @@ class Session:
     # ---- SAEs ---------------------------------------------------------------------------
     def attach_sae(self, role: str, sae: Any, spec: Any = None) -> None:
         """Use `sae` for `role`, after checking it reads this model's residual at a real layer."""
-        from .labels import FeatureLabels, labels_folder
-        from .saes import SAEIncompatible, check_compatible
-        from .spectrum import hook_layer
+        from spectrascope.core.engine.labels import FeatureLabels, labels_folder
+        from spectrascope.core.engine.saes import SAEIncompatible, check_compatible
+        from spectrascope.core.engine.codes import hook_layer
 
         hook = sae.cfg.metadata.hook_name
         if sae.cfg.d_in != self.model.d_model:
@@ -159,8 +115,6 @@ class Session:
 
     def _calibration_stats(self, hook: str) -> ResidualStats:
         """Residual statistics at `hook` estimated on a fixed text, for an SAE that ships none."""
-        from .steering import CALIBRATION_TEXT
-
         ids, _ = self.tokenize(CALIBRATION_TEXT)
         resid = self.forward(ids, capture=[hook], stop_after=hook, keep_logits=0).resid[hook][0, 1:]  # BOS left out
         return ResidualStats.estimate(resid.float().cpu(), f"calibration text ({resid.shape[0]} tokens)")
@@ -177,7 +131,7 @@ class Session:
         SAEs come in the model's dtype unless `dtype` says otherwise ("auto" = the model's): a
         bf16 Gemma Scope 262K is half the memory of an fp32 one, and its codes are computed
         on residuals of that precision anyway."""
-        from .saes import get_preset, load_sae
+        from spectrascope.core.engine.saes import get_preset, load_sae
 
         dtype = self.model.dtype if dtype in (None, "auto") else dtype
         for role, spec in (self.model.spec.saes if specs is None else specs):
@@ -200,7 +154,7 @@ class Session:
         return self.sae(role).cfg.metadata.hook_name
 
     def sae_layers(self) -> tuple[int, ...]:
-        from .spectrum import hook_layer
+        from spectrascope.core.engine.codes import hook_layer
 
         return tuple(hook_layer(sae.cfg.metadata.hook_name) for sae in self.saes.values())
 
@@ -513,7 +467,7 @@ class Session:
         )
 
     def _encode(self, roles: Sequence[str], resid: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        from .spectrum import encode_all
+        from spectrascope.core.engine.codes import encode_all
 
         return encode_all({role: self.saes[role] for role in roles}, resid, self.resid_stats)
 
@@ -528,7 +482,7 @@ class Session:
     def _run_incremental(
         self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], cancel: threading.Event | None
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Any], int]:
-        from .spectrum import join_spectra
+        from spectrascope.core.engine.codes import join_spectra
 
         with self._lock:
             p = self._reusable_prefix(ids, hooks, roles)

@@ -56,16 +56,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .assets import PROMPTS_DIR
-from .knobs import SamplingSettings
-from .plan import AddFeature, ClampFeature, Edit
+from spectrascope.core.assets import PROMPTS_DIR
+from spectrascope.core.stats.knobs import SamplingSettings
+from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit
+from spectrascope.core.engine.values import CALIBRATION_TEXT  # the steering unit is measured on it
 
 # torch (and core.session, which imports it) load lazily inside the functions that run the model:
 # the UI parses features and concept words with this module before the model has loaded.
 if TYPE_CHECKING:
     import torch
 
-    from .session import Session
+    from spectrascope.core.engine.session import Session
 
 METHODS = ("add", "clamp")
 POSITIONS = ("all", "generated")
@@ -73,14 +74,6 @@ UNITS = ("max_act", "resid_norm")
 CONCEPT_WORDS_DIR = PROMPTS_DIR / "concept_words"
 DEFAULT_CONCEPT_WORDS = CONCEPT_WORDS_DIR / "france.txt"
 
-CALIBRATION_TEXT = (
-    "The history of the city goes back many centuries. Merchants came from every region to trade "
-    "wine, cheese and cloth in its markets, and the river carried boats to the sea. Today the old "
-    "town has museums, churches and cafes, and visitors walk along the streets in the evening. "
-    "Scientists at the university study physics, chemistry and biology; their students write "
-    "code in Python and read papers about language models. The weather in spring is mild, and in "
-    "winter it often rains. Paris, London, Berlin and Rome are capitals of European countries."
-)
 
 
 class SteeringError(ValueError):
@@ -643,8 +636,8 @@ def run_experiment(
     `strengths` (a sweep) multiplies each feature's own strength; None = the own strengths once.
     The baseline does not depend on strength and is run once.
     """
-    from .generation import generate
-    from .session import Cancelled
+    from spectrascope.core.engine.generation import generate
+    from spectrascope.core.engine.session import Cancelled
 
     t0 = time.perf_counter()
     settings = (settings or SamplingSettings(temperature=1.0)).validate()

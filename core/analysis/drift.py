@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .assets import PROMPTS_DIR
+from spectrascope.core.assets import PROMPTS_DIR
 
 FILLER = PROMPTS_DIR / "filler_turns.txt"
 
@@ -126,7 +126,7 @@ def drift_experiment(
     target: int | None = None, n_features: int = 3, cancel: threading.Event | None = None,
     progress: Callable[[str, float | None], None] | None = None,
 ) -> DriftReport:
-    from .session import Cancelled, PromptError
+    from spectrascope.core.engine.session import Cancelled, PromptError
 
     if not system.strip() or not question.strip():
         raise PromptError("Both the system prompt and the question are needed.")
@@ -135,7 +135,7 @@ def drift_experiment(
     n_layers = session.model.n_layers
     features: list[tuple[str, int]] = []
     if session.saes:  # the anchoring view's strongest on/up features at N = 0
-        from .anchoring import anchor_report
+        from spectrascope.core.analysis.anchoring import anchor_report
 
         rep = anchor_report(session, question, system, top=20)
         rows = [r for rows in rep.features.values() for r in rows if r.kind in ("on", "up")]
@@ -168,8 +168,8 @@ def cache_path(session: Any, system: str, question: str, filler: Sequence[str], 
     import hashlib
     import json
 
-    from .contrast import session_identity
-    from .embedded import cache_root
+    from spectrascope.core.analysis.contrast import session_identity
+    from spectrascope.core.engine.embedded import cache_root
 
     blob = json.dumps({"format": CACHE_FORMAT, "identity": session_identity(session, list(session.saes)),
                        "system": system, "question": question, "filler": list(filler), "max_turns": max_turns,
@@ -183,7 +183,7 @@ def cached_drift(session: Any, system: str, question: str, filler: Sequence[str]
     """`drift_experiment`, read from the cache when this exact run was done before; (report, was_cached)."""
     import json
 
-    from .assets import atomic_write
+    from spectrascope.core.assets import atomic_write
 
     filler = list(filler if filler is not None else load_turns())
     path = cache_path(session, system, question, filler, max_turns, target, n_features)

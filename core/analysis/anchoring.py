@@ -55,8 +55,8 @@ def common_suffix(a: list[int], b: list[int]) -> int:
 
 
 def anchor_report(session: Any, user: str, system: str, top: int = 10) -> AnchorReport:
-    from .generation import with_system_prompt
-    from .session import PromptError, Request
+    from spectrascope.core.engine.generation import with_system_prompt
+    from spectrascope.core.engine.session import PromptError, Request
 
     if not system.strip():
         raise PromptError("The system prompt is empty: type one to compare against.")

@@ -1,0 +1,1 @@
+"""Shared maths: sampling and its knobs, null models, confound checks."""

@@ -39,7 +39,7 @@ from spectrascope.tui.widgets.text_field import TextField
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 SessionFactory = Callable[[Callable[[str, float | None], None]], "SessionAPI"]
 
@@ -153,7 +153,7 @@ class SpectrascopeApp(App):
 
         self.register_theme(CONTRAST_THEME)
         if self._knobs:
-            from spectrascope.core.knobs import SamplingSettings
+            from spectrascope.core.stats.knobs import SamplingSettings
 
             self.query_one("#logits", LogitsPane).settings = SamplingSettings.from_dict(self._knobs)
         if self._restore:
@@ -248,13 +248,13 @@ class SpectrascopeApp(App):
             self._cancel.set()  # the running forward stops at its next block
         self._run_id += 1
         self._cancel = threading.Event()
-        from spectrascope.core.session import Request
+        from spectrascope.core.engine.session import Request
 
         self._forward(self.session, Request(prompt, run_id=self._run_id), self._cancel)
 
     @work(thread=True, exit_on_error=False, group="forward")
     def _forward(self, session: SessionAPI, request: Any, cancel: threading.Event) -> None:
-        from spectrascope.core.session import Cancelled
+        from spectrascope.core.engine.session import Cancelled
 
         try:
             result = session.run(request, cancel)
@@ -362,7 +362,7 @@ class SpectrascopeApp(App):
         self.schedule_run(immediate=True)
 
     def action_sae_info(self) -> None:
-        from spectrascope.core.sae_info import sae_info
+        from spectrascope.core.analysis.sae_info import sae_info
         from spectrascope.tui.sae_info import SAEInfoScreen
 
         session = self.session

@@ -109,7 +109,7 @@ def _apply_config(args) -> dict:
 def _sae_choice(args, config: dict) -> tuple | None:
     """(role, SAESpec) pairs: the config's [saes] (else the model's defaults), then each --sae on top;
     None when neither says anything (the model's defaults, resolved at load)."""
-    from spectrascope.core.saes import parse_role_spec, parse_sae_spec
+    from spectrascope.core.engine.saes import parse_role_spec, parse_sae_spec
     from spectrascope.tui.config import config_path
 
     if not config.get("saes") and not args.sae:
@@ -122,7 +122,7 @@ def _sae_choice(args, config: dict) -> tuple | None:
             except ValueError as exc:
                 raise ValueError(f"Config file {config_path()}, [saes] {role}: {exc}") from None
     else:
-        from spectrascope.core.models import resolve_spec
+        from spectrascope.core.engine.models import resolve_spec
 
         chosen = dict(resolve_spec(args.model).saes)  # preset names: Session resolves them
     chosen.update(parse_role_spec(text) for text in args.sae or ())
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_session(args, progress=None):
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
 
     def to_stderr(text, fraction):
         print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
@@ -246,7 +246,7 @@ def _load_session(args, progress=None):
 
 
 def cmd_probe(args) -> int:
-    from spectrascope.core.probe import probe
+    from spectrascope.core.views.probe import probe
 
     args.sae_presets = ()  # probe reads no SAE: loading them would only cost time and memory
     session = _load_session(args)
@@ -282,8 +282,8 @@ def cmd_probe(args) -> int:
 
 
 def cmd_logits(args) -> int:
-    from spectrascope.core.knobs import SamplingSettings
-    from spectrascope.core.probe import logits_report
+    from spectrascope.core.stats.knobs import SamplingSettings
+    from spectrascope.core.views.probe import logits_report
 
     settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k or None,
                                 top_p=args.top_p, seed=args.seed)  # ValueError -> exit 2
@@ -348,7 +348,7 @@ def cmd_logits(args) -> int:
 
 
 def cmd_spectrum(args) -> int:
-    from spectrascope.core.probe import spectrum_report
+    from spectrascope.core.views.probe import spectrum_report
 
     session = _load_session(args)
     roles = ("coarse", "fine") if args.role == "both" else (args.role,)
@@ -393,13 +393,13 @@ def cmd_spectrum(args) -> int:
 
 
 def cmd_lens(args) -> int:
-    from spectrascope.core.lens import logit_lens
+    from spectrascope.core.analysis.lens import logit_lens
 
     args.sae_presets = ()  # the lens reads no SAE: do not load any
     session = _load_session(args)
     tuned = None
     if args.tuned:
-        from spectrascope.core.tuned_lens import tuned_lens
+        from spectrascope.core.analysis.tuned_lens import tuned_lens
 
         def say(text: str, frac: float | None) -> None:
             print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
@@ -431,13 +431,13 @@ def cmd_lens(args) -> int:
 
 
 def cmd_anchor(args) -> int:
-    from spectrascope.core.anchoring import anchor_report
+    from spectrascope.core.analysis.anchoring import anchor_report
 
     session = _load_session(args)
     reports = [anchor_report(session, args.prompt, system, args.top) for system in args.system]
     nav = None
     if args.navigator:
-        from spectrascope.core.navigator import navigator, reference_basis
+        from spectrascope.core.analysis.navigator import navigator, reference_basis
 
         nav = navigator(session, args.prompt, args.system, reference_basis(session))
     if args.json:
@@ -477,7 +477,7 @@ def cmd_anchor(args) -> int:
 
 
 def cmd_drift(args) -> int:
-    from spectrascope.core.drift import drift_experiment, load_turns
+    from spectrascope.core.analysis.drift import drift_experiment, load_turns
 
     filler = load_turns(args.filler) if args.filler else None  # a bad file fails before the model loads
     session = _load_session(args)
@@ -517,7 +517,7 @@ def cmd_drift(args) -> int:
 
 
 def cmd_saes(args) -> int:
-    from spectrascope.core.saes import PRESETS, cached_releases
+    from spectrascope.core.engine.saes import PRESETS, cached_releases
 
     presets = {name: spec.to_dict() for name, spec in PRESETS.items()}
     cached = cached_releases()
@@ -537,7 +537,7 @@ def cmd_saes(args) -> int:
 
 
 def cmd_sae_info(args) -> int:
-    from spectrascope.core.sae_info import sae_info
+    from spectrascope.core.analysis.sae_info import sae_info
 
     session = _load_session(args)
     infos = [sae_info(session, role) for role in session.saes]
@@ -615,8 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
-        from spectrascope.core.models import ModelUnavailable
-        from spectrascope.core.session import PromptError
+        from spectrascope.core.engine.models import ModelUnavailable
+        from spectrascope.core.engine.session import PromptError
 
         if isinstance(exc, (ModelUnavailable, PromptError, ValueError)):
             print(f"spectrascope: {exc}", file=sys.stderr)

@@ -40,8 +40,8 @@ def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], 
 
 
 def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], Any]) -> int:
-    from spectrascope.core.contrast import ContrastSettings, PromptSetError, default_sets, load_prompts
-    from spectrascope.core import pairing
+    from spectrascope.core.analysis.contrast import ContrastSettings, PromptSetError, default_sets, load_prompts
+    from spectrascope.core.analysis import pairing
 
     default_c, default_n = default_sets()
     try:
@@ -90,7 +90,7 @@ def print_tables(result: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from spectrascope.core.contrast import RATE_DEFINITION
+    from spectrascope.core.analysis.contrast import RATE_DEFINITION
     from spectrascope.core.text import one_line
 
     console = headless_console()

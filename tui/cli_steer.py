@@ -28,7 +28,7 @@ def _strengths(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--sweep wants numbers separated by commas, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError(f"--sweep wants finite numbers, got {text!r}")
-    from spectrascope.core.steering import SteeringError, check_strength
+    from spectrascope.core.analysis.steering import SteeringError, check_strength
 
     try:
         return [check_strength(v, "--sweep multiplier") for v in values]
@@ -81,8 +81,8 @@ def _fail(text: str) -> int:
 
 
 def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], Any]) -> int:
-    from spectrascope.core.knobs import SamplingSettings
-    from spectrascope.core import steering as st
+    from spectrascope.core.stats.knobs import SamplingSettings
+    from spectrascope.core.analysis import steering as st
 
     # Everything that needs no model is checked before the (slow) load.
     if not args.feature:

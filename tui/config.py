@@ -65,7 +65,7 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     if folder is not None and (not isinstance(folder, str) or not folder.strip()):
         raise ValueError(f"Config file {path}, [export] folder: give a folder path as a string, not {folder!r}.")
     if "knobs" in data:
-        from spectrascope.core.knobs import SamplingSettings
+        from spectrascope.core.stats.knobs import SamplingSettings
 
         try:
             SamplingSettings.from_dict(data["knobs"])

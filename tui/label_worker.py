@@ -37,7 +37,7 @@ class LabelWorker:
 
     @work(thread=True, exit_on_error=False, group="labels")
     def _label_worker(self, session, wanted: dict[str, list[int]]) -> None:
-        from spectrascope.core.labels import compute_labels
+        from spectrascope.core.engine.labels import compute_labels
 
         try:
             compute_labels(session.labels, wanted)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 
 @dataclass

@@ -17,7 +17,7 @@ from textual.widgets import Input, Static
 
 def choices_text() -> Text:
     """The presets and what the local HF cache holds, as the `saes` command lists them."""
-    from spectrascope.core.saes import PRESETS, cached_releases
+    from spectrascope.core.engine.saes import PRESETS, cached_releases
 
     text = Text("presets:\n", style="grey50")
     for name, spec in PRESETS.items():
@@ -66,7 +66,7 @@ class SAEPickerScreen(ModalScreen[tuple[str, Any] | None]):
 
     @on(Input.Submitted, "#picker-spec")
     def _chosen(self, event: Input.Submitted) -> None:
-        from spectrascope.core.saes import parse_role_spec
+        from spectrascope.core.engine.saes import parse_role_spec
 
         try:
             role, spec = parse_role_spec(event.value)

@@ -41,7 +41,7 @@ SHOTS = [
 
 
 async def shoot(out: Path, size: tuple[int, int] = (130, 42), only: set[str] | None = None) -> None:
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from spectrascope.tui.app import SpectrascopeApp
     from spectrascope.tui.pilot import until
 
@@ -68,7 +68,7 @@ async def shoot(out: Path, size: tuple[int, int] = (130, 42), only: set[str] | N
 
 async def shoot_demo(script: Path, out: Path, size: tuple[int, int]) -> None:
     """Play a demo script with its pauses skipped and save the screen at the end of each caption's steps."""
-    from spectrascope.core.session import Session
+    from spectrascope.core.engine.session import Session
     from spectrascope.tui.app import SpectrascopeApp
     from spectrascope.tui.demo import load_demo, play
     from spectrascope.tui.pilot import until

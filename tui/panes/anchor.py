@@ -29,7 +29,7 @@ from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.text_field import TextField
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 KIND_STYLE = {"on": "bold green", "up": "green", "off": "bold red", "down": "red"}
 
@@ -233,8 +233,8 @@ class AnchorPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="anchor")
     def _anchor(self, session: SessionAPI, key: tuple, basis: Any) -> None:
-        from spectrascope.core.anchoring import anchor_report
-        from spectrascope.core.navigator import navigator, reference_basis
+        from spectrascope.core.analysis.anchoring import anchor_report
+        from spectrascope.core.analysis.navigator import navigator, reference_basis
 
         prompt, system, systems = key
         try:
@@ -319,8 +319,8 @@ class AnchorPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="anchor-drift")
     def _drift(self, session: SessionAPI, run_id: int, cancel: threading.Event, system: str, question: str) -> None:
-        from spectrascope.core.drift import cached_drift
-        from spectrascope.core.session import Cancelled
+        from spectrascope.core.analysis.drift import cached_drift
+        from spectrascope.core.engine.session import Cancelled
 
         def progress(text: str, fraction: float | None) -> None:
             self.post_message(DriftProgress(run_id, text, fraction))

@@ -21,7 +21,7 @@ from spectrascope.tui.errors import describe
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 
 @dataclass
@@ -184,7 +184,7 @@ class LayersPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers-tuned")
     def _tuned_worker(self, session: SessionAPI) -> None:
-        from spectrascope.core.tuned_lens import tuned_lens
+        from spectrascope.core.analysis.tuned_lens import tuned_lens
 
         def say(text: str, frac: float | None) -> None:
             self.post_message(TunedProgress(text))  # post_message is thread-safe
@@ -223,7 +223,7 @@ class LayersPane(Vertical):
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
     def _lens(self, session: SessionAPI, key: tuple[str, int, bool], stream: Any = None, tuned: Any = None) -> None:
         """The table at one token: a forward unless this prompt's stream is kept."""
-        from spectrascope.core.lens import lens_table, read_stream
+        from spectrascope.core.analysis.lens import lens_table, read_stream
 
         try:
             stream = stream or read_stream(session, key[0])
@@ -235,7 +235,7 @@ class LayersPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers-grid")
     def _settled(self, session: SessionAPI, stream: Any, tuned: Any = None) -> None:
-        from spectrascope.core.lens import lens_grid
+        from spectrascope.core.analysis.lens import lens_grid
 
         key = (stream.prompt, tuned is not None)
         try:

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 
-from spectrascope.core.knobs import SamplingSettings
+from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
@@ -32,7 +32,7 @@ from spectrascope.tui.widgets.step_strip import step_strip_text
 from spectrascope.tui.widgets.text_field import TextField
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 TOP_K_STEPS = [None, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000]
 STRIP_STEPS = 40  # the strip reports at most the newest this many steps (more never fit a line)
@@ -137,7 +137,7 @@ class LogitsPane(LabelWorker, Vertical):
     def export(self, folder) -> list:
         """The core report of what is shown (distribution, steps, current A/B and seeded runs) as JSON,
         and the shown table (the distribution, or the A/B with its system prompt) as CSV."""
-        from spectrascope.core.probe import ab_report, distribution_report, runs_report
+        from spectrascope.core.views.probe import ab_report, distribution_report, runs_report
         from spectrascope.tui.export import ab_rows, distribution_rows, export_files, new_stem
 
         dist = self._distribution()
@@ -148,7 +148,7 @@ class LogitsPane(LabelWorker, Vertical):
         if self.stepper is not None:
             doc["steps"] = [{"id": s.token_id, "token": self.piece(s.token_id), "how": s.how}
                             for s in self.stepper.steps]
-            from spectrascope.core.step_record import step_records
+            from spectrascope.core.analysis.step_record import step_records
 
             labels = self.session.labels if self.session is not None else {}
             doc["generation"] = [r.to_dict() for r in step_records(  # the strip's report, as `logits --features`
@@ -169,7 +169,7 @@ class LogitsPane(LabelWorker, Vertical):
         """A new prompt result: reset stepping and the A/B, keep the knobs and (marked stale) the runs."""
         if result.logits is None:
             return
-        from spectrascope.core.sampling import LogitsView  # torch: loaded with the model, not at start
+        from spectrascope.core.stats.sampling import LogitsView  # torch: loaded with the model, not at start
 
         self.prompt = result.prompt
         self.view = LogitsView(result.logits)
@@ -304,7 +304,7 @@ class LogitsPane(LabelWorker, Vertical):
         if not steps:
             self.records = []
             return
-        from spectrascope.core.step_record import pending_labels, step_records
+        from spectrascope.core.analysis.step_record import pending_labels, step_records
 
         labels = self.session.labels if self.session is not None else {}
         earlier = max(0, len(steps) - STRIP_STEPS)
@@ -347,7 +347,7 @@ class LogitsPane(LabelWorker, Vertical):
                 (f"{row.rank_a or '–'} → {row.rank_b or '–'}", ""), shift, (flag, "yellow"),
             ])
         table.set_rows(cells, [str(r.token_id) for r in comp.rows])
-        from spectrascope.core.probe import ab_summary  # torch is loaded by now: an A/B was computed
+        from spectrascope.core.views.probe import ab_summary  # torch is loaded by now: an A/B was computed
 
         summary = f"A/B: {ab_summary(comp)} · top {comp.top_n}"  # the CLI's line, from one core function
         stale = self.ab_basis.stale_note(self._ab_basis())
@@ -423,7 +423,7 @@ class LogitsPane(LabelWorker, Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
     def _step_worker(self, session: SessionAPI, basis: Basis, stepper, settings, token_id) -> None:
-        from spectrascope.core.generation import Stepper
+        from spectrascope.core.engine.generation import Stepper
 
         try:
             if stepper is None:
@@ -464,8 +464,8 @@ class LogitsPane(LabelWorker, Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
     def _runs_worker(self, session: SessionAPI, basis: Basis, settings, seeds, steps, cancel) -> None:
-        from spectrascope.core.generation import seeded_runs
-        from spectrascope.core.session import Cancelled
+        from spectrascope.core.engine.generation import seeded_runs
+        from spectrascope.core.engine.session import Cancelled
 
         try:
             runs = seeded_runs(session, basis.prompt, settings, seeds, steps, cancel)
@@ -515,7 +515,7 @@ class LogitsPane(LabelWorker, Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logits-generate")
     def _ab_worker(self, session: SessionAPI, basis: Basis, system, settings, top_n) -> None:
-        from spectrascope.core.generation import system_prompt_ab
+        from spectrascope.core.engine.generation import system_prompt_ab
 
         try:
             self.post_message(GenerationDone(basis, ab=system_prompt_ab(session, basis.prompt, system, settings, top_n)))

@@ -39,7 +39,7 @@ from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 CLASS_STYLE = {"sub-feature": "bold green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "grey50"}
 CLASS_COLOR = {"sub-feature": "green", "partial overlap": "yellow", "co-occurring": "cyan", "unrelated": "gray"}
@@ -150,8 +150,8 @@ class PairingPane(Vertical):
 
     def __init__(self, concept: str | Path | None = None, neutral: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
-        from spectrascope.core.contrast import ContrastSettings, default_sets
-        from spectrascope.core.pairing import PairingSettings
+        from spectrascope.core.analysis.contrast import ContrastSettings, default_sets
+        from spectrascope.core.analysis.pairing import PairingSettings
 
         default_c, default_n = default_sets()
         self.concept_path = Path(concept) if concept else default_c
@@ -232,8 +232,8 @@ class PairingPane(Vertical):
                 "anchor": self.anchor, "anchors": list(self.result.anchors) if self.result is not None else None}
 
     def set_state(self, state: dict) -> None:
-        from spectrascope.core.contrast import ContrastSettings
-        from spectrascope.core.pairing import PairingSettings
+        from spectrascope.core.analysis.contrast import ContrastSettings
+        from spectrascope.core.analysis.pairing import PairingSettings
 
         self.concept_path = Path(state.get("concept", self.concept_path))
         self.neutral_path = Path(state.get("neutral", self.neutral_path))
@@ -256,7 +256,7 @@ class PairingPane(Vertical):
         """The full report (anchors, pairings, heatmap, verdict) as JSON and Markdown, its pairs as CSV (ctrl+e)."""
         if self.result is None:
             return []
-        from spectrascope.core.pairing import to_dict, to_markdown
+        from spectrascope.core.analysis.pairing import to_dict, to_markdown
         from spectrascope.tui.export import export_files, new_stem, pairing_rows, write_new
 
         doc = to_dict(self.result)
@@ -292,8 +292,8 @@ class PairingPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-tokens")
     def _token_worker(self, session: SessionAPI, contrast, paths: tuple[Path, Path], role: str, feature: int) -> None:
-        from spectrascope.core.contrast import load_prompts
-        from spectrascope.core.token_view import token_view
+        from spectrascope.core.analysis.contrast import load_prompts
+        from spectrascope.core.analysis.token_view import token_view
 
         try:
             concept, neutral = (load_prompts(p) for p in paths)
@@ -316,7 +316,7 @@ class PairingPane(Vertical):
     def action_next_set(self) -> None:
         """The next shipped concept set with its matched neutral set (core/concept_sets.py); r runs it.
         Other sets: `--concept/--neutral` on the command line or in a saved session."""
-        from spectrascope.core.concept_sets import CONCEPT_SETS
+        from spectrascope.core.analysis.concept_sets import CONCEPT_SETS
 
         sets = list(CONCEPT_SETS.values())
         now = next((i for i, c in enumerate(sets) if c.concept == self.concept_path), -1)
@@ -351,9 +351,9 @@ class PairingPane(Vertical):
     @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-run")
     def _run_worker(self, session: SessionAPI, run_id: int, cancel: threading.Event, paths: tuple[Path, Path],
                     settings: Any, contrast_settings: Any, use_cache: bool, anchors: list[int] | None) -> None:
-        from spectrascope.core.contrast import load_prompts
-        from spectrascope.core.pairing import analyse
-        from spectrascope.core.session import Cancelled
+        from spectrascope.core.analysis.contrast import load_prompts
+        from spectrascope.core.analysis.pairing import analyse
+        from spectrascope.core.engine.session import Cancelled
 
         def progress(text: str, fraction: float | None) -> None:
             self.post_message(PairingProgress(run_id, text, fraction))
@@ -397,7 +397,7 @@ class PairingPane(Vertical):
         self.result = message.result
         self._label_failed = False
         if self.result.settings != self.settings:  # thresholds moved while it ran: classes only
-            from spectrascope.core.pairing import reclassify
+            from spectrascope.core.analysis.pairing import reclassify
 
             self.result = reclassify(self.result, self.settings)
         if self.anchor not in self.result.anchors:
@@ -428,7 +428,7 @@ class PairingPane(Vertical):
     @work(thread=True, exclusive=True, exit_on_error=False, group="pairing-pair")
     def _pair_worker(self, session: SessionAPI, run_id: int, previous: Any, anchors: list[int] | None,
                      settings: Any) -> None:
-        from spectrascope.core.pairing import repair
+        from spectrascope.core.analysis.pairing import repair
 
         try:
             result = repair(session, previous, settings, anchors)
@@ -487,7 +487,7 @@ class PairingPane(Vertical):
             return
         self._draw_header()
         if self.result is not None:
-            from spectrascope.core.pairing import reclassify
+            from spectrascope.core.analysis.pairing import reclassify
 
             self.result = reclassify(self.result, self.settings)  # classes only: no model, no matmul
             self._draw()
@@ -520,13 +520,13 @@ class PairingPane(Vertical):
         self._label_missing()
 
     def _label(self, role: str, feature: int) -> str:
-        from spectrascope.core.labels import PENDING
+        from spectrascope.core.engine.labels import PENDING
 
         return one_line(self.result.labels.get(role, {}).get(feature, PENDING), 60)
 
     # ---- labels of newly listed rows, off the UI thread ----------------------------------------------
     def _label_missing(self) -> None:
-        from spectrascope.core.pairing import unlabelled
+        from spectrascope.core.analysis.pairing import unlabelled
 
         if self.result is None or self.session is None or self.labelling or self._label_failed:
             return
@@ -537,7 +537,7 @@ class PairingPane(Vertical):
 
     @work(thread=True, exit_on_error=False, group="pairing-labels")
     def _label_worker(self, session: SessionAPI, wanted: dict[str, list[int]]) -> None:
-        from spectrascope.core.pairing import labels_for
+        from spectrascope.core.analysis.pairing import labels_for
 
         try:
             labels = labels_for(session, wanted)
@@ -609,7 +609,7 @@ class PairingPane(Vertical):
             for w in (tree, scatter, heat):
                 w.update("")
             return
-        from spectrascope.core.pairing import CLASS_NAMES
+        from spectrascope.core.analysis.pairing import CLASS_NAMES
 
         tree.update(decomposition_tree(self.anchor, self._label("coarse", self.anchor), p,
                                        lambda f: self._label("fine", f), res.settings.max_rows))

@@ -26,7 +26,7 @@ from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.token_strip import token_strip_text
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 ROLES = ("coarse", "fine")
 
@@ -140,7 +140,7 @@ class SpectrumPane(LabelWorker, Vertical):
             return
         from dataclasses import replace
 
-        from spectrascope.core.session import Token
+        from spectrascope.core.engine.session import Token
 
         spectra = stepper.spectra()
         n = min((s.n_tokens for s in spectra.values()), default=len(stepper.ids))  # a step without codes ends it
@@ -262,7 +262,7 @@ class SpectrumPane(LabelWorker, Vertical):
 
     def view(self):
         """The core report this pane renders (the same one `spectrascope spectrum` prints)."""
-        from spectrascope.core.probe import spectrum_view
+        from spectrascope.core.views.probe import spectrum_view
 
         session = self.session
         labels = session.labels if session is not None else {}
@@ -331,7 +331,7 @@ class SpectrumPane(LabelWorker, Vertical):
             return
         card.append("promotes: ", style="grey50")
         if label is None:
-            from spectrascope.core.labels import PENDING
+            from spectrascope.core.engine.labels import PENDING
 
             card.append(f"{self.label_error or PENDING}\n", style="red" if self.label_error else "grey50")
         else:

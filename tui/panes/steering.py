@@ -26,7 +26,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from spectrascope.core.knobs import SamplingSettings
+from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
@@ -37,7 +37,7 @@ from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.text_field import TextField
 
 if TYPE_CHECKING:
-    from spectrascope.core.session_api import SessionAPI
+    from spectrascope.core.engine.interface import SessionAPI
 
 CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
 CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coarse+fine": "yellow", "all": "green"}
@@ -297,7 +297,7 @@ class SteeringPane(Vertical):
         line.update(Text(one_line(f"{note} · g / w regenerates", 300), style="bold yellow"))
 
     def _draw_features(self) -> None:
-        from spectrascope.core.steering import format_strength
+        from spectrascope.core.analysis.steering import format_strength
 
         table = self.query_one("#steer-feature-table", FastTable)
         units = getattr(self.report, "units", {}) or {}
@@ -333,7 +333,7 @@ class SteeringPane(Vertical):
 
     def set_state(self, state: dict) -> None:
         """Restore what get_state saved; a missing key keeps the default, a bad one raises before anything changes."""
-        from spectrascope.core.steering import METHODS, POSITIONS, UNITS, SteerFeature, SteeringError, check_strength
+        from spectrascope.core.analysis.steering import METHODS, POSITIONS, UNITS, SteerFeature, SteeringError, check_strength
 
         features = [SteerFeature(str(f["role"]), int(f["id"]), float(f.get("strength", 1.0)))
                     for f in state.get("features", [])]
@@ -364,7 +364,7 @@ class SteeringPane(Vertical):
     # ---- choosing features ----------------------------------------------------------------------
     @on(Input.Submitted, "#steer-features")
     def _features_submitted(self, event: Input.Submitted) -> None:
-        from spectrascope.core.steering import SteeringError, parse_features, validate_features
+        from spectrascope.core.analysis.steering import SteeringError, parse_features, validate_features
 
         try:
             features = parse_features(event.value)
@@ -392,7 +392,7 @@ class SteeringPane(Vertical):
         self._say(f"{len(self.features)} features{more} · g generate · w sweep · +/- strength of the selected row")
 
     def action_from_pairing(self) -> None:
-        from spectrascope.core.steering import SteerFeature
+        from spectrascope.core.analysis.steering import SteerFeature
 
         if not self.pairing_selection:
             self._say("The Pairing pane has no features selected: run it (F4, r) or type features.", error=True)
@@ -405,7 +405,7 @@ class SteeringPane(Vertical):
         table = self.query_one("#steer-feature-table", FastTable)
         if not self.features:
             return
-        from spectrascope.core.steering import STRENGTH_MAX
+        from spectrascope.core.analysis.steering import STRENGTH_MAX
 
         i = min(table.cursor, len(self.features) - 1)
         f = self.features[i]
@@ -479,7 +479,7 @@ class SteeringPane(Vertical):
     @work(thread=True, exclusive=True, exit_on_error=False, group="steering")
     def _experiment(self, run_id: int, kind: str, session: SessionAPI, basis: Basis, features, options,
                     cancel: threading.Event) -> None:
-        from spectrascope.core.steering import run_experiment
+        from spectrascope.core.analysis.steering import run_experiment
 
         def progress(text: str, fraction: float | None) -> None:
             self.post_message(SteeringProgress(run_id, text, fraction))
@@ -502,7 +502,7 @@ class SteeringPane(Vertical):
         self.busy = False
         self._draw_settings()
         if message.error is not None:
-            from spectrascope.core.session import Cancelled
+            from spectrascope.core.engine.session import Cancelled
 
             if isinstance(message.error, Cancelled):
                 self._say("Cancelled; the model is unsteered again.")

@@ -28,12 +28,8 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedCo
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
 from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SAESwitched, SessionFailed, SessionReady
-from spectrascope.tui.panes.anchor import AnchorPane
-from spectrascope.tui.panes.layers import LayersPane
-from spectrascope.tui.panes.logits import LogitsPane
-from spectrascope.tui.panes.pairing import PairingPane
-from spectrascope.tui.panes.spectrum import SpectrumPane
-from spectrascope.tui.panes.steering import SteeringPane
+from spectrascope.tui.panes import PANES
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.paste import use_inert_paste
 from spectrascope.tui.widgets.text_field import TextField
 from spectrascope.tui.widgets.token_strip import TokenStrip
@@ -57,12 +53,7 @@ class SpectrascopeApp(App):
         Binding("slash,ctrl+l", "focus_prompt", "Prompt"),
         Binding("ctrl+r", "rerun", "Rerun"),
         Binding("f1,question_mark", "help", "Help"),
-        Binding("f2", "show_pane('logits')", "Logits", show=False),
-        Binding("f3", "show_pane('spectrum')", "Spectrum", show=False),
-        Binding("f4", "show_pane('pairing')", "Pairing", show=False),
-        Binding("f5", "show_pane('steering')", "Steering", show=False),
-        Binding("f6", "show_pane('layers')", "Layers", show=False),
-        Binding("f8", "show_pane('anchor')", "Anchor", show=False),
+        *(Binding(p.key, f"show_pane('{p.name}')", p.title, show=False) for p in PANES),
         Binding("ctrl+g", "screenshot", "SVG"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+t", "dismiss_export", "Dismiss the export path", show=False),
@@ -75,17 +66,9 @@ class SpectrascopeApp(App):
     # (title, action, help) for the command palette; every binding above is there too.
     COMMANDS_LIST = [
         ("Help: list every key", "help", "Keys per pane"),
-        ("Show the Logits pane", "show_pane('logits')", "F2"),
-        ("Show the Spectrum pane", "show_pane('spectrum')", "F3"),
-        ("Show the Pairing pane", "show_pane('pairing')", "F4"),
-        ("Show the Steering pane", "show_pane('steering')", "F5"),
-        ("Show the Layers pane (logit lens)", "show_pane('layers')", "F6"),
-        ("Show the Anchor pane (the system prompt in activation space)", "show_pane('anchor')", "F8"),
-        ("Anchor: run the drift experiment", "pane_action('anchor', 'drift')", "d in Anchor"),
+        *((p.about, f"show_pane('{p.name}')", p.key.upper()) for p in PANES),
+        *((title, f"pane_action('{p.name}', '{action}')", key) for p in PANES for title, action, key in p.commands),
         ("Rerun the prompt", "rerun", "ctrl+r"),
-        ("Pairing: run the concept vs neutral contrast", "pane_action('pairing', 'run')", "r in Pairing"),
-        ("Steering: generate all configurations", "pane_action('steering', 'generate')", "g in Steering"),
-        ("Steering: strength sweep", "pane_action('steering', 'sweep')", "w in Steering"),
         ("Save an SVG screenshot", "screenshot", "ctrl+g"),
         ("Export the current pane's tables (CSV/JSON/Markdown) to the export folder", "export", "ctrl+e"),
         ("Dismiss the export path line", "dismiss_export", "ctrl+t"),
@@ -99,6 +82,7 @@ class SpectrascopeApp(App):
     session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # None until loaded
     prompt: reactive[str] = reactive("", init=False, repaint=False)  # as typed, before the debounce
     pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
+    system_prompt: reactive[str] = reactive("", init=False, repaint=False)  # the Logits A/B's, for Anchor
 
     def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
                  restore: dict | None = None, demo: list | None = None, knobs: dict | None = None,
@@ -127,19 +111,10 @@ class SpectrascopeApp(App):
         yield TokenStrip(id="tokens")
         yield Static("", id="caption")  # the demo's caption: what is on screen, for the audience
         with TabbedContent(id="panes"):
-            with TabPane("Logits", id="tab-logits"):
-                yield LogitsPane(id="logits").data_bind(SpectrascopeApp.session)
-            with TabPane("Spectrum", id="tab-spectrum"):
-                yield SpectrumPane(id="spectrum").data_bind(SpectrascopeApp.session)
-            with TabPane("Pairing", id="tab-pairing"):
-                yield PairingPane(id="pairing").data_bind(SpectrascopeApp.session)
-            with TabPane("Steering", id="tab-steering"):
-                yield SteeringPane(id="steering").data_bind(
-                    SpectrascopeApp.session, SpectrascopeApp.prompt, SpectrascopeApp.pairing_selection)
-            with TabPane("Layers", id="tab-layers"):
-                yield LayersPane(id="layers").data_bind(SpectrascopeApp.session)
-            with TabPane("Anchor", id="tab-anchor"):
-                yield AnchorPane(id="anchor").data_bind(SpectrascopeApp.session)
+            for entry in PANES:
+                with TabPane(entry.title, id=f"tab-{entry.name}"):
+                    binds = [getattr(SpectrascopeApp, name) for name in ("session", *entry.binds)]
+                    yield entry.pane_class()(id=entry.name).data_bind(*binds)
         yield Footer()
 
     def get_driver_class(self):
@@ -152,14 +127,13 @@ class SpectrascopeApp(App):
         self.query_one(TabbedContent).query_one(Tabs).can_focus = False
 
         self.register_theme(CONTRAST_THEME)
-        if self._knobs:
-            from spectrascope.core.stats.knobs import SamplingSettings
-
-            self.query_one("#logits", LogitsPane).settings = SamplingSettings.from_dict(self._knobs)
+        if self._knobs:  # the config's [knobs]: the Logits pane's sampling settings
+            self.pane("logits").set_state({"settings": self._knobs})
         if self._restore:
             from spectrascope.tui.session_file import apply_session
 
-            for problem in apply_session(self, self._restore):
+            self.query_one("#prompt", Input).value = self._restore.get("prompt", "")
+            for problem in apply_session(self.panes(), self._restore):
                 self.notify(problem, severity="warning")
         self.query_one("#caption", Static).display = False
         self.query_one("#export-note", Static).display = False
@@ -271,8 +245,7 @@ class SpectrascopeApp(App):
             return  # a newer prompt is on its way; never show a stale result
         self.result = result
         self.query_one("#tokens", TokenStrip).show([t.text for t in result.tokens])
-        for pane in (self.query_one("#logits", LogitsPane), self.query_one("#spectrum", SpectrumPane),
-                     self.query_one("#layers", LayersPane), self.query_one("#anchor", AnchorPane)):
+        for pane in self.panes().values():
             pane.show_result(result)
         note = f"{len(result.tokens)} tokens · {result.seconds * 1000:.0f} ms"
         if result.truncated:
@@ -283,15 +256,29 @@ class SpectrascopeApp(App):
         if message.run_id == self._run_id:
             self.set_status(describe(message.error), error=True)
 
-    def on_pairing_pane_show_screen(self, message: PairingPane.ShowScreen) -> None:
+    # ---- what one pane tells the others (messages up, attributes down) ------------------------------
+    def panes(self) -> dict[str, Pane]:
+        """The panes by name, in registry order."""
+        return {entry.name: self.pane(entry.name) for entry in PANES}
+
+    def pane(self, name: str) -> Pane:
+        return self.query_one(f"#{name}", Pane)
+
+    @on(Pane.ShowScreen)  # decorated: a pane's own subclass of the message lands here too
+    def _show_screen(self, message: Pane.ShowScreen) -> None:
         self.push_screen(message.screen)
 
-    def on_pairing_pane_selection_changed(self, message: PairingPane.SelectionChanged) -> None:
-        self.pairing_selection = message.features
+    @on(Pane.Shared)
+    def _shared(self, message: Pane.Shared) -> None:
+        """A pane's value the others read (the Pairing selection, the A/B's system prompt) becomes the
+        app's reactive of that name, which the panes that want it are data-bound to."""
+        setattr(self, message.name, message.value)
 
-    def on_logits_pane_stepped(self, message: LogitsPane.Stepped) -> None:
+    @on(Pane.Stepped)
+    def _stepped(self, message: Pane.Stepped) -> None:
         if self.result is not None and message.prompt == self.result.prompt:  # else a newer prompt shows
-            self.query_one("#spectrum", SpectrumPane).show_generation(self.result, message.stepper)
+            for pane in self.panes().values():
+                pane.show_generation(self.result, message.stepper)
 
     # ---- navigation, help, export --------------------------------------------------------------
     def get_system_commands(self, screen):
@@ -308,18 +295,13 @@ class SpectrascopeApp(App):
         from spectrascope.tui.help import HelpScreen, with_enter
 
         sections = [("Everywhere", with_enter("Everywhere", self, self.BINDINGS))]
-        for pane in self.query(".pane"):
-            title = getattr(pane, "pane_title", str(pane.id).title())
-            sections.append((title, with_enter(title, pane, pane.BINDINGS)))
+        for pane in self.panes().values():
+            sections.append((pane.pane_title, with_enter(pane.pane_title, pane, pane.BINDINGS)))
         self.push_screen(HelpScreen(sections))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-layers":  # the lens costs a forward: it runs only when on screen
-            self.query_one("#layers", LayersPane).refresh_lens()
-        if event.pane.id == "tab-anchor":  # two runs and the navigator: only when on screen
-            anchor = self.query_one("#anchor", AnchorPane)
-            anchor.offer_system(self.query_one("#logits-system", Input).value)  # the A/B's, if its own is empty
-            anchor.refresh_anchor()
+        # Panes whose work costs forwards (the lens, the anchor) run it only when they are seen.
+        self.pane(str(event.pane.id).removeprefix("tab-")).shown()
 
     def show_caption(self, text: str) -> None:
         caption = self.query_one("#caption", Static)
@@ -386,7 +368,7 @@ class SpectrascopeApp(App):
         is hidden and hands focus to a field beside it, and focusing that field would
         switch the tabs back (a key typed then lands in that field).
         """
-        target = getattr(self.current_pane(), "focus_target", None)
+        target = self.current_pane().focus_target
         if target:
             widget = self.query_one(target)
             widget.screen.set_focus(widget)
@@ -400,9 +382,8 @@ class SpectrascopeApp(App):
         self.action_show_pane(pane)
         self.call_after_refresh(lambda: self.query_one(f"#{pane}").run_action(action))
 
-    def current_pane(self) -> Any:
-        tabs = self.query_one(TabbedContent)
-        return self.query_one(f"#{tabs.active.removeprefix('tab-')}")
+    def current_pane(self) -> Pane:
+        return self.pane(self.query_one(TabbedContent).active.removeprefix("tab-"))
 
     def action_screenshot(self) -> None:
         pane = self.query_one(TabbedContent).active.removeprefix("tab-")
@@ -413,14 +394,9 @@ class SpectrascopeApp(App):
     def action_export(self) -> None:
         from spectrascope.tui.export import export_folder, export_note
 
-        pane = self.current_pane()
-        export = getattr(pane, "export", None)
-        if export is None:
-            self.set_status("This pane has nothing to export yet.")
-            return
         folder = export_folder(self.output_dir, self.export_dir)
         try:
-            paths = export(folder)
+            paths = self.current_pane().export(folder)
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.set_status(describe(exc), error=True)
             return
@@ -441,8 +417,10 @@ class SpectrascopeApp(App):
     def action_save_session(self) -> None:
         from spectrascope.tui.session_file import save_session
 
+        model = self.session.model.spec.name if self.session is not None else None
+        path = self.output_dir / f"spectrascope-session-{time.strftime('%Y%m%d-%H%M%S')}.json"
         try:
-            path = save_session(self, self.output_dir / f"spectrascope-session-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            path = save_session(path, self.query_one("#prompt", Input).value, model, self.panes())
         except Exception as exc:  # noqa: BLE001
             self.set_status(describe(exc), error=True)
             return

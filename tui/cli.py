@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                           ("anchor", cmd_anchor), ("drift", cmd_drift), ("saes", cmd_saes)):
         sub.choices[name].set_defaults(handler=handler)
     from spectrascope.tui import cli_contrast, cli_steer
+    from spectrascope.tui.commands import add_commands
+
+    # The views' subcommands (tui/commands/): the Spec from the arguments, build, print the Report.
+    add_commands(sub, _sub_model_args, lambda args, progress=None: _load_session(args, progress))
 
     for module in (cli_contrast, cli_steer):  # subcommands with their own module: add_parser + run
         module.add_parser(sub, _sub_model_args).set_defaults(handler=lambda args, m=module: m.run(args, _load_session))

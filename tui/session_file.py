@@ -15,34 +15,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from spectrascope.core.assets import atomic_write
 
 if TYPE_CHECKING:
-    from spectrascope.tui.app import SpectrascopeApp
+    from spectrascope.tui.panes.base import Pane
 
 VERSION = 2
 
 
-def collect(app: SpectrascopeApp) -> dict[str, Any]:
-    from textual.widgets import Input
-
-    state: dict[str, Any] = {
-        "version": VERSION,
-        "prompt": app.query_one("#prompt", Input).value,
-        "model": app.session.model.spec.name if app.session is not None else None,
-        "panes": {},
-    }
-    for pane in app.query(".pane"):
-        get_state = getattr(pane, "get_state", None)
-        if get_state is not None and pane.id:
-            state["panes"][pane.id] = get_state()
-    return state
+def collect(prompt: str, model: str | None, panes: Mapping[str, Pane]) -> dict[str, Any]:
+    """The session document: the prompt, the model's name and each pane's state (its `get_state`)."""
+    return {"version": VERSION, "prompt": prompt, "model": model,
+            "panes": {name: pane.get_state() for name, pane in panes.items()}}
 
 
-def save_session(app: SpectrascopeApp, path: Path) -> Path:
-    return atomic_write(path, json.dumps(collect(app), indent=1, ensure_ascii=False))
+def save_session(path: Path, prompt: str, model: str | None, panes: Mapping[str, Pane]) -> Path:
+    return atomic_write(path, json.dumps(collect(prompt, model, panes), indent=1, ensure_ascii=False))
 
 
 def load_session_file(path: str | Path) -> dict[str, Any]:
@@ -61,20 +51,17 @@ def load_session_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_session(app: SpectrascopeApp, data: dict[str, Any]) -> list[str]:
-    """Restore prompt and pane states; returns messages for settings that could not be applied."""
-    from textual.widgets import Input
-
+def apply_session(panes: Mapping[str, Pane], data: dict[str, Any]) -> list[str]:
+    """Restore each pane's state (the caller restores the prompt); returns messages for settings that
+    could not be applied."""
     problems = []
-    app.query_one("#prompt", Input).value = data.get("prompt", "")
-    for pane_id, state in data.get("panes", {}).items():
-        panes = app.query(f"#{pane_id}") if str(pane_id).isidentifier() else []
-        set_state = getattr(panes[0], "set_state", None) if panes else None
-        if set_state is None:
-            problems.append(f"no pane {pane_id!r} to restore")
+    for name, state in data.get("panes", {}).items():
+        pane = panes.get(name)
+        if pane is None:
+            problems.append(f"no pane {name!r} to restore")
             continue
         try:
-            set_state(state)
+            pane.set_state(state)
         except (ValueError, TypeError, KeyError) as exc:
-            problems.append(f"{pane_id}: {exc}")
+            problems.append(f"{name}: {exc}")
     return problems

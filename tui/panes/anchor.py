@@ -24,6 +24,7 @@ from textual.widgets import Input, ProgressBar, Static
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 from spectrascope.tui.widgets.text_field import TextField
@@ -105,7 +106,7 @@ def _draw_drift(plt: Any, rep: Any) -> str:
     return plt.build()
 
 
-class AnchorPane(Vertical):
+class AnchorPane(Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#anchor-table"
     pane_title = "Anchor"
@@ -215,6 +216,12 @@ class AnchorPane(Vertical):
     def _submitted(self) -> None:
         self.refresh_anchor()
         self.query_one("#anchor-table", FastTable).focus()
+
+    system_prompt: reactive[str] = reactive("", init=False, repaint=False)  # the Logits A/B's, from the app
+
+    def shown(self) -> None:
+        self.offer_system(self.system_prompt)  # the A/B's, if this pane's own is empty
+        self.refresh_anchor()  # two runs and the navigator: only when on screen
 
     def refresh_anchor(self) -> None:
         if self.result is None or self.session is None:

@@ -65,6 +65,27 @@ class Pane(Vertical):
         error: BaseException | None = None
         cancelled: bool = False
 
+    # Messages up to the app (they bubble); the app hands what they carry to the panes that want it.
+    @dataclass
+    class ShowScreen(Message):
+        """Push this screen (a feature card, a token view) over the app."""
+
+        screen: Any
+
+    @dataclass
+    class Shared(Message):
+        """A value other panes read: the app sets its reactive `name` (the panes that want it bind to it)."""
+
+        name: str  # "pairing_selection", "system_prompt"
+        value: Any
+
+    @dataclass
+    class Stepped(Message):
+        """The Logits pane's generation moved (a step or a step back) on `prompt`."""
+
+        prompt: str
+        stepper: Any  # core.engine.generation.Stepper
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._jobs: dict[str, _Job] = {}
@@ -159,6 +180,9 @@ class Pane(Vertical):
     def shown(self) -> None:
         """The pane's tab was just selected; panes whose work waits until they are seen override it."""
 
+    def show_generation(self, result: Any, stepper: Any) -> None:
+        """The Logits pane's generation of `result`'s prompt moved; the Spectrum follows it."""
+
     # ---- session file and export ----------------------------------------------------------------------
     def get_state(self) -> dict:
         """The pane's settings (its Spec) as a session-file section."""
@@ -167,7 +191,7 @@ class Pane(Vertical):
     def set_state(self, state: dict) -> None:
         """Apply a session-file section; a key it lacks keeps its default."""
 
-    def export_doc(self) -> tuple[dict, list[list] | None, str] | None:
+    def export_doc(self) -> tuple[dict, list[dict] | None, str] | None:
         """(report as JSON-ready dict, CSV rows or None, WHAT for the file name); None: nothing shown yet."""
         return None
 

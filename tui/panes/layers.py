@@ -18,6 +18,7 @@ from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def settled_spans(settled: tuple[bool, ...], shown: range, position: int) -> tup
                   "bold yellow" if i == position else ("green" if settled[i] else "grey30")) for i in shown)
 
 
-class LayersPane(Vertical):
+class LayersPane(Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#layers-table"
     pane_title = "Layers"
@@ -154,6 +155,9 @@ class LayersPane(Vertical):
     def is_on_screen(self) -> bool:
         # An inactive tab's pane (or an ancestor) has display off; no need to ask the app.
         return self.is_mounted and all(node.display for node in self.ancestors_with_self if hasattr(node, "display"))
+
+    def shown(self) -> None:
+        self.refresh_lens()  # the lens costs a forward: it runs only when on screen
 
     def refresh_lens(self) -> None:
         if self.result is None or self.session is None:

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Input, Static
 from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
 from spectrascope.tui.stale import Basis
 from spectrascope.tui.widgets.bars import bar
@@ -55,7 +56,7 @@ class GenerationDone(Message):
     error: BaseException | None = None
 
 
-class LogitsPane(LabelWorker, Vertical):
+class LogitsPane(LabelWorker, Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#logits-table"
     pane_title = "Logits"
@@ -75,12 +76,8 @@ class LogitsPane(LabelWorker, Vertical):
         Binding("0", "reset_knobs", "Reset", show=False),
     ]
 
-    @dataclass
-    class Stepped(Message):
+    class Stepped(Pane.Stepped):
         """The stepper moved (a step or a step back) on `prompt`: the app hands it to the Spectrum pane."""
-
-        prompt: str
-        stepper: Any
 
     top_n = 20
     n_runs = 5
@@ -489,7 +486,8 @@ class LogitsPane(LabelWorker, Vertical):
             self._start_ab()
 
     @on(Input.Changed, "#logits-system")
-    def _system_changed(self) -> None:
+    def _system_changed(self, event: Input.Changed) -> None:
+        self.post_message(Pane.Shared("system_prompt", event.value))  # the Anchor pane offers it
         if self.ab_on:
             self._draw_ab()  # the shown A/B may now be for another system prompt
 

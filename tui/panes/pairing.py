@@ -35,6 +35,7 @@ from textual.widgets import ProgressBar, Static
 from spectrascope.core.text import one_line
 from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.widgets.fast_table import Column, FastTable
 
@@ -117,7 +118,7 @@ def heat_strip(matrix, row_ids, col_ids) -> Text:
     return text
 
 
-class PairingPane(Vertical):
+class PairingPane(Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#pairing-anchors"
     pane_title = "Pairing"
@@ -136,17 +137,18 @@ class PairingPane(Vertical):
     ]
     session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
-    @dataclass
-    class SelectionChanged(Message):
+    class SelectionChanged(Pane.Shared):
         """The shown anchor and its sub-features: (("coarse", a), ("fine", f), ...); () before a run."""
 
-        features: tuple[tuple[str, int], ...]
+        def __init__(self, features: tuple[tuple[str, int], ...]):
+            super().__init__("pairing_selection", features)
 
-    @dataclass
-    class ShowScreen(Message):
+        @property
+        def features(self) -> tuple[tuple[str, int], ...]:
+            return self.value
+
+    class ShowScreen(Pane.ShowScreen):
         """A screen for the app to push (panes never reach into the app)."""
-
-        screen: Any
 
     def __init__(self, concept: str | Path | None = None, neutral: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)

@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
 from spectrascope.tui.widgets.analyzer import SCALES, Analyzer, band_of, band_values, feature_window
 from spectrascope.tui.widgets.fast_table import Column, FastTable
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 ROLES = ("coarse", "fine")
 
 
-class SpectrumPane(LabelWorker, Vertical):
+class SpectrumPane(LabelWorker, Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#spectrum-table"
     pane_title = "Spectrum"

@@ -30,6 +30,7 @@ from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.plots import blank_figure
 from spectrascope.tui.errors import describe
+from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.messages import RunProgress
 from spectrascope.tui.stale import Basis
 from spectrascope.tui.token_wrap import Unit, marker, wrapped_text
@@ -177,7 +178,7 @@ class RunColumn(Static):
         self.update(text)
 
 
-class SteeringPane(Vertical):
+class SteeringPane(Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#steer-feature-table"
     pane_title = "Steering"

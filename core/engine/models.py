@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from spectrascope.core.engine import gemma_scope_2
 from spectrascope.core.engine.embedded import EMBEDDED_NAME, Progress, _quiet, ensure_embedded_model
 
 
@@ -60,12 +61,30 @@ PRESETS: dict[str, ModelSpec] = {
         saes=(("coarse", "gemma-scope-2b-16k"), ("fine", "gemma-scope-2b-262k")),
     ),
 }
+def _gemma_3(size: str, chat: bool) -> ModelSpec:
+    """Gemma 3 of `size` (pretrained or -it) with Gemma Scope 2's 16k (coarse) and 262k (fine) SAEs."""
+    variant = "it" if chat else "pt"
+    repo = f"google/gemma-3-{size}-{variant}" if chat or size != "270m" else "google/gemma-3-270m"
+    return ModelSpec(f"gemma-3-{size}-{variant}", repo, default_layer=gemma_scope_2.LAYERS[size], chat=chat,
+                     neuronpedia_model=f"gemma-3-{size}" + ("-it" if chat else ""),
+                     saes=tuple((role, gemma_scope_2.sae_preset(size, variant, width))
+                                for role, width in (("coarse", "16k"), ("fine", "262k"))))
+
+
+# "gemma-3-270m" is the embedded (Q4_K_M, dequantised) model; "gemma-3-270m-pt" is Google's bf16 one.
+PRESETS.update({spec.name: spec for size in gemma_scope_2.LAYERS
+                for spec in (_gemma_3(size, False), _gemma_3(size, True))})
 DEFAULT_MODEL = EMBEDDED_NAME
 
 # A local folder whose config.json matches one of these (architecture, hidden size, layers) is
 # that preset (its layer, SAEs and Neuronpedia model); "-it" in its path picks the chat variant.
 KNOWN_FOLDERS: dict[tuple[str, int, int], tuple[str, str]] = {
     ("Gemma2ForCausalLM", 2304, 26): ("gemma-2-2b", "gemma-2-2b-it"),
+    ("Gemma3ForCausalLM", 1152, 26): ("gemma-3-1b-pt", "gemma-3-1b-it"),
+    # 4B and up are multimodal checkpoints; their text model is what spectrascope reads
+    ("Gemma3ForConditionalGeneration", 2560, 34): ("gemma-3-4b-pt", "gemma-3-4b-it"),
+    ("Gemma3ForConditionalGeneration", 3840, 48): ("gemma-3-12b-pt", "gemma-3-12b-it"),
+    ("Gemma3ForConditionalGeneration", 5376, 62): ("gemma-3-27b-pt", "gemma-3-27b-it"),
 }
 
 

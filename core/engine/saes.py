@@ -2,9 +2,11 @@
 
 Every route returns a sae-lens `SAE`, so `encode`/`decode` are sae-lens' own.
 Pretrained releases are loaded only when their files are already in the local
-Hugging Face cache: `SAE.from_pretrained` makes network calls even offline, so
-for Gemma Scope (params.npz) releases we read the cached file ourselves; anything
-missing raises `SAEUnavailable` with instructions instead of hanging on the network.
+Hugging Face cache: `SAE.from_pretrained` makes network calls even offline (its Gemma 3
+loader reads tensor shapes with HTTP range requests even for a cached file), so for
+Gemma Scope (params.npz) and Gemma Scope 2 (params.safetensors) releases we read the
+cached file ourselves; anything missing raises `SAEUnavailable` with instructions
+instead of hanging on the network.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from spectrascope.core.assets import SAES_DIR
+from spectrascope.core.engine import gemma_scope_2
 
 
 
@@ -74,33 +77,58 @@ PRESETS: dict[str, SAESpec] = {
                                           sae_id="layer_12/width_262k/average_l0_121"),
 }
 
+PRESETS.update({  # the Gemma 3 presets' SAEs (core/engine/gemma_scope_2.py)
+    gemma_scope_2.sae_preset(size, variant, width): SAESpec(
+        "pretrained", release=f"gemma-scope-2-{size}-{variant}-res", sae_id=f"layer_{layer}_width_{width}_l0_medium")
+    for size, layer in gemma_scope_2.LAYERS.items() for variant in ("pt", "it") for width in ("16k", "262k")})
+
 CATALOG_RELEASES = ("gemma-scope-2b-pt-res", "gemma-scope-2b-pt-res-canonical")
 
 
-def cached_releases(releases=CATALOG_RELEASES, cache_dir: str | None = None) -> list[dict[str, Any]]:
-    """Every SAE of `releases` whose weights are in the local Hugging Face cache (offline), with the
-    layer, width and L0 its id names."""
-    import re
+def residual_releases() -> tuple[str, ...]:
+    """The residual-stream releases spectrascope can read: Gemma Scope 2B, and every Gemma Scope 2
+    `-res` / `-res-all` release of sae-lens' registry (all Gemma 3 sizes, pretrained and -it)."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
+    gemma_scope_2 = sorted(r for r in get_pretrained_saes_directory()
+                           if r.startswith("gemma-scope-2-") and re.search(r"-res(-all)?$", r))
+    return CATALOG_RELEASES + tuple(gemma_scope_2)
+
+
+def cached_releases(releases: tuple[str, ...] | None = None, cache_dir: str | None = None) -> list[dict[str, Any]]:
+    """Every SAE of `releases` (default: `residual_releases()`) whose weights are in the local Hugging Face
+    cache (offline), with the layer, width and L0 its id names."""
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     directory = get_pretrained_saes_directory()
     out = []
-    for release in releases:
+    for release in residual_releases() if releases is None else releases:
         lookup = directory.get(release)
-        if lookup is None:
-            continue
+        if lookup is None or not _repo_in_cache(lookup.repo_id, cache_dir):
+            continue  # one folder check instead of one per SAE of a release that is not here at all
         for sae_id, path in lookup.saes_map.items():
             if _release_files_cached(lookup, path, cache_dir):
-                found = {k: m.group(1) for k, pat in (("layer", r"layer_(\d+)"), ("width", r"width_(\w+?)/"),
-                                                      ("l0", r"average_l0_(\d+)"))
+                found = {k: m.group(1) for k, pat in (("layer", r"layer_(\d+)"), ("width", r"width_(\w+?)[/_]"),
+                                                      ("l0", r"(?:average_l0|l0)_(\w+?)/"))
                          if (m := re.search(pat, sae_id + "/"))}
                 out.append({"release": release, "sae_id": sae_id, "spec": f"{release}/{sae_id}", **found})
     return out
 
 
+def _repo_in_cache(repo_id: str, cache_dir: str | None = None) -> bool:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return (Path(cache_dir or HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}").is_dir()
+
+
+def _params_file(lookup) -> str | None:
+    """The one file a Gemma Scope release's SAE is (None: a sae-lens-format release)."""
+    return {"gemma_2": "params.npz", "gemma_3": "params.safetensors"}.get(lookup.conversion_func)
+
+
 def _release_files_cached(lookup, path: str, cache_dir: str | None = None) -> bool:
-    names = ("params.npz",) if lookup.conversion_func == "gemma_2" else ("cfg.json", "sae_weights.safetensors")
+    params = _params_file(lookup)
+    names = (params,) if params else ("cfg.json", "sae_weights.safetensors")
     return all(_hub_file_in_cache(lookup.repo_id, f"{path}/{n}", cache_dir) for n in names)
 
 
@@ -214,10 +242,12 @@ def _hook_from_path(folder: Path) -> str:
     """Gemma Scope lays residual SAEs out as .../gemma-scope-*-res/layer_N/width_*/...: the hook is layer N's
     residual. Attention and MLP releases read elsewhere, so their hook must be given."""
     text = str(folder.resolve())
-    layer = re.findall(r"(?:^|/)layer_(\d+)(?:/|$)", text)
-    if not layer or re.search(r"-(att|mlp|transcoder)", text):
+    # Gemma Scope: .../layer_12/width_16k/...; Gemma Scope 2: .../resid_post/layer_9_width_16k_l0_medium
+    layer = re.findall(r"(?:^|/)layer_(\d+)(?:/|_width|$)", text)
+    if not layer or re.search(r"-(att|mlp|transcoder)|(?:^|/)(attn_out|mlp_out|transcoder\w*|clt\w*)(?:/|$)", text):
         raise ValueError(f"Cannot tell which hook the Gemma Scope SAE in {folder} reads (no residual "
-                         "layer_N in its path): give it as PATH@LAYER or PATH@blocks.N.hook_resid_post.")
+                         "layer_N in its path): give it as PATH@LAYER or PATH@blocks.N.hook_resid_post "
+                         f"(`--sae coarse={folder}@LAYER`).")
     return f"blocks.{int(layer[-1])}.hook_resid_post"
 
 
@@ -365,15 +395,25 @@ def _hub_file_in_cache(repo_id: str, filename: str, cache_dir: str | None = None
     return hit if isinstance(hit, str) else None
 
 
-def _unavailable(spec: SAESpec, repo_id: str, path: str) -> SAEUnavailable:
+def _unavailable(spec: SAESpec, repo_id: str, path: str, file: str = "params.npz") -> SAEUnavailable:
     return SAEUnavailable(
         f"SAE {spec.release} / {spec.sae_id} is not in the local Hugging Face cache "
-        f"(looked for {repo_id}:{path}/params.npz; HF cache: $HF_HOME or ~/.cache/huggingface). "
+        f"(looked for {repo_id}:{path}/{file}; HF cache: $HF_HOME or ~/.cache/huggingface). "
         "spectrascope never downloads implicitly. To get it: run once online with "
         f"`hf download {repo_id} --include '{path}/*'` (the Gemma Scope repos are "
         "gated: accept the license and `hf auth login` first), or point HF_HOME at a cache "
-        "that has it, or pass the downloaded folder as SAESpec(kind='gemma_scope_folder', path=...)."
+        f"that has it, or pass the downloaded folder: `--sae ROLE=/path/to/{path.rsplit('/', 1)[-1]}`."
     )
+
+
+def gemma_scope_2_hook(path: str) -> str:
+    """The hook a Gemma Scope 2 SAE reads, from its path in the release (`resid_post/layer_9_width_…`).
+    Only residual-stream SAEs: attention, MLP and transcoder SAEs read and write other hooks."""
+    layer = re.search(r"layer_(\d+)", path)
+    if layer is None or not path.startswith("resid_post"):
+        raise SAEUnavailable(f"{path} is not a residual-stream SAE: spectrascope reads the residual stream "
+                             "(the gemma-scope-2-…-res and -res-all releases).")
+    return f"blocks.{int(layer[1])}.hook_resid_post"
 
 
 def _load_pretrained_cached(spec: SAESpec, device: str, dtype: str | None):
@@ -385,6 +425,13 @@ def _load_pretrained_cached(spec: SAESpec, device: str, dtype: str | None):
     path = lookup.saes_map.get(spec.sae_id)
     if path is None:
         raise SAEUnavailable(f"release {spec.release!r} has no SAE id {spec.sae_id!r}")
+    if lookup.conversion_func == "gemma_3":  # Gemma Scope 2: the hook from the path, the shapes from the file
+        hook = gemma_scope_2_hook(path)
+        hit = _hub_file_in_cache(lookup.repo_id, f"{path}/params.safetensors")
+        if hit is None:
+            raise _unavailable(spec, lookup.repo_id, path, "params.safetensors")
+        return load_gemma_scope_folder(Path(hit).parent, device=device, dtype=dtype, hook_name=hook,
+                                       model_name=lookup.model)
     if lookup.conversion_func == "gemma_2":
         hit = _hub_file_in_cache(lookup.repo_id, f"{path}/params.npz")
         if hit is None:

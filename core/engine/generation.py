@@ -171,6 +171,15 @@ class Stepper:
             _, self._cache, _ = self._forward(self.ids, self.session.new_cache())
         return last
 
+    def branch(self) -> "Stepper":
+        """A copy with its own steps and logits that shares this Stepper's KV cache (no cache copy): one of
+        the two may move on, and the other must then be dropped or `unshare`d (its cache moved too)."""
+        return replace(self, steps=list(self.steps), _views=list(self._views))
+
+    def unshare(self) -> None:
+        """Forget the cache a branch moved on with: the next step rebuilds it from the ids."""
+        self._cache = None
+
     def fork(self, seed: int | None = None) -> "Stepper":
         """An independent copy (cache included) to continue differently, optionally with another seed."""
         settings = self.settings if seed is None else replace(self.settings, seed=int(seed))
@@ -303,9 +312,11 @@ def system_prompt_ab(
 
     if not system:
         raise PromptError("The system prompt is empty: type one to compare against.")
-    # Only the logits matter here: no SAE codes, and the cheapest residual capture.
-    a = session.run(Request(with_system_prompt(session, "", user), layers=(0,), codes=False))
-    b = session.run(Request(with_system_prompt(session, system, user), layers=(0,), codes=False))
+    # Only the logits matter here: no residuals, no SAE codes. Each variant keeps its own cache slot,
+    # so a keystroke runs only its new tokens and the prompt's own slot is left alone; a base
+    # model's "without" text is the prompt itself, answered by the prompt's slot with no forward.
+    a = session.run(Request(with_system_prompt(session, "", user), layers=(), codes=False, slot="ab-without"))
+    b = session.run(Request(with_system_prompt(session, system, user), layers=(), codes=False, slot="ab-with"))
     dist_a = LogitsView(a.logits).apply(settings)
     dist_b = LogitsView(b.logits).apply(settings)
     return SystemAB(dist_a, dist_b, compare(dist_a, dist_b, top_n=top_n))

@@ -1,4 +1,4 @@
-"""What the UI uses from a session, as a typed interface: `core.session.Session` implements it.
+"""What the UI uses from a session, as a typed interface: `core.engine.session.Session` implements it.
 
 The app and the panes hold a `SessionAPI`, never a `Session`: they call the
 members below themselves, and hand the session to core functions (generation,
@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_chec
 if TYPE_CHECKING:
     import torch
 
+    from spectrascope.core.engine.embedded import Progress
     from spectrascope.core.engine.labels import FeatureLabels
     from spectrascope.core.engine.residual_stats import ResidualStats
     from spectrascope.core.engine.models import ModelSpec
     from spectrascope.core.engine.plan import Edit, ForwardOut
-    from spectrascope.core.engine.session import Request, Result
+    from spectrascope.core.engine.saes import SAESpec
+    from spectrascope.core.engine.values import Request, Result
 
 
 class ModelFacts(Protocol):
@@ -51,6 +53,11 @@ class SessionAPI(Protocol):
     # ---- the prompt (app, Logits, Spectrum) ---------------------------------------------------
     def describe(self) -> str: ...
 
+    @property
+    def default_layer(self) -> int: ...  # the layer a prompt run captures when none is asked
+
+    def sliding_layers(self) -> tuple[int, ...]: ...  # layers whose attention sees only a recent window
+
     def run(self, request: Request, cancel: threading.Event | None = None) -> Result: ...
 
     # ---- tokens ---------------------------------------------------------------------------------
@@ -69,9 +76,13 @@ class SessionAPI(Protocol):
 
     # ---- SAEs (Spectrum, Pairing, Steering) -------------------------------------------------------
     saes: Mapping[str, Any]  # role -> sae-lens SAE
+    sae_specs: Mapping[str, SAESpec | None]  # role -> what it was loaded from (None: attached directly)
     labels: Mapping[str, FeatureLabels]  # role -> feature labels
     resid_stats: Mapping[str, ResidualStats]  # role -> the centre its per-token fidelity is measured from
     sae_errors: Mapping[str, str]  # role -> why it is not loaded
+
+    def load_saes(self, specs: Sequence[tuple[str, str | SAESpec]], progress: Progress = ...,
+                  dtype: str | None = None) -> None: ...  # failures land in sae_errors, per role
 
     def sae(self, role: str) -> Any: ...
 
@@ -105,8 +116,11 @@ class SessionAPI(Protocol):
     def crop_cache(self, cache: Any, length: int) -> bool: ...
 
     # ---- read where the session has no accessor for it yet --------------------------------------------
-    # model: core/contrast.py (cache identity), core/generation.py (is it a chat model?),
-    #        tui/session_file.py (its name).
-    # tokenizer: core/contrast.py (pad id), core/generation.py (chat template).
+    # model: its name (core/views/logits.py, probe.py, anchor.py; core/analysis/navigator.py; tui/app.py;
+    #        tui/commands/spectrum.py), n_layers (core/analysis/drift.py, lens.py), cache identity
+    #        (core/analysis/contrast.py), is it a chat model (core/engine/generation.py), its final softcap
+    #        (core/engine/labels.py, read with getattr).
+    # tokenizer: pad id (core/analysis/contrast.py), chat template (core/engine/generation.py),
+    #        BOS id (core/analysis/token_view.py).
     model: ModelFacts
     tokenizer: TokenizerFacts

@@ -11,9 +11,11 @@ strips the other's hooks): the lock is what makes that impossible, not thread
 guards.
 
 `Session.run(Request)` is what the prompt calls from a worker thread. It keeps
-the previous prompt's KV cache, residuals and SAE codes, and on a keystroke
-runs only the tokens after the longest common prefix (causal attention: the
-prefix cannot change). The result equals a full forward within float tolerance.
+the previous prompt's KV cache, residuals, SAE codes and next-token logits, and
+on a keystroke runs only the tokens after the longest common prefix (causal
+attention: the prefix cannot change); the same prompt again runs nothing. One
+such state is kept per `Request.slot`, so the system-prompt A/B's two variants
+do not evict the prompt's. The result equals a full forward within float tolerance.
 """
 
 from __future__ import annotations
@@ -24,16 +26,22 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
+from spectrascope.core.engine.edits import apply_edits
 from spectrascope.core.engine.embedded import Progress, _quiet
 from spectrascope.core.engine.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
 from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 from spectrascope.core.engine.residual_stats import ResidualStats
 from spectrascope.core.engine.values import (  # noqa: F401 - the value types, re-exported for callers
     CALIBRATION_TEXT, Cancelled, PromptError, Request, Result, Token, resid_hook)
+
+if TYPE_CHECKING:
+    from spectrascope.core.engine.codes import Spectrum
+    from spectrascope.core.engine.labels import FeatureLabels
+    from spectrascope.core.engine.saes import SAESpec
 
 # An added token that is a control name, not text: `<start_of_image>`, `[multimodal]`; the HTML tags
 # Gemma adds as tokens (`<strong>`, `</td>`) are text and have no underscore.
@@ -46,13 +54,17 @@ class _StopForward(Exception):
 
 @dataclass
 class _PromptState:
-    """The last prompt run with logits: what the next keystroke can reuse."""
+    """The last prompt a slot ran with logits: what its next keystroke can reuse."""
 
     ids: list[int]
     hooks: tuple[str, ...]
     cache: Any  # the KV cache after every prompt token
     resid: dict[str, torch.Tensor]  # hook -> (T, d) on the model's device
-    spectra: dict[str, Any]  # role -> Spectrum (CPU)
+    spectra: dict[str, Spectrum]  # role -> the SAE codes of every token (CPU)
+    logits: torch.Tensor  # (V,) float32 on CPU: the next token after the last position
+
+    def covers(self, hooks: Sequence[str], roles: Sequence[str]) -> bool:
+        return set(hooks) <= set(self.hooks) and set(roles) <= set(self.spectra)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -73,13 +85,13 @@ class Session:
         cap = model.max_tokens
         self.max_prompt_tokens = min(cap, max_prompt_tokens or 2048)
         self.saes: dict[str, Any] = {}  # role ("coarse", "fine") -> sae-lens SAE
-        self.sae_specs: dict[str, Any] = {}  # role -> the SAESpec it came from (None if attached directly)
+        self.sae_specs: dict[str, SAESpec | None] = {}  # role -> the spec it came from (None if attached directly)
         self.resid_stats: dict[str, ResidualStats] = {}  # role -> the centre per-token fidelity is measured from
         self.sae_errors: dict[str, str] = {}  # role -> why it could not be loaded
-        self.labels: dict[str, Any] = {}  # role -> core.labels.FeatureLabels
+        self.labels: dict[str, FeatureLabels] = {}  # role -> its features' labels
         self._lock = threading.RLock()
         self._hook_points: dict[str, Any] | None = None
-        self._prompt: _PromptState | None = None
+        self._prompts: dict[str, _PromptState] = {}  # Request.slot -> its last prompt run with logits
         self._pieces: dict[int, str] = {}
         self._special_ids: frozenset[int] | None = None  # is_special, built on first use
         # transformers 5 names the KV cache argument `cache` (`past_key_values` is deprecated).
@@ -87,7 +99,7 @@ class Session:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     # ---- SAEs ---------------------------------------------------------------------------
-    def attach_sae(self, role: str, sae: Any, spec: Any = None) -> None:
+    def attach_sae(self, role: str, sae: Any, spec: SAESpec | None = None) -> None:
         """Use `sae` for `role`, after checking it reads this model's residual at a real layer."""
         from spectrascope.core.engine.labels import FeatureLabels, labels_folder
         from spectrascope.core.engine.saes import SAEIncompatible, check_compatible
@@ -111,7 +123,7 @@ class Session:
             self.sae_errors.pop(role, None)
             self.resid_stats[role] = stats
             self.labels[role] = FeatureLabels.for_sae(sae, self, labels_folder(spec), spec)
-            self._prompt = None  # cached codes belong to the previous SAEs
+            self._prompts.clear()  # cached codes belong to the previous SAEs
 
     def _calibration_stats(self, hook: str) -> ResidualStats:
         """Residual statistics at `hook` estimated on a fixed text, for an SAE that ships none."""
@@ -123,9 +135,10 @@ class Session:
         with self._lock:
             for table in (self.saes, self.sae_specs, self.labels, self.resid_stats):
                 table.pop(role, None)
-            self._prompt = None
+            self._prompts.clear()
 
-    def load_saes(self, specs: Any = None, progress: Progress = _quiet, dtype: str | None = None) -> None:
+    def load_saes(self, specs: Sequence[tuple[str, str | SAESpec]] | None = None, progress: Progress = _quiet,
+                  dtype: str | None = None) -> None:
         """Load (role, SAE preset or spec) pairs; failures are kept per role, not raised.
 
         SAEs come in the model's dtype unless `dtype` says otherwise ("auto" = the model's): a
@@ -171,7 +184,7 @@ class Session:
         device: str | None = None,
         dtype: str | None = None,
         progress: Progress = _quiet,
-        saes: Any = None,
+        saes: Sequence[tuple[str, str | SAESpec]] | None = None,
         sae_dtype: str | None = None,
     ) -> "Session":
         """Load a model and its SAEs (`saes`: (role, preset) pairs; None = the model's defaults),
@@ -395,35 +408,8 @@ class Session:
         saes = self.saes
 
         def edit(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            start = max(min(e.from_position for e in edits) - offset, 0)
-            if start >= x.shape[1]:
-                return x
-            x = x.clone()
-            for e in edits:  # splices first: adds and clamps then act on the reconstruction
-                if isinstance(e, Splice):
-                    sae, s = saes[e.role], max(e.from_position - offset, 0)
-                    xs = x[:, s:].to(sae.W_enc.dtype)
-                    rec = sae.decode(sae.encode(xs)).to(x.dtype)  # (B, t, d)
-                    if e.dims is None:
-                        x[:, s:] = rec
-                    else:
-                        dims = torch.tensor(e.dims, dtype=torch.long, device=x.device)
-                        x[:, s:, dims] = rec[..., dims]
-            incoming = x[:, start:].clone()  # every add and clamp delta reads the same x
-            delta = torch.zeros(incoming.shape, dtype=torch.float32, device=x.device)  # (B, t, d)
-            for e in edits:
-                if isinstance(e, Splice):
-                    continue
-                s = max(e.from_position - offset, 0) - start
-                sae = saes[e.role]
-                w = sae.W_dec[e.feature].float().to(x.device)  # (d,)
-                if isinstance(e, AddFeature):
-                    delta[:, s:] += e.amount * w / w.norm().clamp_min(1e-12)
-                else:
-                    z = sae.encode(incoming[:, s:].to(sae.W_enc.dtype))[..., e.feature]  # (B, t)
-                    delta[:, s:] += (e.target - z.float().to(x.device))[..., None] * w
-            x[:, start:] = (incoming.float() + delta).to(x.dtype)
-            applied[0] += 1
+            x, changed = apply_edits(x, edits, saes, offset)
+            applied[0] += changed
             return x
 
         return edit
@@ -448,7 +434,7 @@ class Session:
         hooks = tuple(resid_hook(layer) for layer in sorted(set(layers)))
         roles = tuple(self.saes) if request.codes else ()
         if request.logits:
-            resid, logits, spectra, reused = self._run_incremental(ids, hooks, roles, cancel)
+            resid, logits, spectra, reused = self._run_incremental(ids, hooks, roles, request.slot, cancel)
         else:
             out = self.forward(ids, capture=hooks, stop_after=hooks[-1], keep_logits=0, cancel=cancel)
             resid, logits, reused = {h: x[0] for h, x in out.resid.items()}, None, 0
@@ -466,27 +452,39 @@ class Session:
             bos=int(request.add_bos and self.tokenizer.bos_token_id is not None and len(ids) > 1),
         )
 
-    def _encode(self, roles: Sequence[str], resid: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    def _encode(self, roles: Sequence[str], resid: Mapping[str, torch.Tensor]) -> dict[str, Spectrum]:
         from spectrascope.core.engine.codes import encode_all
 
         return encode_all({role: self.saes[role] for role in roles}, resid, self.resid_stats)
 
-    def _reusable_prefix(self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str]) -> int:
-        """How many leading tokens of `ids` the cached prompt state can stand for (0: none)."""
-        state = self._prompt
-        if state is None or not set(hooks) <= set(state.hooks) or not set(roles) <= set(state.spectra):
+    def _cached(self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], slot: str) -> _PromptState | None:
+        """A state whose prompt is exactly `ids` and that holds what is asked: the slot's own, else any
+        other slot's (a base model's A/B "without" text is the prompt itself)."""
+        states = [self._prompts.get(slot), *(state for name, state in self._prompts.items() if name != slot)]
+        return next((s for s in states if s is not None and s.ids == ids and s.covers(hooks, roles)), None)
+
+    def _reusable_prefix(self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], slot: str) -> int:
+        """How many leading tokens of `ids` the slot's cached prompt state can stand for (0: none)."""
+        state = self._prompts.get(slot)
+        if state is None or not state.covers(hooks, roles):
             return 0
-        # At least the last token is run again: its logits are the answer and were not kept.
+        # The last token is run again: its logits are the answer, and a shorter prompt's were not kept.
         return min(common_prefix(state.ids, ids), len(ids) - 1)
 
     def _run_incremental(
-        self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], cancel: threading.Event | None
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Any], int]:
+        self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], slot: str,
+        cancel: threading.Event | None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Spectrum], int]:
         from spectrascope.core.engine.codes import join_spectra
 
         with self._lock:
-            p = self._reusable_prefix(ids, hooks, roles)
-            state, self._prompt = self._prompt, None  # a cancel or error mid-way leaves no half state
+            hit = self._cached(ids, hooks, roles, slot)
+            if hit is not None:  # nothing to run; `reused` counts as for a rerun of the last token
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled
+                return {h: hit.resid[h] for h in hooks}, hit.logits, {r: hit.spectra[r] for r in roles}, len(ids) - 1
+            p = self._reusable_prefix(ids, hooks, roles, slot)
+            state = self._prompts.pop(slot, None)  # a cancel or error mid-way leaves no half state
             cache = state.cache if p > 0 and self.crop_cache(state.cache, p) else None
             if cache is None:
                 p, cache = 0, self.new_cache()
@@ -496,13 +494,14 @@ class Session:
                 resid = {h: torch.cat([state.resid[h][:p], x]) for h, x in resid.items()}
             fresh = self._encode(roles, {h: x[p:] for h, x in resid.items()})
             spectra = {r: join_spectra(state.spectra[r], p, fresh[r]) if p else fresh[r] for r in roles}
-            self._prompt = _PromptState(ids, hooks, out.cache, resid, spectra)
-            return resid, out.logits[0, -1].cpu(), spectra, p
+            logits = out.logits[0, -1].cpu()
+            self._prompts[slot] = _PromptState(ids, hooks, out.cache, resid, spectra, logits)
+            return resid, logits, spectra, p
 
     def forget_prompt(self) -> None:
-        """Drop the cached prompt state (the next run is a full forward)."""
+        """Drop every slot's cached prompt state (the next run is a full forward)."""
         with self._lock:
-            self._prompt = None
+            self._prompts.clear()
 
 
 _HOOK_LEVEL = 1_000_003  # the context level of the session's hooks on the bridge's hook points

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
     import torch
+
+    from spectrascope.core.engine.codes import Spectrum
 
 
 class Cancelled(Exception):
@@ -31,11 +33,12 @@ class Token:
 @dataclass(frozen=True)
 class Request:
     prompt: str
-    layers: tuple[int, ...] | None = None  # residual stream wanted at these layers; None = default
+    layers: tuple[int, ...] | None = None  # residual stream wanted at these layers; None = default, () = none
     logits: bool = True  # False stops after the deepest requested layer
     add_bos: bool = True
     codes: bool = True  # encode with the attached SAEs (coarse, fine) in the same pass
     run_id: int = 0
+    slot: str = "prompt"  # the cached prompt state this run reuses and replaces (the system-prompt A/B has its own)
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,8 @@ class Result:
     logits: torch.Tensor | None  # (V,) float32 on CPU, next token after the last position
     truncated: int = 0  # tokens dropped from the front to fit the context window
     seconds: float = 0.0
-    spectra: Mapping[str, Any] = field(default_factory=dict)  # role -> core.engine.codes.Spectrum
-    reused: int = 0  # leading tokens taken from the previous prompt's cache (not recomputed)
+    spectra: Mapping[str, Spectrum] = field(default_factory=dict)  # role -> the SAE codes of every token
+    reused: int = 0  # leading tokens taken from the previous prompt's cache (not recomputed), the last one not counted
     bos: int = 0  # 1 when tokens[0] is the BOS the session added (left out of "all tokens" views)
 
     @property

@@ -14,11 +14,12 @@ import torch
 
 from spectrascope.core.analysis import steering as st
 from spectrascope.core.analysis.contrast import collect_activations
-from spectrascope.core.engine.generation import generate
+from spectrascope.core.engine.generation import generate, system_prompt_ab
 from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.engine.plan import AddFeature, Splice
 from spectrascope.core.engine.session import Request, Session, resid_hook
 from tests.conftest import hooks_left
+from tests.tui.fake_session import fake_with_saes
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "The capital of France is"
@@ -205,6 +206,64 @@ def test_incremental_survives_the_sliding_window(tmp_path):
     assert inc.reused > window
 
 
+def count_forwards(session, monkeypatch) -> list[int]:
+    """The ids-lengths of every `session.forward` call from now on (the list grows as they happen)."""
+    calls, forward = [], session.forward
+
+    def counted(ids, **kw):
+        calls.append(len(ids[0]) if isinstance(ids, torch.Tensor) and ids.dim() == 2 else len(ids))
+        return forward(ids, **kw)
+
+    monkeypatch.setattr(session, "forward", counted)
+    return calls
+
+
+def test_the_same_request_again_runs_no_forward(tiny_sae_session, monkeypatch):
+    s = tiny_sae_session
+    s.forget_prompt()
+    first = s.run(Request(PROMPT))
+    calls = count_forwards(s, monkeypatch)
+    again = s.run(Request(PROMPT))
+    assert calls == []
+    torch.testing.assert_close(again.logits, first.logits)
+    assert again.resid.keys() == first.resid.keys() and again.spectra.keys() == first.spectra.keys()
+    # A request asking for less than the cached state holds is answered by it too; one asking more is not.
+    s.run(Request(PROMPT, codes=False))
+    assert calls == []
+    s.run(Request(PROMPT, layers=(0,)))
+    assert calls == [len(first.tokens)]
+
+
+def test_the_ab_keeps_its_own_slots_and_equals_full_forwards(tiny_sae_session, monkeypatch):
+    """With the A/B on, a keystroke still reuses the prompt's prefix; on a base model the A/B's
+    "without" variant is the prompt itself (no forward) and its "with" variant runs only new tokens."""
+    s = tiny_sae_session
+    s.forget_prompt()
+    system = "You are a geography teacher."
+    s.run(Request(PROMPT))
+    calls = count_forwards(s, monkeypatch)
+    system_prompt_ab(s, PROMPT, system, SAMPLED)
+    assert len(calls) == 1  # "with" only, from scratch: its slot was empty
+    typed = PROMPT + " Paris"
+    key = s.run(Request(typed))
+    assert key.reused == len(s.tokenize(PROMPT)[0])  # the A/B did not evict the prompt's slot
+    ab = system_prompt_ab(s, typed, system, SAMPLED)
+    assert len(calls) == 3 and calls[2] < len(s.tokenize(f"{system}\n\n{typed}")[0])  # "with": its new tokens
+    system_prompt_ab(s, typed, system, SAMPLED)
+    assert len(calls) == 3  # nothing changed: no forward at all
+    s.forget_prompt()
+    full = s.run(Request(typed))
+    torch.testing.assert_close(key.logits, full.logits, rtol=1e-4, atol=1e-4)
+    for hook, x in full.resid.items():
+        torch.testing.assert_close(key.resid[hook], x, rtol=1e-4, atol=1e-4)
+    for role, spectrum in full.spectra.items():
+        torch.testing.assert_close(key.spectra[role].codes, spectrum.codes, rtol=1e-4, atol=1e-4)
+    s.forget_prompt()
+    fresh = system_prompt_ab(s, typed, system, SAMPLED)
+    torch.testing.assert_close(ab.without.logits, fresh.without.logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ab.with_system.logits, fresh.with_system.logits, rtol=1e-4, atol=1e-4)
+
+
 def test_splice_is_the_sae_reconstruction_and_positions_are_absolute(tiny_sae_session):
     s = tiny_sae_session
     ids, _ = s.tokenize(PROMPT)
@@ -223,9 +282,11 @@ def test_splice_is_the_sae_reconstruction_and_positions_are_absolute(tiny_sae_se
     torch.testing.assert_close(out.resid[hook][0, 1], base[4] + 5.0 * w, rtol=1e-4, atol=1e-4)
 
 
-def test_splice_limited_to_dims_replaces_only_those(tiny_sae_session):
-    """Splice(dims=...) is the reconstruction in those dimensions and the model's own values elsewhere."""
-    s = tiny_sae_session
+@pytest.mark.parametrize("which", ["session", "fake"])
+def test_splice_limited_to_dims_replaces_only_those(which, request):
+    """Splice(dims=...) is the reconstruction in those dimensions and the model's own values elsewhere,
+    in the session and in the UI test fake alike (both apply core/engine/edits.py)."""
+    s = request.getfixturevalue("tiny_sae_session") if which == "session" else fake_with_saes()
     ids, _ = s.tokenize(PROMPT)
     hook = s.sae_hook("coarse")
     base = s.forward(ids, capture=[hook]).resid[hook][0]

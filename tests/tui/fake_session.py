@@ -4,8 +4,9 @@ The model: token embeddings E (V, d). The residual after layer 0 at position t i
 the mean of E over tokens 0..t (causal, so a prefix never depends on what follows
 and a KV cache is just the ids so far); layer 1 adds a fixed nonlinearity; the
 logits are the layer-1 residual times E^T. Edits (`core.plan`) act at their SAE's
-hook as in `Session.forward`, so steering changes what is generated. The real core
-functions (generation, steering, contrast, pairing) run on it unchanged.
+hook through `Session.forward`'s own `apply_edits`, so steering changes what is
+generated. The real core functions (generation, steering, contrast, pairing) run
+on it unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch
 
 from spectrascope.core.engine.labels import FeatureLabels
 from spectrascope.core.engine.models import ModelSpec
-from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
+from spectrascope.core.engine.edits import apply_edits
+from spectrascope.core.engine.plan import Edit, ForwardOut
 from spectrascope.core.engine.session import Cancelled, PromptError, Request, Result, Token, resid_hook
 from spectrascope.core.engine.residual_stats import ResidualStats
 from spectrascope.core.engine.codes import encode_all
@@ -172,8 +174,9 @@ class FakeSession:
                     x = x + torch.tanh(x @ self._mix)
                 name = resid_hook(layer)
                 here = [e for e in edits if self.sae_hook(e.role) == name]
-                if here and max(min(e.from_position for e in here) - offset, 0) < x.shape[1]:
-                    x, applied = self._edit(x, here, offset), applied + 1
+                if here:
+                    x, changed = apply_edits(x, here, self.saes, offset)
+                    applied += changed
                 if name in capture:
                     resid[name] = x
                 if name == stop_after:
@@ -182,24 +185,6 @@ class FakeSession:
         if cache is not None:
             cache.ids.extend(batch[0].tolist())
         return ForwardOut(resid, logits, cache, applied)
-
-    def _edit(self, x: torch.Tensor, edits: list[Edit], offset: int) -> torch.Tensor:
-        """Splices first, then every add and clamp delta computed from the same incoming x."""
-        x = x.clone()
-        for e in edits:
-            if isinstance(e, Splice):
-                sae, s = self.saes[e.role], max(e.from_position - offset, 0)
-                x[:, s:] = sae.decode(sae.encode(x[:, s:]))
-        incoming = x.clone()
-        for e in edits:
-            s = max(e.from_position - offset, 0)
-            w = self.saes[e.role].W_dec[e.feature]  # (d,)
-            if isinstance(e, AddFeature):
-                x[:, s:] += e.amount * w / w.norm()
-            elif isinstance(e, ClampFeature):
-                z = self.saes[e.role].encode(incoming[:, s:])[..., e.feature]  # (B, t)
-                x[:, s:] += (e.target - z)[..., None] * w
-        return x
 
     def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
         self.calls += 1

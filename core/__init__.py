@@ -1,1 +1,2 @@
-"""spectrascope engine: model, SAEs, sampling, contrast, steering. Never imports a UI library."""
+"""spectrascope's core: engine/ (the model's one owner), stats/, analysis/, views/ (Spec -> Report), train/.
+Never imports a UI library."""

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from spectrascope.core.views.logits import top_status
+
 DEFAULT_FOLDER = "spectrascope-exports"
 
 
@@ -111,21 +113,20 @@ def _cell(value: Any) -> Any:
 
 # ---- rows: a core report flattened, one table row per line -------------------------------------------------
 def distribution_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """probe.distribution_report's top rows as the Logits table shows them: status kept or the knob that cut it."""
+    """A Logits report's top rows (core/views/logits.NextToken) as the Logits table shows them: status kept or
+    the knob that cut it."""
     return [{"rank": r["rank"], "token_id": r["id"], "token": r["token"], "logit": r["logit"], "raw_p": r["raw_p"],
              "final_p": r["final_p"], "status": r["excluded_by"] or "kept"} for r in report["top"]]
 
 
-def ab_status(row: dict[str, Any]) -> str:
-    return "new in top" if row["new_in_top"] else "dropped" if row["dropped"] else "in both"
-
-
 def ab_rows(system: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """probe.ab_report's rows with the system prompt on each: both distributions (p without / with),
-    both ranks, the rank shift as a number (positive = climbed with the system prompt) and a status."""
+    """A Logits report's A/B rows (core/views/logits.ABReport) with the system prompt on each: both distributions
+    (p without / with), both ranks, the rank shift as a number (positive = climbed with the system prompt) and
+    where the token stands in the top N (logits.top_status)."""
     return [{"system": system, "token_id": r["id"], "token": r["token"], "p_without": r["p_without"],
              "p_with": r["p_with"], "rank_without": r["rank_without"], "rank_with": r["rank_with"],
-             "rank_shift": r["rank_change"], "status": ab_status(r)} for r in report["rows"]]
+             "rank_shift": r["rank_change"], "status": top_status(r["new_in_top"], r["dropped"])}
+            for r in report["rows"]]
 
 
 def steering_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -154,7 +155,7 @@ def export_files(stem: Path, doc: dict[str, Any], rows: Iterable[dict[str, Any]]
 
 
 def pairing_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """pairing.to_dict()'s anchors as one row per (coarse anchor, fine feature) pair, with its class."""
+    """A `PairingReport.to_dict()`'s anchors as one row per (coarse anchor, fine feature) pair, with its class."""
     return [{"coarse": a["feature"], "fine": p["fine"], "cosine": p["cosine"], "correlation": p["correlation"],
              "class": p["cls"], "fine_selectivity": p["selectivity"], "fine_label": p["label"]}
             for a in report["anchors"] for p in a["pairs"]]

@@ -21,18 +21,6 @@ class LoadProgress(Message):
 
 
 @dataclass
-class RunProgress(Message):
-    """Progress of a long pane run (pairing, steering); subclassed per pane for handler names."""
-
-    run_id: int
-    text: str
-    fraction: float | None
-
-    def can_replace(self, message: Message) -> bool:  # only the newest progress matters
-        return type(message) is type(self)
-
-
-@dataclass
 class SessionReady(Message):
     session: SessionAPI
 

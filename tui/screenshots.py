@@ -21,7 +21,8 @@ def _lens_done(app) -> bool:
 
 def _anchor_done(app) -> bool:
     pane = app.current_pane()
-    return pane.report is not None and pane.navigator is not None and pane.drift is not None and not pane.busy
+    return (pane.report is not None and pane.navigator is not None and pane.drift is not None
+            and not pane.job_running("drift"))
 
 
 ANCHOR_SYSTEM = "Answer only in French."

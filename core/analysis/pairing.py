@@ -297,20 +297,32 @@ def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResul
 
 # ---------------------------------------------------------------- labels
 
-def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> dict[int, str]:
-    """A short label per feature: where it fires (shipped labels.json), else its top promoted
-    tokens through the unembedding; the session's FeatureLabels computes (and caches) the
-    missing ones in one batch."""
+def label_text(labels: Any, label: Any, k: int = 5) -> str:
+    """A feature's short label: where it fires (shipped labels.json), else its top promoted tokens."""
     from spectrascope.core.text import visible
 
+    promoted = " ".join(v for v in (visible(t, 16) for t in label.promoted[:k]) if v.strip())
+    return visible(label.short(k) if label.feature in labels.shipped else promoted, 60, mark_spaces=False)
+
+
+def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> dict[int, str]:
+    """A short label per feature (`label_text`); the session's FeatureLabels computes (and caches)
+    the missing ones in one batch."""
     labels = getattr(session, "labels", {}).get(role)
     ids = [int(i) for i in ids]
     if not ids or role not in session.saes or labels is None:
         return {}
-    out = {}
-    for i, label in labels.compute(ids).items():
-        promoted = " ".join(v for v in (visible(t, 16) for t in label.promoted[:k]) if v.strip())
-        out[i] = visible(label.short(k) if i in labels.shipped else promoted, 60, mark_spaces=False)
+    return {i: label_text(labels, label, k) for i, label in labels.compute(ids).items()}
+
+
+def known_labels(session: Any, wanted: Mapping[str, Sequence[int]]) -> dict[str, dict[int, str]]:
+    """Role -> feature -> short label, for those of `wanted` that need no computing (cheap: the UI
+    thread reads them once a label worker has filled the session's caches)."""
+    out: dict[str, dict[int, str]] = {}
+    for role, ids in wanted.items():
+        labels = getattr(session, "labels", {}).get(role)
+        known = [(i, labels.known(i)) for i in ids] if labels is not None and role in session.saes else []
+        out[role] = {int(i): label_text(labels, label) for i, label in known if label is not None}
     return out
 
 

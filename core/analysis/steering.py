@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from spectrascope.core.assets import PROMPTS_DIR
+from spectrascope.core.records import Record
 from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit
 from spectrascope.core.engine.values import CALIBRATION_TEXT  # the steering unit is measured on it
@@ -104,7 +105,7 @@ def format_strength(value: float) -> str:
 
 
 @dataclass(frozen=True)
-class SteerFeature:
+class SteerFeature(Record):  # a Record: it travels in the view's Spec
     role: str  # "coarse" or "fine": which of the session's SAEs
     id: int
     strength: float = 1.0  # in the feature's unit (see module doc)

@@ -3,6 +3,13 @@ import pytest
 from spectrascope.core.engine.models import ModelUnavailable, load_model, pick_device_dtype, resolve_spec
 
 
+def spectrum_report(session, prompt, **spec):
+    """The Spectrum view's report of `prompt` as `spectrascope spectrum --json` prints it (less the model name)."""
+    from spectrascope.core.views.spectrum import SpectrumSpec, build
+
+    return build(session, SpectrumSpec(prompt, **spec)).to_dict()
+
+
 def test_presets_and_folders_resolve(tmp_path):
     assert resolve_spec("gemma-2-2b").default_layer == 12
     assert resolve_spec("gemma-3-270m").source == "embedded"
@@ -52,8 +59,6 @@ def test_cli_reports_bad_input_without_traceback(tiny_model_dir, capsys):
 
 
 def test_spectrum_report_on_tiny_saes(tiny_sae_session):
-    from spectrascope.core.views.probe import spectrum_report
-
     report = spectrum_report(tiny_sae_session, "The capital of France", top=5)
     assert report["position"] == len(report["tokens"]) - 1
     coarse = report["saes"]["coarse"]
@@ -69,8 +74,6 @@ def test_spectrum_report_on_tiny_saes(tiny_sae_session):
 
 
 def test_spectrum_rows_link_to_neuronpedia_where_it_hosts_the_sae(tiny_sae_session, monkeypatch):
-    from spectrascope.core.views.probe import spectrum_report
-
     labels = tiny_sae_session.labels["fine"]
     monkeypatch.setattr(labels, "neuronpedia", ("gemma-2-2b", "12-gemmascope-res-262k"))
     report = spectrum_report(tiny_sae_session, "The capital of France", top=5)
@@ -80,8 +83,6 @@ def test_spectrum_rows_link_to_neuronpedia_where_it_hosts_the_sae(tiny_sae_sessi
 
 
 def test_spectrum_without_saes_says_why(tiny_session):
-    from spectrascope.core.views.probe import spectrum_report
-
     with pytest.raises(ValueError, match="No coarse/fine SAE"):
         spectrum_report(tiny_session, "x")
 

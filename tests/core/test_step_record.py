@@ -123,7 +123,10 @@ def test_step_records_report_top_features_with_labels(tiny_sae_session):
 
 def test_generation_report_is_the_records_of_one_seeded_generation(tiny_sae_session):
     """`logits --features`: the same records the Stepper gives, stopping at --steps."""
-    from spectrascope.core.views.probe import generation_report
+    from spectrascope.core.views.logits import generation_records
+
+    def generation_report(*args, **kwargs):  # as `logits --features --json` prints it
+        return [r.to_dict() for r in generation_records(*args, **kwargs)]
 
     session = tiny_sae_session
     settings = SamplingSettings(temperature=0.8, seed=3)

@@ -8,6 +8,13 @@ from spectrascope.core.engine.session import Request, Session, resid_hook
 pytestmark = pytest.mark.integration
 
 
+def spectrum_report(session, prompt, **spec):
+    """The Spectrum view's report of `prompt` as `spectrascope spectrum --json` prints it (less the model name)."""
+    from spectrascope.core.views.spectrum import SpectrumSpec, build
+
+    return build(session, SpectrumSpec(prompt, **spec)).to_dict()
+
+
 @pytest.fixture(scope="module")
 def session():
     return Session.load("gemma-3-270m", device="cpu", dtype="float32")
@@ -54,8 +61,6 @@ PROMPTS = ["The capital of France is Paris", "def fibonacci(n): return n", "She 
 
 def test_all_tokens_spectrum_is_about_the_prompt_not_bos(session):
     """Issue 12: `spectrum --all-tokens` once printed the same BOS-dominated table for any prompt."""
-    from spectrascope.core.views.probe import spectrum_report
-
     tops = []
     for prompt in PROMPTS:
         report = spectrum_report(session, prompt, position=None, top=5)

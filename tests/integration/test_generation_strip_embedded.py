@@ -7,7 +7,7 @@ import pytest
 from spectrascope.core.assets import SAES_DIR
 from spectrascope.core.stats.knobs import SamplingSettings
 from spectrascope.core.engine.labels import PENDING
-from spectrascope.core.views.probe import generation_report
+from spectrascope.core.views.logits import generation_records
 from spectrascope.core.engine.session import Session
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
@@ -21,6 +21,10 @@ pytestmark = [
     ),
 ]
 PROMPT = "The Eiffel Tower is located in the city of"
+
+
+def generation_report(*args, **kwargs):  # as `logits --features --json` prints it
+    return [r.to_dict() for r in generation_records(*args, **kwargs)]
 
 
 @pytest.fixture(scope="module")

@@ -76,14 +76,14 @@ async def test_d_runs_drift_once_then_reads_it_from_the_cache():
         assert "Type a system prompt first" in text_of(pane, "#anchor-status")  # no system prompt: a message
         pane.query_one("#anchor-system", Input).value = SYSTEM
         await pilot.press("d")
-        await until(pilot, lambda: pane.drift is not None and not pane.busy)
+        await until(pilot, lambda: pane.drift is not None and not pane.job_running("drift"))
         want = drift_experiment(session, SYSTEM, PROMPT)
         assert [p.kl for p in pane.drift.points] == pytest.approx([p.kl for p in want.points], rel=1e-6)
         assert pane.drift.target == want.target and "KL" in text_of(pane, "#anchor-drift")
         assert "cached" not in text_of(pane, "#anchor-status")
         forwards = session.forwards
         await pilot.press("d")
-        await until(pilot, lambda: not pane.busy and "(cached)" in text_of(pane, "#anchor-status"))
+        await until(pilot, lambda: not pane.job_running("drift") and "(cached)" in text_of(pane, "#anchor-status"))
         assert session.forwards == forwards  # the second run read the cache
 
 
@@ -97,7 +97,7 @@ async def test_x_cancels_drift_between_turn_counts():
         pane = app.query_one("#anchor")
         pane.query_one("#anchor-system", Input).value = SYSTEM
         await pilot.press("d", "x")
-        await until(pilot, lambda: not pane.busy, timeout=10)
+        await until(pilot, lambda: not pane.job_running("drift"), timeout=10)
         assert pane.drift is None and "cancelled" in text_of(pane, "#anchor-status")
 
 

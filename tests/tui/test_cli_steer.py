@@ -5,16 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from spectrascope.tui import cli_steer
+from spectrascope.tui import commands
+from spectrascope.tui.commands.steering import COMMANDS, fired_most_on
+
+(STEER,) = COMMANDS
+# What these tests drove before `steer` became a view command (tui/cli_steer.py's run and fired_most_on).
+cli_steer = SimpleNamespace(run=lambda args, load_session: commands.run(STEER, args, load_session),
+                            fired_most_on=fired_most_on)
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="spectrascope")
     sub = parser.add_subparsers(dest="command")
-    cli_steer.add_parser(sub, lambda p: p.add_argument("--model", default=None))
+    commands.add_commands(sub, lambda p: p.add_argument("--model", default=None), lambda a: None)
     return parser.parse_args(["steer", *argv])
 
 

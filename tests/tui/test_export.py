@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from textual.widgets import Input, Static
 
-from spectrascope.core.views.probe import ab_report, distribution_report
+from spectrascope.core.views.logits import ABReport, NextToken
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.cli import parse_args
 from spectrascope.tui.config import load_config
@@ -25,6 +25,14 @@ from tests.tui.fake_session import FakeSession, fake_with_saes
 from tests.tui.pilot_helpers import show_pane, until
 
 SYSTEM = "You are a pirate."
+
+
+def distribution_report(dist, piece, top):  # the Logits report's distribution, as its JSON has it
+    return NextToken.of(dist, piece, top).to_dict()
+
+
+def ab_report(comp, piece):  # the Logits report's A/B, as its JSON has it
+    return ABReport.of("", comp, piece).to_dict()
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -6,11 +6,19 @@ import threading
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from spectrascope.core.views.probe import distribution_report, runs_report
+from spectrascope.core.views.logits import NextToken, SeededRun
 from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import FakeSession
 from tests.tui.pilot_helpers import until
+
+
+def distribution_report(dist, piece, top):  # the Logits report's distribution, as its JSON has it
+    return NextToken.of(dist, piece, top).to_dict()
+
+
+def runs_report(runs):  # the Logits report's seeded runs, as its JSON has them
+    return [SeededRun.of(r).to_dict() for r in runs]
 
 
 def text_of(app, selector):
@@ -236,3 +244,36 @@ async def test_ab_kl_line_is_the_cli_line_and_names_its_distributions(app, fake,
     assert cli.main(["logits", "The capital of France", "--system", "You are a pirate.", *cli_knobs, "--json"]) == 0
     line = json.loads(capsys.readouterr().out)["system_ab"]["kl_summary"]
     assert basis in line and f"A/B: {line} · top" in shown
+
+
+@pytest.mark.asyncio
+async def test_a_running_step_moves_a_copy_never_the_shown_stepper(app, fake, monkeypatch):
+    """The UI draws `pane.stepper` (and has handed it to the Spectrum) while a step runs: the worker moves a
+    copy, which the pane adopts when the step returns; the shown one keeps its steps, then and after."""
+    gate, held = threading.Event(), threading.Event()
+    forward = fake.forward
+
+    def held_when_stepping(ids, **kw):
+        if kw.get("cache") is not None and not gate.is_set():
+            held.set()
+            gate.wait(10)
+        return forward(ids, **kw)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot, app)
+        await pilot.press("g")
+        await until(pilot, lambda: pane.stepper is not None and not pane.busy)
+        shown = pane.stepper
+        monkeypatch.setattr(fake, "forward", held_when_stepping)
+        await pilot.press("s")
+        await until(pilot, held.is_set)
+        await pilot.press("t")  # a knob change redraws from the shown stepper meanwhile
+        assert pane.stepper is shown and len(shown.steps) == 1
+        gate.set()
+        await until(pilot, lambda: not pane.busy and pane.stepper is not shown)
+        assert len(shown.steps) == 1 and len(pane.stepper.steps) == 2
+        assert pane.stepper.steps[0] is shown.steps[0]
+        stepped = pane.stepper
+        await pilot.press("b")
+        await until(pilot, lambda: not pane.busy and pane.stepper is not stepped)
+        assert len(stepped.steps) == 2 and len(pane.stepper.steps) == 1

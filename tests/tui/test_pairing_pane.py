@@ -13,7 +13,8 @@ from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from spectrascope.core.analysis import pairing
-from spectrascope.tui.panes.pairing import PairingPane, decomposition_tree, heat_strip
+from spectrascope.tui.panes.pairing import PairingPane
+from spectrascope.tui.widgets.pairing_render import decomposition_tree, heat_strip
 from spectrascope.tui.widgets.fast_table import FastTable
 from tests.tui.fake_session import FakeSession, fake_with_saes
 from tests.tui.pilot_helpers import until
@@ -300,7 +301,8 @@ async def test_pane_report_and_cli_print_the_same_statistics(sets, capsys, monke
     """One rendering (FeatureStats.cells) behind the pane's candidates, the Markdown report and the
     `contrast` CLI: every anchor's mean, firing rates and selectivity read the same on all three."""
     from spectrascope.core.analysis.contrast import RATE_DEFINITION
-    from spectrascope.tui import cli_contrast
+    from spectrascope.tui.commands.pairing import print_tables
+    from spectrascope.tui.console import headless_console
 
     app = PaneApp(fake_with_saes(), *sets)
     async with app.run_test(size=(160, 50)) as pilot:
@@ -308,11 +310,11 @@ async def test_pane_report_and_cli_print_the_same_statistics(sets, capsys, monke
         table = pane.query_one("#pairing-anchors", FastTable)
         assert table.column_names[4] == "fires c/n"
         shown = {int(table.row_text(i)[1]): table.row_text(i)[2:6] for i in range(table.row_count)}
-        result = pane.result
+        result, shown_report = pane.result, pane.report
     report = pairing.to_markdown(result)
     assert RATE_DEFINITION[1:] in report
     monkeypatch.setenv("COLUMNS", "200")  # rich's console: wide enough for whole rows
-    cli_contrast.print_tables(result)
+    print_tables(shown_report, headless_console())
     cli_text = capsys.readouterr().out
     assert RATE_DEFINITION in cli_text
     for a in result.anchors:

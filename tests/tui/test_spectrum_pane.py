@@ -119,7 +119,7 @@ async def test_one_batched_label_call_per_sae_per_redraw(monkeypatch):
 
 @pytest.mark.asyncio
 async def test_the_feature_card_shows_density_and_random_firings_from_shipped_labels():
-    from spectrascope.tui.panes.spectrum import sparkline
+    from spectrascope.tui.widgets.feature_card import sparkline
 
     session = fake_with_saes()
     session.labels["coarse"].shipped[5] = {

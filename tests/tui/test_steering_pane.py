@@ -235,8 +235,8 @@ def test_a_chart_after_the_drift_grid_is_drawn_alone():
     kept the grid, and clf() cleared only its last cell."""
     from types import SimpleNamespace
 
-    from spectrascope.tui.panes.anchor import plot_drift
-    from spectrascope.tui.panes.steering import plot_curves
+    from spectrascope.tui.widgets.anchor_plots import plot_drift
+    from spectrascope.tui.widgets.steering_columns import plot_curves
 
     point = SimpleNamespace(tokens=10, turns=1, kl=0.5, attention_share=0.2, target_rank=3)
     drift = SimpleNamespace(points=[point], restated=[point], halving_turns=1, target=(5, " Paris"))
@@ -274,7 +274,7 @@ def assert_whole_units(lines, start, units):
 @pytest.mark.parametrize("width", [80, 200])
 async def test_special_tokens_are_marked_counted_and_no_token_splits_across_lines(width):
     from spectrascope.core.text import visible
-    from spectrascope.tui.panes.steering import RunColumn, run_units
+    from spectrascope.tui.widgets.steering_columns import RunColumn, run_units
     from tests.tui.fake_session import VOCAB
 
     fake = fake_with_saes()
@@ -333,7 +333,7 @@ def test_token_wrap_breaks_only_between_units_unless_one_is_wider_than_the_line(
 async def test_column_rules_run_the_full_height_at_every_size(size):
     """Each column's rule is drawn on every line of the columns' row, however short its text, and
     effect and cost stay on screen even where the texts are cropped."""
-    from spectrascope.tui.panes.steering import RunColumn
+    from spectrascope.tui.widgets.steering_columns import RunColumn
 
     app = SteerApp(fake_with_saes())
     async with app.run_test(size=size) as pilot:
@@ -360,7 +360,7 @@ async def test_tokens_are_marked_where_the_concept_feature_fired_most():
     from rich.color import Color
 
     from spectrascope.core.text import visible
-    from spectrascope.tui.panes.steering import MARK_STYLES, RunColumn, run_units
+    from spectrascope.tui.widgets.steering_columns import MARK_STYLES, RunColumn, run_units
     from rich.style import Style
 
     app = SteerApp(fake_with_saes())

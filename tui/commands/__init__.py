@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-MODULES = ()  # modules of this package with a COMMANDS tuple, in the order `--help` lists them
+# The modules of this package with a COMMANDS tuple, in the order `--help` lists them.
+MODULES = ("probe", "logits", "spectrum", "layers", "anchor", "pairing", "steering")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ class ViewCommand:
     spec: Callable[[argparse.Namespace], Any]  # the view's Spec from the arguments (ValueError: exit 2)
     text: Callable[[Any, Any], None]  # print(report, console): the report as tables
     markdown: bool = False  # the report has to_markdown(): --markdown
-    saes: bool = True  # False: the view reads no SAE, none is loaded
+    saes: bool | Callable[[Any], bool] = True  # False (or a function of the Spec saying so): no SAE is loaded
+    build: str = "build"  # the view module's function that makes the report (a module may hold two views)
+    document: Callable[[Any, Any], Any] | None = None  # (report, session) -> what --json prints; None: to_dict()
+    progress: Callable[[argparse.Namespace], Callable[[str, float | None], None]] | None = None  # None: stderr
+    after: Callable[[Any, argparse.Namespace], None] | None = None  # (report, args) once built: say, --output FILE
+    named_errors: bool = False  # a ValueError prints "spectrascope NAME: why" and exits 2 here (else main's line)
 
 
 def add_commands(sub: Any, model_args: Callable[[argparse.ArgumentParser], None],
@@ -55,14 +61,28 @@ def stderr_progress(text: str, fraction: float | None = None) -> None:
 
 
 def run(command: ViewCommand, args: argparse.Namespace, load_session: Callable[..., Any]) -> int:
+    try:
+        return _run(command, args, load_session)
+    except ValueError as exc:  # a bad argument or a missing input: one line, no traceback
+        if not command.named_errors:
+            raise
+        print(f"spectrascope {command.name}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(command: ViewCommand, args: argparse.Namespace, load_session: Callable[..., Any]) -> int:
     spec = command.spec(args)  # before the model loads: a bad value is refused at once
-    if not command.saes:
+    if not (command.saes(spec) if callable(command.saes) else command.saes):
         args.sae_presets = ()  # loading SAEs the view never reads would only cost time and memory
     session = load_session(args)
     view = importlib.import_module(f"spectrascope.core.views.{command.view}")
-    report = view.build(session, spec, cancel=None, progress=stderr_progress)
+    progress = command.progress(args) if command.progress is not None else stderr_progress
+    report = getattr(view, command.build)(session, spec, cancel=None, progress=progress)
+    if command.after is not None:
+        command.after(report, args)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+        doc = command.document(report, session) if command.document is not None else report.to_dict()
+        print(json.dumps(doc, indent=1, ensure_ascii=False))
     elif getattr(args, "markdown", False):
         print(report.to_markdown(), end="")
     else:

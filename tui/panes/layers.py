@@ -1,55 +1,21 @@
 """The Layers pane (F6): the logit lens at one token of the prompt, layer by layer, and where each
-position's prediction settles (core/lens.py; `spectrascope lens` prints the same report). The table
+position's prediction settles (core/views/layers.py; `spectrascope lens` prints the same report). The table
 shows first; the settled grid, the costly part, follows from the same forward (bench/bench_lens.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.message import Message
-from textual.reactive import reactive
 from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.errors import describe
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.widgets.fast_table import Column, FastTable
-
-if TYPE_CHECKING:
-    from spectrascope.core.engine.interface import SessionAPI
-
-
-@dataclass
-class LensReady(Message):
-    key: tuple[str, int, bool]  # (prompt, position, tuned) the report is for
-    report: Any = None  # core.lens.LensReport, its grid still empty
-    stream: Any = None  # core.lens.Stream it was read from, kept for the grid and other tokens
-    error: BaseException | None = None
-
-
-@dataclass
-class TunedReady(Message):
-    lens: Any = None  # core.tuned_lens.TunedLens
-    error: BaseException | None = None
-
-
-@dataclass
-class TunedProgress(Message):
-    text: str
-
-
-@dataclass
-class GridReady(Message):
-    prompt: tuple[str, bool]  # (prompt, tuned) the grid is for
-    grid: Any = None  # layers x positions, core.lens.lens_grid
-    error: BaseException | None = None
-
 
 SETTLED_WIDTH = 32  # tokens the settled column shows at most: a window around the selected one
 
@@ -70,15 +36,14 @@ def settled_spans(settled: tuple[bool, ...], shown: range, position: int) -> tup
 
 
 class LayersPane(Pane):
-    DEFAULT_CLASSES = "pane"
     focus_target = "#layers-table"
     pane_title = "Layers"
+    export_kind = "lens"
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),
         Binding("right,l", "position(1)", "token ▶"),
         Binding("u", "tuned", "Tuned lens"),
     ]
-    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
     DEFAULT_CSS = """
     LayersPane { height: 1fr; }
@@ -94,16 +59,15 @@ class LayersPane(Pane):
         self.position = -1  # -1 follows the last token
         self.table: Any = None  # the shown LensReport, its grid () until it arrives
         self.report: Any = None  # the whole report (table and grid) once both are in: what export writes
-        self._wanted: tuple[str, int] | None = None
+        self._wanted: tuple[str, int, bool] | None = None  # (prompt, position, tuned) of the newest table asked for
         # The table comes first; the grid (every layer x token through the unembedding, the costly
         # part) follows from the same forward's stream, once per prompt, and stays for ←/→.
-        self._stream: Any = None  # core.lens.Stream of the shown prompt
+        self._stream: Any = None  # core.analysis.lens.Stream of the shown prompt
         self._grid_prompt: tuple[str, bool] | None = None  # (prompt, tuned) whose grid is computed or on its way
         self._grid: Any = None
-        # `u`: read each layer through fitted translators (core/tuned_lens.py) instead of as it is.
+        # `u`: read each layer through fitted translators (core/analysis/tuned_lens.py) instead of as it is.
         self.tuned_on = False
-        self._tuned: Any = None  # core.tuned_lens.TunedLens for this session's model, once fitted
-        self._fitting = False
+        self._tuned: Any = None  # core.analysis.tuned_lens.TunedLens for this session's model, once fitted
 
     def compose(self) -> ComposeResult:
         yield Static("", id="layers-header")
@@ -112,8 +76,7 @@ class LayersPane(Pane):
 
     def on_mount(self) -> None:
         self._set_columns(7)
-        self.query_one("#layers-header", Static).update(Text("The logit lens appears here after a prompt runs.",
-                                                             style="grey50"))
+        self._header("The logit lens appears here after a prompt runs.", "grey50")
 
     def _set_columns(self, settled_width: int) -> None:
         self.query_one("#layers-table", FastTable).set_columns([
@@ -121,11 +84,14 @@ class LayersPane(Pane):
             Column("|x|", 7, True), Column("top-3 dims", 10, True), Column("settled", settled_width),
             Column("top tokens", 60)])
 
+    def _header(self, text: str, style: str) -> None:
+        self.query_one("#layers-header", Static).update(Text(text, style=style))
+
     def watch_session(self) -> None:
         self._stream, self._grid_prompt, self._grid = None, None, None  # another model: read it again
         self._tuned = None
 
-    # ---- session file and export (app conventions) ------------------------------------------------
+    # ---- session file and export ------------------------------------------------------------------
     def get_state(self) -> dict:
         return {"position": self.position, "tuned": self.tuned_on}
 
@@ -133,14 +99,12 @@ class LayersPane(Pane):
         self.position = int(state.get("position", -1))
         self.tuned_on = bool(state.get("tuned", False))
 
-    def export(self, folder) -> list:
-        """The shown lens report as JSON (ctrl+e), the same as `spectrascope lens --json`."""
+    def export_doc(self) -> tuple[dict, None, str] | None:
+        """The shown lens report, the same as `spectrascope lens --json`; None while the grid is on its way."""
         if self.report is None:
-            return []  # the grid is still on its way (or nothing ran)
-        from spectrascope.tui.export import export_files, new_stem
-
+            return None
         prompt = self.result.prompt if self.result is not None else ""
-        return export_files(new_stem(folder, "lens", f"{prompt} pos {self.report.position}"), self.report.to_dict())
+        return self.report.to_dict(), None, f"{prompt} pos {self.report.position}"
 
     # ---- inputs ---------------------------------------------------------------------------------
     def show_result(self, result) -> None:
@@ -151,15 +115,12 @@ class LayersPane(Pane):
         if self.is_on_screen:
             self.refresh_lens()
 
-    @property
-    def is_on_screen(self) -> bool:
-        # An inactive tab's pane (or an ancestor) has display off; no need to ask the app.
-        return self.is_mounted and all(node.display for node in self.ancestors_with_self if hasattr(node, "display"))
-
     def shown(self) -> None:
         self.refresh_lens()  # the lens costs a forward: it runs only when on screen
 
     def refresh_lens(self) -> None:
+        from spectrascope.core.views import layers
+
         if self.result is None or self.session is None:
             return
         if self.tuned_on and self._tuned is None:
@@ -169,50 +130,22 @@ class LayersPane(Pane):
         if self.table is not None and key == self._wanted:
             return
         self._wanted = key
-        self.query_one("#layers-header", Static).update(Text("reading every layer…", style="grey50"))
+        self._header("reading every layer…", "grey50")
         stream = self._stream if self._stream is not None and self._stream.prompt == key[0] else None
-        self._lens(self.session, key, stream, self._tuned if self.tuned_on else None)
+        self.run_job("table", layers.table, self.session, key[0], key[1], self._tuned if key[2] else None, stream)
 
     def action_tuned(self) -> None:
         self.tuned_on = not self.tuned_on
         self.refresh_lens()
 
     def _fit_tuned_lens(self) -> None:
-        if self._fitting or self.session is None:
+        from spectrascope.core.views import layers
+
+        if self.job_running("tuned") or self.session is None:
             return
-        self._fitting = True
-        self.query_one("#layers-header", Static).update(Text(
-            "fitting the tuned lens on the shipped prompt sets (once per model, then cached)… u: back to the logit lens",
-            style="grey50"))
-        self._tuned_worker(self.session)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="layers-tuned")
-    def _tuned_worker(self, session: SessionAPI) -> None:
-        from spectrascope.core.analysis.tuned_lens import tuned_lens
-
-        def say(text: str, frac: float | None) -> None:
-            self.post_message(TunedProgress(text))  # post_message is thread-safe
-
-        try:
-            self.post_message(TunedReady(tuned_lens(session, progress=say)))
-        except Exception as exc:  # noqa: BLE001 - shown in the header; the logit lens still works
-            self.post_message(TunedReady(error=exc))
-
-    def on_tuned_progress(self, message: TunedProgress) -> None:
-        if self.tuned_on and self._tuned is None:
-            self.query_one("#layers-header", Static).update(
-                Text(f"{message.text}… u: back to the logit lens", style="grey50"))
-
-    def on_tuned_ready(self, message: TunedReady) -> None:
-        self._fitting = False
-        if message.error is not None:
-            self.tuned_on = False
-            self.query_one("#layers-header", Static).update(
-                Text("tuned lens: " + one_line(describe(message.error), 300), style="bold red"))
-            return
-        self._tuned = message.lens
-        if self.tuned_on:
-            self.refresh_lens()
+        self._header("fitting the tuned lens on the shipped prompt sets (once per model, then cached)… "
+                     "u: back to the logit lens", "grey50")
+        self.run_job("tuned", layers.fit_tuned, self.session)
 
     def action_position(self, delta: int) -> None:
         if self.result is None:
@@ -224,63 +157,51 @@ class LayersPane(Pane):
             self.position = -1  # at the end again: follow the typing
         self.refresh_lens()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
-    def _lens(self, session: SessionAPI, key: tuple[str, int, bool], stream: Any = None, tuned: Any = None) -> None:
-        """The table at one token: a forward unless this prompt's stream is kept."""
-        from spectrascope.core.analysis.lens import lens_table, read_stream
+    # ---- jobs' outcomes ---------------------------------------------------------------------------
+    def job_progress(self, name: str, text: str, fraction: float | None) -> None:
+        if name == "tuned" and self.tuned_on and self._tuned is None:
+            self._header(f"{text}… u: back to the logit lens", "grey50")
 
-        try:
-            stream = stream or read_stream(session, key[0])
-            report = lens_table(session, stream, key[1], tuned=tuned)
-        except Exception as exc:  # noqa: BLE001 - shown in the header; the pane keeps running
-            self.post_message(LensReady(key, error=exc))
-            return
-        self.post_message(LensReady(key, report, stream))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="layers-grid")
-    def _settled(self, session: SessionAPI, stream: Any, tuned: Any = None) -> None:
-        from spectrascope.core.analysis.lens import lens_grid
-
-        key = (stream.prompt, tuned is not None)
-        try:
-            self.post_message(GridReady(key, lens_grid(session, stream, tuned)))
-        except Exception as exc:  # noqa: BLE001 - shown under the table
-            self.post_message(GridReady(key, error=exc))
-
-    def on_lens_ready(self, message: LensReady) -> None:
-        if message.key != self._wanted:
-            return  # a newer prompt or position was asked for
-        header = self.query_one("#layers-header", Static)
-        if message.error is not None:
+    def job_failed(self, name: str, error: BaseException) -> None:
+        why = one_line(describe(error), 300)
+        if name == "tuned":  # the logit lens still works
+            self.tuned_on = False
+            self._header("tuned lens: " + why, "bold red")
+        elif name == "table":
             self.table = self.report = None
-            header.update(Text(one_line(describe(message.error), 300), style="bold red"))
-            return
-        self._stream = message.stream
-        grid_key = (message.stream.prompt, message.key[2])
-        if self._grid_prompt != grid_key:  # a new prompt or lens: its grid, once, after this table
-            self._grid_prompt, self._grid = grid_key, None
+            self._header(why, "bold red")
+        else:
+            self._grid_prompt = None  # the next table tries again
+            self.query_one("#layers-strip", Static).update(Text("settled grid: " + why, style="bold red"))
+
+    def job_done(self, name: str, value: Any) -> None:
+        if name == "tuned":
+            self._tuned = value
+            if self.tuned_on:
+                self.refresh_lens()
+        elif name == "table":
+            self._show_table(*value)
+        else:  # the grid of `_grid_prompt`: an older one's run was dropped
+            self._grid = value
+            if self.table is not None and (self.table.prompt, self._wanted[2]) == self._grid_prompt:
+                self.report = replace(self.table, settled=value)
+            self._draw_table()
+
+    def _show_table(self, rep: Any, stream: Any) -> None:
+        from spectrascope.core.views import layers
+
+        tuned = self._wanted[2]
+        self._stream = stream
+        if self._grid_prompt != (stream.prompt, tuned):  # a new prompt or lens: its grid, once, after this table
+            self._grid_prompt, self._grid = (stream.prompt, tuned), None
             if self.session is not None:
-                self._settled(self.session, message.stream, self._tuned if message.key[2] else None)
-        self.table = rep = message.report
+                self.run_job("grid", layers.grid, self.session, stream, self._tuned if tuned else None)
+        self.table = rep
         self.report = None if self._grid is None else replace(rep, settled=self._grid)
         target = visible(rep.target[1])
-        through = ("each layer's translator + " if message.key[2] else "") + "final norm + unembedding"
-        header.update(Text(
-            f"{rep.lens} · token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} · top-1 "
-            f"from layer {rep.commitment} on · ←/→ token · rank/p of {target} via {through}", style="bold"))
-        self._draw_table()
-
-    def on_grid_ready(self, message: GridReady) -> None:
-        if message.prompt != self._grid_prompt:
-            return  # an older prompt's grid
-        if message.error is not None:
-            self._grid_prompt = None  # the next table tries again
-            self.query_one("#layers-strip", Static).update(
-                Text("settled grid: " + one_line(describe(message.error), 300), style="bold red"))
-            return
-        self._grid = message.grid
-        if self.table is not None and (self.table.prompt, self._wanted[2]) == message.prompt:
-            self.report = replace(self.table, settled=message.grid)
+        through = ("each layer's translator + " if tuned else "") + "final norm + unembedding"
+        self._header(f"{rep.lens} · token {rep.position} {visible(rep.tokens[rep.position])!s} · final top-1 {target} "
+                     f"· top-1 from layer {rep.commitment} on · ←/→ token · rank/p of {target} via {through}", "bold")
         self._draw_table()
 
     def _draw_table(self) -> None:

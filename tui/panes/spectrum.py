@@ -1,7 +1,8 @@
 """Spectrum pane: which SAE features fire on each token, coarse above fine, live as you type.
 
-Everything here renders from `Result.spectra` (computed in the same forward as
-the logits); selecting a position, a feature or the all-tokens view needs no
+Everything here renders the Spectrum view's report (core/views/spectrum.py, what
+`spectrascope spectrum` prints) from `Result.spectra` (computed in the same forward
+as the logits); selecting a position, a feature or the all-tokens view needs no
 model call. Labels not yet known show "…" and are computed by one worker at a
 time, one batched call per SAE (seconds at Gemma Scope 262K on a CPU), then the
 pane redraws: the screen never waits for a label.
@@ -9,33 +10,30 @@ pane redraws: the screen never waits for a label.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.reactive import reactive
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from spectrascope.core.text import one_line, visible
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
-from spectrascope.tui.widgets.analyzer import SCALES, Analyzer, band_of, band_values, feature_window
+from spectrascope.tui.widgets.analyzer import SCALES, Analyzer
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+from spectrascope.tui.widgets.feature_card import feature_card
 from spectrascope.tui.widgets.token_strip import token_strip_text
-
-if TYPE_CHECKING:
-    from spectrascope.core.engine.interface import SessionAPI
 
 ROLES = ("coarse", "fine")
 
 
 class SpectrumPane(LabelWorker, Pane):
-    DEFAULT_CLASSES = "pane"
     focus_target = "#spectrum-table"
     pane_title = "Spectrum"
+    export_kind = "spectrum"
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),
         Binding("right,l", "position(1)", "token ▶"),
@@ -47,7 +45,6 @@ class SpectrumPane(LabelWorker, Pane):
         Binding("s", "scale", "Analyzer: log / density scale", show=False),
     ]
     top_n = 30
-    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -104,14 +101,12 @@ class SpectrumPane(LabelWorker, Pane):
                 raise ValueError(f"unknown SAE role {role!r}")
             self.feature = (role, int(fid))
 
-    def export(self, folder) -> list:
-        """The spectra of the current prompt at the selected position, as JSON."""
-        from spectrascope.tui.export import export_files, new_stem
-
+    def export_doc(self) -> tuple[dict, None, str] | None:
+        """The spectra of the current prompt at the selected position."""
         if self.result is None or not self.result.spectra:
-            return []
+            return None
         doc = {**self.view().to_dict(), "fidelity": {r: s.fidelity.tolist() for r, s in self.result.spectra.items()}}
-        return export_files(new_stem(folder, "spectrum", self.result.prompt), doc)
+        return doc, None, self.result.prompt
 
     # ---- inputs -------------------------------------------------------------------------------
     def show_result(self, result, generated: int = 0) -> None:
@@ -233,7 +228,9 @@ class SpectrumPane(LabelWorker, Pane):
                 lines.append(f"\n{sae.dense_hidden} always-on hidden (d)", style="grey50")
             info.update(lines)
             top = next((r.feature for r in rows if r.role == role), None)  # the table's strongest
-            self._draw_analyzer(analyzer, role, result.spectra[role], view, top)
+            selected = self.feature[1] if self.feature is not None and self.feature[0] == role else None
+            analyzer.show_spectrum(result.spectra[role], view.position, self.reduce, view.first, self.zoom, self.scale,
+                                   selected, top)
         self.query_one("#spectrum-table", FastTable).set_rows(
             [[(r.role, "cyan" if r.role == "coarse" else "magenta"), (str(r.feature), ""),
               (f"{r.activation:.2f}", "bold"), (f"{r.max_act:.1f}" if r.max_act else "–", "grey50"),
@@ -243,33 +240,15 @@ class SpectrumPane(LabelWorker, Pane):
             self._draw_card()
         self._request_labels(view.pending())
 
-    def _draw_analyzer(self, analyzer: Analyzer, role: str, spec: Any, view: Any, top: int | None) -> None:
-        """`role`'s bars over the zoomed feature range, on the chosen scale, captioned with both; the zoom
-        centres on the selected feature, else on `top` (the table's strongest, always-on ones hidden)."""
-        cols = max(1, analyzer.size.width or 80)
-        row = spec.row(view.position, self.reduce, view.first).numpy()  # (F,)
-        selected = self.feature[1] if self.feature is not None and self.feature[0] == role else None
-        center = next((f for f in (selected, top) if f is not None and 0 <= f < spec.width), int(row.argmax()))
-        lo, hi = feature_window(spec.width, self.zoom, center, cols)
-        values = band_values(row, lo, hi, cols, self.scale)
-        marker = band_of(selected, lo, hi, len(values)) if selected is not None else None
-        if self.scale == "density":
-            full = float(values.max()) or 1.0  # the densest band shown fills the height
-        else:
-            codes = spec.codes[view.first:] if spec.n_tokens > view.first else spec.codes
-            full = float(codes.max()) or 1.0  # BOS left out: its huge code would flatten every bar
-        where = f"all {spec.width:,}" if hi - lo == spec.width else f"#{lo:,}–{hi - 1:,} of {spec.width:,}"
-        analyzer.show(values, full, marker, log=self.scale == "log", caption=f"{where} · {self.scale}")
-
     def view(self):
         """The core report this pane renders (the same one `spectrascope spectrum` prints)."""
-        from spectrascope.core.views.probe import spectrum_view
+        from spectrascope.core.views.spectrum import from_result
 
         session = self.session
         labels = session.labels if session is not None else {}
         hooks = {role: session.sae_hook(role) for role in self.result.spectra} if session is not None else {}
-        return spectrum_view(self.result, labels, hooks, self.position, self.reduce, self.top_n, self.hide_dense,
-                             compute_labels=False, stats=getattr(session, "resid_stats", None))
+        return from_result(self.result, labels, hooks, self.position, self.reduce, self.top_n, self.hide_dense,
+                           compute_labels=False, stats=getattr(session, "resid_stats", None))
 
     # ---- labels, off the UI thread --------------------------------------------------------------
     def _request_labels(self, wanted: dict[str, list[int]]) -> None:
@@ -319,60 +298,5 @@ class SpectrumPane(LabelWorker, Pane):
 
     def _draw_card(self) -> None:
         role, fid = self.feature
-        session = self.session
-        labels = session.labels.get(role) if session is not None else None
-        card = Text(f"{role} feature {fid}\n", style="bold")
-        if labels is None:
-            self._say_card(card + Text("no SAE loaded for this role", style="grey50"))
-            return
-        try:
-            label = labels.known(fid)
-        except IndexError as exc:
-            self._say_card(card + Text(str(exc), style="red"))
-            return
-        card.append("promotes: ", style="grey50")
-        if label is None:
-            from spectrascope.core.engine.labels import PENDING
-
-            card.append(f"{self.label_error or PENDING}\n", style="red" if self.label_error else "grey50")
-        else:
-            self._append_label(card, label)
-        if self.result is not None and role in self.result.spectra:
-            spec = self.result.spectra[role]
-            acts = spec.codes[:, fid]
-            peak = float(acts.max()) or 1.0
-            card.append("on this prompt: ", style="grey50")
-            for tok, act in zip(self.result.tokens, acts.tolist()):
-                level = act / peak
-                style = f"on rgb({int(40 + 180 * level)},{int(30 + 60 * level)},30)" if act > 0 else "grey50"
-                card.append(visible(tok.text, 16), style=style)
-                card.append(" ")
-        self._say_card(card)
-
-    @staticmethod
-    def _append_label(card: Text, label) -> None:
-        card.append(" ".join(visible(p) for p in label.promoted) + "\n")
-        if label.max_act is not None:
-            card.append(f"max act {label.max_act:.2f} · fires on {100 * (label.freq or 0):.3f}% of tokens\n",
-                        style="grey50")
-        if label.url:
-            card.append(label.url + "\n", style="underline cyan")
-        if label.density and any(label.density):
-            card.append("activation density (log10 act, 3 bins a decade from 0.1): ", style="grey50")
-            card.append(sparkline(label.density) + "\n")
-        for title, snippets in (("top snippets", label.snippets), ("lower activations", label.range_snippets),
-                                ("random firings", label.random_snippets)):
-            if snippets:
-                card.append(f"{title}:\n", style="grey50")
-            for act, snippet in snippets:
-                card.append(f" {act:6.2f}  ")
-                for i, part in enumerate(snippet.replace("]]", "[[").split("[[")):
-                    card.append(one_line(part, 120), style="bold reverse" if i % 2 else "")
-                card.append("\n")
-
-
-def sparkline(counts) -> str:
-    """One block character per bin, height by count (0 shows as a space)."""
-    blocks = " ▁▂▃▄▅▆▇█"
-    top = max(counts) or 1
-    return "".join(blocks[0 if c == 0 else max(1, round(8 * c / top))] for c in counts)
+        labels = self.session.labels.get(role) if self.session is not None else None
+        self._say_card(feature_card(role, fid, labels, self.label_error, self.result))

@@ -2,184 +2,47 @@
 
 Features come from the Pairing pane's selection (key f; the app hands it down) or are
 typed as `coarse:123:4 fine:77:2` (ROLE:ID[:STRENGTH]; strength in the feature's unit, see
-core/steering.py). g generates every configuration (baseline, coarse, fine, coarse+fine)
+core/analysis/steering.py). g generates every configuration (baseline, coarse, fine, coarse+fine)
 with the same seeds and shows them side by side with the effect (concept activation read back
 unsteered, share of runs with a concept word) and the cost (perplexity under the unsteered
 model) under each; w runs the strength sweep and plots effect and cost against strength.
-All model work runs in one thread worker (group "steering"); a new run cancels the old one.
+Both are the Steering view (core/views/steering.py) run as one job: a new run cancels the old one.
 A report stays on screen when the prompt (the app's, as typed) or a setting changes, under a
 "stale: computed for …" line.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
+from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from spectrascope.core.stats.knobs import SamplingSettings
-from spectrascope.core.text import one_line, visible
-from spectrascope.tui.plots import blank_figure
+from spectrascope.core.analysis.steering import STRENGTH_MAX, SteerFeature, SteeringError
+from spectrascope.core.text import one_line
+from spectrascope.core.views.steering import SteeringSpec, build
 from spectrascope.tui.errors import describe
+from spectrascope.tui.export import steering_rows
 from spectrascope.tui.panes.base import Pane
-from spectrascope.tui.messages import RunProgress
-from spectrascope.tui.stale import Basis
-from spectrascope.tui.token_wrap import Unit, marker, wrapped_text
+from spectrascope.tui.stale import stale_note
 from spectrascope.tui.widgets.fast_table import Column, FastTable
+from spectrascope.tui.widgets.steering_columns import (CONFIGS, RunColumn, feature_cells, plot_curves, spec_text,
+                                                       targeting_note)
 from spectrascope.tui.widgets.text_field import TextField
 
-if TYPE_CHECKING:
-    from spectrascope.core.engine.interface import SessionAPI
-
-CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
-CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coarse+fine": "yellow", "all": "green"}
-# Each line's own glyph, so the legend reads without colour (a projector, a monochrome terminal).
-CONFIG_MARKERS = {"baseline": "·", "coarse": "o", "fine": "x", "coarse+fine": "+", "all": "*"}
+PANE_DEFAULTS = SteeringSpec(sweep=(0.0, 2.0, 4.0, 8.0), n_seeds=3, tokens=12)  # small: a run takes seconds
+SEEDS_MAX = 20
 STRENGTH_STEP = 0.5
 FEATURE_ROWS_SHOWN = 8
 
 
-class SteeringProgress(RunProgress):
-    pass
-
-
-@dataclass
-class SteeringDone(Message):
-    run_id: int
-    kind: str  # "compare" or "sweep"
-    basis: Basis  # the prompt and settings it was computed for
-    report: Any = None  # core.steering.SteeringReport
-    error: BaseException | None = None
-
-
-def plot_curves(report: Any, metric: str, width: int, height: int) -> str:
-    """plotext line chart of one metric vs sweep strength, one line per configuration (ANSI string)."""
-    with blank_figure(max(20, width), max(6, height)) as plt:
-        return _draw_curves(plt, report, metric)
-
-
-def _draw_curves(plt: Any, report: Any, metric: str) -> str:
-    for name in report.configs:
-        if name == "baseline":
-            continue
-        cells = report.curve(name)
-        ys = [getattr(c, metric) for c in cells]
-        xs = [c.strength for c in cells]
-        pairs = [(x, y) for x, y in zip(xs, ys) if y is not None and y == y]
-        if pairs:
-            plt.plot([p[0] for p in pairs], [p[1] for p in pairs], label=f"{CONFIG_MARKERS.get(name, '*')} {name}",
-                     color=CONFIG_COLORS.get(name, "green"), marker=CONFIG_MARKERS.get(name, "*"))
-    base = report.cell("baseline")
-    b = getattr(base, metric)
-    if b is not None and b == b:
-        xs = sorted({c.strength for c in report.cells} | {0.0})
-        plt.plot(xs, [b] * len(xs), label="· baseline", color="gray", marker="·")
-    titles = {"concept_act": "effect: concept activation", "concept_share": "effect: concept-word share",
-              "perplexity": "cost: perplexity"}
-    title = titles.get(metric, metric)
-    if metric == "perplexity":  # one wild strength (ppl 162,831) would flatten every other point
-        plt.yscale("log")
-        title += " (log scale)"
-    plt.title(title)
-    plt.xlabel("strength ×")
-    return plt.build()
-
-
-# Where the concept feature fired on a token (its unsteered readback), as a share of the column's
-# strongest firing: up to 1/3, 2/3, above. Background and underline, so it also reads without colour.
-# Colours from the xterm-256 cube, so a 256-colour terminal does not fold two levels into one.
-MARK_STYLES = ("underline on #005f00", "underline on #008700", "bold underline black on #5fd75f")
-
-
-def mark_style(value: float, top: float) -> str:
-    """The mark of a token whose concept activation is `value` in a column whose largest is `top`."""
-    if value <= 0 or top <= 0:
-        return ""
-    return MARK_STYLES[min(len(MARK_STYLES) - 1, int(len(MARK_STYLES) * value / top - 1e-9))]
-
-
-def run_units(run: Any, top: float = 0.0) -> list[Unit]:
-    """A run's generated text as display units (core token pieces), control tokens as markers;
-    a stretch of one repeated control token is one marker with its count. With `top` (the column's
-    largest concept activation) each text unit is marked by how strongly the concept feature fired."""
-    units: list[Unit] = []
-    pieces = list(run.pieces)
-    trace = run.piece_trace() if top > 0 else ()
-    i = 0
-    while i < len(pieces):
-        piece, n = pieces[i], 1
-        if piece.special:
-            while i + n < len(pieces) and pieces[i + n] == piece:
-                n += 1
-            units.append(marker(visible(piece.text), n))
-        else:
-            units.append(Unit(visible(piece.text, mark_spaces=False), mark_style(trace[i], top) if trace else ""))
-        i += n
-    return units
-
-
-def mark_legend(concept: tuple[str, int], top: float, narrow: bool) -> Text:
-    """The column header's key to the marks: which feature, read back unsteered, as a share of what."""
-    if top <= 0:
-        return Text(f"marks #{concept[1]} silent" if narrow else
-                    f"marks: none, concept feature {concept[0]} #{concept[1]} silent (unsteered readback)",
-                    style="grey50")
-    out = Text(f"marks #{concept[1]} " if narrow else "marks ", style="grey50")
-    for style, name in zip(MARK_STYLES, ("⅓", "⅔", "1")):
-        out.append(f"{name}", style=style)
-        out.append(" ")
-    if narrow:
-        return out
-    # No per-column number here: the same words in every column wrap alike and keep the seeds aligned.
-    return out.append(f"of the column's max: concept feature {concept[0]} #{concept[1]}, unsteered readback",
-                      style="grey50")
-
-
-class RunColumn(Static):
-    """One configuration's column; its runs are wrapped between tokens at the column's own width."""
-
-    def show(self, head: Text, numbers: list[tuple[str, str, str]], runs: list[list[Unit]],
-             legend: Any = None) -> None:
-        """`numbers`: (line, short line for a narrow column, style) each; `runs`: display units each;
-        `legend(narrow)`: the marks' key as a Text, or None."""
-        self._parts = (head, numbers, runs, legend)
-        self._wrap_width = 0
-        self._wrap()
-
-    def on_resize(self) -> None:
-        if getattr(self, "_parts", None) is not None and self.content_size.width != self._wrap_width:
-            self._wrap()
-
-    def _wrap(self) -> None:
-        head, numbers, runs, legend = self._parts
-        # Before its first layout the column has no size: a quarter of the row, re-wrapped on resize.
-        row = self.parent.size.width if self.parent is not None else 0
-        width = self._wrap_width = self.content_size.width or max(10, (row or 160) // 4 - 3)
-        text = head.copy()
-        narrow = max(len(line) for line, _, _ in numbers) > width  # 80x24: 3 lines, not 6 wrapped ones
-        for line, short, style in numbers:
-            text.append("\n" + (short if narrow else line), style=style)
-        if legend is not None:
-            text.append("\n")
-            text.append_text(legend(narrow))
-        text.append("\n" + "─" * 12, style="grey39")
-        for units in runs:
-            text.append("\n")
-            text.append_text(wrapped_text(units, width))
-        self.update(text)
-
-
 class SteeringPane(Pane):
-    DEFAULT_CLASSES = "pane"
     focus_target = "#steer-feature-table"
     pane_title = "Steering"
     DEFAULT_CSS = """
@@ -211,30 +74,16 @@ class SteeringPane(Pane):
         Binding("escape", "cancel", "Cancel", show=False),
     ]
 
-    n_seeds = 3
-    tokens = 12
-    sweep = (0.0, 2.0, 4.0, 8.0)
-    # Handed down by the app: the session, its prompt as typed, the Pairing pane's selection.
-    session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)
+    # Handed down by the app: its prompt as typed, the Pairing pane's selection.
     prompt: reactive[str] = reactive("", init=False, repaint=False)
     pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.features: list[Any] = []  # core.steering.SteerFeature
-        self.method = "add"
-        self.positions = "all"
-        self.settings = SamplingSettings(temperature=1.0)
-        self.unit = "max_act"  # what strength 1 means (core/steering.py UNITS); no key, a session file sets it
-        self.words: list[str] | None = None  # None: the words the concept feature fires on most (its label)
-        self.report: Any = None  # last side-by-side report
-        self.report_basis: Basis | None = None
-        self.sweep_report: Any = None
-        self.sweep_basis: Basis | None = None
+        self._hold(PANE_DEFAULTS)
+        self.report: Any = None  # the last side-by-side core.views.steering.SteeringReport
+        self.sweep_report: Any = None  # the last sweep's
         self.view = "side"
-        self.busy = False
-        self._run_id = 0
-        self._cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="steer-inputs"):
@@ -261,29 +110,39 @@ class SteeringPane(Pane):
         self._draw_features()
         self._say("Type features and press enter (or f for the Pairing pane's), then g to generate, w to sweep.")
 
-    def on_unmount(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()  # a running experiment stops at its next token; its hooks come off
-
     def watch_prompt(self) -> None:
         if self.is_mounted:  # the app's prompt moved on: the shown report may be stale now
             self._draw_stale()
 
-    # ---- helpers --------------------------------------------------------------------------------
-    def _basis(self) -> Basis:
-        """Everything a report depends on, as set now."""
-        features = " ".join(f.label() for f in self.features)
-        words = "from the concept feature's label" if not self.words else ", ".join(self.words)
-        return Basis(self.prompt, f"{features} · {self.method} · positions {self.positions} · seeds {self.n_seeds} "
-                                  f"from {self.settings.seed} · {self.tokens} tokens · T {self.settings.temperature:g}"
-                                  f" · words {words}")
+    # ---- the Spec the fields hold ------------------------------------------------------------------
+    def _hold(self, spec: SteeringSpec) -> None:
+        """The pane's fields from `spec` (the prompt is the app's)."""
+        self.features: list[SteerFeature] = list(spec.features)
+        self.method, self.positions, self.unit = spec.method, spec.positions, spec.unit  # unit: no key sets it
+        self.n_seeds, self.tokens, self.sweep = spec.n_seeds, spec.tokens, spec.sweep
+        self.settings, self.concept = spec.settings, spec.concept
+        self.words = list(spec.words) if spec.words else None  # None: from the concept feature's label
 
+    def asked(self, sweep: bool = True) -> SteeringSpec:
+        """The Spec the fields hold now; without `sweep`, the features' own strengths once (what g runs)."""
+        return SteeringSpec(self.prompt, tuple(self.features), self.sweep if sweep else None, self.n_seeds,
+                            self.tokens, self.method, self.positions, self.unit, self.settings, self.concept,
+                            self.words)
+
+    @property
+    def busy(self) -> bool:
+        return self.job_running()
+
+    def _shown(self) -> Any:
+        return self.report if self.view == "side" else self.sweep_report
+
+    # ---- lines ----------------------------------------------------------------------------------------
     def _say(self, text: str, error: bool = False) -> None:
         self.query_one("#steer-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
 
     def _draw_settings(self) -> None:
         busy = "   ⏳ working…" if self.busy else ""
-        sweep = ",".join(f"{s:g}" for s in self.sweep)
+        sweep = ",".join(f"{s:g}" for s in self.sweep or ())
         self.query_one("#steer-settings", Static).update(Text(
             f"method {self.method}   positions {self.positions}   seeds {self.n_seeds} from {self.settings.seed}"
             f"   tokens {self.tokens}   T {self.settings.temperature:g}   sweep ×{sweep}{busy}", style="bold"))
@@ -291,81 +150,51 @@ class SteeringPane(Pane):
 
     def _draw_stale(self) -> None:
         """Say so when the shown report was computed for another prompt or other settings."""
-        basis = self.report_basis if self.view == "side" else self.sweep_basis
-        note = basis.stale_note(self._basis()) if basis is not None else ""
+        report = self._shown()
+        note = stale_note(report.asked, self.asked(self.view == "sweep"), spec_text) if report is not None else ""
         line = self.query_one("#steer-stale", Static)
         line.display = bool(note)
         line.update(Text(one_line(f"{note} · g / w regenerates", 300), style="bold yellow"))
 
     def _draw_features(self) -> None:
-        from spectrascope.core.analysis.steering import format_strength
-
         table = self.query_one("#steer-feature-table", FastTable)
-        units = getattr(self.report, "units", {}) or {}
-        cells, keys = [], []
-        for f in self.features:
-            u = units.get((f.role, f.id))
-            note = f"1 = act {u.typical_act:.2f} ({u.basis})" if u is not None else ""
-            cells.append([(f.role, CONFIG_COLORS.get(f.role, "")), (str(f.id), ""),
-                          (format_strength(f.strength), "bold"), (note, "grey50")])
-            keys.append(f"{f.role}:{f.id}")
-        table.set_rows(cells, keys)
+        table.set_rows(feature_cells(self.features, getattr(self.report, "units", {}) or {}),
+                       [f"{f.role}:{f.id}" for f in self.features])
         # Every row shown (header + rows, up to 8; more scroll), so "N features" matches what is seen.
-        table.styles.height = 1 + max(1, min(len(cells), FEATURE_ROWS_SHOWN))
+        table.styles.height = 1 + max(1, min(len(self.features), FEATURE_ROWS_SHOWN))
         self._draw_stale()
 
-    # ---- export (ctrl+e) ----------------------------------------------------------------------------
-    def export(self, folder) -> list:
-        """The shown report (side by side, or the sweep): configurations, strengths, every generated
-        text and its metrics as JSON (SteeringReport.to_dict, as `spectrascope steer --json`), the texts as CSV."""
-        report = self.report if self.view == "side" else self.sweep_report
+    # ---- export (ctrl+e) and the session file ---------------------------------------------------------
+    @property
+    def export_kind(self) -> str:  # spectrascope-steering-side-… or -sweep-…: which report the file holds
+        return f"steering-{self.view}"
+
+    def export_doc(self) -> tuple[dict, list[dict], str] | None:
+        """The shown report (side by side, or the sweep) as `spectrascope steer --json` prints it, its texts as CSV."""
+        report = self._shown()
         if report is None:
-            return []
-        from spectrascope.tui.export import export_files, new_stem, steering_rows
-
+            return None
         doc = report.to_dict()
-        return export_files(new_stem(folder, f"steering-{self.view}", report.prompt), doc, steering_rows(doc))
+        return doc, steering_rows(doc), report.prompt
 
-    # ---- session file (app conventions) ------------------------------------------------------------
     def get_state(self) -> dict:
-        return {"features": [asdict(f) for f in self.features], "method": self.method, "positions": self.positions,
-                "unit": self.unit, "n_seeds": self.n_seeds, "tokens": self.tokens, "sweep": list(self.sweep),
-                "words": self.words, "settings": self.settings.to_dict()}
+        return {k: v for k, v in self.asked().to_dict().items() if k != "prompt"}  # the prompt is the app's
 
     def set_state(self, state: dict) -> None:
-        """Restore what get_state saved; a missing key keeps the default, a bad one raises before anything changes."""
-        from spectrascope.core.analysis.steering import METHODS, POSITIONS, UNITS, SteerFeature, SteeringError, check_strength
-
-        features = [SteerFeature(str(f["role"]), int(f["id"]), float(f.get("strength", 1.0)))
-                    for f in state.get("features", [])]
-        sweep = tuple(float(s) for s in state.get("sweep", self.sweep))
-        words = state.get("words")
-        n_seeds, tokens = int(state.get("n_seeds", self.n_seeds)), int(state.get("tokens", self.tokens))
-        chosen = {"method": (state.get("method", self.method), METHODS),
-                  "positions": (state.get("positions", self.positions), POSITIONS),
-                  "unit": (state.get("unit", self.unit), UNITS)}
-        for name, (value, allowed) in chosen.items():
-            if value not in allowed:
-                raise SteeringError(f"{name} {value!r} is not one of {', '.join(allowed)}")
-        for f in features:
-            check_strength(f.strength, f"Strength of {f.role}:{f.id}:")
-        for x in sweep:
-            check_strength(x, "Sweep multiplier")
-        if not 1 <= n_seeds <= 20 or tokens < 1:
-            raise SteeringError("n_seeds must be 1..20 and tokens at least 1")
-        self.settings = SamplingSettings.from_dict(state.get("settings", self.settings.to_dict()))
-        self.method, self.positions, self.unit = (value for value, _ in chosen.values())
-        self.n_seeds, self.tokens, self.sweep = n_seeds, tokens, sweep
-        self.words = None if words is None else [str(w) for w in words]  # None: from the concept feature's label
+        """Restore what get_state saved; a missing key keeps the pane's value, a bad one raises before any change."""
+        spec = SteeringSpec.from_dict({**self.get_state(), **state})
+        if spec.n_seeds > SEEDS_MAX or spec.sweep is None:
+            raise SteeringError(f"n_seeds must be 1..{SEEDS_MAX} and sweep a list of multipliers")
+        self._hold(spec)
         self.query_one("#steer-words", Input).value = ", ".join(self.words or [])
-        self.query_one("#steer-features", Input).value = " ".join(f.label() for f in features)
-        self.set_features(features)
+        self.query_one("#steer-features", Input).value = " ".join(f.label() for f in self.features)
+        self.set_features(self.features)
         self._draw_settings()
 
     # ---- choosing features ----------------------------------------------------------------------
     @on(Input.Submitted, "#steer-features")
     def _features_submitted(self, event: Input.Submitted) -> None:
-        from spectrascope.core.analysis.steering import SteeringError, parse_features, validate_features
+        from spectrascope.core.analysis.steering import parse_features, validate_features
 
         try:
             features = parse_features(event.value)
@@ -387,14 +216,12 @@ class SteeringPane(Pane):
 
     def set_features(self, features: list[Any]) -> None:
         self.features = list(dict.fromkeys(features))  # a feature typed twice is one row
-        self.report = self.sweep_report = self.report_basis = self.sweep_basis = None
+        self.report = self.sweep_report = None
         self._draw_features()
         more = f" ({FEATURE_ROWS_SHOWN} shown: ↑/↓ scrolls)" if len(self.features) > FEATURE_ROWS_SHOWN else ""
         self._say(f"{len(self.features)} features{more} · g generate · w sweep · +/- strength of the selected row")
 
     def action_from_pairing(self) -> None:
-        from spectrascope.core.analysis.steering import SteerFeature
-
         if not self.pairing_selection:
             self._say("The Pairing pane has no features selected: run it (F4, r) or type features.", error=True)
             return
@@ -406,12 +233,10 @@ class SteeringPane(Pane):
         table = self.query_one("#steer-feature-table", FastTable)
         if not self.features:
             return
-        from spectrascope.core.analysis.steering import STRENGTH_MAX
-
         i = min(table.cursor, len(self.features) - 1)
         f = self.features[i]
         strength = round(f.strength + direction * STRENGTH_STEP, 3)
-        if abs(strength) > STRENGTH_MAX:  # the documented range (core/steering.py)
+        if abs(strength) > STRENGTH_MAX:  # the documented range (core/analysis/steering.py)
             self._say(f"Strength stays within ±{STRENGTH_MAX:g}.", error=True)
             return
         self.features[i] = replace(f, strength=strength)
@@ -427,7 +252,7 @@ class SteeringPane(Pane):
         self._draw_settings()
 
     def action_seeds(self, delta: int) -> None:
-        self.n_seeds = max(1, min(20, self.n_seeds + delta))
+        self.n_seeds = max(1, min(SEEDS_MAX, self.n_seeds + delta))
         self._draw_settings()
 
     def action_reseed(self) -> None:
@@ -441,8 +266,8 @@ class SteeringPane(Pane):
         self._draw_plots()
         self._draw_stale()
 
-    # ---- model work -------------------------------------------------------------------------------
-    def _start(self, kind: str) -> None:
+    # ---- model work: one job, the experiment -----------------------------------------------------------
+    def _start(self, sweep: bool) -> None:
         if self.session is None:
             self._say("Waiting for the model to load.")
             return
@@ -452,77 +277,45 @@ class SteeringPane(Pane):
         if not self.prompt:
             self._say("Type a prompt first.", error=True)
             return
-        if self._cancel is not None:
-            self._cancel.set()
-        self._run_id += 1
-        self._cancel = threading.Event()
-        self.busy = True
+        spec = self.asked(sweep)
+        self.run_job("experiment", build, self.session, spec)
         self._draw_settings()
-        seeds = [self.settings.seed + i for i in range(self.n_seeds)]
-        strengths = list(self.sweep) if kind == "sweep" else None
-        self._say(f"{'sweeping' if kind == 'sweep' else 'generating'} {len(seeds)} seeds × {self.tokens} tokens…")
-        options = dict(settings=self.settings, unit=self.unit, seeds=seeds, tokens=self.tokens, strengths=strengths,
-                       method=self.method, positions=self.positions, words=self.words or None)
-        self._experiment(self._run_id, kind, self.session, self._basis(), list(self.features), options,
-                         self._cancel)
+        self._say(f"{'sweeping' if sweep else 'generating'} {spec.n_seeds} seeds × {spec.tokens} tokens…")
 
     def action_generate(self) -> None:
-        self._start("compare")
+        self._start(sweep=False)
 
     def action_sweep(self) -> None:
-        self._start("sweep")
+        self._start(sweep=True)
 
     def action_cancel(self) -> None:
-        if self._cancel is not None and self.busy:
-            self._cancel.set()
+        if self.cancel_jobs():
             self._say("Cancelling…")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="steering")
-    def _experiment(self, run_id: int, kind: str, session: SessionAPI, basis: Basis, features, options,
-                    cancel: threading.Event) -> None:
-        from spectrascope.core.analysis.steering import run_experiment
+    def job_progress(self, name: str, text: str, fraction: float | None) -> None:
+        pct = "" if fraction is None else f" ({fraction:.0%})"
+        self._say(f"working: {text}{pct} · esc cancels")
 
-        def progress(text: str, fraction: float | None) -> None:
-            self.post_message(SteeringProgress(run_id, text, fraction))
-
-        try:
-            report = run_experiment(session, basis.prompt, features, cancel=cancel, progress=progress, **options)
-        except Exception as exc:  # noqa: BLE001 - Cancelled included: shown inline
-            self.post_message(SteeringDone(run_id, kind, basis, error=exc))
-            return
-        self.post_message(SteeringDone(run_id, kind, basis, report=report))
-
-    def on_steering_progress(self, message: SteeringProgress) -> None:
-        if message.run_id == self._run_id and self.busy:
-            pct = "" if message.fraction is None else f" ({message.fraction:.0%})"
-            self._say(f"working: {message.text}{pct} · esc cancels")
-
-    def on_steering_done(self, message: SteeringDone) -> None:
-        if message.run_id != self._run_id:
-            return  # a newer run replaced this one
-        self.busy = False
+    def job_cancelled(self, name: str) -> None:
         self._draw_settings()
-        if message.error is not None:
-            from spectrascope.core.engine.session import Cancelled
+        self._say("Cancelled; the model is unsteered again.")
 
-            if isinstance(message.error, Cancelled):
-                self._say("Cancelled; the model is unsteered again.")
-            else:
-                self._say(describe(message.error), error=True)
-            return
-        report = message.report
+    def job_failed(self, name: str, error: BaseException) -> None:
+        self._draw_settings()
+        self._say(describe(error), error=True)
+
+    def job_done(self, name: str, report: Any) -> None:
+        self._draw_settings()
         note = ""
-        if message.kind == "sweep":
-            best = [r for r in report.targeting(1.5) if r["strength"] is not None]
-            note = " · within 1.5× baseline ppl: " + (", ".join(
-                f"{r['config']} act {r['concept_act']:.2f} (×{r['strength']:g})" for r in best) or "none")
-            self.sweep_report, self.sweep_basis = report, message.basis
+        if report.asked.sweep is not None:
+            note = targeting_note(report)
+            self.sweep_report = report
             if self.view != "sweep":
                 self.action_toggle_view()
             else:
                 self._draw_plots()
         else:
-            self.report, self.report_basis = report, message.basis
+            self.report = report
             if self.view != "side":
                 self.action_toggle_view()
             self._draw_columns()
@@ -531,40 +324,13 @@ class SteeringPane(Pane):
                   f"{report.concept[0]}:{report.concept[1]} (marks: where it fired, unsteered readback) · same seeds "
                   f"{list(report.seeds)} everywhere{note}")
 
-    # ---- rendering ------------------------------------------------------------------------------
+    # ---- drawing the reports --------------------------------------------------------------------------
     def _draw_columns(self) -> None:
-        report = self.report
         for name in CONFIGS:
             widget = self.query_one(f"#steer-col-{name.replace('+', '-')}", RunColumn)
-            if report is None or name not in report.configs:
-                widget.display = False
-                continue
-            widget.display = True
-            cell = report.cell(name)
-            head = Text()
-            head.append(name, style=f"bold {CONFIG_COLORS.get(name, '')}")
-            specials = sum(run.special_count for run in cell.runs)
-            if specials:  # the model sampled control tokens (e.g. <start_of_image>): say so up front
-                head.append(f" · {specials} special token{'s' * (specials != 1)}", style="reverse dim")
-            labels = " ".join(f.label() for f in cell.features) if cell.features else "no steering"
-            head.append("\n" + labels, style="grey50")  # one line in every column keeps the seeds aligned
-            top = max((v for run in cell.runs for v in run.concept_trace), default=0.0)
-            runs = []
-            for run in cell.runs:
-                units = [Unit(f"seed {run.seed}: ", "grey50", True), *run_units(run, top)]
-                if run.concept_words:
-                    units.append(Unit(" [" + ", ".join(run.concept_words) + "]", "green", True))
-                runs.append(units)
-            # Effect and cost above the texts: a short terminal crops the texts, never the numbers.
-            act = "–" if cell.concept_act is None else f"{cell.concept_act:.3f}"
-            share, ppl = f"{cell.concept_share:.0%}", f"{cell.perplexity:.1f}"
-            numbers = [(f"effect: concept act {act}", f"effect act {act}", "bold green"),
-                       (f"        concept words {share} of runs", f"words {share} of runs", "bold green"),
-                       (f"cost:   perplexity {ppl}", f"cost ppl {ppl}", "bold red")]
-            legend = None
-            if report.concept is not None:  # every column has the line, so the seeds stay aligned
-                legend = lambda narrow, top=top: mark_legend(report.concept, top, narrow)  # noqa: E731
-            widget.show(head, numbers, runs, legend)
+            widget.display = self.report is not None and name in self.report.configs
+            if widget.display:
+                widget.show(self.report, name)
 
     def _draw_plots(self) -> None:
         effect = self.query_one("#steer-plot-effect", Static)

@@ -73,6 +73,25 @@ class Analyzer(Widget):
         self.caption = caption
         self.refresh()
 
+    def show_spectrum(self, spectrum, position: int | None, reduce: str, first: int, zoom: int, scale: str,
+                      selected: int | None, top: int | None) -> None:
+        """One SAE's codes (a `core.engine.codes.Spectrum`) at `position` (None: over the tokens from `first`,
+        `reduce`d) as bars over the zoomed feature range on `scale`, captioned with both. The zoom centres on
+        the `selected` feature (underlined), else on `top` (the table's strongest, always-on ones hidden)."""
+        cols = max(1, self.size.width or 80)
+        row = spectrum.row(position, reduce, first).numpy()  # (F,)
+        center = next((f for f in (selected, top) if f is not None and 0 <= f < spectrum.width), int(row.argmax()))
+        lo, hi = feature_window(spectrum.width, zoom, center, cols)
+        values = band_values(row, lo, hi, cols, scale)
+        marker = band_of(selected, lo, hi, len(values)) if selected is not None else None
+        if scale == "density":
+            full = float(values.max()) or 1.0  # the densest band shown fills the height
+        else:
+            codes = spectrum.codes[first:] if spectrum.n_tokens > first else spectrum.codes
+            full = float(codes.max()) or 1.0  # BOS left out: its huge code would flatten every bar
+        where = f"all {spectrum.width:,}" if hi - lo == spectrum.width else f"#{lo:,}–{hi - 1:,} of {spectrum.width:,}"
+        self.show(values, full, marker, log=scale == "log", caption=f"{where} · {scale}")
+
     def render_line(self, y: int) -> Strip:
         width, height = self.size.width, self.size.height
         if y == 0 and height > 1:

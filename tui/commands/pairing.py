@@ -1,25 +1,19 @@
-"""`spectrascope contrast`: the Pairing pane's analysis headless, as a table, JSON or Markdown.
-
-Wired in tui/cli.py like every subcommand: `add_parser(sub, model_args)`, then `run(args, load_session)`.
-"""
+"""`spectrascope contrast`: the Pairing pane's analysis headless (core/views/pairing.py), as tables, JSON or
+Markdown, and `--output FILE` besides."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import threading
 from typing import Any, Callable
 
+from spectrascope.tui.commands import ViewCommand
 
-def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "contrast",
-        help="concept vs neutral prompt sets -> selective coarse features, their fine sub-features, GO/NO-GO",
-        description="Run both prompt sets through the model and both SAEs, rank coarse features by "
-                    "selectivity, pair the anchors with fine features (decoder cosine x activation "
-                    "correlation) and print the verdict. Results are cached on disk.",
-    )
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Run both prompt sets through the model and both SAEs, rank coarse features by "
+                     "selectivity, pair the anchors with fine features (decoder cosine x activation "
+                     "correlation) and print the verdict. Results are cached on disk.")
     p.add_argument("--concept", default=None, help="file or folder of concept prompts (default: shipped France set)")
     p.add_argument("--neutral", default=None, help="file or folder of neutral prompts (default: shipped neutral set)")
     p.add_argument("--anchors", type=int, default=3, help="how many coarse anchors to pair (default 3)")
@@ -32,68 +26,47 @@ def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], 
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--no-cache", action="store_true", help="recompute even if a cached run exists")
     p.add_argument("--output", "-o", default=None, help="also write the report here (.json or .md)")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print the report as JSON")
-    fmt.add_argument("--markdown", action="store_true", help="print the report as Markdown")
-    model_args(p)
-    return p
 
 
-def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], Any]) -> int:
-    from spectrascope.core.analysis.contrast import ContrastSettings, PromptSetError, default_sets, load_prompts
-    from spectrascope.core.analysis import pairing
+def spec(args: argparse.Namespace) -> Any:
+    from spectrascope.core.views.pairing import PairingSpec
 
-    default_c, default_n = default_sets()
-    try:
-        concept = load_prompts(args.concept or default_c)
-        neutral = load_prompts(args.neutral or default_n)
-        settings = pairing.PairingSettings(n_anchors=args.anchors, cos_threshold=args.cos,
-                                           corr_threshold=args.corr, min_subfeatures=args.min_sub)
-        csettings = ContrastSettings(aggregate=args.aggregate, batch_size=args.batch_size)
-    except (PromptSetError, ValueError) as exc:
-        print(f"spectrascope contrast: {exc}", file=sys.stderr)
-        return 2
-    session = load_session(args)
-    missing = [r for r in ("coarse", "fine") if r not in session.saes]
-    if missing:
-        why = "; ".join(f"{r}: {session.sae_errors.get(r, 'not configured')}" for r in missing)
-        print(f"spectrascope contrast: needs a coarse and a fine SAE ({why}).", file=sys.stderr)
-        return 2
+    made = PairingSpec(args.concept, args.neutral, args.anchors, tuple(args.anchor) if args.anchor else None,
+                       args.cos, args.corr, args.min_sub, aggregate=args.aggregate, batch_size=args.batch_size,
+                       use_cache=not args.no_cache)
+    made.prompt_sets()  # a missing or empty set is refused before the model loads
+    return made
 
+
+def tenths(args: argparse.Namespace) -> Callable[[str, float | None], None]:
+    """Progress on stderr at every tenth of the run (a line per batch would flood it)."""
     last = [-1]
 
-    def progress(text: str, fraction: float | None) -> None:
+    def progress(text: str, fraction: float | None = None) -> None:
         pct = int((fraction or 0) * 100)
         if pct // 10 != last[0] // 10 or fraction == 1.0:
             last[0] = pct
             print(f"[spectrascope] contrast: {text}", file=sys.stderr, flush=True)
 
-    try:
-        result = pairing.analyse(session, concept, neutral, csettings, settings, threading.Event(), progress,
-                                 use_cache=not args.no_cache, anchors=args.anchor)
-    except IndexError as exc:
-        print(f"spectrascope contrast: {exc}", file=sys.stderr)
-        return 2
+    return progress
+
+
+def write_output(report: Any, args: argparse.Namespace) -> None:
     if args.output:
-        pairing.export(result, args.output)
-    if args.json:
-        print(json.dumps(pairing.to_dict(result), indent=1, ensure_ascii=False))
-    elif args.markdown:
-        print(pairing.to_markdown(result), end="")
-    else:
-        print_tables(result)
-    return 0
+        from spectrascope.core.analysis.pairing import export
+
+        export(report.result, args.output)
 
 
-def print_tables(result: Any) -> None:
-    from spectrascope.tui.console import headless_console
+def print_tables(report: Any, console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.analysis.contrast import RATE_DEFINITION
     from spectrascope.core.text import one_line
+    from spectrascope.tui.widgets.pairing_render import CLASS_COLOR
 
-    console = headless_console()
+    result = report.result
     c = result.contrast
     stats = c.stats["coarse"]
     lab = result.labels
@@ -117,8 +90,7 @@ def print_tables(result: Any) -> None:
         for col in ("fine", "cosine", "corr", "class", "label"):
             t.add_column(col, justify="left" if col in ("class", "label") else "right")
         for p in result.pairings[a].pairs(15):
-            style = {"sub-feature": "green", "partial overlap": "yellow", "co-occurring": "cyan"}[p.cls]
-            t.add_row(str(p.fine), f"{p.cosine:.3f}", f"{p.correlation:.3f}", Text(p.cls, style=style),
+            t.add_row(str(p.fine), f"{p.cosine:.3f}", f"{p.correlation:.3f}", Text(p.cls, style=CLASS_COLOR[p.cls]),
                       Text(one_line(lab.get("fine", {}).get(p.fine, ""), 60)))
         console.print(t)
     v = result.verdict
@@ -127,3 +99,10 @@ def print_tables(result: Any) -> None:
         console.print(Text(f"⚠ {line}", style="yellow"))
     for role, base in result.neuronpedia.items():
         console.print(Text(f"Neuronpedia ({role}): {base}/<feature>", style="grey62"))
+
+
+COMMANDS = (
+    ViewCommand("contrast", "concept vs neutral prompt sets -> selective coarse features, their fine sub-features, "
+                "GO/NO-GO", "pairing", arguments, spec, print_tables, markdown=True, progress=tenths,
+                after=write_output, named_errors=True),
+)

@@ -16,9 +16,10 @@ message and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, Callable
+
+from spectrascope.tui.commands import ViewCommand
 
 
 def _strengths(text: str) -> list[float]:
@@ -46,9 +47,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("steer", help="steer generation with SAE features; effect vs cost per configuration",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.description, p.formatter_class = __doc__, argparse.RawDescriptionHelpFormatter  # the long help above
     p.add_argument("prompt")
     p.add_argument("--feature", action="append", default=[], metavar="ROLE:ID[:STRENGTH]",
                    help="a feature to steer with (repeatable), e.g. coarse:123:4")
@@ -70,63 +70,35 @@ def add_parser(subparsers: Any, model_args: Callable[[argparse.ArgumentParser], 
     p.add_argument("--words", default=None, metavar="FILE",
                    help="concept words, one per line (default: the words the concept feature fires on "
                         "most, from its label; e.g. assets/prompts/concept_words/france.txt)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    model_args(p)
-    return p
 
 
-def _fail(text: str) -> int:
-    print(f"spectrascope steer: {text}", file=sys.stderr)
-    return 2
-
-
-def run(args: argparse.Namespace, load_session: Callable[[argparse.Namespace], Any]) -> int:
+def _spec(args: argparse.Namespace) -> Any:
+    """The view's Spec; everything that needs no model (features, concept, knobs, the words file) is
+    checked here, before the slow load."""
+    from spectrascope.core.analysis.steering import SteeringError, load_concept_words, parse_feature
     from spectrascope.core.stats.knobs import SamplingSettings
-    from spectrascope.core.analysis import steering as st
+    from spectrascope.core.views.steering import SteeringSpec
 
-    # Everything that needs no model is checked before the (slow) load.
     if not args.feature:
-        return _fail("give at least one --feature ROLE:ID[:STRENGTH], e.g. --feature coarse:123:4")
+        raise SteeringError("give at least one --feature ROLE:ID[:STRENGTH], e.g. --feature coarse:123:4")
+    features = tuple(parse_feature(text) for text in args.feature)
+    concept = parse_feature(args.concept) if args.concept else None
+    settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     try:
-        features = [st.parse_feature(text) for text in args.feature]
-        concept = None
-        if args.concept:
-            c = st.parse_feature(args.concept)
-            concept = (c.role, c.id)
-        settings = SamplingSettings(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-        words = st.load_concept_words(args.words) if args.words else None
-    except (st.SteeringError, ValueError, OSError) as exc:
-        return _fail(str(exc))
-    session = load_session(args)
-    if not session.saes:
-        why = "; ".join(f"{r}: {e}" for r, e in session.sae_errors.items()) or "none configured"
-        return _fail(f"this session has no SAEs ({why})")
-    try:
-        st.validate_features(session, features)
-        if concept is not None:
-            st.validate_features(session, [st.SteerFeature(*concept)])
-        if words is None:  # checked before the long run: the concept feature's label must have contexts
-            st.words_from_label(session, concept or st.default_concept(features))
-    except st.SteeringError as exc:
-        return _fail(str(exc))
-    seeds = [args.seed + i for i in range(args.seeds)]
+        words = load_concept_words(args.words) if args.words else None
+    except OSError as exc:  # a one-line message and exit status 2, like every bad value
+        raise SteeringError(str(exc)) from None
+    return SteeringSpec(args.prompt, features, args.sweep, args.seeds, args.tokens, args.method, args.positions,
+                        args.unit, settings, concept, words)
 
-    def progress(text: str, fraction: float | None) -> None:
+
+def _terminal_progress(args: argparse.Namespace) -> Callable[[str, float | None], None]:
+    """The token count on one stderr line, rewritten in place, on a terminal and without --json only."""
+    def progress(text: str, fraction: float | None = None) -> None:
         if not args.json and fraction is not None and sys.stderr.isatty():
-            print(f"\r[steer] {text}", end="", file=sys.stderr, flush=True)
+            print(f"\r[steer] {text}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
 
-    report = st.run_experiment(
-        session, args.prompt, features, settings=settings, seeds=seeds, tokens=args.tokens,
-        strengths=args.sweep, method=args.method, positions=args.positions, unit=args.unit,
-        concept=concept, words=words, progress=progress,
-    )
-    if not args.json and sys.stderr.isatty():
-        print(file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
-        return 0
-    print_report(report)
-    return 0
+    return progress
 
 
 def fired_most_on(run: Any, n: int = 3) -> str:
@@ -139,14 +111,12 @@ def fired_most_on(run: Any, n: int = 3) -> str:
     return " · ".join(f"{one_line(repr(run.pieces[i].text), 16)} {trace[i]:.2f}" for i in best) or "-"
 
 
-def print_report(report: Any) -> None:
-    from spectrascope.tui.console import headless_console
+def print_report(report: Any, console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
     from spectrascope.core.text import one_line
 
-    console = headless_console()
     spec = report.spec
     console.print(Text(f"steer · {spec.method} · positions {spec.positions} · {len(report.seeds)} seeds × "
                        f"{report.tokens} tokens · {report.seconds:.1f} s", style="bold"))
@@ -190,3 +160,10 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None, fmt: str) -> s
     if value is None:
         return "–"
     return fmt.format(value) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+COMMANDS = (
+    ViewCommand(name="steer", help="steer generation with SAE features; effect vs cost per configuration",
+                view="steering", arguments=_arguments, spec=_spec, text=print_report, progress=_terminal_progress,
+                named_errors=True),
+)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 # The modules of this package with a COMMANDS tuple, in the order `--help` lists them.
-MODULES = ("probe", "logits", "spectrum", "layers", "anchor", "pairing", "steering")
+MODULES = ("probe", "logits", "spectrum", "layers", "anchor", "pairing", "steering", "compare")
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,6 @@ def split_systems(text: str) -> tuple[str, ...]:
 
 class AnchorPane(Pane):
     focus_target = "#anchor-table"
-    pane_title = "Anchor"
-    export_kind = "anchor"
     BINDINGS = [
         Binding("e", "edit_system", "Edit system prompt"),
         Binding("d", "drift", "Drift"),

@@ -41,9 +41,8 @@ class Pane(Vertical):
     """The base of every pane (see the module docstring); subclasses set the class variables."""
 
     DEFAULT_CLASSES = "pane"
-    pane_title: ClassVar[str] = ""
     focus_target: ClassVar[str] = ""  # the widget the keyboard goes to when the pane shows
-    export_kind: ClassVar[str] = ""  # the export file's PANE part (spectrascope-PANE-WHAT-...)
+    export_kind: ClassVar[str] = ""  # the export file's PANE part (spectrascope-PANE-WHAT-...); "" = the pane's id
 
     session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
@@ -166,6 +165,13 @@ class Pane(Vertical):
 
     def on_unmount(self) -> None:
         self.cancel_jobs()  # long runs stop at their next check when the app quits
+
+    @property
+    def pane_title(self) -> str:
+        """The pane's title, from the registry (tui/panes/__init__.py) by its id."""
+        from spectrascope.tui.panes import PANES
+
+        return next((p.title for p in PANES if p.name == self.id), str(self.id).title())
 
     # ---- where the pane stands -------------------------------------------------------------------
     @property

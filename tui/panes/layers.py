@@ -37,7 +37,6 @@ def settled_spans(settled: tuple[bool, ...], shown: range, position: int) -> tup
 
 class LayersPane(Pane):
     focus_target = "#layers-table"
-    pane_title = "Layers"
     export_kind = "lens"
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),

@@ -36,7 +36,6 @@ QUEUE_MAX = 20  # steps pressed ahead while one runs; a held key queues no more
 
 class LogitsPane(LabelWorker, Pane):
     focus_target = "#logits-table"
-    pane_title = "Logits"
     BINDINGS = [
         Binding("t", "turn('temperature', -0.1)", "T−"),
         Binding("T", "turn('temperature', 0.1)", "T+"),

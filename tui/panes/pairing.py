@@ -39,8 +39,6 @@ N_CANDIDATES = view.N_CANDIDATES
 class PairingPane(LabelWorker, Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#pairing-anchors"
-    pane_title = "Pairing"
-    export_kind = "pairing"
     BINDINGS = [
         Binding("r", "run", "Run"), Binding("s", "next_set", "Prompt set"), Binding("v", "token_view", "Tokens"),
         Binding("x", "cancel", "Cancel"), Binding("space", "toggle_anchor", "± anchor"),

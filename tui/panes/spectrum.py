@@ -32,8 +32,6 @@ ROLES = ("coarse", "fine")
 
 class SpectrumPane(LabelWorker, Pane):
     focus_target = "#spectrum-table"
-    pane_title = "Spectrum"
-    export_kind = "spectrum"
     BINDINGS = [
         Binding("left,h", "position(-1)", "◀ token"),
         Binding("right,l", "position(1)", "token ▶"),

@@ -44,7 +44,6 @@ FEATURE_ROWS_SHOWN = 8
 
 class SteeringPane(Pane):
     focus_target = "#steer-feature-table"
-    pane_title = "Steering"
     DEFAULT_CSS = """
     SteeringPane #steer-inputs { height: 3; }
     SteeringPane #steer-features { width: 2fr; }

@@ -20,6 +20,9 @@ class PromptError(ValueError):
     """The prompt cannot be run as given; the message says why."""
 
 
+EMPTY_PROMPT = "The prompt is empty: type something to run the model on."
+
+
 def resid_hook(layer: int) -> str:
     return f"blocks.{layer}.hook_resid_post"
 

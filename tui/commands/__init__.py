@@ -72,6 +72,10 @@ def run(command: ViewCommand, args: argparse.Namespace, load_session: Callable[.
 
 def _run(command: ViewCommand, args: argparse.Namespace, load_session: Callable[..., Any]) -> int:
     spec = command.spec(args)  # before the model loads: a bad value is refused at once
+    if "" in (getattr(spec, "prompt", None), getattr(spec, "user", None)):  # the text the model runs on
+        from spectrascope.core.engine.values import EMPTY_PROMPT, PromptError
+
+        raise PromptError(EMPTY_PROMPT)  # the session would say the same, after a load of seconds
     if not (command.saes(spec) if callable(command.saes) else command.saes):
         args.sae_presets = ()  # loading SAEs the view never reads would only cost time and memory
     session = load_session(args)

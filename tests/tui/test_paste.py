@@ -40,7 +40,7 @@ def test_textual_alone_turns_an_escape_in_a_paste_into_key_presses():
 
 @pytest.mark.parametrize("text", PASTES, ids=[f"paste{i}" for i in range(len(PASTES))])
 def test_a_paste_is_one_paste_event_of_inert_text(text):
-    messages = parse_terminal_input(bracketed(text) + "q")
+    messages = parse_terminal_input(bracketed(text), "q")  # the key comes a second later, as typed
     assert [type(m) for m in messages] == [events.Paste, events.Key]  # the key after the paste still counts
     pasted = messages[0].text
     assert pasted == inert_text(text) and not controls(pasted) and "\x1b" not in pasted
@@ -56,10 +56,33 @@ def test_paste_text_keeps_the_words_and_drops_whole_escape_sequences():
 
 def test_a_paste_split_across_reads_is_the_same_paste():
     raw = bracketed("\x1b[31mred\x1b[0m and \x1b]0;title\x07 more") + "x"
-    parser = InertPasteParser()
-    messages = [m for ch in raw for m in parser.feed(ch)] + list(parser.feed(""))
+    now = [0.0]
+    parser = InertPasteParser(clock=lambda: now[0])
+    messages = [m for ch in raw[:-1] for m in parser.feed(ch)]  # a paste split into one-byte reads
+    now[0] += 1.0  # the "x" is typed a second later
+    messages += [*parser.feed(raw[-1]), *parser.feed("")]
     assert [(type(m), getattr(m, "text", None)) for m in messages[:1]] == [(events.Paste, "red and  more")]
     assert [m.key for m in messages[1:]] == ["x"]
+
+
+# What tmux 3.3a sends for a paste holding its own end marker (it passes the inner ESC[201~ through):
+# "hello", a fake end, keys that would move the temperature, screenshot (BEL = ctrl+g) and step, then "world".
+NESTED_END = "\x1b[200~hello\x1b[201~ttttT\x07gg\x1b[200~world\x1b[201~"
+
+
+def test_the_parser_takes_the_drivers_arguments():
+    InertPasteParser(False)  # linux_driver: XTermParser(self._debug)
+    InertPasteParser(debug=False)  # web_driver
+
+
+def test_input_in_the_same_burst_as_a_paste_end_is_pasted_text():
+    messages = parse_terminal_input(NESTED_END)  # one read, as tmux delivers it
+    assert [(type(m), m.text) for m in messages] == [(events.Paste, "hello"), (events.Paste, "ttttTggworld")]
+    head, tail, last = NESTED_END.partition("ttttT")[0], "ttttT\x07gg", "\x1b[200~world\x1b[201~"
+    fast = parse_terminal_input(head, tail, last, gap=0.002)  # three reads, 2 ms apart: still the paste
+    assert all(isinstance(m, events.Paste) for m in fast) and "".join(m.text for m in fast) == "hellottttTggworld"
+    slow = parse_terminal_input(head, "t", gap=0.2)  # a key 200 ms after a paste is typed
+    assert [type(m) for m in slow] == [events.Paste, events.Key] and slow[1].key == "t"
 
 
 def test_keys_and_escape_outside_a_paste_are_unchanged():
@@ -95,8 +118,8 @@ async def started(pilot):
     return actions
 
 
-async def paste(pilot, text: str) -> None:
-    for message in parse_terminal_input(bracketed(text)):
+async def paste(pilot, text: str, raw: str | None = None) -> None:
+    for message in parse_terminal_input(raw or bracketed(text)):
         pilot.app.post_message(message)  # as the driver does
     await pilot.pause()
 
@@ -132,6 +155,7 @@ async def test_a_paste_on_a_pane_is_ignored_and_fires_nothing(pane, tmp_path):
         before = (logits.settings, steering.method, steering.positions, app.query_one("#prompt", Input).value)
         for text in PASTES:
             await paste(pilot, text)
+        await paste(pilot, "", raw=NESTED_END)  # a paste carrying its own end marker, as tmux sends it
         assert actions == [] and list(tmp_path.iterdir()) == []
         assert (logits.settings, steering.method, steering.positions, app.query_one("#prompt", Input).value) == before
         assert app.focused is pane_home(app, pane)

@@ -28,7 +28,8 @@ def _environment() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-MODEL_FLAGS = ("model", "device", "dtype", "sae", "sae_dtype")  # before or after the subcommand
+# The model flags, given before or after the subcommand.
+MODEL_FLAGS = ("model", "device", "dtype", "sae", "sae_dtype", "device_map", "max_memory")
 TUI_FLAGS = ("initial_prompt", "session", "output_dir", "export_dir", "demo")  # TUI only: rejected with a subcommand
 
 
@@ -36,11 +37,17 @@ def _model_args(p: argparse.ArgumentParser, dest_prefix: str = "") -> None:
     # None = not given: the config file decides, then the built-in default. A subcommand's copy
     # stores under "sub_<name>": with one dest, argparse lets the subcommand's default None
     # overwrite a value given before the subcommand (`--model X probe` ran the default model).
+    from spectrascope.core.engine.models import DEVICE_MAPS
+
     d = lambda name: dest_prefix + name  # noqa: E731
     p.add_argument("--model", dest=d("model"), default=None,
                    help="preset, HF id (cached) or local folder [gemma-3-270m]")
     p.add_argument("--device", dest=d("device"), default=None, help="auto, cpu, cuda, cuda:1 … [auto]")
     p.add_argument("--dtype", dest=d("dtype"), default=None, help="auto, bfloat16, float16, float32 [auto]")
+    p.add_argument("--device-map", dest=d("device_map"), default=None, choices=DEVICE_MAPS,
+                   help="spread the model's layers over this box's GPUs (accelerate), instead of --device")
+    p.add_argument("--max-memory", dest=d("max_memory"), default=None, metavar="DEV=SIZE,…",
+                   help="memory per device for --device-map, e.g. 0=70GiB,1=70GiB [accelerate: what is free]")
     p.add_argument("--sae", dest=d("sae"), action="append", default=None, metavar="ROLE=SPEC",
                    help="coarse= or fine= an SAE preset, a sae-lens release/sae_id, or a folder "
                         "(Gemma Scope params: PATH[@LAYER]; or sae-lens); repeatable [the config's [saes], "
@@ -103,7 +110,18 @@ def _apply_config(args) -> dict:
     if args.sae_dtype not in SAE_DTYPES:
         raise ValueError(f"[model] sae_dtype = {args.sae_dtype!r} in the config: use one of {', '.join(SAE_DTYPES)}.")
     args.sae_presets = _sae_choice(args, config)
+    _placement(args, model)
     return config
+
+
+def _placement(args, model: dict) -> None:
+    """--device-map / --max-memory, else the config's [model] device_map / max_memory (text, as the
+    flag), checked before the model loads."""
+    from spectrascope.core.engine.models import check_placement
+
+    args.device_map = args.device_map or model.get("device_map")
+    args.max_memory = args.max_memory or model.get("max_memory")
+    check_placement(args.device, args.device_map, _max_memory(args))
 
 
 def _sae_choice(args, config: dict) -> tuple | None:
@@ -172,12 +190,20 @@ def _load_session(args, progress=None):
         print(f"[spectrascope] {text}", file=sys.stderr, flush=True)
 
     session = Session.load(args.model, device=args.device, dtype=args.dtype, progress=progress or to_stderr,
-                           saes=getattr(args, "sae_presets", None), sae_dtype=getattr(args, "sae_dtype", None))
+                           saes=getattr(args, "sae_presets", None), sae_dtype=getattr(args, "sae_dtype", None),
+                           device_map=getattr(args, "device_map", None), max_memory=_max_memory(args))
     for text in getattr(args, "sae", None) or ():  # an SAE asked for by name: say at once why it is missing
         role = text.partition("=")[0].strip()
         if role in session.sae_errors:
             (progress or to_stderr)(f"--sae {role}: not loaded: {session.sae_errors[role]}", None)
     return session
+
+
+def _max_memory(args) -> dict | None:
+    from spectrascope.core.engine.models import parse_max_memory
+
+    text = getattr(args, "max_memory", None)
+    return parse_max_memory(str(text)) if text else None
 
 
 def cmd_saes(args) -> int:
@@ -227,7 +253,9 @@ def cmd_serve(args) -> int:
     from spectrascope.tui.serve import serve
 
     argv = ["--model", args.model, "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype,
-            *(arg for text in args.sae or () for arg in ("--sae", text))]
+            *(arg for text in args.sae or () for arg in ("--sae", text)),
+            *(("--device-map", args.device_map) if args.device_map else ()),
+            *(("--max-memory", str(args.max_memory)) if args.max_memory else ())]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[spectrascope] serving on {args.host}: anyone who can reach it can use the app", file=sys.stderr)
     return serve(argv, args.host, args.port)

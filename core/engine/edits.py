@@ -21,7 +21,8 @@ def apply_edits(
     x holds absolute positions offset..offset+t-1 (a cached call starts at the cache length);
     each edit acts on positions >= its from_position. Splices come first, so adds and clamps act
     on the reconstruction; every add and clamp then reads the same incoming x (their order does
-    not matter). `x` itself is never written to."""
+    not matter). `x` itself is never written to. Every tensor an edit uses is brought to x's device
+    (a dispatched model's SAE normally sits there already)."""
     start = max(min(e.from_position for e in edits) - offset, 0)
     if start >= x.shape[1]:
         return x, False
@@ -29,7 +30,7 @@ def apply_edits(
     for e in edits:
         if isinstance(e, Splice):
             sae, s = saes[e.role], max(e.from_position - offset, 0)
-            rec = sae.decode(sae.encode(x[:, s:].to(sae.W_enc.dtype))).to(x.dtype)  # (B, t, d)
+            rec = sae.decode(sae.encode(x[:, s:].to(sae.W_enc.device, sae.W_enc.dtype))).to(x.device, x.dtype)
             if e.dims is None:
                 x[:, s:] = rec
             else:
@@ -46,7 +47,7 @@ def apply_edits(
         if isinstance(e, AddFeature):
             delta[:, s:] += e.amount * w / w.norm().clamp_min(1e-12)
         else:  # ClampFeature: move the feature's code to the target
-            z = sae.encode(incoming[:, s:].to(sae.W_enc.dtype))[..., e.feature]  # (B, t)
+            z = sae.encode(incoming[:, s:].to(sae.W_enc.device, sae.W_enc.dtype))[..., e.feature]  # (B, t)
             delta[:, s:] += (e.target - z.float().to(x.device))[..., None] * w
     x[:, start:] = (incoming.float() + delta).to(x.dtype)
     return x, True

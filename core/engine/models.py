@@ -195,6 +195,52 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None) -> tu
     return device, dtype
 
 
+# accelerate's placements for `device_map`: fill the GPUs in turn, or spread the layers evenly.
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
+
+
+def parse_max_memory(text: str) -> dict[int | str, str]:
+    """`0=70GiB,1=70GiB,cpu=200GiB` -> {0: "70GiB", 1: "70GiB", "cpu": "200GiB"}: accelerate's
+    per-device budget for `device_map`. A ValueError says what is wrong before anything loads."""
+    budget: dict[int | str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, size = (part.strip() for part in item.partition("="))
+        if not sep or not (key.isdigit() or key in ("cpu", "disk", "mps")) or not _MEMORY_SIZE.fullmatch(size):
+            raise ValueError(f"--max-memory {text!r}: write DEVICE=SIZE pairs, DEVICE a GPU index, cpu or disk "
+                             f"and SIZE like 70GiB, e.g. 0=70GiB,1=70GiB,cpu=200GiB (got {item!r}).")
+        budget[int(key) if key.isdigit() else key] = size
+    if not budget:
+        raise ValueError(f"--max-memory {text!r}: no DEVICE=SIZE pair in it.")
+    return budget
+
+
+def check_placement(device: str | None, device_map: str | dict | None, max_memory: Any) -> None:
+    """--device, --device-map and --max-memory together make sense (a ValueError says why not)."""
+    if isinstance(device_map, str) and device_map not in DEVICE_MAPS:
+        raise ValueError(f"device map {device_map!r}: use one of {', '.join(DEVICE_MAPS)}, or a {{module: device}} map.")
+    if device_map is None and max_memory is not None:
+        raise ValueError("--max-memory budgets a --device-map: give --device-map auto with it.")
+    if device_map is not None and device not in (None, "auto"):
+        raise ValueError(f"--device {device} and --device-map both say where the model goes: give one.")
+
+
+def module_device(module: Any) -> Any:
+    """Where `module` runs: accelerate's execution device when the model was dispatched (its
+    weights may be offloaded), else the device of its first parameter."""
+    hook = getattr(module, "_hf_hook", None)
+    device = getattr(hook, "execution_device", None)
+    if device is not None:
+        return torch_device(device)
+    return next(module.parameters()).device
+
+
+def torch_device(device: Any) -> Any:
+    import torch
+
+    return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+
+
 @dataclass
 class LoadedModel:
     """A model ready to run: the bridge (hooks), its tokenizer and where it lives."""
@@ -202,9 +248,10 @@ class LoadedModel:
     spec: ModelSpec
     bridge: Any  # transformer_lens.model_bridge.TransformerBridge
     tokenizer: Any
-    device: str
+    device: str  # of the input embeddings: where token ids go (a dispatched model spans several)
     dtype: str
     folder: Path
+    device_map: dict[str, Any] | None = None  # module -> device, when accelerate dispatched the model
 
     @property
     def n_layers(self) -> int:
@@ -217,6 +264,15 @@ class LoadedModel:
     @property
     def hf_model(self) -> Any:
         return self.bridge.original_model
+
+    def block_device(self, layer: int) -> Any:
+        """The device block `layer` runs on (its residual lives there)."""
+        return module_device(self.hf_model.get_decoder().layers[layer])
+
+    @property
+    def head_device(self) -> Any:
+        """The device of the final norm and unembedding."""
+        return module_device(self.hf_model.get_output_embeddings())
 
     @property
     def default_layer(self) -> int:
@@ -255,13 +311,33 @@ def _pass_kv_cache_to_bridge_attention() -> None:
     AttentionBridge._update_kv_cache = update
 
 
+def _check_no_offload(spec: ModelSpec, placed: dict[str, Any]) -> None:
+    """A dispatched model must sit wholly on the GPUs (or wholly on the CPU): accelerate runs a layer
+    it put on the disk, or on the CPU next to GPUs, from weights it keeps on the meta device and
+    copies in per call, which TransformerBridge's components read past (transformer-lens 3.9)."""
+    gpus = set(map(str, placed.values())) - {"cpu", "disk"}  # with none, the CPU is where layers run
+    offloaded = [name for name, device in placed.items() if device == "disk" or (device == "cpu" and gpus)]
+    if offloaded:
+        raise ValueError(
+            f"{spec.name} does not fit the GPUs' --max-memory: accelerate offloaded {', '.join(offloaded[:4])}"
+            f"{' …' if len(offloaded) > 4 else ''} to the CPU or disk, which spectrascope's hooks cannot run "
+            f"(TransformerBridge reads weights accelerate keeps on the meta device). Give the GPUs more memory, "
+            f"use more GPUs, or a smaller dtype.")
+
+
 def load_model(
     name_or_spec: str | ModelSpec = DEFAULT_MODEL,
     device: str | None = None,
     dtype: str | None = None,
     progress: Progress = _quiet,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[int | str, str] | None = None,
 ) -> LoadedModel:
-    """Load a model offline and wrap it in a TransformerBridge (HF numerics, TL hook names)."""
+    """Load a model offline and wrap it in a TransformerBridge (HF numerics, TL hook names).
+
+    device_map: accelerate's placement of the layers over the box's devices ("auto", "balanced",
+    "sequential", or {module: device}), within `max_memory` per device; instead of `device`."""
+    check_placement(device, device_map, max_memory)
     spec = resolve_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
     folder = local_folder(spec, progress)
     device, dtype = pick_device_dtype(device, dtype)
@@ -273,26 +349,34 @@ def load_model(
 
     hf_logging.disable_progress_bar()  # we report progress ourselves; stray bars garble a TUI
     torch_dtype = getattr(torch, dtype)
-    progress(f"loading {spec.name} weights ({device}, {dtype})", 0.3)
+    where = f"device map {device_map}" if isinstance(device_map, str) else "device map" if device_map else device
+    progress(f"loading {spec.name} weights ({where}, {dtype})", 0.3)
     try:
         # add_bos_token=True is what TransformerBridge wants; without it the bridge
         # loads the whole 262K-entry tokenizer a second time (~4 s on CPU).
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, add_bos_token=True)
         # Eager attention: the bridge needs it to expose attention patterns.
+        placement = {} if device_map is None else {"device_map": device_map, "max_memory": max_memory}
         hf_model = AutoModelForCausalLM.from_pretrained(
-            str(folder), dtype=torch_dtype, attn_implementation="eager", local_files_only=True
+            str(folder), dtype=torch_dtype, attn_implementation="eager", local_files_only=True, **placement
         )
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(
             f"Could not load model {spec.name!r} from {folder}: {exc}"
         ) from exc
-    hf_model.to(device).eval()
+    if device_map is None:
+        hf_model.to(device)
+    else:  # accelerate placed each layer; token ids go where the embeddings are
+        _check_no_offload(spec, getattr(hf_model, "hf_device_map", None) or {})
+        device = str(module_device(hf_model.get_input_embeddings()))
+    hf_model.eval()
     progress("wrapping the model in TransformerBridge", 0.8)
+    # Given a loaded model, the bridge moves nothing: it reads a dispatched model's hf_device_map.
     bridge = TransformerBridge.boot_transformers(
         str(folder), hf_model=hf_model, tokenizer=tokenizer, dtype=torch_dtype, device=device
     )
     bridge.eval()
     _pass_kv_cache_to_bridge_attention()
     progress(f"{spec.name} ready", 1.0)
-    return LoadedModel(spec, bridge, tokenizer, device, dtype, folder)
+    return LoadedModel(spec, bridge, tokenizer, device, dtype, folder, getattr(hf_model, "hf_device_map", None))
 

@@ -32,11 +32,11 @@ import torch
 
 from spectrascope.core.engine.edits import apply_edits
 from spectrascope.core.engine.embedded import Progress, _quiet
-from spectrascope.core.engine.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from spectrascope.core.engine.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model, module_device
 from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
 from spectrascope.core.engine.residual_stats import ResidualStats
 from spectrascope.core.engine.values import (  # noqa: F401 - the value types, re-exported for callers
-    CALIBRATION_TEXT, Cancelled, PromptError, Request, Result, Token, resid_hook)
+    CALIBRATION_TEXT, EMPTY_PROMPT, Cancelled, PromptError, Request, Result, Token, resid_hook)
 
 if TYPE_CHECKING:
     from spectrascope.core.engine.codes import Spectrum
@@ -116,6 +116,9 @@ class Session:
             raise SAEIncompatible(
                 f"SAE hook {hook!r} is not a layer of {self.model.spec.name} (0..{self.model.n_layers - 1})."
             )
+        device = self.hook_device(hook)
+        if sae.W_enc.device != device:  # a dispatched model: the SAE sits with its layer
+            sae = sae.to(device)
         stats = ResidualStats.load(labels_folder(spec)) or self._calibration_stats(hook)
         with self._lock:
             self.saes[role] = sae
@@ -147,11 +150,14 @@ class Session:
         from spectrascope.core.engine.saes import get_preset, load_sae
 
         dtype = self.model.dtype if dtype in (None, "auto") else dtype
+        # A dispatched model's SAE is read on the CPU: `attach_sae` moves it to its hook's device,
+        # which is not known before a sae-lens release is read.
+        device = "cpu" if self.model.device_map else self.model.device
         for role, spec in (self.model.spec.saes if specs is None else specs):
             progress(f"loading the {role} SAE ({spec if isinstance(spec, str) else spec.label}, {dtype})", None)
             try:
                 spec = get_preset(spec) if isinstance(spec, str) else spec
-                self.attach_sae(role, load_sae(spec, device=self.model.device, dtype=dtype), spec)
+                self.attach_sae(role, load_sae(spec, device=device, dtype=dtype), spec)
             except Exception as exc:  # noqa: BLE001 - the model is still usable without it
                 label = spec if isinstance(spec, str) else spec.label
                 self.sae_errors[role] = f"{label}: {type(exc).__name__}: {exc}"
@@ -186,10 +192,14 @@ class Session:
         progress: Progress = _quiet,
         saes: Sequence[tuple[str, str | SAESpec]] | None = None,
         sae_dtype: str | None = None,
+        device_map: str | dict[str, Any] | None = None,
+        max_memory: dict[int | str, str] | None = None,
     ) -> "Session":
         """Load a model and its SAEs (`saes`: (role, preset) pairs; None = the model's defaults),
-        the SAEs in `sae_dtype` (None: the model's dtype)."""
-        session = cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress))
+        the SAEs in `sae_dtype` (None: the model's dtype); `device_map`/`max_memory` spread the
+        model over the box's devices (see `load_model`)."""
+        session = cls(load_model(name_or_spec, device=device, dtype=dtype, progress=progress,
+                                 device_map=device_map, max_memory=max_memory))
         session.load_saes(saes, progress, sae_dtype)
         return session
 
@@ -204,7 +214,14 @@ class Session:
 
     @property
     def device(self) -> str:
+        """Where token ids go (the input embeddings'); a dispatched model's layers may sit elsewhere."""
         return self.model.device
+
+    def hook_device(self, hook: str) -> torch.device:
+        """The device of the residual at `hook` (blocks.N.…): block N's, where its SAE belongs."""
+        from spectrascope.core.engine.codes import hook_layer
+
+        return self.model.block_device(hook_layer(hook))
 
     @property
     def default_layer(self) -> int:
@@ -231,14 +248,17 @@ class Session:
         reads a chunk of the unembedding. # (..., len(vocab))"""
         hf = self.model.hf_model
         with self._lock, torch.inference_mode():
-            x = resid.to(device=self.device, dtype=getattr(torch, self.model.dtype))
-            head = hf.get_output_embeddings()
+            # A dispatched model may keep the final norm (last layer's device) and the unembedding (tied to
+            # the embeddings) on different devices.
+            norm, head, device = hf.model.norm, hf.get_output_embeddings(), self.model.head_device
+            x = resid.to(device=module_device(norm), dtype=getattr(torch, self.model.dtype))
+            normed = norm(x).to(device)
             if vocab is None:
-                logits = head(hf.model.norm(x)).float()
+                logits = head(normed).float()
             else:
-                vocab = vocab.to(self.device) if isinstance(vocab, torch.Tensor) else vocab
+                vocab = vocab.to(device) if isinstance(vocab, torch.Tensor) else vocab
                 bias = head.bias[vocab] if getattr(head, "bias", None) is not None else None
-                logits = torch.nn.functional.linear(hf.model.norm(x), head.weight[vocab], bias).float()
+                logits = torch.nn.functional.linear(normed, head.weight[vocab], bias).float()
             cap = self.model.final_logit_softcap
             if cap:
                 logits = torch.tanh(logits / cap) * cap
@@ -297,7 +317,7 @@ class Session:
         if not isinstance(prompt, str):
             raise PromptError(f"The prompt must be text, not {type(prompt).__name__}.")
         if prompt == "":
-            raise PromptError("The prompt is empty: type something to run the model on.")
+            raise PromptError(EMPTY_PROMPT)
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         bos = self.tokenizer.bos_token_id
         if add_bos and bos is not None:

@@ -116,10 +116,8 @@ async def test_a_step_for_an_older_prompt_is_dropped(app, fake, monkeypatch):
         assert "Paris is" in text_of(app, "#logits-text")
 
 
-@pytest.mark.asyncio
-async def test_keys_pressed_while_a_step_runs_are_queued_and_run_in_order(app, fake, monkeypatch):
-    """A demo types ahead: g s s b g pressed while the first step is held all happen, in order,
-    and the knobs line says how many wait; a new prompt drops what was queued for the old one."""
+def hold_steps(fake):
+    """(gate, held, forward): a forward that, stepping (with a KV cache), sets `held` and waits for `gate`."""
     gate, held = threading.Event(), threading.Event()
     forward = fake.forward
 
@@ -129,6 +127,14 @@ async def test_keys_pressed_while_a_step_runs_are_queued_and_run_in_order(app, f
             gate.wait(10)
         return forward(ids, **kw)
 
+    return gate, held, held_when_stepping
+
+
+@pytest.mark.asyncio
+async def test_keys_pressed_while_a_step_runs_are_queued_and_run_in_order(app, fake, monkeypatch):
+    """A demo types ahead: g s s b g pressed while the first step is held all happen, in order,
+    and the knobs line says how many wait; a new prompt drops what was queued for the old one."""
+    gate, held, held_when_stepping = hold_steps(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)
         greedy_first = int(app.query_one("#logits-table", FastTable).keys[0])
@@ -250,15 +256,7 @@ async def test_ab_kl_line_is_the_cli_line_and_names_its_distributions(app, fake,
 async def test_a_running_step_moves_a_copy_never_the_shown_stepper(app, fake, monkeypatch):
     """The UI draws `pane.stepper` (and has handed it to the Spectrum) while a step runs: the worker moves a
     copy, which the pane adopts when the step returns; the shown one keeps its steps, then and after."""
-    gate, held = threading.Event(), threading.Event()
-    forward = fake.forward
-
-    def held_when_stepping(ids, **kw):
-        if kw.get("cache") is not None and not gate.is_set():
-            held.set()
-            gate.wait(10)
-        return forward(ids, **kw)
-
+    gate, held, held_when_stepping = hold_steps(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)
         await pilot.press("g")

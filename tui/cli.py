@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sub_model_args(serve)
 
     saes = sub.add_parser("saes", help="the SAE presets, and the Gemma Scope SAEs the local HF cache holds (offline)")
+    saes.add_argument("--for", dest="for_model", default=None, metavar="MODEL",
+                      help="also every residual SAE sae-lens' registry has for MODEL (a preset or HF id), "
+                           "each marked cached or not")
     saes.add_argument("--json", action="store_true")
 
     sae_info = sub.add_parser("sae-info", help="each loaded SAE: shape, and its held-out quality where measured")
@@ -207,13 +210,32 @@ def _max_memory(args) -> dict | None:
 
 
 def cmd_saes(args) -> int:
-    from spectrascope.core.engine.saes import PRESETS, cached_releases
+    from spectrascope.core.engine.saes import PRESETS, cached_releases, releases_for
 
     presets = {name: spec.to_dict() for name, spec in PRESETS.items()}
     cached = cached_releases()
+    registry = None
+    if args.for_model:
+        from spectrascope.core.engine.models import hf_repo
+
+        repo = hf_repo(args.for_model)
+        registry = {"model": repo, "releases": releases_for(repo)}
     if args.json:
-        print(json.dumps({"presets": presets, "cached": cached}, indent=1))
+        print(json.dumps({"presets": presets, "cached": cached, **({"for_model": registry} if registry else {})},
+                         indent=1))
         return 0
+    if registry is not None:
+        print(f"sae-lens' residual SAEs for {registry['model']} (✓ in the local HF cache):")
+        for rel in registry["releases"]:
+            here = [s for s in rel["saes"] if s["cached"]]
+            layers = sorted({int(s["layer"]) for s in rel["saes"] if "layer" in s})
+            widths = sorted({s.get("width", "?") for s in rel["saes"]}, key=lambda w: (w[-1:] == "m", len(w), w))
+            print(f"  {rel['release']} ({rel['repo']}): {len(rel['saes'])} SAEs · layers {layers} · widths "
+                  f"{', '.join(widths)} · {len(here)} cached")
+            for s in here:
+                print(f"    ✓ {rel['release']}/{s['sae_id']}")
+        if not registry["releases"]:
+            print("  none in the registry for this model")
     print("presets (--sae ROLE=NAME, or [saes] in the config):")
     for name, spec in PRESETS.items():
         print(f"  {name:<28} {spec.label}")

@@ -98,6 +98,13 @@ def resolve_spec(name: str) -> ModelSpec:
     return ModelSpec(name, name)
 
 
+def hf_repo(name: str) -> str:
+    """The Hugging Face repo a model name stands for (the embedded model is Google's Gemma 3 270M, quantised),
+    as sae-lens' registry names the model its SAEs were trained on."""
+    spec = resolve_spec(name)
+    return "google/gemma-3-270m" if spec.source == "embedded" else spec.source
+
+
 def folder_spec(name: str, folder: Path) -> ModelSpec:
     """A local model folder: a known model recognised from its config.json, else a generic spec.
 

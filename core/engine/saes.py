@@ -108,11 +108,35 @@ def cached_releases(releases: tuple[str, ...] | None = None, cache_dir: str | No
             continue  # one folder check instead of one per SAE of a release that is not here at all
         for sae_id, path in lookup.saes_map.items():
             if _release_files_cached(lookup, path, cache_dir):
-                found = {k: m.group(1) for k, pat in (("layer", r"layer_(\d+)"), ("width", r"width_(\w+?)[/_]"),
-                                                      ("l0", r"(?:average_l0|l0)_(\w+?)/"))
-                         if (m := re.search(pat, sae_id + "/"))}
-                out.append({"release": release, "sae_id": sae_id, "spec": f"{release}/{sae_id}", **found})
+                out.append({"release": release, "sae_id": sae_id, "spec": f"{release}/{sae_id}", **_id_parts(sae_id)})
     return out
+
+
+def releases_for(model_repo: str, cache_dir: str | None = None) -> list[dict[str, Any]]:
+    """The residual SAE releases sae-lens' registry has for `model_repo` (e.g. "google/gemma-3-270m"), each
+    with every SAE's layer, width and L0, whether the local HF cache holds it, and its Neuronpedia id."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    out = []
+    for release in residual_releases():
+        lookup = directory.get(release)
+        if lookup is None or lookup.model != model_repo:
+            continue
+        here = _repo_in_cache(lookup.repo_id, cache_dir)
+        saes = []
+        for sae_id, path in lookup.saes_map.items():
+            saes.append({"sae_id": sae_id, **_id_parts(sae_id), "cached": here and _release_files_cached(lookup, path, cache_dir),
+                         "neuronpedia": lookup.neuronpedia_id.get(sae_id)})
+        out.append({"release": release, "repo": lookup.repo_id, "saes": saes})
+    return out
+
+
+def _id_parts(sae_id: str) -> dict[str, str]:
+    """The layer, width and L0 an SAE id names (Gemma Scope `layer_12/width_16k/average_l0_82`, Gemma Scope 2
+    `layer_9_width_16k_l0_medium`)."""
+    return {k: m.group(1) for k, pat in (("layer", r"layer_(\d+)"), ("width", r"width_(\w+?)[/_]"),
+                                         ("l0", r"(?:average_l0|l0)_(\w+?)/")) if (m := re.search(pat, sae_id + "/"))}
 
 
 def _repo_in_cache(repo_id: str, cache_dir: str | None = None) -> bool:

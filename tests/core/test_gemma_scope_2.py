@@ -89,3 +89,24 @@ def test_neuronpedia_link_comes_from_the_registry():
     assert neuronpedia_id(parse_sae_spec(f"{RELEASE}/layer_12_width_16k_l0_medium")) == (
         "gemma-3-270m", "12-gemmascope-2-res-16k")
     assert neuronpedia_id(parse_sae_spec(f"{RELEASE}/layer_12_width_16k_l0_big")) is None  # no page
+
+
+def test_saes_lists_the_registry_for_a_model_and_marks_what_is_cached(tmp_path, monkeypatch, no_network, capsys):
+    import json
+
+    from spectrascope.tui.cli import main
+
+    _cache_with(tmp_path, monkeypatch, "resid_post/layer_9_width_16k_l0_medium")
+    assert main(["saes", "--for", "gemma-3-270m", "--json"]) == 0  # the embedded model is Google's 270M
+    doc = json.loads(capsys.readouterr().out)["for_model"]
+    assert doc["model"] == "google/gemma-3-270m"
+    releases = {r["release"]: r for r in doc["releases"]}
+    assert {RELEASE, f"{RELEASE}-all"} <= set(releases)
+    saes = {s["sae_id"]: s for s in releases[RELEASE]["saes"]}
+    assert len(saes) == 52 and [i for i, s in saes.items() if s["cached"]] == ["layer_9_width_16k_l0_medium"]
+    assert saes["layer_12_width_16k_l0_medium"]["neuronpedia"] == "gemma-3-270m/12-gemmascope-2-res-16k"
+    assert saes["layer_9_width_262k_l0_small"] == {"sae_id": "layer_9_width_262k_l0_small", "layer": "9",
+                                                  "width": "262k", "l0": "small", "cached": False,
+                                                  "neuronpedia": None}
+    assert main(["saes", "--for", "gemma-3-270m"]) == 0
+    assert f"✓ {RELEASE}/layer_9_width_16k_l0_medium" in capsys.readouterr().out

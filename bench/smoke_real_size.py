@@ -3,6 +3,12 @@
     .venv/bin/python bench/smoke_real_size.py --tiny          # every step at toy sizes (a minute)
     nice -n 10 .venv/bin/python bench/smoke_real_size.py      # real sizes: ~5 GB model + 5 GB of SAEs
         [--keep] [--skip-build] [--only probe,spectrum,...] [--root DIR]
+    .venv/bin/python bench/smoke_real_size.py --gemma-scope-2 # Gemma 3 270M + Gemma Scope 2 (issue 33)
+
+--gemma-scope-2: the embedded model's weights placed as google/gemma-3-270m, and
+google/gemma-scope-2-270m-pt's resid_post/layer_9_width_16k_l0_medium and width_262k
+params.safetensors (random JumpReLU at real shapes, fp32), chosen by `--model gemma-3-270m-pt` and
+its default SAEs: the Gemma 3 preset path a GPU box takes, offline (HF_HUB_OFFLINE=1).
 
 Builds, in a temporary Hugging Face cache (HF_HOME), what `hf download` would leave there:
 google/gemma-2-2b with its real config and random bf16 weights (plus a synthetic tokenizer of
@@ -55,6 +61,10 @@ TINY = {**GEMMA2_2B, "vocab_size": 2048, "hidden_size": 64, "intermediate_size":
         "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "query_pre_attn_scalar": 32}
 WIDTHS = {False: {"coarse": 16_384, "fine": 262_144}, True: {"coarse": 256, "fine": 2048}}
 SHARD_BYTES = 2 << 30  # safetensors shards written one at a time (the build never holds the model)
+
+# --gemma-scope-2: Gemma 3 270M (the embedded weights) + Gemma Scope 2 at layer 9, by the preset's own SAEs.
+GS2_REPO = "google/gemma-scope-2-270m-pt"
+GS2_IDS = {"coarse": "resid_post/layer_9_width_16k_l0_medium", "fine": "resid_post/layer_9_width_262k_l0_medium"}
 
 CONCEPT = ["The Eiffel Tower stands in Paris.", "Paris is the capital of France.", "French bakers sell baguettes.",
            "The Louvre holds the Mona Lisa.", "Lyon and Marseille are French cities.", "The Seine flows through Paris.",
@@ -137,6 +147,31 @@ def write_model(folder: Path, config: dict) -> None:
     cfg.save_pretrained(folder)
 
 
+def build_gemma_scope_2(hf_home: Path, tiny: bool) -> None:
+    """google/gemma-3-270m as links to the embedded model's converted files, and random Gemma Scope 2 SAEs."""
+    import torch
+    from safetensors.torch import save_file
+
+    from spectrascope.core.engine.embedded import ensure_embedded_model
+
+    model = hub_snapshot(hf_home, "google/gemma-3-270m")
+    # The parent names the user's converted copy: this process runs with a fresh SPECTRASCOPE_CACHE.
+    embedded = Path(os.environ["SMOKE_EMBEDDED"]) if os.environ.get("SMOKE_EMBEDDED") else ensure_embedded_model()
+    for f in embedded.iterdir():
+        if f.suffix in (".json", ".safetensors") and f.name != "spectrascope-complete.json" and not (model / f.name).exists():
+            (model / f.name).symlink_to(f)
+    scope = hub_snapshot(hf_home, GS2_REPO)
+    for role, path in GS2_IDS.items():
+        folder, width = scope / path, WIDTHS[tiny][role]
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / "params.safetensors").is_file():
+            continue
+        gen = torch.Generator().manual_seed(len(role))
+        w_dec = torch.nn.functional.normalize(torch.randn(width, 640, generator=gen), dim=1)
+        save_file({"w_enc": (w_dec.T * 0.05).contiguous(), "w_dec": w_dec, "b_enc": torch.zeros(width),
+                   "b_dec": torch.zeros(640), "threshold": torch.full((width,), 1.0)}, str(folder / "params.safetensors"))
+
+
 def build(hf_home: Path, tiny: bool) -> None:
     config = TINY if tiny else GEMMA2_2B
     model = hub_snapshot(hf_home, "google/gemma-2-2b")
@@ -209,8 +244,8 @@ async def pilot_pass(argv: list[str], timeout: float) -> dict:
         await until(pilot, idle, timeout=timeout)
         await keystroke(TYPED[-1], PROMPT + TYPED, "idle")
         view = pane.view()
-        fine = next((r.feature for r in view.rows() if r.role == "fine"), None)
-        if fine is not None:  # its card: the Neuronpedia link, the whole (6-digit at 262K) id
+        fine = next((r.feature for r in view.rows() if r.role == "fine" and r.url), None)
+        if fine is not None:  # its card: the Neuronpedia link (where one exists), the whole (6-digit at 262K) id
             pane.select_feature("fine", fine)
             card = pane.query_one("#spectrum-card")
             await until(pilot, lambda: "neuronpedia.org" in str(card.content), timeout=60)
@@ -250,6 +285,8 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, help="where the HF cache is built [a temp dir; with --keep "
                                               "$TMPDIR/spectrascope-smoke-{tiny,real}]")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a Pilot wait may take")
+    ap.add_argument("--gemma-scope-2", action="store_true",
+                    help="Gemma 3 270M (the embedded weights as google/gemma-3-270m) + Gemma Scope 2 at layer 9")
     ap.add_argument("--pilot-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.pilot_child is not None:  # we are the Pilot step's subprocess
@@ -258,7 +295,7 @@ def main(argv=None) -> int:
         print("PILOT " + json.dumps(asyncio.run(pilot_pass(args.pilot_child, args.timeout))), flush=True)
         return 0
 
-    kind = "tiny" if args.tiny else "real"
+    kind = ("tiny" if args.tiny else "real") + ("-gs2" if args.gemma_scope_2 else "")
     keep = args.keep or args.skip_build
     root = args.root or (Path(tempfile.gettempdir()) / f"spectrascope-smoke-{kind}" if keep
                          else Path(tempfile.mkdtemp(prefix=f"spectrascope-smoke-{kind}-")))
@@ -267,16 +304,24 @@ def main(argv=None) -> int:
     print(f"HF cache: {hf_home}" + (" (kept)" if keep else " (deleted afterwards)"), flush=True)
     (work / "concept.txt").write_text("\n".join(CONCEPT) + "\n")
     (work / "neutral.txt").write_text("\n".join(NEUTRAL) + "\n")
+    if args.gemma_scope_2 and not args.skip_build:  # converted once into the user's cache, linked from the HF cache
+        from spectrascope.core.engine.embedded import ensure_embedded_model
+
+        os.environ["SMOKE_EMBEDDED"] = str(ensure_embedded_model())
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "SPECTRASCOPE_CACHE": str(work / "cache"),  # a fresh contrast cache: the run is timed, not read back
            "SPECTRASCOPE_CONFIG": str(work / "no-config.toml"), "OMP_WAIT_POLICY": "PASSIVE"}
-    model = ["--model", "gemma-2-2b", "--device", "cpu", "--dtype", "bfloat16"]
-    saes = [a for role, sae_id in SAE_IDS.items() for a in ("--sae", f"{role}=gemma-scope-2b-pt-res/{sae_id}")]
+    if args.gemma_scope_2:  # the preset's own default SAEs: nothing but --model names them
+        model, saes = ["--model", "gemma-3-270m-pt", "--device", "cpu", "--dtype", "bfloat16"], []
+    else:
+        model = ["--model", "gemma-2-2b", "--device", "cpu", "--dtype", "bfloat16"]
+        saes = [a for role, sae_id in SAE_IDS.items() for a in ("--sae", f"{role}=gemma-scope-2b-pt-res/{sae_id}")]
     cli = [sys.executable, "-m", "spectrascope.tui.cli"]
     only = set(filter(None, args.only.split(",")))
     steps: list[tuple[str, list[str]]] = []
     if not args.skip_build:
-        steps.append(("build", [sys.executable, __file__, "--build-child", str(hf_home)] + (["--tiny"] if args.tiny else [])))
+        steps.append(("build", [sys.executable, __file__, "--build-child", str(hf_home)] + (["--tiny"] if args.tiny else [])
+                      + (["--gemma-scope-2"] if args.gemma_scope_2 else [])))
     steps += [
         ("saes", cli + ["saes"]),
         ("probe", cli + ["probe", PROMPT, "--top", "5"] + model),
@@ -315,8 +360,9 @@ def main(argv=None) -> int:
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"\nsmoke run ({kind} sizes: Gemma 2 2B config{' (toy dims)' if args.tiny else ''}, Gemma Scope "
-          f"{WIDTHS[args.tiny]['coarse']:,} + {WIDTHS[args.tiny]['fine']:,}, cpu bf16)")
+    what = ("Gemma 3 270M, Gemma Scope 2" if args.gemma_scope_2
+            else f"Gemma 2 2B config{' (toy dims)' if args.tiny else ''}, Gemma Scope")
+    print(f"\nsmoke run ({kind} sizes: {what} {WIDTHS[args.tiny]['coarse']:,} + {WIDTHS[args.tiny]['fine']:,}, cpu bf16)")
     print(f"{'step':10} {'wall s':>8} {'peak RSS GB':>12}  result")
     for r in rows:
         print(f"{r['step']:10} {r['wall_s']:8.1f} {r['rss_gb']:12.2f}  "
@@ -336,6 +382,6 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--build-child"]:  # the build step's subprocess
-        build(Path(sys.argv[2]), "--tiny" in sys.argv[3:])
+        (build_gemma_scope_2 if "--gemma-scope-2" in sys.argv[3:] else build)(Path(sys.argv[2]), "--tiny" in sys.argv[3:])
         raise SystemExit(0)
     raise SystemExit(main())

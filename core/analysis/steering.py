@@ -39,7 +39,8 @@ Metrics per run, all read back WITHOUT hooks (one forward of prompt + generation
   * perplexity: exp(mean NLL of the generated tokens) under the unsteered model (T=1 logits).
 A cell (configuration x strength) reports the mean concept activation over runs, the share of
 runs containing a concept word, and the token-weighted perplexity exp(sum NLL / sum tokens), each
-with a 95% percentile bootstrap interval over seeds (`Cell.ci`). `SteeringReport.matched_cost`
+with a 95% interval over seeds (`Cell.ci`): percentile bootstrap, except the share's, which is the
+exact binomial (Clopper-Pearson) interval. `SteeringReport.matched_cost`
 compares two configurations at their best strengths within one perplexity budget, paired by seed.
 
 The edits travel as plain data (`core.plan`) with every `Session.forward` of the generation, so a
@@ -441,6 +442,16 @@ def bootstrap_ci(runs: Sequence[Any], stat: Callable[[Sequence[Any]], float | No
     return float(lo), float(hi)
 
 
+def share_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """The exact (Clopper-Pearson) interval of a proportion k/n; None with fewer than 2 trials."""
+    from scipy.stats import binomtest
+
+    if n < 2:
+        return None
+    ci = binomtest(k, n).proportion_ci(level, method="exact")
+    return float(ci.low), float(ci.high)
+
+
 def _mean_act(runs: Sequence["SteeredRun"]) -> float | None:
     acts = [r.concept_act for r in runs if r.concept_act is not None]
     return sum(acts) / len(acts) if acts else None
@@ -479,7 +490,11 @@ class Cell:
         return _pooled_perplexity(self.runs)
 
     def ci(self, metric: str) -> tuple[float, float] | None:
-        """95% bootstrap interval of one of CELL_METRICS over this cell's seeds."""
+        """95% interval of one of CELL_METRICS over this cell's seeds: the share of runs with a concept word
+        is a binomial proportion, so its interval is the exact (Clopper-Pearson) one, which a percentile
+        bootstrap is not: with 0 (or all) of the runs it would read [0, 0] ([1, 1]); the others bootstrap."""
+        if metric == "concept_share":
+            return share_ci(sum(1 for r in self.runs if r.concept_words), len(self.runs))
         return bootstrap_ci(self.runs, CELL_METRICS[metric])
 
     def summary(self) -> dict[str, Any]:

@@ -396,3 +396,17 @@ def test_control_tokens_are_special_and_html_tag_tokens_are_text(tiny_sae_sessio
     assert not Session.is_special(view, ids["<strong>"])
     assert all(Session.is_special(view, i) for i in tok.all_special_ids)
     assert not Session.is_special(view, tok("Paris", add_special_tokens=False)["input_ids"][0])
+
+
+def test_the_concept_word_share_has_an_exact_binomial_interval():
+    """0 of 20 runs is not "[0%, 0%]": Clopper-Pearson from the beta quantiles, computed here by hand."""
+    from scipy.stats import beta
+
+    from spectrascope.core.analysis.steering import share_ci
+
+    for k, n in ((0, 20), (2, 20), (20, 20), (1, 3)):
+        lo = 0.0 if k == 0 else beta.ppf(0.025, k, n - k + 1)
+        hi = 1.0 if k == n else beta.ppf(0.975, k + 1, n - k)
+        assert share_ci(k, n) == pytest.approx((lo, hi), abs=1e-9)
+    assert share_ci(0, 20)[1] == pytest.approx(1 - 0.025 ** (1 / 20), abs=1e-9)  # the closed form at k = 0
+    assert share_ci(1, 1) is None

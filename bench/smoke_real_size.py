@@ -281,7 +281,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the built folders under --root for the next run")
     ap.add_argument("--skip-build", action="store_true", help="reuse the folders under --root")
     ap.add_argument("--only", default="", help="comma-separated steps (build, saes, probe, spectrum, contrast, "
-                                                "steer, pilot)")
+                                                "attribute, steer, pilot)")
     ap.add_argument("--root", type=Path, help="where the HF cache is built [a temp dir; with --keep "
                                               "$TMPDIR/spectrascope-smoke-{tiny,real}]")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a Pilot wait may take")
@@ -328,6 +328,7 @@ def main(argv=None) -> int:
         ("spectrum", cli + ["spectrum", PROMPT, "--role", "both", "--top", "5", "--json"] + model + saes),
         ("contrast", cli + ["contrast", "--concept", str(work / "concept.txt"), "--neutral", str(work / "neutral.txt"),
                             "--anchors", "2"] + model + saes),
+        ("attribute", cli + ["attribute", PROMPT, "--top", "5", "--verify", "5"] + model + saes),
         ("steer", None),  # its features come from the spectrum step's output
         ("pilot", [sys.executable, __file__, "--timeout", str(args.timeout), "--pilot-child"] + model + saes),
     ]

@@ -29,6 +29,21 @@ def _isolate_result_caches() -> None:
 
 _isolate_result_caches()
 
+
+def _isolate_user_data() -> None:
+    """Sessions, screenshots and exports of an app built without output_dir go to the per-user data
+    folder (tui/folders.py; platformdirs reads XDG_DATA_HOME): a fresh one per run, never the user's."""
+    import atexit
+    import shutil
+    import tempfile
+
+    fresh = tempfile.mkdtemp(prefix="spectrascope-test-data-")
+    os.environ["XDG_DATA_HOME"] = fresh
+    atexit.register(shutil.rmtree, fresh, ignore_errors=True)
+
+
+_isolate_user_data()
+
 import pytest
 
 # A little real English so the tiny BPE tokenizer has sensible merges.

@@ -20,6 +20,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.color import Color
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -27,6 +28,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedCo
 
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
+from spectrascope.tui.folders import default_output_dir, ready
 from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SAESwitched, SessionFailed, SessionReady
 from spectrascope.tui.panes import PANES
 from spectrascope.tui.panes.base import Pane
@@ -63,9 +65,11 @@ class SpectrascopeApp(App):
         Binding("ctrl+n", "demo_next", "Demo: next", show=False),
         Binding("f7", "pick_sae", "SAEs", show=False),
     ]
-    # (title, action, help) for the command palette; every binding above is there too.
+    # (title, action, help) for the command palette; every binding above is there too, and every pane's
+    # key after them (tui/palette.py; tests/tui/test_palette_complete.py checks both).
     COMMANDS_LIST = [
         ("Help: list every key", "help", "Keys per pane"),
+        ("Edit the prompt", "focus_prompt", "/, ^l"),
         *((p.about, f"show_pane('{p.name}')", p.key.upper()) for p in PANES),
         *((title, f"pane_action('{p.name}', '{action}')", key) for p in PANES for title, action, key in p.commands),
         ("Rerun the prompt", "rerun", "ctrl+r"),
@@ -76,6 +80,7 @@ class SpectrascopeApp(App):
         ("SAE info: each loaded SAE's width, L0, EV, ΔCE, dead share, training data", "sae_info", "ctrl+o"),
         ("Switch the coarse or fine SAE (a preset, a release/sae_id, a folder)", "pick_sae", "F7"),
         ("Toggle the high-contrast projector theme", "toggle_contrast", "F9"),
+        ("Demo: end the current pause or hold (while a demo plays)", "demo_next", "ctrl+n"),
         ("Quit", "quit", "ctrl+q"),
     ]
 
@@ -83,15 +88,31 @@ class SpectrascopeApp(App):
     prompt: reactive[str] = reactive("", init=False, repaint=False)  # as typed, before the debounce
     pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
     system_prompt: reactive[str] = reactive("", init=False, repaint=False)  # the Logits A/B's, for Anchor
+    # (pane, role, feature) one pane sends another (Find's keys); every send acts, the same one again too.
+    sent_feature: reactive[tuple[str, str, int] | None] = reactive(None, init=False, repaint=False,
+                                                                    always_update=True)
+    # Hand-offs: set again with the same value (the same row twice), they still reach the pane.
+    attribution_ask: reactive[tuple[str, str] | None] = reactive(None, init=False, repaint=False, always_update=True)
+    steer_features: reactive[tuple[tuple[str, int, float], ...]] = reactive((), init=False, repaint=False,
+                                                                            always_update=True)
 
-    def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path = ".",
+    def __init__(self, session_factory: SessionFactory, prompt: str = "", output_dir: str | Path | None = None,
                  restore: dict | None = None, demo: list | None = None, knobs: dict | None = None,
                  demo_pause_scale: float = 1.0, export_dir: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
+        from spectrascope.tui.contrast import ReadableText
+        from spectrascope.tui.theme import CONTRAST_THEME, DEFAULT_THEME
+
+        self.register_theme(DEFAULT_THEME)  # named textual-dark: Textual's own, its faint text raised to 4.5:1
+        self.register_theme(CONTRAST_THEME)
+        self.stylesheet.set_variables(self.get_css_variables())  # App.__init__ read the builtin one's
+        # Every text cell at 4.5:1 or more, fixed Rich colours and uncoloured table cells included.
+        self._readable_text = ReadableText(lambda: Color.parse(self.theme_variables["foreground"]))
         self._demo = demo or []
         self._demo_pause_scale = demo_pause_scale  # tests play the talk fast
         self._knobs = knobs or {}
-        self.output_dir = Path(output_dir)
+        # Sessions and screenshots; None: the per-user data folder, never the working directory (tui/folders.py).
+        self.output_dir = Path(output_dir).expanduser() if output_dir is not None else default_output_dir()
         self.export_dir = export_dir  # None: OUTPUT_DIR/spectrascope-exports (tui/export.py)
         self._restore = restore or {}
         self._session_factory = session_factory
@@ -121,12 +142,9 @@ class SpectrascopeApp(App):
         return use_inert_paste(super().get_driver_class())  # a paste never arrives as key presses
 
     def on_mount(self) -> None:
-        from spectrascope.tui.theme import CONTRAST_THEME
-
         # The tab strip would be a focus stop that shows nothing and swallows a key: F2-F5 switch panes.
         self.query_one(TabbedContent).query_one(Tabs).can_focus = False
 
-        self.register_theme(CONTRAST_THEME)
         if self._knobs:  # the config's [knobs]: the Logits pane's sampling settings
             self.pane("logits").set_state({"settings": self._knobs})
         if self._restore:
@@ -274,6 +292,23 @@ class SpectrascopeApp(App):
         app's reactive of that name, which the panes that want it are data-bound to."""
         setattr(self, message.name, message.value)
 
+    def watch_sent_feature(self, sent: tuple[str, str, int] | None) -> None:
+        """Show the pane a feature was sent to, which takes it (tui/send_feature.py says how)."""
+        from spectrascope.tui.send_feature import send_feature
+
+        if sent is None or self.session is None:
+            return
+        to, role, feature = sent
+        self.action_show_pane(to)
+        try:
+            self.set_status(send_feature(self.pane(to), role, feature, self.session))
+        except Exception as exc:  # noqa: BLE001 - a pane that cannot take it says why; the app keeps running
+            self.set_status(describe(exc), error=True)
+
+    @on(Pane.Open)
+    def _open(self, message: Pane.Open) -> None:
+        self.action_show_pane(message.name)
+
     @on(Pane.Stepped)
     def _stepped(self, message: Pane.Stepped) -> None:
         if self.result is not None and message.prompt == self.result.prompt:  # else a newer prompt shows
@@ -288,8 +323,15 @@ class SpectrascopeApp(App):
             if command.title not in ("Quit", "Screenshot"):
                 yield command
 
+        from functools import partial
+
+        from spectrascope.tui.palette import pane_commands
+
         for title, action, help_text in self.COMMANDS_LIST:
-            yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
+            yield SystemCommand(title, help_text, partial(self.run_action, action))
+        for command in pane_commands(PANES):  # every other key of every pane, from its BINDINGS
+            yield SystemCommand(command.title, command.help, partial(self.action_pane_action, command.pane,
+                                                                     command.action))
 
     def action_help(self) -> None:
         from spectrascope.tui.help import HelpScreen, with_enter
@@ -385,13 +427,26 @@ class SpectrascopeApp(App):
     def current_pane(self) -> Pane:
         return self.pane(self.query_one(TabbedContent).active.removeprefix("tab-"))
 
+    def saved(self, what: str, path: str | Path) -> None:
+        """Say where a file went, in full: on the status line and in a notification."""
+        from rich.markup import escape
+
+        self.set_status(f"Saved {what} {path}")
+        self.notify(escape(f"Saved {what} {path}"), timeout=6)
+
     def action_screenshot(self) -> None:
         pane = self.query_one(TabbedContent).active.removeprefix("tab-")
-        path = self.save_screenshot(filename=f"spectrascope-{pane}-{time.strftime('%Y%m%d-%H%M%S')}.svg",
-                                    path=str(self.output_dir))
-        self.set_status(f"Saved screenshot {path}")
+        try:
+            path = self.save_screenshot(filename=f"spectrascope-{pane}-{time.strftime('%Y%m%d-%H%M%S')}.svg",
+                                        path=str(ready(self.output_dir)))
+        except OSError as exc:
+            self.set_status(describe(exc), error=True)
+            return
+        self.saved("screenshot", path)
 
     def action_export(self) -> None:
+        from rich.markup import escape
+
         from spectrascope.tui.export import export_folder, export_note
 
         folder = export_folder(self.output_dir, self.export_dir)
@@ -407,24 +462,31 @@ class SpectrascopeApp(App):
         note.update(Text(f"{export_note(paths)} · ctrl+t dismisses", style="bold green"))
         note.display = True
         self.set_status(f"Exported {len(paths)} file{'s' * (len(paths) != 1)}: the path is on the line below.")
+        self.notify(escape(export_note(paths)), timeout=6)
 
     def action_dismiss_export(self) -> None:
         self.query_one("#export-note", Static).display = False
 
     def action_toggle_contrast(self) -> None:
-        self.theme = "textual-dark" if self.theme == "spectrascope-contrast" else "spectrascope-contrast"
+        projector = self.theme != "spectrascope-contrast"
+        self.theme = "spectrascope-contrast" if projector else "textual-dark"
+        self.notify("Projector theme on: high contrast, black and white (F9: the default theme)" if projector
+                    else "Default theme on (F9: the high-contrast projector theme)", timeout=3)
+
+    def get_line_filters(self):
+        return [*super().get_line_filters(), self._readable_text]
 
     def action_save_session(self) -> None:
         from spectrascope.tui.session_file import save_session
 
         model = self.session.model.spec.name if self.session is not None else None
-        path = self.output_dir / f"spectrascope-session-{time.strftime('%Y%m%d-%H%M%S')}.json"
         try:
+            path = ready(self.output_dir) / f"spectrascope-session-{time.strftime('%Y%m%d-%H%M%S')}.json"
             path = save_session(path, self.query_one("#prompt", Input).value, model, self.panes())
         except Exception as exc:  # noqa: BLE001
             self.set_status(describe(exc), error=True)
             return
-        self.set_status(f"Saved session {path}")
+        self.saved("session", path)
 
     async def action_quit(self) -> None:
         if self._cancel is not None:

@@ -63,11 +63,21 @@ def _sub_model_args(p: argparse.ArgumentParser) -> None:
 def _merge_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """One value per model flag, whichever side of the subcommand it was given on; a flag given
     on both sides with different values, a model flag for a subcommand that loads no model, or a
-    TUI flag with a subcommand is a ValueError that says so (never silently ignored)."""
+    TUI flag with a subcommand other than `serve` (which hands them to each app) is a ValueError that
+    says so (never silently ignored)."""
     if args.command is None:
         return args
     for name in TUI_FLAGS:
-        if getattr(args, name) != parser.get_default(name):
+        if hasattr(args, "serve_" + name):  # `serve`: before or after it, as the model flags
+            before, after = getattr(args, name), getattr(args, "serve_" + name)
+            before = None if before == parser.get_default(name) else before
+            if before is not None and after is not None and before != after:
+                flag = "--" + name.removeprefix("initial_").replace("_", "-")
+                raise ValueError(f"{flag} given twice with different values ({before!r} before `serve`, "
+                                 f"{after!r} after it): give it once.")
+            setattr(args, name, after if after is not None else before)
+            delattr(args, "serve_" + name)
+        elif getattr(args, name) != parser.get_default(name):
             flag = "--" + name.removeprefix("initial_").replace("_", "-")
             raise ValueError(f"{flag} is a TUI option; it has no effect on `{args.command}`: "
                              f"run `spectrascope {flag} …` without a subcommand.")
@@ -156,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Its own dest: a subcommand's positional PROMPT would overwrite (and hide) it.
     parser.add_argument("--prompt", dest="initial_prompt", default="The capital of France is", help="initial prompt")
     parser.add_argument("--session", help="reopen a saved session (JSON from ctrl+s)")
-    parser.add_argument("--output-dir", default=".", help="where screenshots, sessions and (in spectrascope-exports/) exports go")
+    parser.add_argument("--output-dir", default=None,
+                        help="where screenshots, sessions and (in spectrascope-exports/) exports go [the config's "
+                             "[export] output_dir, else the per-user data folder, e.g. ~/.local/share/spectrascope]")
     parser.add_argument("--export-dir", default=None,
                         help="where ctrl+e's files go [the config's [export] folder, else OUTPUT_DIR/spectrascope-exports]")
     parser.add_argument("--demo", help="replay a demo script (prompts, keys, pauses) for a talk")
@@ -164,7 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the TUI in a web browser (Textual's web serving)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback exposes the app")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on [8000]")
+    # Each browser tab's app gets these as `spectrascope` takes them (their own dests: see _merge_flags).
+    serve.add_argument("--prompt", dest="serve_initial_prompt", default=None, help="initial prompt")
+    serve.add_argument("--session", dest="serve_session", default=None, help="open this saved session in each tab")
+    serve.add_argument("--demo", dest="serve_demo", default=None, help="play this demo script in each tab")
+    serve.add_argument("--output-dir", dest="serve_output_dir", default=None,
+                       help="where the apps' screenshots, sessions and exports go")
+    serve.add_argument("--export-dir", dest="serve_export_dir", default=None, help="where the apps' ctrl+e files go")
     _sub_model_args(serve)
 
     saes = sub.add_parser("saes", help="the SAE presets, and the Gemma Scope SAEs the local HF cache holds (offline)")
@@ -272,38 +291,53 @@ def cmd_sae_info(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from pathlib import Path
+
     from spectrascope.tui.serve import serve
 
+    _tui_inputs(args)  # a bad demo or session file: one line here, not a blank browser tab
     argv = ["--model", args.model, "--device", args.device, "--dtype", args.dtype, "--sae-dtype", args.sae_dtype,
             *(arg for text in args.sae or () for arg in ("--sae", text)),
             *(("--device-map", args.device_map) if args.device_map else ()),
             *(("--max-memory", str(args.max_memory)) if args.max_memory else ())]
+    for flag, value in (("--prompt", args.initial_prompt), ("--session", args.session), ("--demo", args.demo),
+                        ("--output-dir", args.output_dir), ("--export-dir", args.export_dir)):
+        if value is not None:  # paths absolute: the apps need not share the server's working directory
+            argv += [flag, value if flag == "--prompt" else str(Path(value).expanduser().resolve())]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[spectrascope] serving on {args.host}: anyone who can reach it can use the app", file=sys.stderr)
     return serve(argv, args.host, args.port)
 
 
-def run_tui(args) -> int:
-    from spectrascope.tui.app import SpectrascopeApp
-
-    demo = None
+def _tui_inputs(args) -> tuple[list | None, dict | None]:
+    """The demo script and the session file, read and checked (a ValueError names what is wrong); a
+    session's model is the one to load unless --model says otherwise."""
+    demo = restore = None
     if args.demo:
         from spectrascope.tui.demo import load_demo
 
         demo = load_demo(args.demo)  # ValueError -> clear message, exit 2
-    restore = None
     if args.session:
         from spectrascope.tui.session_file import load_session_file
 
         restore = load_session_file(args.session)  # ValueError -> clear message, exit 2
         if restore.get("model") and not args.model_given:
             args.model = restore["model"]
+    return demo, restore
+
+
+def run_tui(args) -> int:
+    from spectrascope.tui.app import SpectrascopeApp
+
+    demo, restore = _tui_inputs(args)
+    from spectrascope.tui.folders import output_dir
     from spectrascope.tui.serve import die_with_parent, served
 
     if served():
         die_with_parent()  # a browser tab's app: it ends with `spectrascope serve`, however that ends
     app = SpectrascopeApp(lambda progress: _load_session(args, progress), prompt=args.initial_prompt,
-                          output_dir=args.output_dir, restore=restore, demo=demo, knobs=args.config.get("knobs"),
+                          output_dir=output_dir(args.output_dir, args.config), restore=restore, demo=demo,
+                          knobs=args.config.get("knobs"),
                           export_dir=args.export_dir or args.config.get("export", {}).get("folder"))
     # Our own loop, not App.run's asyncio.run: that one's exit joins the default executor, where
     # Textual's thread workers live, so ctrl+q waited for a running load, contrast or generation.

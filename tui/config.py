@@ -20,7 +20,9 @@ Looked up at $SPECTRASCOPE_CONFIG, else $XDG_CONFIG_HOME/spectrascope/config.tom
     seed = 0
 
     [export]
-    folder = "~/spectrascope-exports"   # where ctrl+e writes (default ./spectrascope-exports)
+    output_dir = "~/talks/files"        # sessions and screenshots (default: the per-user data folder,
+                                        # ~/.local/share/spectrascope on Linux; tui/folders.py)
+    folder = "~/spectrascope-exports"   # where ctrl+e writes (default OUTPUT_DIR/spectrascope-exports)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 KNOWN = {"model": {"name", "device", "dtype", "sae_dtype"}, "saes": {"coarse", "fine"},
-         "knobs": {"temperature", "top_k", "top_p", "seed"}, "export": {"folder"}}
+         "knobs": {"temperature", "top_k", "top_p", "seed"}, "export": {"folder", "output_dir"}}
 
 
 def config_path() -> Path:
@@ -61,9 +63,10 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         unknown = set(values) - KNOWN[section]
         if unknown:
             raise ValueError(f"Config file {path}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}.")
-    folder = data.get("export", {}).get("folder")
-    if folder is not None and (not isinstance(folder, str) or not folder.strip()):
-        raise ValueError(f"Config file {path}, [export] folder: give a folder path as a string, not {folder!r}.")
+    for key in ("folder", "output_dir"):
+        folder = data.get("export", {}).get(key)
+        if folder is not None and (not isinstance(folder, str) or not folder.strip()):
+            raise ValueError(f"Config file {path}, [export] {key}: give a folder path as a string, not {folder!r}.")
     if "knobs" in data:
         from spectrascope.core.stats.knobs import SamplingSettings
 

@@ -1,7 +1,7 @@
 """Where ctrl+e's files go and how they are written.
 
-One folder (./spectrascope-exports/ under --output-dir unless --export-dir or the config's
-[export] folder says otherwise), names that say what a file holds and when
+One folder (spectrascope-exports/ in the output folder, by default the per-user data folder:
+tui/folders.py; --export-dir or the config's [export] folder choose another), names that say what a file holds and when
 (spectrascope-PANE-WHAT-YYYYmmdd-HHMMSS.EXT), and an export never replaces an earlier one.
 CSV cells are plain numbers or text (no "%", no padding); JSON keeps numbers as numbers and
 booleans as booleans. The row builders flatten a pane's core report, so the files hold its numbers.

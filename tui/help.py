@@ -44,6 +44,7 @@ ENTER_HELP = {
     "Pairing": "on an anchor row: make it the anchor (its sub-features, drift)",
     "Steering": "in the features / words field: apply it and return to the table",
     "Anchor": "in a system-prompt field: apply it and rerun",
+    "Find": "on a hit: open its feature card · in the search field: search now and return to the hits",
 }
 
 
@@ -82,10 +83,14 @@ GLOSSARY = [
                     "(0 = chance, 1 = every concept prompt outranks every neutral one); both firing rates "
                     "are shown beside it."),
     ("sub-feature", "a fine feature whose decoder cosine with the coarse anchor and whose per-prompt "
-                    "activation correlation with it both pass the thresholds (c/C, o/O)."),
-    ("GO / NO-GO", "GO when the best anchor has at least 3 sub-features; the line under it is the null "
-                   "model: how many of all live coarse features reach the same count (a high base rate "
-                   "means GO says little)."),
+                    "activation correlation with it both pass the thresholds (c/C, o/O), and that is nested "
+                    "in it token by token: fires inside it on >= 80% of its own tokens and covers < 50% of "
+                    "the anchor's (else near-duplicate or not nested)."),
+    ("GO / NO-GO", "GO when the best anchor has at least 3 sub-features. Under it: the permutation p (the "
+                   "whole decision rerun on 200 shuffles of the concept/neutral labels; a GO that shuffled "
+                   "labels also give says little), how many of 60 threshold settings say GO (the grid under "
+                   "the heat strip), and the null model: how many of all live coarse features reach the same "
+                   "count (a high base rate means GO says little)."),
     ("fidelity", "1 - |x - x̂|² / E|x - μ|² of one token: its reconstruction error against the typical "
                  "centered spread of the SAE's training residuals; averaged over tokens it is the SAE's explained "
                  "variance, and predicting the mean scores 0. Below 0.5 is flagged (BOS always is)."),

@@ -44,7 +44,7 @@ class SAEPickerScreen(ModalScreen[tuple[str, Any] | None]):
     DEFAULT_CSS = """
     SAEPickerScreen { align: center middle; }
     SAEPickerScreen > VerticalScroll { width: 110; max-width: 100%; height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
-    #picker-error { color: $error; height: auto; }
+    #picker-error { color: $text-error; height: auto; }  /* $error is a fill colour: 3.5:1 as text */
     """
 
     def __init__(self, loaded: dict[str, str]):

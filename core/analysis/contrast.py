@@ -20,6 +20,11 @@ scores 0.25, not 1. Both firing rates (r_c, r_n: share of prompts with activatio
 mean activations are reported beside it. Anchors are ranked by selectivity, ties broken by
 r_c - r_n.
 
+Besides the per-prompt summaries, which features fire (activation > 0) on every summarised token is
+kept as one sparse 0/1 (tokens x F) matrix per SAE (`TokenFiring`; the values are one forward away,
+core/analysis/token_view.py): the hierarchy test (core/stats/hierarchy.py) reads which fine features
+fire inside which coarse ones from it, with no second forward.
+
 Results are cached on disk (one .npz per model x SAEs x prompt contents), stored compactly
 (sparse CSR or dense, float16 values; see `encode_compact`) and written atomically (temp
 file + os.replace). Nothing here imports textual, rich or plotext.
@@ -44,7 +49,8 @@ import numpy as np
 from spectrascope.core.assets import PROMPTS_DIR, atomic_write
 
 Progress = Callable[[str, float | None], None]
-CACHE_FORMAT = 2  # 2: compact (CSR or dense, float16 values); older files are misses
+CACHE_FORMAT = 2  # 2: compact (CSR or dense, float16 values); older files are misses. Token firing came
+# later within format 2: a file without it is a miss too, rewritten with it (see load_cached).
 ENCODE_CHUNK_ELEMENTS = 1 << 26  # tokens x features encoded at once (256 MB of float32)
 
 
@@ -181,6 +187,37 @@ class FeatureStats:
 
 
 @dataclass
+class TokenFiring:
+    """Which features fire (activation > 0) on each summarised token (BOS and pads excluded), both sets.
+
+    Rows are tokens in prompt order (concept prompts first), then position; `firing[role]` is a
+    scipy.sparse CSR (tokens x F) bool, True where the feature fires (an SAE code is sparse: 64 of
+    4,096 at k = 64)."""
+
+    prompt: np.ndarray  # (T,) int32: the prompt each token belongs to (index into the concept + neutral list)
+    position: np.ndarray  # (T,) int32: its position in that prompt (BOS is 0)
+    token_id: np.ndarray  # (T,) int32
+    firing: dict[str, Any]  # role -> scipy.sparse.csr_matrix (T, F) bool
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.prompt.shape[0])
+
+    def shifted(self, offset: int) -> "TokenFiring":
+        """The same tokens with their prompt indices moved by `offset` (the neutral set after the concept one)."""
+        return TokenFiring(self.prompt + offset, self.position, self.token_id, self.firing)
+
+    @staticmethod
+    def concat(parts: Sequence["TokenFiring"]) -> "TokenFiring":
+        import scipy.sparse as sp
+
+        roles = parts[0].firing
+        return TokenFiring(np.concatenate([p.prompt for p in parts]), np.concatenate([p.position for p in parts]),
+                           np.concatenate([p.token_id for p in parts]),
+                           {r: sp.vstack([p.firing[r] for p in parts], format="csr") for r in roles})
+
+
+@dataclass
 class ContrastResult:
     """Per-prompt activations of every feature of every SAE, and their statistics."""
 
@@ -193,6 +230,8 @@ class ContrastResult:
     cached: bool = False
     stats: dict[str, FeatureStats] = field(default_factory=dict)
     cache_bytes: int | None = None  # size of the cache file written or read (None: not cached)
+    tokens: "TokenFiring | None" = None  # every summarised token's firing features (None: not collected)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # label-free derived data
 
     def __post_init__(self):
         if not self.stats:
@@ -274,14 +313,18 @@ def collect_activations(
     roles: Sequence[str] | None = None,
     done_offset: int = 0,
     total: int | None = None,
-) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    with_tokens: bool = False,
+) -> tuple[dict[str, dict[str, np.ndarray]], int] | tuple[dict[str, dict[str, np.ndarray]], int, TokenFiring]:
     """Per-prompt max and mean activation of every feature of each SAE: role -> {"max","mean"} (N, F).
 
     Prompts are sorted by length and right-padded into batches (the causal mask makes
     real positions independent of pads, and positions stay 0..T-1 as unbatched); the
     forward stops at the deepest SAE hook. BOS and pads are excluded from the summary.
-    Returns the activations and the number of tokens summarised.
+    Returns the activations and the number of tokens summarised, and with `with_tokens` the
+    `TokenFiring` of those tokens (prompt indices local to `prompts`).
     """
+    import scipy.sparse as sp
+
     import torch
 
     from spectrascope.core.engine.session import Cancelled, resid_hook
@@ -308,6 +351,8 @@ def collect_activations(
     out = {role: {"max": np.zeros((len(prompts), sae.cfg.d_sae), np.float32),
                   "mean": np.zeros((len(prompts), sae.cfg.d_sae), np.float32)} for role, sae in saes.items()}
     n_tokens = 0
+    fired: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {role: [] for role in saes}  # rows, cols, vals
+    tok_prompt, tok_pos, tok_ids = [], [], []
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             if cancel is not None and cancel.is_set():
@@ -330,8 +375,14 @@ def collect_activations(
                     keep[row, :n] = 1
             keep_b = keep.bool()
             counts = keep.sum(1)  # (B,)
+            first_token = n_tokens  # this batch's first row in the token firing
             n_tokens += int(counts.sum())
             seg = torch.repeat_interleave(torch.arange(len(idx)), counts)  # (n_valid,) row of each token
+            if with_tokens:  # the tokens in the order resid[keep_b] gives them (row-major)
+                rows_b, pos_b = keep_b.nonzero(as_tuple=True)
+                tok_prompt.append(np.asarray(idx)[rows_b.numpy()])
+                tok_pos.append(pos_b.numpy())
+                tok_ids.append(ids[rows_b, pos_b].numpy())
             for role, sae in saes.items():
                 resid = captured[hooks[role]]  # (B, T, d)
                 x = resid[keep_b.to(resid.device)].to(device=sae.W_enc.device, dtype=sae.W_enc.dtype)
@@ -343,6 +394,9 @@ def collect_activations(
                 step = max(1, ENCODE_CHUNK_ELEMENTS // F)
                 for t0 in range(0, x.shape[0], step):
                     codes = sae.encode(x[t0:t0 + step]).float().cpu()  # (c, F)
+                    if with_tokens:
+                        r, f = (codes > 0).nonzero(as_tuple=True)
+                        fired[role].append((r.numpy() + first_token + t0, f.numpy()))
                     rows, lens_in = torch.unique_consecutive(seg[t0:t0 + step], return_counts=True)
                     for r, piece in zip(rows.tolist(), torch.split(codes, lens_in.tolist())):
                         mx[r] = torch.maximum(mx[r], piece.max(0).values)
@@ -354,7 +408,19 @@ def collect_activations(
             progress(f"{done}/{total} prompts", done / max(1, total))
     if cancel is not None and cancel.is_set():
         raise Cancelled
-    return out, n_tokens
+    if not with_tokens:
+        return out, n_tokens
+    prompt = np.concatenate(tok_prompt).astype(np.int32) if tok_prompt else np.zeros(0, np.int32)
+    position = np.concatenate(tok_pos).astype(np.int32) if tok_pos else np.zeros(0, np.int32)
+    token_id = np.concatenate(tok_ids).astype(np.int32) if tok_ids else np.zeros(0, np.int32)
+    tokens_order = np.lexsort((position, prompt))  # prompt order, not the batches' length order
+    firing = {}
+    for role, sae in saes.items():
+        rows, cols = ((np.concatenate(p) for p in zip(*fired[role])) if fired[role]
+                      else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        m = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(n_tokens, sae.cfg.d_sae))
+        firing[role] = m[tokens_order]
+    return out, n_tokens, TokenFiring(prompt[tokens_order], position[tokens_order], token_id[tokens_order], firing)
 
 
 # ---------------------------------------------------------------- cache
@@ -459,13 +525,76 @@ def decode_compact(z: Mapping[str, np.ndarray], name: str, layout: Mapping[str, 
         return out
     if layout["layout"] != "csr":
         raise ValueError(f"{name}: unknown layout {layout['layout']!r}")
+    data, indices, indptr = _csr_parts(z, name, n, f)
+    out = np.zeros((n, f), np.float32)
+    out[np.repeat(np.arange(n), np.diff(indptr)), indices] = data
+    return out
+
+
+def _csr_parts(z: Mapping[str, np.ndarray], name: str, n: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored CSR pieces of an (n, f) array; ValueError if they do not fit together."""
     data, indices, indptr = z[f"{name}__data"], z[f"{name}__indices"], z[f"{name}__indptr"]
     if (indptr.shape != (n + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != data.size
             or indices.shape != data.shape or (indices.size and (indices.min() < 0 or indices.max() >= f))):
         raise ValueError(f"{name}: inconsistent CSR arrays")
-    out = np.zeros((n, f), np.float32)
-    out[np.repeat(np.arange(n), np.diff(indptr)), indices] = data
-    return out
+    return data, indices, indptr
+
+
+def encode_firing(name: str, m: Any, chunk: int = 4096) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A scipy.sparse (T, F) 0/1 matrix -> the arrays to store under `name`: the column of each True
+    (CSR without values) or the rows bit-packed, whichever is smaller (a dense random SAE's firing
+    is half True; a trained TopK SAE's 64 of 32,768)."""
+    m = m.tocsr().astype(bool)
+    m.eliminate_zeros()
+    m.sort_indices()
+    layout = {"shape": list(m.shape)}
+    if m.nnz * 4 + (m.shape[0] + 1) * 8 <= m.shape[0] * ((m.shape[1] + 7) // 8):
+        layout["layout"] = "csr"
+        return {f"{name}__indices": m.indices.astype(np.int32), f"{name}__indptr": m.indptr.astype(np.int64)}, layout
+    layout["layout"] = "bits"
+    packed = np.concatenate([np.packbits(m[s:s + chunk].toarray(), axis=1) for s in range(0, m.shape[0], chunk)]
+                            or [np.zeros((0, (m.shape[1] + 7) // 8), np.uint8)])
+    return {f"{name}__bits": packed}, layout
+
+
+def decode_firing(z: Mapping[str, np.ndarray], name: str, layout: Mapping[str, Any], chunk: int = 4096) -> Any:
+    """The scipy.sparse CSR bool matrix `encode_firing` stored; ValueError if the pieces do not fit."""
+    import scipy.sparse as sp
+
+    n, f = (int(x) for x in layout["shape"])
+    if layout["layout"] == "bits":
+        bits = np.asarray(z[f"{name}__bits"])
+        if bits.shape != (n, (f + 7) // 8):
+            raise ValueError(f"{name}: shape {bits.shape}, expected {(n, (f + 7) // 8)}")
+        parts = [sp.csr_matrix(np.unpackbits(bits[s:s + chunk], axis=1, count=f).astype(bool))
+                 for s in range(0, n, chunk)]
+        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((n, f), dtype=bool)
+    if layout["layout"] != "csr":
+        raise ValueError(f"{name}: unknown layout {layout['layout']!r}")
+    indices, indptr = np.asarray(z[f"{name}__indices"]), np.asarray(z[f"{name}__indptr"])
+    _csr_parts({f"{name}__data": indices, f"{name}__indices": indices, f"{name}__indptr": indptr}, name, n, f)
+    return sp.csr_matrix((np.ones(indices.size, bool), indices, indptr), shape=(n, f))
+
+
+TOKEN_ARRAYS = ("prompt", "position", "token_id")
+
+
+def encode_tokens(tokens: TokenFiring) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays = {f"tokens__{k}": getattr(tokens, k).astype(np.int32) for k in TOKEN_ARRAYS}
+    layouts = {}
+    for role, m in tokens.firing.items():
+        stored, layouts[role] = encode_firing(f"tokens__{role}", m)
+        arrays.update(stored)
+    return arrays, layouts
+
+
+def decode_tokens(z: Mapping[str, np.ndarray], layouts: Mapping[str, Any]) -> TokenFiring:
+    t = {k: np.asarray(z[f"tokens__{k}"], np.int32) for k in TOKEN_ARRAYS}
+    firing = {role: decode_firing(z, f"tokens__{role}", layout) for role, layout in layouts.items()}
+    if any(a.shape != t["prompt"].shape for a in t.values()) or any(
+            m.shape[0] != t["prompt"].shape[0] for m in firing.values()):
+        raise ValueError("tokens: arrays of different lengths")
+    return TokenFiring(t["prompt"], t["position"], t["token_id"], firing)
 
 
 def compact_roundtrip(acts: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -487,8 +616,12 @@ def save_cached(result: ContrastResult) -> Path:
         for kind, a in d.items():
             stored, layouts[f"{role}__{kind}"] = encode_compact(f"{role}__{kind}", a)
             arrays.update(stored)
+    token_layouts = None
+    if result.tokens is not None:
+        stored, token_layouts = encode_tokens(result.tokens)
+        arrays.update(stored)
     meta = {"format": CACHE_FORMAT, "key": result.key, "roles": list(result.roles), "info": result.info,
-            "arrays": layouts}
+            "arrays": layouts, "tokens": token_layouts}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -532,9 +665,12 @@ def load_cached(key: str, settings: ContrastSettings) -> ContrastResult | None:
             acts = {role: {kind: decode_compact(z, f"{role}__{kind}", meta["arrays"][f"{role}__{kind}"])
                            for kind in ("max", "mean")} for role in roles}
             is_concept = z["is_concept"].astype(bool)
+            if meta.get("tokens") is None:
+                return None  # written before token firing was kept: run again, so the hierarchy test has it
+            tokens = decode_tokens(z, meta["tokens"])
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a damaged file is a miss; it is rewritten after the run
-    hit = ContrastResult(roles, acts, is_concept, settings, key, meta.get("info", {}), cached=True)
+    hit = ContrastResult(roles, acts, is_concept, settings, key, meta.get("info", {}), cached=True, tokens=tokens)
     hit.cache_bytes = path.stat().st_size
     return hit
 
@@ -566,9 +702,11 @@ def run_contrast(
             return hit
     t0 = time.perf_counter()
     total = len(concept) + len(neutral)
-    acts_c, tok_c = collect_activations(session, concept, settings.batch_size, cancel, progress, roles, 0, total)
-    acts_n, tok_n = collect_activations(session, neutral, settings.batch_size, cancel, progress, roles,
-                                        len(concept), total)
+    acts_c, tok_c, fire_c = collect_activations(session, concept, settings.batch_size, cancel, progress, roles, 0,
+                                                total, with_tokens=True)
+    acts_n, tok_n, fire_n = collect_activations(session, neutral, settings.batch_size, cancel, progress, roles,
+                                                len(concept), total, with_tokens=True)
+    tokens = TokenFiring.concat([fire_c, fire_n.shifted(len(concept))])
     acts = {role: {kind: np.concatenate([acts_c[role][kind], acts_n[role][kind]]) for kind in ("max", "mean")}
             for role in roles}
     is_concept = np.r_[np.ones(len(concept), bool), np.zeros(len(neutral), bool)]
@@ -576,7 +714,7 @@ def run_contrast(
             "seconds": round(time.perf_counter() - t0, 3), "prompts_sha256": prompts_hash(concept, neutral)}
     if use_cache:
         acts = compact_roundtrip(acts)  # the numbers a later cache hit gives, so both runs show the same
-    result = ContrastResult(roles, acts, is_concept, settings, key, info)
+    result = ContrastResult(roles, acts, is_concept, settings, key, info, tokens=tokens)
     if use_cache:
         try:
             save_cached(result)

@@ -10,17 +10,27 @@ For each coarse anchor a and every fine feature f:
 
 Classes, with thresholds θ (cosine, default 0.3) and ρ (correlation, default 0.5):
 
-    sub-feature      corr >= ρ and cos >= θ   fires with the anchor, writes a similar direction
+    sub-feature      corr >= ρ and cos >= θ   fires with the anchor, writes a similar direction,
+                                              and is nested in it token by token (below)
+    near-duplicate   corr >= ρ and cos >= θ   the anchor again: decoder cosine >= 0.7, or covers
+                                              half of the anchor's tokens or more
+    not nested       corr >= ρ and cos >= θ   fires too often where the anchor does not
     co-occurring     corr >= ρ and cos <  θ   fires with the anchor, writes something else
     partial overlap  corr <  ρ and cos >= θ   similar direction, fires on a different subset
     unrelated        neither
 
+The nesting test (core/stats/hierarchy.py) reads the contrast run's token firing; a run
+without it (built by hand) classifies by cosine and correlation alone, and says so.
+
 Verdict: GO when some anchor has at least `min_subfeatures` (3) sub-features; it
 names the best such anchor and its sub-features. Otherwise NO-GO with the best
-anchor's count. Every verdict carries its null model (core/null_model.py): how
-many of all live coarse features reach the same count at the same thresholds, so a
-GO that most features would also get says so. Nothing here imports textual, rich
-or plotext.
+anchor's count. Every verdict carries
+* its null model (core/stats/null_model.py): how many of all live coarse features reach the
+  same count at the same thresholds, so a GO that most features would also get says so;
+* its permutation p (core/stats/permutation.py): the whole decision rerun on shuffled
+  concept/neutral labels, so a GO that the best-of-K anchor choice gives on any labels says so;
+* its threshold sensitivity (core/stats/sensitivity.py): GO or not over a grid of thresholds.
+Nothing here imports textual, rich or plotext.
 """
 
 from __future__ import annotations
@@ -35,14 +45,18 @@ import numpy as np
 
 from spectrascope.core.assets import atomic_write
 from spectrascope.core.analysis.contrast import RATE_DEFINITION, SELECTIVITY_DEFINITION, ContrastResult, ContrastSettings, Progress, _quiet, run_contrast
-from spectrascope.core.stats.null_model import NullModel, null_model
+from spectrascope.core.stats import hierarchy
+from spectrascope.core.stats.null_model import NullModel, live_features, null_from_counts, subfeature_counts
+from spectrascope.core.stats.permutation import N_PERMUTATIONS, PermutationTest, permutation_test
+from spectrascope.core.stats.sensitivity import ThresholdGrid, threshold_grid
 
 if TYPE_CHECKING:
     from spectrascope.core.engine.interface import SessionAPI
 
 UNRELATED, SUB_FEATURE, CO_OCCURRING, PARTIAL = 0, 1, 2, 3
-CLASS_NAMES = {SUB_FEATURE: "sub-feature", CO_OCCURRING: "co-occurring", PARTIAL: "partial overlap",
-               UNRELATED: "unrelated"}
+DUPLICATE, NOT_NESTED = hierarchy.DUPLICATE, hierarchy.NOT_NESTED  # 4, 5: pass both thresholds, fail nesting
+CLASS_NAMES = {SUB_FEATURE: "sub-feature", DUPLICATE: "near-duplicate", NOT_NESTED: "not nested",
+               CO_OCCURRING: "co-occurring", PARTIAL: "partial overlap", UNRELATED: "unrelated"}
 
 
 @dataclass(frozen=True)
@@ -52,12 +66,15 @@ class PairingSettings:
     corr_threshold: float = 0.5
     min_subfeatures: int = 3  # sub-features an anchor needs for GO
     max_rows: int = 50  # pairs listed per anchor (those passing a threshold, best first)
+    n_permutations: int = N_PERMUTATIONS  # label shuffles of the permutation test (0: none)
 
     def __post_init__(self):
         if self.n_anchors < 1:
             raise ValueError("n_anchors must be at least 1")
         if not -1 <= self.cos_threshold <= 1 or not -1 <= self.corr_threshold <= 1:
             raise ValueError("thresholds must be in [-1, 1]")
+        if self.n_permutations < 0:
+            raise ValueError("n_permutations must be 0 or more")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,14 +128,20 @@ def pearson(x: np.ndarray, Y: np.ndarray, chunk: int = 8192) -> np.ndarray:
     return out
 
 
-def classify(cos: np.ndarray, corr: np.ndarray, cos_threshold: float, corr_threshold: float) -> np.ndarray:
-    """Class codes (see module doc) for arrays of cosine and correlation. # int8, same shape"""
+def classify(cos: np.ndarray, corr: np.ndarray, cos_threshold: float, corr_threshold: float,
+             nesting: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Class codes (see module doc) for arrays of cosine and correlation, and where given the
+    nesting arrays (P(coarse | fine), P(fine | coarse), fine tokens) of the same shape. # int8"""
     c_ok = np.asarray(cos) >= cos_threshold
     r_ok = np.asarray(corr) >= corr_threshold
     out = np.full(np.shape(cos), UNRELATED, np.int8)
     out[r_ok & c_ok] = SUB_FEATURE
     out[r_ok & ~c_ok] = CO_OCCURRING
     out[~r_ok & c_ok] = PARTIAL
+    if nesting is not None:
+        both = r_ok & c_ok
+        nested = hierarchy.nesting_classes(np.asarray(cos)[both], *(np.asarray(a)[both] for a in nesting))
+        out[both] = np.where(nested == hierarchy.NESTED, SUB_FEATURE, nested)
     return out
 
 
@@ -130,6 +153,8 @@ class Pair:
     cosine: float
     correlation: float
     cls: str
+    p_coarse_given_fine: float | None = None  # share of the fine feature's tokens inside the anchor
+    p_fine_given_coarse: float | None = None  # share of the anchor's tokens the fine feature covers
 
 
 @dataclass
@@ -138,6 +163,20 @@ class AnchorPairing:
     cosine: np.ndarray  # (F_fine,)
     correlation: np.ndarray  # (F_fine,)
     classes: np.ndarray  # (F_fine,) int8
+    p_coarse_given_fine: np.ndarray | None = None  # (F_fine,) token nesting (None: no token firing)
+    p_fine_given_coarse: np.ndarray | None = None  # (F_fine,)
+    fine_tokens: np.ndarray | None = None  # (F_fine,) tokens each fine feature fires on
+
+    @property
+    def nesting(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The arrays `classify` takes for the nesting test (None: classified by thresholds alone)."""
+        if self.p_coarse_given_fine is None:
+            return None
+        return self.p_coarse_given_fine, self.p_fine_given_coarse, self.fine_tokens
+
+    def reclassified(self, cos_threshold: float, corr_threshold: float) -> "AnchorPairing":
+        return replace(self, classes=classify(self.cosine, self.correlation, cos_threshold, corr_threshold,
+                                              self.nesting))
 
     def sub_features(self) -> list[int]:
         """Sub-feature ids, best first (by min(cos, corr), then correlation)."""
@@ -148,15 +187,18 @@ class AnchorPairing:
 
     def pairs(self, limit: int = 50) -> list[Pair]:
         """Fine features passing at least one threshold: sub-features, partial overlap, co-occurring."""
-        rank = {SUB_FEATURE: 0, PARTIAL: 1, CO_OCCURRING: 2}
+        rank = {SUB_FEATURE: 0, DUPLICATE: 1, NOT_NESTED: 2, PARTIAL: 3, CO_OCCURRING: 4}
         ids = np.flatnonzero(self.classes != UNRELATED)
         keyed = sorted(ids.tolist(), key=lambda i: (rank[int(self.classes[i])],
                                                     -min(self.cosine[i], self.correlation[i]), i))
-        return [Pair(i, float(self.cosine[i]), float(self.correlation[i]), CLASS_NAMES[int(self.classes[i])])
+        nest = self.nesting
+        return [Pair(i, float(self.cosine[i]), float(self.correlation[i]), CLASS_NAMES[int(self.classes[i])],
+                     *((round(float(nest[0][i]), 4), round(float(nest[1][i]), 4)) if nest is not None else ()))
                 for i in keyed[:limit]]
 
     def counts(self) -> dict[str, int]:
-        return {CLASS_NAMES[c]: int((self.classes == c).sum()) for c in (SUB_FEATURE, PARTIAL, CO_OCCURRING)}
+        shown = (SUB_FEATURE, PARTIAL, CO_OCCURRING) + ((DUPLICATE, NOT_NESTED) if self.nesting is not None else ())
+        return {CLASS_NAMES[c]: int((self.classes == c).sum()) for c in shown}
 
 
 @dataclass(frozen=True)
@@ -167,6 +209,10 @@ class Verdict:
     sub_features: tuple[int, ...]
     needed: int
     null: NullModel | None = None  # the same test over all live coarse features
+    permutation: PermutationTest | None = None  # the whole decision on shuffled labels
+    permutation_note: str = ""  # why there is no permutation test, where there is none
+    grid: ThresholdGrid | None = None  # the verdict over a grid of thresholds
+    nested: bool = False  # sub-features passed the token nesting test (False: thresholds alone)
 
     @property
     def headline(self) -> str:
@@ -178,13 +224,24 @@ class Verdict:
         return f"NO-GO: the best anchor, coarse #{self.anchor}, has {self.count} sub-feature(s); {self.needed} needed."
 
     @property
+    def permutation_text(self) -> str:
+        return self.permutation.text if self.permutation is not None else self.permutation_note
+
+    @property
     def text(self) -> str:
-        return self.headline + (f" · {self.null.text}" if self.null is not None else "")
+        return " · ".join([self.headline] + [t for t in (self.permutation_text, self.null.text if self.null else "",
+                                                         self.grid.text if self.grid else "") if t])
 
     def to_dict(self) -> dict[str, Any]:
+        perm = self.permutation
         return {"go": self.go, "anchor": self.anchor, "count": self.count, "sub_features": list(self.sub_features),
                 "needed": self.needed, "null_model": self.null.to_dict() if self.null else None,
-                "text": self.text}
+                "text": self.text, "permutation_p": perm.p_value if perm else None,
+                "permutation": perm.to_dict() if perm else None, "permutation_note": self.permutation_note,
+                "grid_go_share": self.grid.go_share if self.grid else None,
+                "grid": self.grid.to_dict() if self.grid else None, "hierarchy_tested": self.nested,
+                "hierarchy_definition": hierarchy.HIERARCHY_DEFINITION if self.nested else
+                "not tested: the run has no token firing; sub-features pass the thresholds alone"}
 
 
 def verdict(pairings: Sequence[AnchorPairing], needed: int = 3) -> Verdict:
@@ -197,14 +254,43 @@ def verdict(pairings: Sequence[AnchorPairing], needed: int = 3) -> Verdict:
 
 def judged(contrast: ContrastResult, pairings: Sequence[AnchorPairing], settings: PairingSettings,
            dirs: tuple[Any, Any], coarse: str = "coarse", fine: str = "fine") -> Verdict:
-    """The verdict on `pairings` with its null model over all live coarse features."""
+    """The verdict on `pairings` with its null model over all live coarse features, its permutation
+    test (where the anchors are the top K by selectivity) and its threshold grid."""
     v = verdict(pairings, settings.min_subfeatures)
-    # Pair at most ~2^28 (coarse x fine) cells: all 1,024 x 8,192 embedded ones, a sample at 16K x 262K.
-    budget = max(256, (1 << 28) // max(1, contrast.per_prompt(fine).shape[1]))
-    null = null_model(contrast.per_prompt(coarse), contrast.per_prompt(fine), dirs[0], dirs[1],
-                      settings.cos_threshold, settings.corr_threshold, settings.min_subfeatures, v.anchor, v.count,
-                      max_features=min(4096, budget))
-    return replace(v, null=null)
+    acts_c, acts_f = contrast.per_prompt(coarse), contrast.per_prompt(fine)
+    nest = hierarchy.nesting(contrast, coarse, fine)
+    # Pair at most ~2^28 (coarse x fine) cells: all 4,096 x 32,768 embedded ones, a sample at 16K x 262K.
+    budget = max(256, (1 << 28) // max(1, acts_f.shape[1]))
+    live, sampled = live_features(acts_c, min(4096, budget))
+    known: dict[int, int] = {}
+
+    def counts_of(ids: np.ndarray) -> np.ndarray:
+        """Sub-feature counts at these thresholds, each coarse feature computed once."""
+        missing = np.asarray([i for i in np.asarray(ids).tolist() if i not in known], np.int64)
+        if len(missing):
+            got = subfeature_counts(acts_c, acts_f, dirs[0], dirs[1], missing, settings.cos_threshold,
+                                    settings.corr_threshold, nesting=nest)
+            known.update(zip(missing.tolist(), got.tolist()))
+        return np.asarray([known[i] for i in np.asarray(ids).tolist()], np.int64)
+
+    null = null_from_counts(counts_of(live), settings.min_subfeatures, v.anchor, v.count, sampled)
+    perm, note = None, ""
+    anchors = [p.anchor for p in pairings]
+    if not settings.n_permutations or v.anchor is None:
+        note = "permutation test: not run"
+    elif anchors != contrast.stats[coarse].ranked(len(anchors)):
+        note = "permutation test: not run (the anchors were picked by hand, not the top ones by selectivity)"
+    else:
+        key = ("ranks", coarse, contrast.settings.aggregate)
+        if key not in contrast.memo:
+            from spectrascope.core.analysis.contrast import average_ranks
+
+            contrast.memo[key] = average_ranks(acts_c)
+        perm = permutation_test(acts_c, contrast.is_concept, counts_of, len(anchors), settings.min_subfeatures,
+                                v.count, settings.n_permutations, ranks=contrast.memo[key])
+    grid = threshold_grid(lambda c, r: max([int((p.reclassified(c, r).classes == SUB_FEATURE).sum())
+                                            for p in pairings], default=0))
+    return replace(v, null=null, permutation=perm, permutation_note=note, grid=grid, nested=nest is not None)
 
 
 @dataclass
@@ -272,11 +358,14 @@ def pair(
     cos = decoder_cosine(w_c[anchors], fine_W_dec, device=device) if anchors else np.zeros((0, 0), np.float32)
     acts_c = contrast.per_prompt(coarse)
     acts_f = contrast.per_prompt(fine)
+    nest = hierarchy.nesting(contrast, coarse, fine)
+    p_cf, p_fc = nest.rows(anchors) if nest is not None and anchors else (None, None)
     pairings = {}
     for row, a in enumerate(anchors):
         corr = pearson(acts_c[:, a], acts_f)
-        classes = classify(cos[row], corr, settings.cos_threshold, settings.corr_threshold)
-        pairings[a] = AnchorPairing(a, cos[row], corr, classes)
+        tested = (p_cf[row], p_fc[row], nest.fine_tokens) if nest is not None else (None, None, None)
+        pairings[a] = AnchorPairing(a, cos[row], corr, np.zeros(0, np.int8), *tested).reclassified(
+            settings.cos_threshold, settings.corr_threshold)
     ordered = [pairings[a] for a in anchors]
     dirs = (coarse_W_dec, fine_W_dec)
     return PairingResult(contrast, settings, anchors, pairings, judged(contrast, ordered, settings, dirs, coarse, fine),
@@ -285,9 +374,7 @@ def pair(
 
 def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResult:
     """New thresholds on the same cosines and correlations (no model call, no matmul)."""
-    pairings = {a: AnchorPairing(a, p.cosine, p.correlation,
-                                 classify(p.cosine, p.correlation, settings.cos_threshold, settings.corr_threshold))
-                for a, p in result.pairings.items()}
+    pairings = {a: p.reclassified(settings.cos_threshold, settings.corr_threshold) for a, p in result.pairings.items()}
     ordered = [pairings[a] for a in result.anchors]
     v = (judged(result.contrast, ordered, settings, result.dirs) if result.dirs is not None
          else verdict(ordered, settings.min_subfeatures))
@@ -463,6 +550,23 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _verdict_evidence(v: Verdict, settings: Mapping[str, Any]) -> list[str]:
+    """The Markdown lines that weigh the verdict: permutation test, sub-feature test, threshold grid."""
+    from spectrascope.core.stats.permutation import STATISTIC
+
+    lines = [f"Permutation test: {v.permutation_text}." + (f" Statistic: {STATISTIC}." if v.permutation else ""), "",
+             f"Sub-features: {v.to_dict()['hierarchy_definition']}.", ""]
+    if v.grid is not None:
+        lines += [f"Threshold sensitivity: {v.grid.text}; the best anchor's sub-feature count at each cosine x "
+                  f"correlation threshold (a cell says GO for each N <= its count; the current setting in bold):", "",
+                  *v.grid.markdown((settings["cos_threshold"], settings["corr_threshold"])), ""]
+    return lines
+
+
 def to_markdown(result: PairingResult) -> str:
     d = to_dict(result)
     s = d["settings"]
@@ -472,6 +576,7 @@ def to_markdown(result: PairingResult) -> str:
         f"per-prompt **{d['aggregate']}** activation (BOS and pads excluded) · "
         f"thresholds: cosine >= {s['cos_threshold']}, correlation >= {s['corr_threshold']}", "",
         f"**Verdict: {result.verdict.headline}**", "",
+        *_verdict_evidence(result.verdict, s),
         f"Null model: {result.verdict.null.text if result.verdict.null else 'not computed'}.", "",
         *([f"Confounds: {'; '.join(result.confounds)}.", ""] if result.confounds else
           ["Confounds: none found (sentence endings, quotes, digits, brackets, length; punctuation features).", ""]),
@@ -491,9 +596,12 @@ def to_markdown(result: PairingResult) -> str:
     for a in d["anchors"]:
         lines += ["", f"## Coarse #{a['feature']}: fine features", "",
                   f"counts: {', '.join(f'{k} {v}' for k, v in a['counts'].items())}", "",
-                  "| fine | cosine | correlation | class | label |", "|---:|---:|---:|---|---|"]
+                  "| fine | cosine | correlation | P(coarse \\| fine) | P(fine \\| coarse) | class | label |",
+                  "|---:|---:|---:|---:|---:|---|---|"]
         for p in a["pairs"]:
-            lines.append(f"| {p['fine']} | {p['cosine']:.3f} | {p['correlation']:.3f} | {p['cls']} | {_md(p['label'])} |")
+            nest = [_share(p.get(k)) for k in ("p_coarse_given_fine", "p_fine_given_coarse")]
+            lines.append(f"| {p['fine']} | {p['cosine']:.3f} | {p['correlation']:.3f} | {nest[0]} | {nest[1]} "
+                         f"| {p['cls']} | {_md(p['label'])} |")
     return "\n".join(lines) + "\n"
 
 

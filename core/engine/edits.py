@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from spectrascope.core.engine.plan import AddFeature, Edit, Splice
+from spectrascope.core.engine.plan import AblateFeatures, AddFeature, Edit, Splice
 
 
 def apply_edits(
@@ -43,6 +43,9 @@ def apply_edits(
             continue
         s = max(e.from_position - offset, 0) - start
         sae = saes[e.role]
+        if isinstance(e, AblateFeatures):
+            _ablate(delta, incoming, e, sae, offset + start)
+            continue
         w = sae.W_dec[e.feature].float().to(x.device)  # (d,)
         if isinstance(e, AddFeature):
             delta[:, s:] += e.amount * w / w.norm().clamp_min(1e-12)
@@ -51,3 +54,23 @@ def apply_edits(
             delta[:, s:] += (e.target - z.float().to(x.device))[..., None] * w
     x[:, start:] = (incoming.float() + delta).to(x.dtype)
     return x, True
+
+
+def _ablate(delta: torch.Tensor, incoming: torch.Tensor, e: AblateFeatures, sae: Any, first: int) -> None:
+    """Subtract scale * z_t[f] * W_dec[f] from `delta` at each (t, f) of `e` inside this call's
+    positions (incoming[:, 0] is absolute position `first`), on `e.row` only when it names one."""
+    rows = slice(None) if e.row is None else slice(e.row, e.row + 1)
+    if e.row is not None and not 0 <= e.row < incoming.shape[0]:
+        raise ValueError(f"Ablation row {e.row} is outside the batch (0..{incoming.shape[0] - 1}).")
+    by_position: dict[int, list[int]] = {}
+    for t, f in e.at:
+        if 0 <= t - first < incoming.shape[1]:
+            by_position.setdefault(t - first, []).append(f)
+    for t, features in by_position.items():
+        z = sae.encode(incoming[rows, t].to(sae.W_enc.device, sae.W_enc.dtype))  # (b, F)
+        if -1 in features:
+            removed = z @ sae.W_dec  # (b, d): every active feature
+        else:
+            ids = torch.tensor(sorted(set(features)), device=z.device)
+            removed = z[:, ids] @ sae.W_dec[ids]  # (b, d)
+        delta[rows, t] -= e.scale * removed.float().to(delta.device)

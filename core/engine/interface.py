@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from spectrascope.core.engine.labels import FeatureLabels
     from spectrascope.core.engine.residual_stats import ResidualStats
     from spectrascope.core.engine.models import ModelSpec
-    from spectrascope.core.engine.plan import Edit, ForwardOut
+    from spectrascope.core.engine.plan import Edit, ForwardOut, GradientOut, LogitObjective
     from spectrascope.core.engine.saes import SAESpec
     from spectrascope.core.engine.values import Request, Result
 
@@ -109,7 +109,11 @@ class SessionAPI(Protocol):
         attention_mask: torch.Tensor | None = None,
         keep_logits: int = 1,
         cancel: threading.Event | None = None,
+        scores: Sequence[int] = (),
     ) -> ForwardOut: ...
+
+    def gradient(self, ids: Sequence[int], objective: LogitObjective, wrt: Sequence[str], *,
+                 cancel: threading.Event | None = None) -> GradientOut: ...  # d logit / d residual (attribution)
 
     def new_cache(self) -> Any: ...
 

@@ -377,6 +377,7 @@ def load_model(
         _check_no_offload(spec, getattr(hf_model, "hf_device_map", None) or {})
         device = str(module_device(hf_model.get_input_embeddings()))
     hf_model.eval()
+    hf_model.requires_grad_(False)  # inference only: a gradient (attribution) is taken w.r.t. residuals, never weights
     progress("wrapping the model in TransformerBridge", 0.8)
     # Given a loaded model, the bridge moves nothing: it reads a dispatched model's hf_device_map.
     bridge = TransformerBridge.boot_transformers(

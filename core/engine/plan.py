@@ -47,7 +47,47 @@ class Splice:
     dims: tuple[int, ...] | None = None  # None: every dimension
 
 
-Edit = Union[AddFeature, ClampFeature, Splice]
+@dataclass(frozen=True)
+class AblateFeatures:
+    """x_t <- x_t - scale * z_t[f] * W_dec[f] for each (position t, feature f) in `at`, z = the role's
+    SAE code of the incoming x: the feature zeroed in the code with the SAE's error kept (the decoder is
+    linear, so this is the reconstruction without it spliced back plus x - x̂). Feature -1 removes every
+    active feature at t (x_t <- its error + the decoder's constant). `row` limits it to one batch row, so
+    one batched forward measures many ablations; `scale` < 1 removes only part (finite differences)."""
+
+    role: str
+    at: tuple[tuple[int, int], ...]  # (absolute position, feature id or -1)
+    row: int | None = None  # the batch row it acts on; None: every row
+    scale: float = 1.0
+
+    @property
+    def from_position(self) -> int:
+        return min(t for t, _ in self.at)
+
+
+Edit = Union[AddFeature, ClampFeature, Splice, AblateFeatures]
+
+
+@dataclass(frozen=True)
+class LogitObjective:
+    """The scalar a gradient is taken of: the logit of `token` (minus that of `vs`) in the next-token
+    prediction after `position` (absolute; the forward runs the prompt up to it, causal attention
+    makes later tokens irrelevant)."""
+
+    position: int
+    token: int
+    vs: int | None = None
+
+
+@dataclass
+class GradientOut:
+    """What `Session.gradient` returns: the objective, the residuals it was taken at and its gradient
+    there (float32 on the CPU), and the next-token logits at the objective's position."""
+
+    value: float
+    resid: dict[str, Any]  # hook -> (T, d), T = position + 1
+    grad: dict[str, Any]  # hook -> (T, d): d value / d resid
+    logits: Any  # (V,) float32
 
 
 @dataclass
@@ -58,3 +98,4 @@ class ForwardOut:
     logits: Any  # (B, n, V) float32 for the last n = keep_logits positions, or None
     cache: Any  # the KV cache, extended by this call's tokens (None when none was kept)
     edits_applied: int = 0  # hook calls in which an edit changed at least one position
+    scores: Any = None  # (B, k) float32 logits of the asked tokens after the last position, or None

@@ -33,7 +33,8 @@ import torch
 from spectrascope.core.engine.edits import apply_edits
 from spectrascope.core.engine.embedded import Progress, _quiet
 from spectrascope.core.engine.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model, module_device
-from spectrascope.core.engine.plan import AddFeature, ClampFeature, Edit, ForwardOut, Splice
+from spectrascope.core.engine.plan import (
+    AblateFeatures, AddFeature, ClampFeature, Edit, ForwardOut, GradientOut, LogitObjective, Splice)
 from spectrascope.core.engine.residual_stats import ResidualStats
 from spectrascope.core.engine.values import (  # noqa: F401 - the value types, re-exported for callers
     CALIBRATION_TEXT, EMPTY_PROMPT, Cancelled, PromptError, Request, Result, Token, resid_hook)
@@ -341,6 +342,7 @@ class Session:
         attention_mask: torch.Tensor | None = None,
         keep_logits: int = 1,
         cancel: threading.Event | None = None,
+        scores: Sequence[int] = (),
     ) -> ForwardOut:
         """Run `ids` ((T,) list or (B, T) tensor) through the model, serialised with every other call.
 
@@ -351,6 +353,9 @@ class Session:
         cache: a KV cache (`new_cache()`), extended in place; None runs without one.
         keep_logits: logits of the last n positions (0: none, the unembedding is skipped).
         cancel: checked before each block; raises `Cancelled`.
+        scores: token ids whose logits after the last position come back in float32 (`ForwardOut.scores`,
+            (B, k)): a bf16 model's own logits are rounded to 1/8 near 20, too coarse for the small
+            changes an ablation makes.
         """
         if cancel is not None and cancel.is_set():
             raise Cancelled
@@ -365,7 +370,7 @@ class Session:
             captured: dict[str, torch.Tensor] = {}
             applied = [0]
             hooks = self._edit_hooks(edits, offset, applied)
-            for name in dict.fromkeys(capture):
+            for name in dict.fromkeys([*capture, *([_FINAL] if scores else [])]):
                 hooks.append((name, _capture_into(captured, name)))
             if stop_after is not None:
                 hooks.append((stop_after, _stop))
@@ -379,17 +384,98 @@ class Session:
                     kw = {"attention_mask": attention_mask, "use_cache": cache is not None}
                     if cache is not None:
                         kw[self._cache_kw] = cache
-                    if keep_logits > 0:
-                        out = hf(input_ids, logits_to_keep=keep_logits, **kw)
-                        logits = out.logits.float()  # (B, n, V)
-                    else:  # the decoder alone: no 262K-row unembedding
-                        out = hf.get_decoder()(input_ids=input_ids, **kw)
+                    out = hf.get_decoder()(input_ids=input_ids, **kw)
+                    if keep_logits > 0:  # else no 262K-row unembedding at all
+                        logits = self._head(out.last_hidden_state[:, -keep_logits:])  # (B, n, V)
                     new_cache = out.past_key_values if cache is not None else None
                 except _StopForward:
                     pass
             if cancel is not None and cancel.is_set():
                 raise Cancelled
-            return ForwardOut(captured, logits, new_cache, applied[0])
+            token_scores = None
+            if scores and _FINAL in captured:
+                with torch.inference_mode():
+                    token_scores = self._token_logits(captured[_FINAL][:, -1], scores)
+                if _FINAL not in capture:
+                    del captured[_FINAL]
+            return ForwardOut(captured, logits, new_cache, applied[0], token_scores)
+
+    def _token_logits(self, normed: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
+        """Float32 logits of `tokens` from final-norm outputs (B, d): the head's rows and the final
+        softcap, in float32 whatever the model's dtype. # (B, k)"""
+        head = self.model.hf_model.get_output_embeddings()
+        ids = torch.as_tensor(list(tokens), dtype=torch.long, device=head.weight.device)
+        out = normed.to(head.weight.device).float() @ head.weight[ids].float().T
+        if getattr(head, "bias", None) is not None:
+            out = out + head.bias[ids].float()
+        cap = self.model.final_logit_softcap
+        return torch.tanh(out / cap) * cap if cap else out
+
+    def gradient(
+        self,
+        ids: Sequence[int],
+        objective: LogitObjective,
+        wrt: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> GradientOut:
+        """The gradient of `objective` with respect to the residual at each hook of `wrt`, in one
+        forward and one backward over the prompt up to the objective's position.
+
+        Each `wrt` residual becomes a leaf of the graph where its hook runs, so nothing before the
+        first one is recorded and the backward starts from the logits and stops there. The model's
+        weights never need a gradient (they are frozen at load); the SAEs are not in the graph at all:
+        a feature's linear effect is its code times its decoder row dotted with this gradient, read
+        only for the active latents (core/analysis/attribution.py)."""
+        ids = list(ids)
+        if not 0 <= objective.position < len(ids):
+            raise PromptError(f"Position {objective.position} is outside the prompt (0..{len(ids) - 1}).")
+        vocab = self.model.hf_model.config.vocab_size
+        for token in (objective.token, objective.vs):
+            if token is not None and not 0 <= token < vocab:
+                raise PromptError(f"Token id {token} is outside the vocabulary (0..{vocab - 1}).")
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        input_ids = torch.as_tensor([ids[: objective.position + 1]], dtype=torch.long).to(self.model.device)
+        with self._lock:
+            leaves: dict[str, torch.Tensor] = {}
+            final: dict[str, torch.Tensor] = {}
+            hooks = [(name, _leaf_into(leaves, name)) for name in dict.fromkeys(wrt)]
+            hooks.append((_FINAL, _keep_into(final)))
+            if cancel is not None:
+                hooks += [(f"blocks.{i}.hook_in", _cancel_check(cancel)) for i in range(self.model.n_layers)]
+            hf = self.model.hf_model
+            with torch.enable_grad(), self._hooks(hooks):
+                hf.get_decoder()(input_ids=input_ids, use_cache=False)
+                normed = final[_FINAL][:, -1]  # (1, d), in the graph
+                tokens = [objective.token] + ([objective.vs] if objective.vs is not None else [])
+                picked = self._token_logits(normed, tokens)[0]  # float32: see `forward`'s `scores`
+                value = picked[0] - (picked[1] if objective.vs is not None else 0)
+                names = list(leaves)
+                grads = torch.autograd.grad(value, [leaves[n] for n in names], allow_unused=True)
+            return GradientOut(
+                value=float(value.detach()),
+                resid={n: leaves[n].detach()[0].float().cpu() for n in names},
+                grad={n: (torch.zeros_like(leaves[n]) if g is None else g)[0].float().cpu()
+                      for n, g in zip(names, grads)},
+                logits=self.lens_head(normed.detach())[0],
+            )
+
+    def lens_head(self, normed: torch.Tensor) -> torch.Tensor:
+        """Every token's logit from final-norm outputs (B, d), as the model computes it. # (B, V) float32, CPU"""
+        with self._lock, torch.inference_mode():
+            return self._head(normed).cpu()
+
+    def _head(self, normed: torch.Tensor) -> torch.Tensor:
+        """The unembedding and (Gemma 2) final softcap of final-norm outputs (..., d), as the causal LM head
+        computes them, in float32. The rows are made one contiguous 2-D matrix first: a strided 3-D slice
+        (B > 1, the last positions) sends torch's linear to a batched matmul that copies the whole
+        262K-row weight once per row (measured: 12 s for 20 rows of Gemma 3 270M on CPU, 0.2 s this way). # (..., V)"""
+        head = self.model.hf_model.get_output_embeddings()
+        flat = normed.reshape(-1, normed.shape[-1]).to(head.weight.device, head.weight.dtype).contiguous()
+        logits = head(flat).float().reshape(*normed.shape[:-1], -1)
+        cap = self.model.final_logit_softcap
+        return torch.tanh(logits / cap) * cap if cap else logits
 
     @contextmanager
     def _hooks(self, hooks: Sequence[tuple[str, Any]]):
@@ -419,7 +505,7 @@ class Session:
     def _edit_hooks(self, edits: Sequence[Edit], offset: int, applied: list[int]) -> list[tuple[str, Any]]:
         by_hook: dict[str, list[Edit]] = {}
         for edit in edits:
-            if not isinstance(edit, (AddFeature, ClampFeature, Splice)):
+            if not isinstance(edit, (AddFeature, ClampFeature, Splice, AblateFeatures)):
                 raise TypeError(f"Not an edit: {edit!r}")
             by_hook.setdefault(self.sae_hook(edit.role), []).append(edit)
         return [(hook, self._edit_fn(group, offset, applied)) for hook, group in by_hook.items()]
@@ -524,6 +610,7 @@ class Session:
             self._prompts.clear()
 
 
+_FINAL = "ln_final.hook_out"  # the final norm's output: what the unembedding reads
 _HOOK_LEVEL = 1_000_003  # the context level of the session's hooks on the bridge's hook points
 
 
@@ -534,6 +621,24 @@ def _capture_into(captured: dict[str, torch.Tensor], name: str):
         return x
 
     return capture
+
+
+def _keep_into(kept: dict[str, torch.Tensor]):
+    # Kept in the graph (not detached): the objective is computed from it.
+    def keep(x: torch.Tensor, hook: Any) -> torch.Tensor:
+        kept[_FINAL] = x
+        return x
+
+    return keep
+
+
+def _leaf_into(leaves: dict[str, torch.Tensor], name: str):
+    # The residual from here on is a fresh leaf: the backward stops at it.
+    def leaf(x: torch.Tensor, hook: Any) -> torch.Tensor:
+        leaves[name] = x.detach().requires_grad_(True)
+        return leaves[name]
+
+    return leaf
 
 
 def _stop(x: torch.Tensor, hook: Any) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """How surprising is a GO? The base rate of "splits into N+ sub-features" over all coarse features.
 
 The verdict asks whether the chosen coarse anchor has at least `needed` fine
-sub-features (cosine >= θ and correlation >= ρ, see core/pairing.py). Whether
+sub-features (cosine >= θ and correlation >= ρ, and nested in it token by token where the
+run has token firing: core/stats/hierarchy.py; see core/analysis/pairing.py). Whether
 that means anything depends on how many coarse features would pass the same
 test anyway: with many fine features, a loose θ or a small prompt set, most do.
 So every coarse feature that fires on at least one prompt is paired with every
@@ -12,14 +13,19 @@ fine feature in the same way, and the verdict reports
 
 an empirical null over the SAE's own features, not a parametric test. For SAEs
 wider than `max_features` a seeded random sample of features stands in (said so).
+It answers "is this anchor's split unusual among features?", not "would these prompt sets give
+a GO anyway?": that is the label-permutation test's question (core/stats/permutation.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from spectrascope.core.stats.hierarchy import Nesting
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,18 @@ def _standardized(a: np.ndarray) -> np.ndarray:
 def subfeature_counts(
     acts_coarse: np.ndarray, acts_fine: np.ndarray, coarse_W_dec: Any, fine_W_dec: Any, features: np.ndarray,
     cos_threshold: float, corr_threshold: float, chunk: int = 256, fine_chunk: int = 32768,
+    nesting: Nesting | None = None,
 ) -> np.ndarray:
     """Sub-feature count of each coarse feature in `features`, as pairing.pair classifies. # (k,)
 
-    acts_*: (N, F) per-prompt activations; *_W_dec: (F, d) decoder rows. The fine decoder is taken
-    `fine_chunk` rows at a time into float32: a whole fp32 copy of Gemma Scope 262K's (normalised,
-    so two) was 4.5 GB of transient memory, the peak of a real-size contrast run."""
+    acts_*: (N, F) per-prompt activations; *_W_dec: (F, d) decoder rows; `nesting`: the token-level
+    hierarchy test (core/stats/hierarchy.py) the pairs passing both thresholds must also pass (None:
+    cosine and correlation alone). The fine decoder is taken `fine_chunk` rows at a time into float32:
+    a whole fp32 copy of Gemma Scope 262K's (normalised, so two) was 4.5 GB of transient memory, the
+    peak of a real-size contrast run."""
     import torch
+
+    from spectrascope.core.stats.hierarchy import NESTED
 
     zf = torch.from_numpy(_standardized(acts_fine))  # (N, Ff)
     wf_all = torch.as_tensor(fine_W_dec).detach().cpu()  # its own dtype (bf16 at real size)
@@ -92,21 +103,41 @@ def subfeature_counts(
                 corr = zc.T @ zf[:, f0:f0 + fine_chunk]  # (c, fc)
                 wc = wc_all[ids]
                 cos = (wc / wc.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ wf.T  # (c, fc)
-                out[s:s + chunk] += ((corr >= corr_threshold) & (cos >= cos_threshold)).sum(1).numpy()
+                passing = (corr >= corr_threshold) & (cos >= cos_threshold)
+                if nesting is None:
+                    out[s:s + chunk] += passing.sum(1).numpy()
+                    continue
+                rows, cols = (np.array(t.numpy()) for t in passing.nonzero(as_tuple=True))  # few: ~0.1% of pairs
+                both = nesting.cofiring(ids, slice(f0, f0 + wf.shape[0]))[rows, cols] if len(rows) else []
+                cls = nesting.pair_classes(both, np.asarray(ids)[rows], cols + f0, cos[rows, cols].numpy())
+                out[s:s + chunk] += np.bincount(rows[cls == NESTED], minlength=len(ids))
     return out
+
+
+def live_features(acts_coarse: np.ndarray, max_features: int = 4096, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """The coarse features that fire on at least one prompt (a seeded sample of `max_features` of them
+    when there are more), and whether it is a sample."""
+    live = np.flatnonzero((np.asarray(acts_coarse) > 0).any(0))
+    sampled = len(live) > max_features
+    if sampled:
+        live = np.sort(np.random.default_rng(seed).choice(live, max_features, replace=False))
+    return live, sampled
+
+
+def null_from_counts(counts: np.ndarray, needed: int, anchor: int | None, anchor_count: int,
+                     sampled: bool) -> NullModel:
+    """The null model from the sub-feature counts of the live coarse features."""
+    return NullModel(needed, anchor, anchor_count, len(counts), int((counts >= needed).sum()),
+                     int((counts >= max(anchor_count, 1)).sum()) if anchor is not None else 0, sampled)
 
 
 def null_model(
     acts_coarse: np.ndarray, acts_fine: np.ndarray, coarse_W_dec: Any, fine_W_dec: Any,
     cos_threshold: float, corr_threshold: float, needed: int, anchor: int | None, anchor_count: int,
-    max_features: int = 4096, seed: int = 0,
+    max_features: int = 4096, seed: int = 0, nesting: Nesting | None = None,
 ) -> NullModel:
     """The base rate of the verdict over the live coarse features (see module doc)."""
-    live = np.flatnonzero((np.asarray(acts_coarse) > 0).any(0))
-    sampled = len(live) > max_features
-    if sampled:
-        live = np.sort(np.random.default_rng(seed).choice(live, max_features, replace=False))
+    live, sampled = live_features(acts_coarse, max_features, seed)
     counts = subfeature_counts(acts_coarse, acts_fine, coarse_W_dec, fine_W_dec, live, cos_threshold,
-                               corr_threshold)
-    return NullModel(needed, anchor, anchor_count, len(live), int((counts >= needed).sum()),
-                     int((counts >= max(anchor_count, 1)).sum()) if anchor is not None else 0, sampled)
+                               corr_threshold, nesting=nesting)
+    return null_from_counts(counts, needed, anchor, anchor_count, sampled)

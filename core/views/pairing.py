@@ -38,6 +38,7 @@ class PairingSpec(Record):
     aggregate: str = ContrastSettings.aggregate  # the per-prompt summary: "max" or "mean"
     batch_size: int = ContrastSettings.batch_size
     use_cache: bool = True  # False: run both sets again even if the contrast cache has them
+    n_permutations: int = PairingSettings.n_permutations  # label shuffles of the verdict's permutation test
 
     def __post_init__(self):
         _ = self.settings, self.contrast_settings  # a bad threshold or aggregate is a ValueError here
@@ -45,7 +46,7 @@ class PairingSpec(Record):
     @property
     def settings(self) -> PairingSettings:
         return PairingSettings(self.n_anchors, self.cos_threshold, self.corr_threshold, self.min_subfeatures,
-                               self.max_rows)
+                               self.max_rows, self.n_permutations)
 
     @property
     def contrast_settings(self) -> ContrastSettings:
@@ -81,7 +82,7 @@ class PairingSpec(Record):
         return cls(str(concept) if concept else None, str(neutral) if neutral else None, settings.n_anchors,
                    tuple(int(a) for a in anchors) if anchors else None, settings.cos_threshold,
                    settings.corr_threshold, settings.min_subfeatures, settings.max_rows, contrast.aggregate,
-                   contrast.batch_size, use_cache)
+                   contrast.batch_size, use_cache, settings.n_permutations)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,12 @@ class PairingReport:
     """One pairing: its contrast run, anchors, pairings, verdict and the labels known so far."""
 
     result: PairingResult  # never changed once in a report
+    sets: tuple[str, ...] = ()  # the concept and neutral prompt sets' paths, when the report knows them
+
+    @property
+    def sets_name(self) -> str:
+        """"france-vs-france-neutral": the prompt sets, for file names (an export's WHAT); "run" if unknown."""
+        return "-vs-".join(Path(p).stem for p in self.sets) if self.sets else "run"
 
     def to_dict(self) -> dict[str, Any]:
         return analysis.to_dict(self.result, N_CANDIDATES)
@@ -98,7 +105,7 @@ class PairingReport:
 
     def reclassified(self, settings: PairingSettings) -> PairingReport:
         """New thresholds on the same cosines and correlations (no model call, no matmul)."""
-        return PairingReport(analysis.reclassify(self.result, settings))
+        return replace(self, result=analysis.reclassify(self.result, settings))
 
     def unlabelled(self) -> dict[str, list[int]]:
         """Role -> listed features without a label yet (say, fine rows listed after a threshold change)."""
@@ -110,7 +117,7 @@ class PairingReport:
         known = {role: dict(found) for role, found in self.result.labels.items()}
         for role, found in labels.items():
             known.setdefault(role, {}).update(found)
-        return PairingReport(replace(self.result, labels=known))
+        return replace(self, result=replace(self.result, labels=known))
 
     @property
     def first_shown(self) -> int | None:
@@ -150,14 +157,15 @@ def analyse(session: Any, spec: PairingSpec, cancel: Any = None, progress: Any =
     `spec.anchors` (None: the top `spec.n_anchors` by selectivity), labelled."""
     concept, neutral = spec.prompt_sets()
     return PairingReport(analysis.analyse(session, concept, neutral, spec.contrast_settings, spec.settings, cancel,
-                                          progress or _quiet, use_cache=spec.use_cache, anchors=spec.anchors))
+                                          progress or _quiet, use_cache=spec.use_cache, anchors=spec.anchors),
+                         sets=tuple(str(p) for p in spec.paths()))
 
 
 def repair(session: Any, previous: PairingReport, settings: PairingSettings, anchors: Sequence[int] | None,
            cancel: Any = None, progress: Any = None) -> PairingReport:
     """`previous` paired again with `anchors` (None: the top `settings.n_anchors`) from its contrast
     run: no model forward. (A job's `cancel`/`progress` go unused: it is one short step.)"""
-    return PairingReport(analysis.repair(session, previous.result, settings, anchors))
+    return replace(previous, result=analysis.repair(session, previous.result, settings, anchors))
 
 
 def feature_tokens(session: Any, report: PairingReport, spec: PairingSpec, role: str, feature: int,

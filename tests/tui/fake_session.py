@@ -22,7 +22,7 @@ import torch
 from spectrascope.core.engine.labels import FeatureLabels
 from spectrascope.core.engine.models import ModelSpec
 from spectrascope.core.engine.edits import apply_edits
-from spectrascope.core.engine.plan import Edit, ForwardOut
+from spectrascope.core.engine.plan import Edit, ForwardOut, GradientOut, LogitObjective
 from spectrascope.core.engine.session import Cancelled, PromptError, Request, Result, Token, resid_hook
 from spectrascope.core.engine.residual_stats import ResidualStats
 from spectrascope.core.engine.codes import encode_all
@@ -149,7 +149,7 @@ class FakeSession:
     def forward(self, ids: Sequence[int] | torch.Tensor, *, capture: Sequence[str] = (), edits: Sequence[Edit] = (),
                 stop_after: str | None = None, cache: FakeCache | None = None,
                 attention_mask: torch.Tensor | None = None, keep_logits: int = 1,
-                cancel: threading.Event | None = None) -> ForwardOut:
+                cancel: threading.Event | None = None, scores: Sequence[int] = ()) -> ForwardOut:
         if cancel is not None and cancel.is_set():
             raise Cancelled
         self.forwards += 1
@@ -182,9 +182,28 @@ class FakeSession:
                 if name == stop_after:
                     return ForwardOut(resid, None, None, applied)
             logits = (x[:, x.shape[1] - keep_logits:] @ self._embed.T) * 3 if keep_logits else None  # (B, n, V)
+            picked = (x[:, -1] @ self._embed[list(scores)].T) * 3 if scores else None  # (B, k)
         if cache is not None:
             cache.ids.extend(batch[0].tolist())
-        return ForwardOut(resid, logits, cache, applied)
+        return ForwardOut(resid, logits, cache, applied, picked)
+
+    def gradient(self, ids: Sequence[int], objective: LogitObjective, wrt: Sequence[str], *,
+                 cancel: threading.Event | None = None) -> GradientOut:
+        """As Session.gradient: the objective's gradient at each `wrt` residual, by autograd on the fake."""
+        ids = list(ids)[: objective.position + 1]
+        leaves = {}
+        with torch.enable_grad():
+            x = self._embed[torch.tensor([ids])].cumsum(1) / torch.arange(1, len(ids) + 1)[:, None]
+            for layer in range(N_LAYERS):
+                if layer:
+                    x = x + torch.tanh(x @ self._mix)
+                if resid_hook(layer) in wrt:
+                    x = leaves[resid_hook(layer)] = x.detach().requires_grad_(True)
+            logits = (x[0, -1] @ self._embed.T) * 3
+            value = logits[objective.token] - (logits[objective.vs] if objective.vs is not None else 0)
+            grads = torch.autograd.grad(value, list(leaves.values()))
+        return GradientOut(float(value.detach()), {n: v.detach()[0] for n, v in leaves.items()},
+                           {n: g[0] for n, g in zip(leaves, grads)}, logits.detach())
 
     def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
         self.calls += 1

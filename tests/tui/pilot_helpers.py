@@ -5,7 +5,8 @@ from spectrascope.tui.pilot import until
 PANES = ["logits", "spectrum", "pairing", "steering"]
 # Every text field in the app, with the pane it shows on (the prompt shows on all).
 TEXT_FIELDS = {"#prompt": "logits", "#logits-system": "logits", "#steer-features": "steering",
-               "#steer-words": "steering", "#anchor-system": "anchor", "#anchor-systems": "anchor"}
+               "#steer-words": "steering", "#anchor-system": "anchor", "#anchor-systems": "anchor",
+               "#attr-target": "attribution", "#attr-vs": "attribution", "#find-query": "find"}
 
 
 def pane_home(app, pane: str):

@@ -70,6 +70,12 @@ async def test_escape_leaves_every_field_and_the_next_key_acts_on_the_pane(field
             await pilot.press("d")  # drift: it starts, or asks for the system prompt first
             status = str(app.query_one("#anchor-status").render())
             assert "drift:" in status or "system prompt first" in status
+        elif pane == "attribution":
+            await pilot.press("e")  # into the target field: the pane's key, not a letter
+            assert app.focused is app.query_one("#attr-target", Input)
+        elif pane == "find":
+            await pilot.press("r")  # which SAE: both -> coarse
+            assert app.query_one("#find").role == "coarse"
         else:
             await pilot.press("m")  # add -> clamp
             assert app.query_one("#steering").method == "clamp"

@@ -73,6 +73,13 @@ async def set_every_pane(pilot, sets) -> None:
     await pilot.press("f8")  # Anchor: the navigator's extra system prompts (its own takes the A/B's)
     await type_into(pilot, "#anchor-systems", "Be brief. | Answer in French.")
 
+    await pilot.press("f10")  # Why: a target and a contrast token
+    await type_into(pilot, "#attr-target", " Paris")
+    await type_into(pilot, "#attr-vs", " the")
+
+    await pilot.press("ctrl+f", "r")  # Find: the coarse SAE only, a query
+    await type_into(pilot, "#find-query", "Paris")
+
 
 @pytest.mark.asyncio
 async def test_every_pane_round_trips_through_a_session_file(sets, tmp_path):

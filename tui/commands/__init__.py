@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 # The modules of this package with a COMMANDS tuple, in the order `--help` lists them.
-MODULES = ("probe", "logits", "spectrum", "layers", "anchor", "pairing", "steering", "compare")
+MODULES = ("probe", "logits", "spectrum", "layers", "anchor", "pairing", "steering", "compare", "attribution", "find")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,20 @@ class ViewCommand:
     progress: Callable[[argparse.Namespace], Callable[[str, float | None], None]] | None = None  # None: stderr
     after: Callable[[Any, argparse.Namespace], None] | None = None  # (report, args) once built: say, --output FILE
     named_errors: bool = False  # a ValueError prints "spectrascope NAME: why" and exits 2 here (else main's line)
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `minimum`, else a one-line usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def add_commands(sub: Any, model_args: Callable[[argparse.ArgumentParser], None],

@@ -22,6 +22,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cos", type=float, default=0.3, help="decoder-cosine threshold (default 0.3)")
     p.add_argument("--corr", type=float, default=0.5, help="activation-correlation threshold (default 0.5)")
     p.add_argument("--min-sub", type=int, default=3, help="sub-features an anchor needs for GO (default 3)")
+    p.add_argument("--permutations", type=int, default=200,
+                   help="label shuffles of the verdict's permutation test (default 200; 0 skips it)")
     p.add_argument("--aggregate", choices=("max", "mean"), default="max", help="per-prompt summary (default max)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--no-cache", action="store_true", help="recompute even if a cached run exists")
@@ -33,7 +35,7 @@ def spec(args: argparse.Namespace) -> Any:
 
     made = PairingSpec(args.concept, args.neutral, args.anchors, tuple(args.anchor) if args.anchor else None,
                        args.cos, args.corr, args.min_sub, aggregate=args.aggregate, batch_size=args.batch_size,
-                       use_cache=not args.no_cache)
+                       use_cache=not args.no_cache, n_permutations=args.permutations)
     made.prompt_sets()  # a missing or empty set is refused before the model loads
     return made
 
@@ -64,7 +66,7 @@ def print_tables(report: Any, console: Any) -> None:
 
     from spectrascope.core.analysis.contrast import RATE_DEFINITION
     from spectrascope.core.text import one_line
-    from spectrascope.tui.widgets.pairing_render import CLASS_COLOR
+    from spectrascope.tui.widgets.pairing_render import CLASS_COLOR, grid_heat
 
     result = report.result
     c = result.contrast
@@ -95,6 +97,8 @@ def print_tables(report: Any, console: Any) -> None:
         console.print(t)
     v = result.verdict
     console.print(Text(v.text, style="bold green" if v.go else "bold red"))
+    if v.grid is not None:
+        console.print(grid_heat(v.grid, result.settings))
     for line in result.confounds:
         console.print(Text(f"⚠ {line}", style="yellow"))
     for role, base in result.neuronpedia.items():

@@ -19,7 +19,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from spectrascope.tui.commands import ViewCommand
+from spectrascope.tui.commands import ViewCommand, at_least
 
 
 def _strengths(text: str) -> list[float]:
@@ -37,16 +37,6 @@ def _strengths(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.description, p.formatter_class = __doc__, argparse.RawDescriptionHelpFormatter  # the long help above
     p.add_argument("prompt")
@@ -54,10 +44,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="a feature to steer with (repeatable), e.g. coarse:123:4")
     p.add_argument("--sweep", type=_strengths, default=None, metavar="S1,S2,…",
                    help="strength multipliers, e.g. 0,2,4,8 (default: the features' own strengths once)")
-    p.add_argument("--seeds", type=_positive, default=20,
+    p.add_argument("--seeds", type=at_least(1), default=20,
                    help="runs per configuration (seeds 0..N-1 + --seed); the intervals need many")
     p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--tokens", type=_positive, default=20, help="tokens to generate per run")
+    p.add_argument("--tokens", type=at_least(1), default=20, help="tokens to generate per run")
     p.add_argument("--method", choices=["add", "clamp"], default="add")
     p.add_argument("--positions", choices=["all", "generated"], default="all")
     p.add_argument("--unit", choices=["max_act", "resid_norm"], default="max_act",

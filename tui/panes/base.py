@@ -79,6 +79,12 @@ class Pane(Vertical):
         value: Any
 
     @dataclass
+    class Open(Message):
+        """Show the pane `name` (a pane that was just handed work from another, say)."""
+
+        name: str
+
+    @dataclass
     class Stepped(Message):
         """The Logits pane's generation moved (a step or a step back) on `prompt`."""
 

@@ -37,19 +37,13 @@ QUEUE_MAX = 20  # steps pressed ahead while one runs; a held key queues no more
 class LogitsPane(LabelWorker, Pane):
     focus_target = "#logits-table"
     BINDINGS = [
-        Binding("t", "turn('temperature', -0.1)", "T−"),
-        Binding("T", "turn('temperature', 0.1)", "T+"),
-        Binding("k", "turn('top_k', -1)", "k−"),
-        Binding("K", "turn('top_k', 1)", "k+"),
-        Binding("p", "turn('top_p', -0.05)", "p−"),
-        Binding("P", "turn('top_p', 0.05)", "p+"),
-        Binding("s", "step('sample')", "Sample"),
-        Binding("g", "step('greedy')", "Greedy"),
-        Binding("b,backspace", "back", "Back"),
-        Binding("n", "runs", "N runs"),
-        Binding("r", "turn('seed', 1)", "New seed"),
-        Binding("a", "toggle_ab", "Sys A/B"),
-        Binding("0", "reset_knobs", "Reset", show=False),
+        Binding("t", "turn('temperature', -0.1)", "T−"), Binding("T", "turn('temperature', 0.1)", "T+"),
+        Binding("k", "turn('top_k', -1)", "k−"), Binding("K", "turn('top_k', 1)", "k+"),
+        Binding("p", "turn('top_p', -0.05)", "p−"), Binding("P", "turn('top_p', 0.05)", "p+"),
+        Binding("s", "step('sample')", "Sample"), Binding("g", "step('greedy')", "Greedy"),
+        Binding("b,backspace", "back", "Back"), Binding("n", "runs", "N runs"),
+        Binding("r", "turn('seed', 1)", "New seed"), Binding("a", "toggle_ab", "Sys A/B"),
+        Binding("w", "why", "Why?"), Binding("0", "reset_knobs", "Reset", show=False),
     ]
 
     class Stepped(Pane.Stepped):
@@ -263,6 +257,13 @@ class LogitsPane(LabelWorker, Pane):
             self._enqueue(lambda: self._start_step(settings))
         else:
             self._start_step(settings, token_id)
+
+    def action_why(self) -> None:  # the Attribution pane on the selected row, after the text with its steps
+        table = self.query_one("#logits-table", FastTable)
+        if not self.ab_on and table.row_count and self.session is not None:
+            steps = self.stepper.steps if self.stepper is not None else []
+            text = self.prompt + self.session.decode([s.token_id for s in steps])
+            self.post_message(Pane.Shared("attribution_ask", (text, f"#{int(table.keys[table.cursor])}")))
 
     def _start_step(self, settings: SamplingSettings, token_id: int | None = None) -> None:
         self._start("step", Basis(self.prompt), logits.step, self.session, self.prompt, self.stepper, settings,

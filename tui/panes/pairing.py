@@ -97,7 +97,7 @@ class PairingPane(LabelWorker, Pane):
     #pairing-verdict { height: auto; }
     #pairing-left { width: 1fr; min-width: 60; }
     #pairing-anchors { height: 12; }
-    #pairing-heat { height: auto; max-height: 8; }
+    #pairing-heat { height: auto; max-height: 16; }
     """
 
     def on_mount(self) -> None:
@@ -151,7 +151,7 @@ class PairingPane(LabelWorker, Pane):
         from spectrascope.tui.export import pairing_rows
 
         doc = self.report.to_dict()
-        return doc, pairing_rows(doc), self.result.contrast.key or "run"
+        return doc, pairing_rows(doc), self.report.sets_name  # the prompt sets, not the cache's hash
 
     def export(self, folder) -> list:
         """The base's JSON and CSV, and the report as Markdown beside them."""

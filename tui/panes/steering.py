@@ -59,23 +59,20 @@ class SteeringPane(Pane):
     SteeringPane .steer-plot { width: 1fr; height: 1fr; }
     """
     BINDINGS = [
-        Binding("g", "generate", "Generate"),
-        Binding("w", "sweep", "Sweep"),
-        Binding("v", "toggle_view", "Side/Sweep"),
-        Binding("f", "from_pairing", "From pairing"),
-        Binding("plus,equals_sign", "strength(1)", "Str+"),
-        Binding("minus", "strength(-1)", "Str−"),
-        Binding("m", "toggle_method", "add/clamp"),
-        Binding("o", "toggle_positions", "Positions"),
+        Binding("g", "generate", "Generate"), Binding("w", "sweep", "Sweep"),
+        Binding("v", "toggle_view", "Side/Sweep"), Binding("f", "from_pairing", "From pairing"),
+        Binding("plus,equals_sign", "strength(1)", "Str+"), Binding("minus", "strength(-1)", "Str−"),
+        Binding("m", "toggle_method", "add/clamp"), Binding("o", "toggle_positions", "Positions"),
         Binding("right_square_bracket", "seeds(1)", "Seeds+", show=False),
         Binding("left_square_bracket", "seeds(-1)", "Seeds−", show=False),
-        Binding("r", "reseed", "New seed", show=False),
-        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("r", "reseed", "New seed", show=False), Binding("escape", "cancel", "Cancel", show=False),
     ]
 
-    # Handed down by the app: its prompt as typed, the Pairing pane's selection.
+    # Handed down by the app: its prompt as typed, the Pairing pane's selection, features sent by another pane.
     prompt: reactive[str] = reactive("", init=False, repaint=False)
     pairing_selection: reactive[tuple[tuple[str, int], ...]] = reactive((), init=False, repaint=False)
+    steer_features: reactive[tuple[tuple[str, int, float], ...]] = reactive((), init=False, repaint=False,
+                                                                            always_update=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -224,7 +221,12 @@ class SteeringPane(Pane):
         if not self.pairing_selection:
             self._say("The Pairing pane has no features selected: run it (F4, r) or type features.", error=True)
             return
-        picked = [SteerFeature(role, feature) for role, feature in self.pairing_selection]
+        self._take([SteerFeature(role, feature) for role, feature in self.pairing_selection])
+
+    def watch_steer_features(self, sent: tuple[tuple[str, int, float], ...]) -> None:  # Attribution's `s`
+        self._take([SteerFeature(role, feature, strength) for role, feature, strength in sent])
+
+    def _take(self, picked: list[Any]) -> None:
         self.query_one("#steer-features", Input).value = " ".join(f.label() for f in picked)
         self.set_features(picked)
 

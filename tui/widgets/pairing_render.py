@@ -1,6 +1,6 @@
 """The Pairing view drawn as text: the class colours, the header and the verdict, the candidates' and
-the pairs' table rows, the decomposition tree, the cosine-by-correlation scatter and the
-anchors-by-fine-features heat strip."""
+the pairs' table rows, the decomposition tree, the cosine-by-correlation scatter, the
+anchors-by-fine-features heat strip and the verdict's threshold grid."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ PAIR_COLUMNS = [
 ]
 
 # The colour of each class a table lists (plotext and rich read these names alike).
-CLASS_COLOR = {"sub-feature": "green", "partial overlap": "yellow", "co-occurring": "cyan"}
+CLASS_COLOR = {"sub-feature": "green", "partial overlap": "yellow", "co-occurring": "cyan",
+               "near-duplicate": "magenta", "not nested": "blue"}
 CLASS_STYLE = {**CLASS_COLOR, "sub-feature": "bold green"}  # the pane's rows: sub-features stand out
 UNRELATED_COLOR = "gray"  # the scatter's cloud of unrelated fine features (a plotext name)
 
@@ -52,6 +53,11 @@ def verdict_text(result: Any) -> Text:
     """GO/NO-GO, then its null model and the sets' confounds."""
     v = result.verdict
     text = Text(one_line(v.headline, 300), style="bold black on green" if v.go else "bold white on red")
+    weigh = " · ".join(t for t in (v.permutation.short if v.permutation else v.permutation_note,
+                                   v.grid.short if v.grid else "") if t)
+    if weigh:  # how often shuffled labels say GO, and whether the thresholds decide it
+        p = v.permutation.p_value if v.permutation else 1.0
+        text.append("\n" + one_line(weigh, 300), style="bold" if p <= 0.05 else "yellow")
     if v.null is not None:  # a GO most coarse features would also get says little
         text.append("\n" + one_line(v.null.text, 300), style="yellow" if v.null.base_rate > 0.05 else "grey50")
     for line in result.confounds:  # the sets differ in form, not only in topic: selectivity may be about that
@@ -103,7 +109,10 @@ def anchor_plots(result: Any, anchor: int | None, label: Label, width: int, heig
     tree = decomposition_tree(anchor, label("coarse", anchor), pairing, lambda f: label("fine", f),
                               result.settings.max_rows)
     plot = scatter(pairing, result.settings, width if width >= 20 else 60, height if height >= 6 else 12)
-    return tree, plot, matched_heat(result)
+    heat = matched_heat(result)
+    if result.verdict.grid is not None:
+        heat = heat + Text("\n") + grid_heat(result.verdict.grid, result.settings)
+    return tree, plot, heat
 
 
 def decomposition_tree(anchor: int, label: str, pairing: Any, fine_label: Callable[[int], str],
@@ -180,3 +189,23 @@ def matched_heat(result: Any) -> Text:
         return Text("no sub-features at these thresholds: nothing to map", style="grey50")
     return Text("cosine: anchors × matched fine features\n", style="bold") + heat_strip(result.heatmap(fine),
                                                                                          result.anchors, fine)
+
+
+def grid_heat(grid: Any, settings: Any) -> Text:
+    """The verdict's threshold grid: the best anchor's sub-feature count at each cosine (rows) x
+    correlation (columns) threshold, coloured by how many of the N values say GO there; the current
+    setting in brackets."""
+    shades = ["white on rgb(110,30,30)", "black on rgb(200,170,60)", "black on rgb(120,190,90)",
+              "black on rgb(60,200,60)"]
+    text = Text(f"GO over thresholds: {grid.go_share:.0%} of {grid.go().size} (cell: sub-features; "
+                f"GO for N <= it, N {grid.needed[0]}-{grid.needed[-1]})\n", style="bold")
+    text.append("cos\\corr" + "".join(f"{r:>6.2f}" for r in grid.corr) + "\n", style="bold")
+    for i, c in enumerate(grid.cos):
+        text.append(f"{c:<9.2f}", style="bold")
+        for j, r in enumerate(grid.corr):
+            n = grid.best[i][j]
+            here = abs(c - settings.cos_threshold) < 1e-9 and abs(r - settings.corr_threshold) < 1e-9
+            cell = f"[{n}]" if here else str(n)
+            text.append(f"{cell:>5} ", style=shades[sum(n >= k for k in grid.needed) * 3 // len(grid.needed)])
+        text.append("\n")
+    return text

@@ -90,7 +90,7 @@ class AttributionPane(Pane):
     def on_mount(self) -> None:
         self.query_one("#attr-table", FastTable).set_columns([
             Column("SAE", 6), Column("feature", 7, True), Column("pos", 4, True), Column("token", 10),
-            Column("act", 7, True), Column("estimate", 8, True), Column("measured", 9, True), Column("label", 40)])
+            Column("act", 7, True), Column("estimate", 8, True), Column("measured", 9, True), Column("label", 90)])
         self._header("Why this token: type a prompt, then a target here (or press w on a Logits row).", "grey50")
 
     def _header(self, text: str, style: str) -> None:

@@ -53,6 +53,10 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where}: expected a list, not {value!r}.")
+        if args and Ellipsis not in args:  # a fixed shape, e.g. tuple[int, str]: each place its own type
+            if len(value) != len(args):
+                raise ValueError(f"{where}: expected {len(args)} items, not {value!r}.")
+            return tuple(_typed(a, v, where) for a, v in zip(args, value))
         item = args[0] if args else Any
         return tuple(_typed(item, v, where) for v in value)
     if hint is float:

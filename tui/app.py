@@ -48,7 +48,8 @@ class SpectrascopeApp(App):
     TITLE = "spectrascope"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     # Screen classes for app.tcss: 80x24 stacks and gives every table rows; 200x50 spreads out.
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (180, "-wide")]
+    # -narrow: under 120 columns the Pairing pane stacks (side by side, its plots would get ~22 columns).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-medium"), (180, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -76,7 +77,7 @@ class SpectrascopeApp(App):
         ("Save an SVG screenshot", "screenshot", "ctrl+g"),
         ("Export the current pane's tables (CSV/JSON/Markdown) to the export folder", "export", "ctrl+e"),
         ("Dismiss the export path line", "dismiss_export", "ctrl+t"),
-        ("Save the session (every pane's settings, Pairing's anchors) to JSON", "save_session", "ctrl+s"),
+        ("Save the session (every pane's settings and results) to JSON", "save_session", "ctrl+s"),
         ("SAE info: each loaded SAE's width, L0, EV, ΔCE, dead share, training data", "sae_info", "ctrl+o"),
         ("Switch the coarse or fine SAE (a preset, a release/sae_id, a folder)", "pick_sae", "F7"),
         ("Toggle the high-contrast projector theme", "toggle_contrast", "F9"),
@@ -151,8 +152,11 @@ class SpectrascopeApp(App):
             from spectrascope.tui.session_file import apply_session
 
             self.query_one("#prompt", Input).value = self._restore.get("prompt", "")
-            for problem in apply_session(self.panes(), self._restore):
-                self.notify(problem, severity="warning")
+            notes: list[str] = []  # what each pane shows again: as saved, or recomputed
+            for problem in apply_session(self.panes(), self._restore, notes):
+                self.notify(problem, severity="warning", markup=False)  # the file's own text, never markup
+            if notes:
+                self.notify("Session restored · " + " · ".join(notes), timeout=12, markup=False)
         self.query_one("#caption", Static).display = False
         self.query_one("#export-note", Static).display = False
         self.query_one("#export-note", Static).styles.padding = (0, 2)  # in line with the status above

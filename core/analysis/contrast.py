@@ -172,6 +172,7 @@ class FeatureStats:
     rate_neutral: np.ndarray
     auroc: np.ndarray
     selectivity: np.ndarray  # max(0, 2 AUROC - 1)
+    rate_all: np.ndarray | None = None  # float64: share of all prompts (both sets) with activation > 0
 
     def cells(self, i: int) -> dict[str, str]:
         """Feature i's statistics as text, the one rendering the pane, the CLI and the report share."""
@@ -179,10 +180,24 @@ class FeatureStats:
                 "rates": f"{percent(self.rate_concept[i])}/{percent(self.rate_neutral[i])}",
                 "selectivity": f"{self.selectivity[i]:.3f}"}
 
-    def ranked(self, n: int | None = None) -> list[int]:
-        """Feature ids by selectivity (desc), ties by r_c - r_n (desc), then id."""
+    @property
+    def always_on(self) -> np.ndarray:
+        """(F,) bool: fires on >= ALWAYS_ON_PROMPTS of all prompts. Selective by magnitude alone, such a
+        latent (often a position or format one) is no concept feature: left out of rankings by default."""
+        from spectrascope.core.engine.labels import ALWAYS_ON_PROMPTS
+
+        rate = self.rate_all if self.rate_all is not None else np.zeros(len(self.selectivity))
+        return rate >= ALWAYS_ON_PROMPTS
+
+    def ranked(self, n: int | None = None, always_on: str = "in") -> list[int]:
+        """Feature ids by selectivity (desc), ties by r_c - r_n (desc), then id; `always_on`: "in" keeps
+        the always-on ones, "out" leaves them out (what the pairing ranks and shows), "only" lists them alone."""
+        if always_on not in ("out", "in", "only"):
+            raise ValueError(f"always_on must be out, in or only, not {always_on!r}")
         order = np.lexsort((np.arange(len(self.selectivity)), -(self.rate_concept - self.rate_neutral),
                             -self.selectivity))
+        if always_on != "in":
+            order = order[self.always_on[order] == (always_on == "only")]
         return [int(i) for i in order[: n if n is not None else len(order)]]
 
 
@@ -299,7 +314,8 @@ def feature_stats(acts: np.ndarray, is_concept: np.ndarray) -> FeatureStats:
     auc = auroc(acts, is_concept)
     sel = np.maximum(0.0, 2 * auc - 1)
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
-    return FeatureStats(f32(c.mean(0)), f32(n.mean(0)), (c > 0).mean(0), (n > 0).mean(0), f32(auc), f32(sel))
+    return FeatureStats(f32(c.mean(0)), f32(n.mean(0)), (c > 0).mean(0), (n > 0).mean(0), f32(auc), f32(sel),
+                        (acts > 0).mean(0))
 
 
 # ---------------------------------------------------------------- running the model

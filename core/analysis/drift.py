@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from spectrascope.core.assets import PROMPTS_DIR
+from spectrascope.core.records import Record
 
 FILLER = PROMPTS_DIR / "filler_turns.txt"
 
@@ -45,7 +46,7 @@ def load_turns(path: str | Path = FILLER) -> list[str]:
 
 
 @dataclass(frozen=True)
-class DriftPoint:
+class DriftPoint(Record):
     turns: int
     tokens: int  # prompt length with the system prompt
     kl: float  # KL(with || without), nats
@@ -57,7 +58,7 @@ class DriftPoint:
 
 
 @dataclass(frozen=True)
-class DriftReport:
+class DriftReport(Record):  # from_dict: the disk cache and a session file read it back, a bad field named
     system: str
     question: str
     target: tuple[int, str]
@@ -69,16 +70,6 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DriftReport":
-        def point(p: dict[str, Any]) -> DriftPoint:
-            return DriftPoint(**{**p, "attention_by_layer": tuple(p["attention_by_layer"]),
-                                 "feature_acts": tuple(p["feature_acts"])})
-
-        return cls(d["system"], d["question"], tuple(d["target"]), tuple(tuple(f) for f in d["features"]),
-                   tuple(d["sliding_layers"]), tuple(point(p) for p in d["points"]),
-                   tuple(point(p) for p in d["restated"]), d["halving_turns"])
 
 
 def turn_counts(max_turns: int) -> list[int]:

@@ -213,9 +213,24 @@ class Verdict:
     permutation_note: str = ""  # why there is no permutation test, where there is none
     grid: ThresholdGrid | None = None  # the verdict over a grid of thresholds
     nested: bool = False  # sub-features passed the token nesting test (False: thresholds alone)
+    withheld: tuple[str, ...] = ()  # why no verdict is given (core/analysis/set_checks.py); empty: it stands
+    confounded: tuple[str, ...] = ()  # the format checks the two sets differ in (core/stats/confounds.py)
+
+    @property
+    def status(self) -> str:
+        """"GO", "NO-GO", or "WITHHELD" (the rule's answer is then `go`, shown as "the rule alone")."""
+        return "WITHHELD" if self.withheld else "GO" if self.go else "NO-GO"
 
     @property
     def headline(self) -> str:
+        if self.withheld:
+            return f"NO VERDICT: {'; '.join(self.withheld)}. The rule alone: {self.rule_headline}"
+        if self.confounded:  # it stands, but the sets differ in form too: selectivity may be about that
+            return f"{self.rule_headline} ⚠ CONFOUNDED: the sets also differ in {', '.join(self.confounded)}"
+        return self.rule_headline
+
+    @property
+    def rule_headline(self) -> str:
         if self.anchor is None:
             return "NO-GO: no anchor chosen."
         if self.go:
@@ -234,7 +249,10 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         perm = self.permutation
-        return {"go": self.go, "anchor": self.anchor, "count": self.count, "sub_features": list(self.sub_features),
+        return {"go": self.go and not self.withheld, "status": self.status, "rule_go": self.go,
+                "withheld": list(self.withheld), "confounded": list(self.confounded), "anchor": self.anchor,
+                "count": self.count,
+                "sub_features": list(self.sub_features),
                 "needed": self.needed, "null_model": self.null.to_dict() if self.null else None,
                 "text": self.text, "permutation_p": perm.p_value if perm else None,
                 "permutation": perm.to_dict() if perm else None, "permutation_note": self.permutation_note,
@@ -278,7 +296,7 @@ def judged(contrast: ContrastResult, pairings: Sequence[AnchorPairing], settings
     anchors = [p.anchor for p in pairings]
     if not settings.n_permutations or v.anchor is None:
         note = "permutation test: not run"
-    elif anchors != contrast.stats[coarse].ranked(len(anchors)):
+    elif anchors != contrast.stats[coarse].ranked(len(anchors), "out"):
         note = "permutation test: not run (the anchors were picked by hand, not the top ones by selectivity)"
     else:
         key = ("ranks", coarse, contrast.settings.aggregate)
@@ -303,6 +321,7 @@ class PairingResult:
     labels: dict[str, dict[int, str]] = field(default_factory=dict)  # role -> id -> label
     dirs: tuple[Any, Any] | None = None  # (coarse, fine) W_dec: the null model's input on re-classification
     confounds: list[str] = field(default_factory=list)  # format differences between the sets (core/confounds.py)
+    checks: Any = None  # set_checks.SetChecks: sizes, sameness, each anchor's concept check and interval
     neuronpedia: dict[str, str] = field(default_factory=dict)  # role -> the SAE's Neuronpedia address, where hosted
 
     def matched_fine(self, limit: int = 24) -> list[int]:
@@ -346,7 +365,7 @@ def pair(
 ) -> PairingResult:
     """Cosine, correlation and classes of each anchor against every fine feature, and the verdict."""
     if anchors is None:
-        anchors = contrast.stats[coarse].ranked(settings.n_anchors)
+        anchors = contrast.stats[coarse].ranked(settings.n_anchors, "out")  # always-on latents are no concept
     anchors = [int(a) for a in anchors]
     n_coarse = contrast.per_prompt(coarse).shape[1]
     for a in anchors:
@@ -378,8 +397,18 @@ def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResul
     ordered = [pairings[a] for a in result.anchors]
     v = (judged(result.contrast, ordered, settings, result.dirs) if result.dirs is not None
          else verdict(ordered, settings.min_subfeatures))
-    return PairingResult(result.contrast, settings, result.anchors, pairings, v, result.labels, result.dirs,
-                         result.confounds)
+    return with_checks(PairingResult(result.contrast, settings, result.anchors, pairings, v, result.labels,
+                                     result.dirs, result.confounds), result.checks)
+
+
+def with_checks(result: PairingResult, checks: Any) -> PairingResult:
+    """`result` with `checks` (set_checks.SetChecks; None: none) for its anchors, and its verdict withheld
+    where they say so."""
+    if checks is not None:
+        result.checks = checks.with_anchors(result.contrast, result.anchors)
+        result.verdict = replace(result.verdict, withheld=result.checks.withheld(result.verdict.anchor),
+                                 confounded=tuple(c.name for c in result.checks.sets.checks if c.flagged))
+    return result
 
 
 # ---------------------------------------------------------------- labels
@@ -389,7 +418,7 @@ def label_text(labels: Any, label: Any, k: int = 5) -> str:
     from spectrascope.core.text import visible
 
     promoted = " ".join(v for v in (visible(t, 16) for t in label.promoted[:k]) if v.strip())
-    return visible(label.short(k) if label.feature in labels.shipped else promoted, 60, mark_spaces=False)
+    return visible(label.text(k) if label.feature in labels.shipped else promoted, 60, mark_spaces=False)
 
 
 def feature_labels(session: Any, role: str, ids: Sequence[int], k: int = 5) -> dict[int, str]:
@@ -433,9 +462,11 @@ def analyse(
             why = session.sae_errors.get(role, "not attached") if hasattr(session, "sae_errors") else "not attached"
             raise ValueError(f"The pairing needs a {role} SAE ({why}).")
     contrast = run_contrast(session, concept, neutral, contrast_settings, cancel, progress, use_cache)
+    from spectrascope.core.analysis import set_checks
+
     result = _pair_session(session, contrast, settings, anchors, {} if labels else None)
     result.confounds = confound_warnings(session, result, concept, neutral)
-    return result
+    return with_checks(result, set_checks.build(contrast, concept, neutral, (), getattr(session, "piece", None)))
 
 
 def confound_warnings(session: Any, result: PairingResult, concept: Sequence[str], neutral: Sequence[str],
@@ -446,7 +477,7 @@ def confound_warnings(session: Any, result: PairingResult, concept: Sequence[str
     punctuation = []
     for role in ("coarse", "fine"):
         labels = getattr(session, "labels", {}).get(role)
-        for f in result.contrast.stats[role].ranked(top):
+        for f in result.contrast.stats[role].ranked(top, "out"):
             label = labels.known(f) if labels is not None else None
             marked = label.marked_tokens() if label is not None else []
             if marked and all(is_punctuation(t) for t in marked):
@@ -460,7 +491,7 @@ def repair(session: SessionAPI, previous: PairingResult, settings: PairingSettin
     or other settings, from its contrast run: no model forward. Its labels are kept; new rows get theirs."""
     result = _pair_session(session, previous.contrast, settings, anchors, previous.labels)
     result.confounds = previous.confounds
-    return result
+    return with_checks(result, previous.checks)
 
 
 def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: PairingSettings,
@@ -481,8 +512,10 @@ def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: Pairi
 def shown_features(result: PairingResult, n_candidates: int = 20) -> dict[str, set[int]]:
     """Role -> the features the pane and the report list: coarse candidates and anchors, and
     each anchor's fine rows at the current thresholds."""
-    coarse = set(result.contrast.stats["coarse"].ranked(n_candidates)) | set(result.anchors)
+    stats = result.contrast.stats
+    coarse = set(stats["coarse"].ranked(n_candidates, "out")) | set(result.anchors) | set(stats["coarse"].ranked(5, "only"))
     fine = {p.fine for a in result.anchors for p in result.pairings[a].pairs(result.settings.max_rows)}
+    fine |= set(stats["fine"].ranked(n_candidates, "out")) | set(stats["fine"].ranked(5, "only"))  # the report's fine table
     return {"coarse": coarse, "fine": fine}
 
 
@@ -515,7 +548,8 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
                 "mean_neutral": round(float(stats.mean_neutral[i]), 5),
                 "rate_concept": round(float(stats.rate_concept[i]), 4),
                 "rate_neutral": round(float(stats.rate_neutral[i]), 4), "auroc": round(float(stats.auroc[i]), 5),
-                "selectivity": round(float(stats.selectivity[i]), 5), "label": lab.get(role, {}).get(i, ""),
+                "selectivity": round(float(stats.selectivity[i]), 5), "always_on": bool(stats.always_on[i]),
+                "label": lab.get(role, {}).get(i, ""),
                 "url": f"{result.neuronpedia[role]}/{i}" if role in result.neuronpedia else None}
 
     return {
@@ -530,9 +564,14 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "n_neutral": c.n_neutral,
         "selectivity_definition": SELECTIVITY_DEFINITION,
         "rate_definition": RATE_DEFINITION,
-        "candidates": [stat_row(coarse, "coarse", i) for i in coarse.ranked(n_candidates)],
-        "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates)],
-        "anchors": [{**stat_row(coarse, "coarse", a), "counts": result.pairings[a].counts(),
+        "candidates": [stat_row(coarse, "coarse", i) for i in coarse.ranked(n_candidates, "out")],
+        "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates, "out")],
+        "always_on_definition": ALWAYS_ON_DEFINITION,  # left out of candidates, top_fine and the anchor choice
+        "always_on_left_out": {role: {"count": int(c.stats[role].always_on.sum()),
+                                      "most_selective": [stat_row(c.stats[role], role, i)
+                                                         for i in c.stats[role].ranked(5, "only")]}
+                               for role in ("coarse", "fine")},
+        "anchors": [{**stat_row(coarse, "coarse", a), **_anchor_checks(result, a), "counts": result.pairings[a].counts(),
                      "sub_features": result.pairings[a].sub_features(),
                      "pairs": [{**asdict(p), "selectivity": round(float(c.stats["fine"].selectivity[p.fine]), 5),
                                 "label": lab.get("fine", {}).get(p.fine, ""),
@@ -543,7 +582,17 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
                     "cosine": np.round(result.heatmap(), 4).tolist()},
         "verdict": result.verdict.to_dict(),
         "confounds": list(result.confounds),
+        "checks": result.checks.to_dict() if result.checks is not None else None,
     }
+
+
+def _anchor_checks(result: PairingResult, a: int) -> dict[str, Any]:
+    """An anchor's selectivity interval and concept check, for its row of the export."""
+    checks = result.checks
+    ci = checks.ci.get(a) if checks is not None else None
+    check = checks.anchors.get(a) if checks is not None else None
+    return {"selectivity_ci95": list(ci.to_dict()["selectivity_ci95"]) if ci else None,
+            "concept_check": check.to_dict() if check else None}
 
 
 def _md(text: str) -> str:
@@ -579,20 +628,25 @@ def to_markdown(result: PairingResult) -> str:
         *_verdict_evidence(result.verdict, s),
         f"Null model: {result.verdict.null.text if result.verdict.null else 'not computed'}.", "",
         *([f"Confounds: {'; '.join(result.confounds)}.", ""] if result.confounds else
-          ["Confounds: none found (sentence endings, quotes, digits, brackets, length; punctuation features).", ""]),
+          ["Confounds: none found (sentence endings and final token, quotes, digits, brackets, length, capitalised "
+           "words, vocabulary overlap; punctuation features).", ""]),
+        *(result.checks.markdown() if result.checks is not None else []),
         f"Selectivity = {d['selectivity_definition']}.", "",
         *([f"Neuronpedia: " + "; ".join(f"{role} {base}/<feature>" for role, base in result.neuronpedia.items()), ""]
           if result.neuronpedia else []),
         f"{d['rate_definition'][0].upper()}{d['rate_definition'][1:]}.", "",
         "## Anchors (coarse)", "",
-        "| feature | mean concept | mean neutral | fires c/n | selectivity | sub-features | label |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| feature | mean concept | mean neutral | fires c/n | selectivity | 95% CI | on concept words | sub-features "
+        "| label |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     coarse = result.contrast.stats["coarse"]
     for a in d["anchors"]:
         cells = coarse.cells(a["feature"])  # the pane's and the CLI's text for the same numbers
+        extra = result.checks.cells(a["feature"]) if result.checks is not None else ("–", "–")
         lines.append(f"| {a['feature']} | {cells['mean_concept']} | {cells['mean_neutral']} | {cells['rates']} "
-                     f"| {cells['selectivity']} | {a['counts']['sub-feature']} | {_md(a['label'])} |")
+                     f"| {cells['selectivity']} | {extra[0]} | {extra[1]} | {a['counts']['sub-feature']} "
+                     f"| {_md(a['label'])} |")
     for a in d["anchors"]:
         lines += ["", f"## Coarse #{a['feature']}: fine features", "",
                   f"counts: {', '.join(f'{k} {v}' for k, v in a['counts'].items())}", "",
@@ -602,7 +656,33 @@ def to_markdown(result: PairingResult) -> str:
             nest = [_share(p.get(k)) for k in ("p_coarse_given_fine", "p_fine_given_coarse")]
             lines.append(f"| {p['fine']} | {p['cosine']:.3f} | {p['correlation']:.3f} | {nest[0]} | {nest[1]} "
                          f"| {p['cls']} | {_md(p['label'])} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _top_fine_markdown(result, d)) + "\n"
+
+
+ALWAYS_ON_DEFINITION = ("always on = fires on >= 90% of all prompts of the run (both sets): selective by magnitude "
+                        "alone, left out of the rankings and the anchor choice (pair one with --anchor)")
+
+
+def _top_fine_markdown(result: PairingResult, d: Mapping[str, Any]) -> list[str]:
+    """The fine SAE's most selective features, whether or not they pair with an anchor, and the always-on
+    latents left out of the rankings."""
+    fine = result.contrast.stats["fine"]
+    lines = ["", "## Most selective fine features", "",
+             "Ranked by selectivity alone: the sharpest concept features, whether or not they pair with an anchor. "
+             "Labels: the firing token of the top contexts (k/n: how many share its lemma; \"mixed\" when none has "
+             "most) and how often it fires.", "",
+             "| fine | mean concept | mean neutral | fires c/n | selectivity | label |", "|---:|---:|---:|---:|---:|---|"]
+    for row in d["top_fine"]:
+        cells = fine.cells(row["feature"])
+        lines.append(f"| {row['feature']} | {cells['mean_concept']} | {cells['mean_neutral']} | {cells['rates']} "
+                     f"| {cells['selectivity']} | {_md(row['label'])} |")
+    for role, left in d["always_on_left_out"].items():
+        if left["count"]:
+            top = ", ".join(f"#{r['feature']} ({r['selectivity']:.3f}, {_md(r['label']) or 'unlabelled'})"
+                            for r in left["most_selective"])
+            lines += ["", f"⚑ {left['count']} always-on {role} latents left out of the rankings "
+                          f"({d['always_on_definition']}); the most selective: {top}."]
+    return lines
 
 
 def export(result: PairingResult, path: str | Path) -> Path:

@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from spectrascope.core.engine.labels import DENSE_FREQ, labels_folder
+from spectrascope.core.lemma import stem  # noqa: F401 (search.stem: one stemmer for Find and the labels' lemmas)
 from spectrascope.core.records import Record
 
 Progress = Callable[[str, float | None], None]
@@ -74,27 +75,6 @@ def _quiet(_msg: str, _frac: float | None = None) -> None:
 
 
 # ---- words ---------------------------------------------------------------------------------------
-def stem(word: str) -> str:
-    """A few English endings cut, enough for plurals, -ing/-ed and nationalities: cities -> city,
-    cooking -> cook, Japanese -> japan, boxes -> box. Not a full stemmer: prefix matching does the rest."""
-    w = word.lower()
-    if len(w) <= 3:
-        return w
-    if w.endswith("ies") and len(w) > 4:
-        return w[:-3] + "y"
-    if w.endswith("ese") and len(w) >= 7:
-        return w[:-3]
-    for end in ("ing", "ed"):
-        if w.endswith(end) and len(w) - len(end) >= 3:
-            w = w[: -len(end)]
-            return w[:-1] if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz" else w  # running -> run
-    if w.endswith(("sses", "xes", "ches", "shes")):
-        return w[:-2]
-    if w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        return w[:-1]
-    return w
-
-
 def terms(text: str) -> list[tuple[str, str]]:
     """(stem, surface) of each word of `text`, stopwords left out."""
     return [(stem(w), w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]

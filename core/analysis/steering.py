@@ -34,8 +34,10 @@ Metrics per run, all read back WITHOUT hooks (one forward of prompt + generation
   * concept activation: mean activation of the concept feature (a coarse feature) over the
     generated positions, encoded by its SAE; each token's own activation is kept too
     (`SteeredRun.concept_trace`: where the feature fired in the output);
-  * concept words: which words of a list occur (case-insensitive, word boundaries); by default
-    the words the concept feature fires on most (its label's top contexts), never a fixed list;
+  * concept words: which words of a list occur (case-insensitive, word boundaries, any of a word's
+    forms: "French" also counts France and Frenchmen, see core/analysis/word_forms.py); by default
+    the words the concept feature fires on most (its label's top contexts) and its whole-word
+    promoted tokens (`concept_words`), never a fixed list;
   * perplexity: exp(mean NLL of the generated tokens) under the unsteered model (T=1 logits).
 A cell (configuration x strength) reports the mean concept activation over runs, the share of
 runs containing a concept word, and the token-weighted perplexity exp(sum NLL / sum tokens), each
@@ -156,7 +158,7 @@ def validate_features(session: Session, features: Sequence[SteerFeature]) -> lis
 
 
 @dataclass(frozen=True)
-class FeatureUnit:
+class FeatureUnit(Record):  # a Record: a session file keeps it (SteeringReport.to_state)
     """What strength 1 of one feature means, in residual-stream terms."""
 
     role: str
@@ -268,17 +270,22 @@ def load_concept_words(path: str | Path = DEFAULT_CONCEPT_WORDS) -> list[str]:
 
 
 def concept_pattern(words: Sequence[str]) -> re.Pattern | None:
-    words = [w.strip() for w in words if w.strip()]
-    if not words:
+    """One pattern for every form of `words` (core/analysis/word_forms.py: "French" also finds France,
+    Frenchman, Frenchmen; "lawyer" also lawyers), case-insensitive, on whole words."""
+    from spectrascope.core.analysis.word_forms import forms
+
+    every = {f for w in words for f in forms(w)}
+    if not every:
         return None
     # Longest first so a phrase wins over a word inside it; no word character may touch either
     # end, so "Paris" does not match inside "Parisian" (list "Parisian" too if it should count).
-    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    alternatives = "|".join(re.escape(w) for w in sorted(every, key=len, reverse=True))
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
 def match_concept(text: str, words: Sequence[str] | re.Pattern | None) -> list[str]:
-    """Concept words found in `text` (case-insensitive, whole words), lower-cased, in order, unique."""
+    """Concept words found in `text` (any of their forms, case-insensitive, whole words) as written there,
+    lower-cased, in order, unique."""
     pattern = concept_pattern(words) if not isinstance(words, (re.Pattern, type(None))) else words
     if pattern is None:
         return []
@@ -291,13 +298,47 @@ def match_concept(text: str, words: Sequence[str] | re.Pattern | None) -> list[s
 def words_from_label(session: Session, concept: tuple[str, int]) -> list[str]:
     """The words the concept feature fires on most (the marked tokens of its top snippets), so the
     word count measures *this* feature's concept; a SteeringError when its label has no snippets."""
-    role, feature = concept
-    labels = session.labels.get(role)
-    label = labels.get(feature) if labels is not None else None
-    words = [t.strip() for t in (label.marked_tokens() if label else []) if sum(c.isalpha() for c in t) >= 2]
+    words = _context_words(_label_of(session, concept))
     if not words:
+        role, feature = concept
         raise SteeringError(f"{role}:{feature} has no labelled contexts to take concept words from: "
                             f"give a word list (steer --words FILE, or the pane's words field).")
+    return words
+
+
+PROMOTED_WORDS = 4  # at most this many promoted tokens join the concept words (the lens's strongest first)
+
+
+def concept_words(session: Session, concept: tuple[str, int]) -> tuple[list[str], str]:
+    """The default concept words and where they came from: the concept feature's top contexts (the tokens
+    it fires on most) and its promoted tokens that are whole words (a word-initial token of 3+ letters:
+    word pieces such as "oinette" and punctuation are left out). Matching adds each word's other forms
+    (core/analysis/word_forms.py: "French" also counts France). A SteeringError when there are none."""
+    role, feature = concept
+    label = _label_of(session, concept)
+    context = _context_words(label)
+    seen = {w.casefold() for w in context}
+    promoted = [w for w in _promoted_words(label) if w.casefold() not in seen][:PROMOTED_WORDS]
+    if not context and not promoted:
+        raise SteeringError(f"{role}:{feature} has no labelled contexts or whole-word promoted tokens to take "
+                            f"concept words from: give a word list (steer --words FILE, or the pane's words field).")
+    parts = [name for name, words in (("top contexts", context), ("promoted tokens", promoted)) if words]
+    return context + promoted, f"{role}:{feature}'s {' and '.join(parts)}"
+
+
+def _label_of(session: Session, concept: tuple[str, int]) -> Any:
+    labels = session.labels.get(concept[0])
+    return labels.get(concept[1]) if labels is not None else None
+
+
+def _context_words(label: Any) -> list[str]:
+    words = [t.strip() for t in (label.marked_tokens() if label else []) if sum(c.isalpha() for c in t) >= 2]
+    return list(dict.fromkeys(words))
+
+
+def _promoted_words(label: Any) -> list[str]:
+    tokens = label.promoted if label else ()
+    words = [t.strip() for t in tokens if t[:1].isspace() and t.strip().isalpha() and len(t.strip()) >= 3]
     return list(dict.fromkeys(words))
 
 
@@ -352,7 +393,7 @@ def readback(
 
 
 @dataclass(frozen=True)
-class Piece:
+class Piece(Record):  # a Record: a session file keeps it (SteeringReport.to_state)
     """One unit of generated text as shown: a token's text, or a control token's name (`special`)."""
 
     text: str
@@ -388,7 +429,7 @@ def token_pieces(session: Session, ids: Sequence[int]) -> tuple[Piece, ...]:
 
 
 @dataclass(frozen=True)
-class SteeredRun:
+class SteeredRun(Record):  # a Record: a session file keeps it (SteeringReport.to_state)
     config: str
     strength: float  # the sweep multiplier (1.0 = the features' own strengths)
     seed: int
@@ -469,7 +510,7 @@ CELL_METRICS = {"concept_act": _mean_act, "concept_share": _word_share, "perplex
 
 
 @dataclass(frozen=True)
-class Cell:
+class Cell(Record):  # a Record: a session file keeps it (SteeringReport.to_state)
     """One configuration at one sweep strength, over all seeds."""
 
     config: str
@@ -576,6 +617,29 @@ class SteeringReport:
             out[f"{name}_ci95"] = bootstrap_ci(pairs, diff(metric))
         return out
 
+    def to_state(self) -> dict[str, Any]:
+        """Everything the report holds, for a session file: `from_state` gives the same report back (`to_dict`
+        is `steer --json`, which leaves each token's NLL and the pieces out)."""
+        concept = None if self.concept is None else SteerFeature(*self.concept)
+        return SavedSteering(
+            self.prompt, self.spec.features, self.spec.method, self.spec.positions, self.settings.to_dict(),
+            self.seeds, self.tokens, self.strengths, concept, tuple(self.units.values()), self.cells, self.seconds,
+            self.words, self.words_source).to_dict()
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any], **more: Any) -> "SteeringReport":
+        """The report `to_state` wrote; a bad field is a ValueError naming it (`more`: a subclass's fields)."""
+        saved = SavedSteering.from_dict(data)
+        if not isinstance(saved.settings, dict):
+            raise ValueError(f"SavedSteering.settings: expected the sampling knobs, not {saved.settings!r}.")
+        if not any(c.config == "baseline" for c in saved.cells) or not all(c.runs for c in saved.cells):
+            raise ValueError("SteeringReport.cells: a baseline cell and runs in every cell are needed.")
+        concept = None if saved.concept is None else (saved.concept.role, saved.concept.id)
+        return cls(saved.prompt, SteeringSpec(saved.features, saved.method, saved.positions),
+                   SamplingSettings.from_dict(saved.settings), saved.seeds, saved.tokens, saved.strengths, concept,
+                   {(u.role, u.id): u for u in saved.units}, saved.cells, saved.seconds, saved.words,
+                   saved.words_source, **more)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "targeting": self.targeting(),
@@ -603,6 +667,26 @@ class SteeringReport:
             ],
             "seconds": self.seconds,
         }
+
+
+@dataclass(frozen=True)
+class SavedSteering(Record):
+    """A SteeringReport as a session file keeps it: typed fields, so a hand-edited file's bad value is named."""
+
+    prompt: str
+    features: tuple[SteerFeature, ...]
+    method: str
+    positions: str
+    settings: dict  # SamplingSettings.to_dict()
+    seeds: tuple[int, ...]
+    tokens: int
+    strengths: tuple[float, ...]
+    concept: SteerFeature | None  # (role, id); its strength unused
+    units: tuple[FeatureUnit, ...]
+    cells: tuple[Cell, ...]
+    seconds: float
+    words: tuple[str, ...]
+    words_source: str
 
 
 def configurations(features: Sequence[SteerFeature]) -> dict[str, tuple[SteerFeature, ...]]:
@@ -674,7 +758,7 @@ def run_experiment(
     if words is None:
         if concept is None:
             raise SteeringError("No concept feature to take words from: give a word list.")
-        words, words_source = words_from_label(session, concept), f"{concept[0]}:{concept[1]}'s top contexts"
+        words, words_source = concept_words(session, concept)
     words = list(words)
     pattern = concept_pattern(words)
     prompt_ids, _ = session.tokenize(prompt)

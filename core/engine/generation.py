@@ -205,7 +205,8 @@ def concat_spectra(parts: Sequence[Spectrum]) -> Spectrum:
     if len(parts) == 1:
         return parts[0]
     cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-    return Spectrum(parts[0].role, cat("codes"), cat("l0"), cat("fidelity"), cat("rel_error"), cat("massive_share"))
+    return Spectrum(parts[0].role, cat("codes"), cat("l0"), cat("fidelity"), cat("rel_error"), cat("massive_share"),
+                    cat("fidelity_rest"), parts[-1].poor_below, parts[-1].poor_source)
 
 
 def generate(

@@ -75,8 +75,98 @@ class FeatureLabel:
             return "fires on: " + " · ".join(self.marked_tokens()[:n])
         return " · ".join(p.strip() or repr(p) for p in self.promoted[:n])
 
+    # ---- labels v2: the top contexts' firing tokens, how consistent they are, and how often it fires ----
+    def firing(self) -> list[tuple[str, str, float]]:
+        """(firing token as shown, its lemma, activation) of each top snippet, strongest first."""
+        out = []
+        for act, text in self.snippets:
+            token = marked(text)
+            if token is not None:
+                out.append((shown(token), lemma(token), act))
+        return out
+
+    def consistency(self) -> tuple[str, float, int] | None:
+        """(the most common lemma's first form, its share of the top contexts, how many contexts), None
+        without snippets. Ties go to the lemma with more activation."""
+        fired = self.firing()
+        if not fired:
+            return None
+        count: dict[str, int] = {}
+        mass: dict[str, float] = {}
+        for _, lem, act in fired:
+            count[lem] = count.get(lem, 0) + 1
+            mass[lem] = mass.get(lem, 0.0) + act
+        best = max(count, key=lambda k: (count[k], mass[k]))
+        return next(form for form, lem, _ in fired if lem == best), count[best] / len(fired), len(fired)
+
+    def text(self, n: int = 4) -> str:
+        """The v2 one-line label. With snippets: "fires on: France (3/3 · 0.12% of tokens)" when one
+        lemma has most of the top contexts, else "mixed: a · b · c (1/3 · ...)"; never blank. Without:
+        the promoted tokens."""
+        found = self.consistency()
+        if found is None:
+            return self.short(n)
+        form, share, total = found
+        forms = list(dict.fromkeys(f for f, _, _ in self.firing()))
+        head = f"fires on: {form}" if share >= CONSISTENT else "mixed: " + " · ".join(forms[:n])
+        density = "" if self.freq is None else f" · {density_text(self.freq)}"
+        return f"{head} ({round(share * total)}/{total}{density})"
+
+    def context(self, width: int = 48) -> str:
+        """The top snippet on one line, cut to about `width` characters around its firing token, which
+        is marked as [token]; "" without snippets."""
+        if not self.snippets:
+            return ""
+        text = self.snippets[0][1]
+        end = text.find("]]")
+        start = text.rfind("[[", 0, end) if end >= 0 else -1
+        if not 0 <= start < end:
+            return " ".join(text.split())[:width]
+        raw = text[start + 2 : end]
+        left, token, right = text[:start] + (" " if raw[:1] == " " else ""), shown(raw), text[end + 2 :]
+        room = max(0, width - len(token) - 2)
+        left = left[-(room * 2 // 3):] if room else ""
+        right = right[: max(0, room - len(left))]
+        return " ".join(f"{left}[{token}]{right}".split())
+
 
 PENDING = "…"  # what a label shows while its promoted tokens are being computed
+CONSISTENT = 0.6  # a label names one token when its lemma has at least this share of the top contexts
+ALWAYS_ON_PROMPTS = 0.9  # a latent firing on this share of all prompts of a contrast run is left out of rankings
+
+
+def marked(text: str) -> str | None:
+    """The firing token of a snippet (inside [[...]]: the last "[[" before "]]", since the text may hold
+    "[" itself), as it was decoded; None when the snippet has no marker."""
+    end = text.find("]]")
+    start = text.rfind("[[", 0, end) if end >= 0 else -1
+    return text[start + 2 : end] if 0 <= start < end else None
+
+
+def shown(token: str) -> str:
+    """A firing token as a label shows it: stripped, a whitespace-only one made visible (never blank)."""
+    from spectrascope.core.text import visible
+
+    return token.strip() or visible(token, 8) or "∅"
+
+
+def lemma(token: str) -> str:
+    """What top contexts are counted by: lowercased, a possessive 's and simple inflections cut (search's
+    stem: cities -> city, French stays french, Japanese -> japan); a whitespace token is its visible form."""
+    from spectrascope.core.lemma import stem  # one stemmer for labels and Find
+
+    word = shown(token).lower()
+    for suffix in ("'s", "’s"):
+        if word.endswith(suffix) and len(word) > len(suffix):
+            word = word[: -len(suffix)]
+    return stem(word)
+
+
+def density_text(freq: float) -> str:
+    """A firing rate as the label says it: 0.12% of tokens."""
+    pct = 100 * freq
+    return f"{pct:.0f}% of tokens" if pct >= 10 else f"{pct:.2g}% of tokens" if pct >= 0.01 or pct == 0 else (
+        f"{pct:.1e}% of tokens")
 
 
 @dataclass

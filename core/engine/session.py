@@ -120,7 +120,7 @@ class Session:
         device = self.hook_device(hook)
         if sae.W_enc.device != device:  # a dispatched model: the SAE sits with its layer
             sae = sae.to(device)
-        stats = ResidualStats.load(labels_folder(spec)) or self._calibration_stats(hook)
+        stats = self._calibration_stats(hook, sae, ResidualStats.load(labels_folder(spec)))
         with self._lock:
             self.saes[role] = sae
             self.sae_specs[role] = spec
@@ -129,11 +129,18 @@ class Session:
             self.labels[role] = FeatureLabels.for_sae(sae, self, labels_folder(spec), spec)
             self._prompts.clear()  # cached codes belong to the previous SAEs
 
-    def _calibration_stats(self, hook: str) -> ResidualStats:
-        """Residual statistics at `hook` estimated on a fixed text, for an SAE that ships none."""
+    def _calibration_stats(self, hook: str, sae: Any, shipped: ResidualStats | None) -> ResidualStats:
+        """Residual statistics at `hook`: the shipped ones, and what they lack (all of it for an SAE that
+        ships none; the rest spread and poor-fit percentile, core/engine/fidelity.py) from a fixed text."""
+        from spectrascope.core.engine.fidelity import calibrate
+
+        if shipped is not None and shipped.poor_below is not None and shipped.rest_centered_sq_norm is not None:
+            return shipped
         ids, _ = self.tokenize(CALIBRATION_TEXT)
         resid = self.forward(ids, capture=[hook], stop_after=hook, keep_logits=0).resid[hook][0, 1:]  # BOS left out
-        return ResidualStats.estimate(resid.float().cpu(), f"calibration text ({resid.shape[0]} tokens)")
+        where = f"calibration text ({resid.shape[0]} tokens)"
+        return calibrate(sae, resid.float().cpu(), shipped or ResidualStats.estimate(resid.float().cpu(), where),
+                         "the calibration text")
 
     def detach_sae(self, role: str) -> None:
         with self._lock:

@@ -74,7 +74,8 @@ def shuffled_labels(is_concept: np.ndarray, n: int, seed: int = 0) -> np.ndarray
 
 def top_anchors(acts: np.ndarray, labels: np.ndarray, k: int, ranks: np.ndarray | None = None,
                 chunk: int = 256) -> np.ndarray:
-    """The top-`k` coarse features for each row of `labels` (n, N), ranked as FeatureStats.ranked. # (n, k)
+    """The top-`k` coarse features for each row of `labels` (n, N), ranked as FeatureStats.ranked (the
+    always-on ones last). # (n, k)
 
     Selectivity is rounded to float32 as FeatureStats keeps it, so ties break the same way; the
     U statistics are exact (sums of half-integer ranks in float64). Only the features tied with or
@@ -87,6 +88,9 @@ def top_anchors(acts: np.ndarray, labels: np.ndarray, k: int, ranks: np.ndarray 
     ranks = average_ranks(acts) if ranks is None else ranks  # (N, F), label-free
     fires = (acts > 0).astype(np.float64)
     total = fires.sum(0)
+    from spectrascope.core.engine.labels import ALWAYS_ON_PROMPTS
+
+    always_on = total / max(1, acts.shape[0]) >= ALWAYS_ON_PROMPTS  # label-free: out of every shuffle's ranking
     n_c = int(labels[0].sum())
     n_n = labels.shape[1] - n_c
     k = min(k, acts.shape[1])
@@ -95,6 +99,7 @@ def top_anchors(acts: np.ndarray, labels: np.ndarray, k: int, ranks: np.ndarray 
         m = labels[s:s + chunk].astype(np.float64)
         auc = (m @ ranks - n_c * (n_c + 1) / 2) / (n_c * n_n)
         sel = np.maximum(0.0, 2 * auc - 1).astype(np.float32)
+        sel[:, always_on] = -1.0  # below every other feature's floor of 0, as FeatureStats.ranked leaves them out
         in_c = m @ fires
         gap = in_c / n_c - (total - in_c) / n_n  # r_c - r_n, as FeatureStats computes it
         kth = -np.partition(-sel, k - 1, axis=1)[:, k - 1:k]  # each row's k-th largest selectivity

@@ -1,9 +1,10 @@
 """One resumable pipeline for the embedded SAEs.
 
-    python -m spectrascope.core.train all          # corpus -> cache -> train -> eval -> labels
+    python -m spectrascope.core.train all          # corpus -> cache -> train -> eval -> labels -> fidelity
     python -m spectrascope.core.train corpus|cache|train|eval|labels [options]
     python -m spectrascope.core.train card     # rewrite CARD.md from the stored records only
     python -m spectrascope.core.train concepts # best features per shipped concept set (concept_sets.json)
+    python -m spectrascope.core.train fidelity # the poor-fit percentile per SAE (fidelity_reference.json)
     python -m spectrascope.core.train trial --d-sae 4096 --k 32 --minutes 20   # a width/tokens point, not shipped
     python -m spectrascope.core.train curve --which fine --points DIR_OR_CKPT ...  # held-out metrics vs tokens
     python -m spectrascope.core.train curve --which coarse --record-shipped "LABEL"  # after eval: the shipped SAE as a point
@@ -23,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spectrascope.core.train")
-    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "concepts", "curve", "all"])
+    ap.add_argument("stage", choices=["corpus", "cache", "train", "eval", "labels", "card", "trial", "concepts", "curve", "fidelity", "all"])
     ap.add_argument("--d-sae", type=int, default=4096, help="trial: dictionary width")
     ap.add_argument("--k", type=int, default=32, help="trial: active latents per token (TopK)")
     ap.add_argument("--train-tokens", type=int, default=10_000_000, help="activations to cache for training")
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    stages = ["corpus", "cache", "train", "eval", "labels", "concepts"] if args.stage == "all" else [args.stage]
+    stages = ["corpus", "cache", "train", "eval", "labels", "fidelity", "concepts"] if args.stage == "all" else [args.stage]
     which = ["coarse", "fine"] if args.which == "both" else [args.which]
     for stage in stages:
         print(f"== {stage}", file=sys.stderr, flush=True)
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             from spectrascope.core.train.concepts import write_concept_report
 
             print(write_concept_report(), flush=True)
+        elif stage == "fidelity":  # the poor-fit percentile beside residual_stats.json
+            from spectrascope.core.train.fidelity_reference import reference_preset
+
+            for w in which:
+                reference_preset(w)
         elif stage == "labels":
             from spectrascope.core.train.labels import labels_preset
 

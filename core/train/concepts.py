@@ -42,7 +42,8 @@ def best_features(session: Any, cset: ConceptSet, top: int = 5) -> dict:
         rows_out[role] = rows
     v = result.verdict
     return {"n_concept": contrast.n_concept, "n_neutral": contrast.n_neutral, "best": rows_out,
-            "verdict": {"text": v.text, "go": v.go, "anchor": v.anchor, "sub_features": list(v.sub_features),
+            "verdict": {"text": v.text, "go": v.go, "status": v.status, "withheld": list(v.withheld),
+                        "anchor": v.anchor, "sub_features": list(v.sub_features),
                         "null_base_rate": v.null.base_rate if v.null is not None else None,
                         "permutation_p": v.permutation.p_value if v.permutation is not None else None,
                         "grid_go_share": v.grid.go_share if v.grid is not None else None},

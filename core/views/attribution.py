@@ -111,8 +111,10 @@ class AttributionReport(Record):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AttributionReport":
-        data = dict(data)
-        data["saes"] = [{k: v for k, v in s.items() if k != "recovered"} for s in data.get("saes", ())]
+        data = dict(data) if isinstance(data, dict) else data  # not an object: Record's from_dict says so
+        if isinstance(data, dict) and isinstance(data.get("saes"), list):  # else Record names the bad field
+            data["saes"] = [{k: v for k, v in s.items() if k != "recovered"} if isinstance(s, dict) else s
+                            for s in data["saes"]]
         return super().from_dict(data)
 
     def to_markdown(self) -> str:

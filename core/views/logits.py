@@ -172,6 +172,60 @@ class Move(Record):
 
 
 @dataclass(frozen=True)
+class SavedStep(Record):
+    """One step of the pane's generation as a session file keeps it: the token, how it was chosen and the knobs
+    it was drawn with, so `replay` gives the same steps (and the same p, final p and rank) back."""
+
+    id: int
+    how: str
+    temperature: float
+    top_k: int | None
+    top_p: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.how not in ("greedy", "sampled", "picked"):
+            raise ValueError(f"SavedStep.how: {self.how!r} is not greedy, sampled or picked.")
+        self.settings  # bad knobs: a ValueError naming them
+
+    @property
+    def settings(self) -> SamplingSettings:
+        return SamplingSettings(self.temperature, self.top_k, self.top_p, self.seed)
+
+    @classmethod
+    def of(cls, step: Any) -> SavedStep:
+        """From a `generation.Step`."""
+        knobs = step.dist.settings
+        return cls(step.token_id, step.how, knobs.temperature, knobs.top_k, knobs.top_p, knobs.seed)
+
+
+@dataclass(frozen=True)
+class SavedLogits(Record):
+    """What the Logits pane shows that took the model, as a session file keeps it: its generation's steps on
+    `prompt` (`replay` takes them again) and the seeded runs with what they were computed for."""
+
+    prompt: str = ""
+    steps: tuple[SavedStep, ...] = ()
+    runs: tuple[SeededRun, ...] | None = None
+    runs_prompt: str = ""
+    runs_knobs: str = ""
+
+    @classmethod
+    def of(cls, prompt: str, stepper: Any, runs: Sequence[Any] | None, basis: Any) -> SavedLogits:
+        """From a `generation.Stepper` (or None), `generation.Run`s (or None) and what they were computed for
+        (a `Basis`: prompt and knobs)."""
+        steps = tuple(map(SavedStep.of, stepper.steps)) if stepper is not None else ()
+        return cls(prompt, steps, None if runs is None else tuple(map(SeededRun.of, runs)),
+                   *((basis.prompt, basis.knobs) if runs is not None else ()))
+
+    def note(self) -> str:
+        """What a restore does with it, in a few words: "3 steps fed again, 5 seeded runs as saved"."""
+        parts = ([f"{len(self.steps)} steps fed again"] if self.steps else []) + (
+            [f"{len(self.runs)} seeded runs as saved"] if self.runs is not None else [])
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class LogitsReport:
     """The distribution after the knobs, with whichever of the A/B, the seeded runs and the generation were made.
 
@@ -194,10 +248,15 @@ class LogitsReport:
     def of(cls, prompt: str, settings: SamplingSettings, dist: Any, piece: Callable[[int], str], top: int = 20, *,
            system: str = "", ab: Any = None, full_ab: bool = False, runs: Sequence[Any] | None = None,
            steps: Sequence[Any] | None = None, generation: Sequence[TokenRecord] | None = None,
-           result: Any = None, model: str | None = None) -> LogitsReport:
+           result: Any = None, model: str | None = None, labels: Any = None) -> LogitsReport:
         """The report of what is already computed, no model call: `dist` a `sampling.Distribution`, `ab` a
         `generation.SystemAB` for `system` (full_ab: with both distributions), `runs` `generation.Run`s, `steps`
-        a generation's `Step`s and `generation` their `TokenRecord`s, `result` the prompt's `Result` on `model`."""
+        a generation's `Step`s and `generation` their `TokenRecord`s (else, with `labels`, made from them with
+        the labels known so far), `result` the prompt's `Result` on `model`."""
+        if generation is None and steps is not None and labels is not None:
+            from spectrascope.core.analysis.step_record import step_records
+
+            generation = step_records(steps, piece, labels, compute_labels=False)
         full = full_ab and ab is not None
         both = (NextToken.of(ab.without, piece, top), NextToken.of(ab.with_system, piece, top)) if full else ()
         return cls(
@@ -235,6 +294,22 @@ def step(session: Any, prompt: str, stepper: Any, settings: SamplingSettings, to
         return _moved(stepper, lambda s: s.step(token_id=token_id, settings=settings))
     stepper = Stepper.start(session, prompt, settings, cancel=cancel)
     stepper.step(token_id=token_id, settings=settings)
+    return stepper
+
+
+def replay(session: Any, prompt: str, steps: Sequence[SavedStep], cancel: Any = None, progress: Any = None) -> Any:
+    """A new Stepper on `prompt` with `steps` taken again (a saved session's generation): each token fed as it
+    was chosen, under the knobs it was drawn with, so its distribution, p and rank are the ones shown then."""
+    from spectrascope.core.engine.generation import Stepper
+    from spectrascope.core.engine.values import Cancelled
+
+    stepper = Stepper.start(session, prompt, steps[0].settings if steps else SamplingSettings(), cancel=cancel)
+    for i, saved in enumerate(steps):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        stepper.step(token_id=saved.id, settings=saved.settings, cancel=cancel).how = saved.how
+        if progress is not None:
+            progress(f"step {i + 1} of {len(steps)}", (i + 1) / len(steps))
     return stepper
 
 

@@ -39,6 +39,7 @@ class PairingSpec(Record):
     batch_size: int = ContrastSettings.batch_size
     use_cache: bool = True  # False: run both sets again even if the contrast cache has them
     n_permutations: int = PairingSettings.n_permutations  # label shuffles of the verdict's permutation test
+    match_neutral: bool = False  # the neutral set built from the concept set (core/analysis/matched_neutral.py)
 
     def __post_init__(self):
         _ = self.settings, self.contrast_settings  # a bad threshold or aggregate is a ValueError here
@@ -54,17 +55,32 @@ class PairingSpec(Record):
 
     def paths(self) -> tuple[Path, Path]:
         default_concept, default_neutral = default_sets()
-        return Path(self.concept or default_concept), Path(self.neutral or default_neutral)
+        concept = Path(self.concept or default_concept)
+        if self.match_neutral:
+            from spectrascope.core.analysis.matched_neutral import matched_path
+
+            return concept, matched_path(concept)
+        return concept, Path(self.neutral or default_neutral)
 
     def prompt_sets(self) -> tuple[list[str], list[str]]:
-        """(concept, neutral) prompts; a missing, empty or malformed set is a PromptSetError (a ValueError)."""
+        """(concept, neutral) prompts; a missing, empty or malformed set is a PromptSetError (a ValueError).
+        With `match_neutral` the neutral set is built from the concept set (and written where `paths` says)."""
         concept, neutral = self.paths()
+        if self.match_neutral:
+            return load_prompts(concept), self.matched().prompts
         return load_prompts(concept), load_prompts(neutral)
+
+    def matched(self) -> Any:
+        """The matched neutral set (`MatchedNeutral`) of the concept set, written beside the cache."""
+        from spectrascope.core.analysis.matched_neutral import write_matched
+
+        return write_matched(self.paths()[0])[1]
 
     def to_state(self) -> dict[str, Any]:
         """The session-file section (its layout predates the Spec: settings in two groups)."""
         concept, neutral = self.paths()
-        return {"concept": str(concept), "neutral": str(neutral), "settings": self.settings.to_dict(),
+        return {"concept": str(concept), "neutral": str(neutral), "match_neutral": self.match_neutral,
+                "settings": self.settings.to_dict(),
                 "contrast": self.contrast_settings.to_dict(),
                 "anchors": list(self.anchors) if self.anchors else None}
 
@@ -72,8 +88,10 @@ class PairingSpec(Record):
     def from_state(cls, state: Mapping[str, Any]) -> PairingSpec:
         """The Spec from `to_state`'s section; a key it lacks keeps its default."""
         anchors = state.get("anchors")  # None: no result was shown (or an older file)
-        return cls.of(state.get("concept"), state.get("neutral"), PairingSettings.from_dict(state.get("settings", {})),
-                      ContrastSettings.from_dict(state.get("contrast", {})), anchors)
+        return replace(cls.of(state.get("concept"), state.get("neutral"),
+                              PairingSettings.from_dict(state.get("settings", {})),
+                              ContrastSettings.from_dict(state.get("contrast", {})), anchors),
+                       match_neutral=bool(state.get("match_neutral", False)))
 
     @classmethod
     def of(cls, concept: str | Path | None, neutral: str | Path | None, settings: PairingSettings,
@@ -91,6 +109,7 @@ class PairingReport:
 
     result: PairingResult  # never changed once in a report
     sets: tuple[str, ...] = ()  # the concept and neutral prompt sets' paths, when the report knows them
+    matched: Any = None  # the `MatchedNeutral` the neutral set was built as (None: a set of the user's)
 
     @property
     def sets_name(self) -> str:
@@ -98,10 +117,12 @@ class PairingReport:
         return "-vs-".join(Path(p).stem for p in self.sets) if self.sets else "run"
 
     def to_dict(self) -> dict[str, Any]:
-        return analysis.to_dict(self.result, N_CANDIDATES)
+        out = analysis.to_dict(self.result, N_CANDIDATES)
+        return {**out, "matched_neutral": self.matched.to_dict()} if self.matched is not None else out
 
     def to_markdown(self) -> str:
-        return analysis.to_markdown(self.result)
+        text = analysis.to_markdown(self.result)
+        return text + f"\nNeutral set: {self.matched.text}.\n" if self.matched is not None else text
 
     def reclassified(self, settings: PairingSettings) -> PairingReport:
         """New thresholds on the same cosines and correlations (no model call, no matmul)."""
@@ -155,10 +176,11 @@ def build(session: Any, spec: PairingSpec, cancel: Any = None, progress: Any = N
 def analyse(session: Any, spec: PairingSpec, cancel: Any = None, progress: Any = None) -> PairingReport:
     """Both prompt sets through the model and both SAEs (cached on disk), then the pairing of
     `spec.anchors` (None: the top `spec.n_anchors` by selectivity), labelled."""
-    concept, neutral = spec.prompt_sets()
+    matched = spec.matched() if spec.match_neutral else None  # built (and written) once
+    concept, neutral = (load_prompts(spec.paths()[0]), matched.prompts) if matched else spec.prompt_sets()
     return PairingReport(analysis.analyse(session, concept, neutral, spec.contrast_settings, spec.settings, cancel,
                                           progress or _quiet, use_cache=spec.use_cache, anchors=spec.anchors),
-                         sets=tuple(str(p) for p in spec.paths()))
+                         sets=tuple(str(p) for p in spec.paths()), matched=matched)
 
 
 def repair(session: Any, previous: PairingReport, settings: PairingSettings, anchors: Sequence[int] | None,

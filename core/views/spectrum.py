@@ -7,10 +7,10 @@ prints the report's `to_dict` with the model's name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from spectrascope.core.engine.codes import POOR_FIDELITY
 from spectrascope.core.engine.labels import DENSE_FREQ
 from spectrascope.core.records import Record
 
@@ -32,7 +32,7 @@ class FeatureRow:
     activation: float
     max_act: float | None  # its max activation on held-out text, where known
     freq: float | None  # its firing rate on held-out tokens, where known
-    label: str  # where it fires (top-snippet tokens), else the tokens it promotes
+    label: str  # where it fires (FeatureLabel.text: top contexts' lemma, its share, density), else what it promotes
     url: str | None = None  # its Neuronpedia page, where Neuronpedia hosts the SAE
 
 
@@ -45,15 +45,19 @@ class SAESpectrum:
     hook: str
     l0: int
     silent: int
-    fidelity: float | None  # at the position; None for all tokens
-    poor_fit: bool  # fidelity at the position is below codes.POOR_FIDELITY
+    fidelity: float | None  # at the position, without the massive dims (the headline); None for all tokens
+    poor_fit: bool  # `fidelity` at the position is below `poor_below`
     poor_positions: tuple[int, ...]
     dense_hidden: int  # always-on features left out of `rows`
     rows: tuple[FeatureRow, ...]
-    fidelity_per_token: tuple[float, ...] = ()
+    fidelity_per_token: tuple[float | None, ...] = ()  # without the massive dims
     pending: tuple[int, ...] = ()  # features in `rows` whose label is still to be computed
     massive_share: float | None = None  # share of the token's |x|² in the massive dimensions; None for all tokens
     fidelity_centre: str = ""  # where the centre of `fidelity` comes from (training cache / calibration text)
+    fidelity_with_massive: float | None = None  # the same with the massive dims in (reads ~0.95 on any text)
+    fidelity_with_massive_per_token: tuple[float, ...] = ()
+    poor_below: float | None = None  # the poor-fit threshold on `fidelity`
+    poor_source: str = ""  # where `poor_below` comes from (a percentile of which reference text)
 
 
 @dataclass(frozen=True)
@@ -77,15 +81,28 @@ class SpectrumReport:
         return sorted((r for v in self.saes.values() for r in v.rows), key=lambda r: -r.activation)
 
     def to_dict(self) -> dict[str, Any]:
-        inner = ("rows", "fidelity_per_token", "pending")  # written below in their own form, or left out
+        inner = ("rows", "fidelity_per_token", "fidelity_with_massive_per_token", "pending")  # written below
         return {
             "prompt": self.prompt, "position": self.position, "reduce": self.reduce,
             "all_tokens_from": self.first, "dense_hidden": self.hide_dense, "dense_freq": DENSE_FREQ,
+            "fidelity_definition": FIDELITY_DEFINITION,
             "tokens": [{"id": t.id, "text": t.text} for t in self.tokens],
             "saes": {role: {**{k: v for k, v in asdict(sae).items() if k not in inner},
-                            "fidelity_per_token": [round(f, 6) for f in sae.fidelity_per_token],
+                            "fidelity_per_token": [_round(f) for f in sae.fidelity_per_token],
+                            "fidelity_with_massive_per_token": [_round(f) for f in sae.fidelity_with_massive_per_token],
                             "top": [asdict(r) for r in sae.rows]} for role, sae in self.saes.items()},
         }
+
+
+FIDELITY_DEFINITION = (
+    "fidelity = 1 - |(x - x̂)_r|² / E|(x - μ)_r|² over the dims r that are not massive (μ, E: the SAE's "
+    "reference residuals); fidelity_with_massive = 1 - |x - x̂|² / E|x - μ|², which the massive dims hold near "
+    "0.95 on any text; poor_fit: fidelity below poor_below, a low percentile of it on reference text (poor_source)")
+
+
+def _round(value: float | None) -> float | None:
+    """6 decimals; NaN (no rest spread known) as None, which JSON can hold."""
+    return None if value is None or not math.isfinite(value) else round(value, 6)
 
 
 def from_result(
@@ -126,15 +143,18 @@ def from_result(
             label = found.get(fid) or (lab.known(fid) if lab is not None else None)
             if label is None and lab is not None:
                 pending.append(fid)
-            text = label.short(5) if label else (PENDING if lab is not None else "")
+            text = label.text(5) if label else (PENDING if lab is not None else "")
             rows.append(FeatureRow(role, fid, act, label.max_act if label else None,
                                    label.freq if label else None, text, lab.url(fid) if lab is not None else None))
+        rest = [_round(f) for f in spec.fidelity_rest.tolist()]
+        here = None if pos is None else rest[pos]
         saes[role] = SAESpectrum(role, spec.width, hooks.get(role, ""), int((row > 0).sum()), int((row == 0).sum()),
-                                 None if pos is None else float(spec.fidelity[pos]),
-                                 pos is not None and float(spec.fidelity[pos]) < POOR_FIDELITY,
-                                 tuple(spec.poor_positions()), hidden, tuple(rows), tuple(spec.fidelity.tolist()),
+                                 here, here is not None and here < spec.poor_below,
+                                 tuple(spec.poor_positions()), hidden, tuple(rows), tuple(rest),
                                  tuple(pending), None if pos is None else float(spec.massive_share[pos]),
-                                 stats[role].source if role in stats else "")
+                                 stats[role].source if role in stats else "",
+                                 None if pos is None else float(spec.fidelity[pos]), tuple(spec.fidelity.tolist()),
+                                 spec.poor_below, spec.poor_source)
     return SpectrumReport(result.prompt, tuple(result.tokens), pos, reduce, first, hide_dense, saes)
 
 

@@ -74,6 +74,17 @@ class SteeringReport(steering.SteeringReport):
     def of(cls, experiment: steering.SteeringReport, asked: SteeringSpec) -> SteeringReport:
         return cls(**{f.name: getattr(experiment, f.name) for f in dataclasses.fields(experiment)}, asked=asked)
 
+    def to_state(self) -> dict[str, Any]:
+        """The whole report with its Spec, for a session file (`from_state` reads it back)."""
+        return {**super().to_state(), "asked": self.asked.to_dict()}
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any], **more: Any) -> SteeringReport:
+        if not isinstance(data, dict) or not isinstance(data.get("asked"), dict):
+            raise ValueError("SteeringReport.asked: expected the Spec the report was built for.")
+        rest = {k: v for k, v in data.items() if k != "asked"}
+        return super().from_state(rest, asked=SteeringSpec.from_dict(data["asked"]), **more)
+
 
 def build(session: Any, spec: SteeringSpec, cancel: Any = None,
           progress: Callable[[str, float | None], None] | None = None) -> SteeringReport:

@@ -48,7 +48,9 @@ def test_best_features_ranks_by_the_contrast_selectivity(tiny_sae_session, tmp_p
     cset = ConceptSet("t", tmp_path / "c.txt", tmp_path / "n.txt", ("paris",))
     report = best_features(tiny_sae_session, cset, top=3)
     assert report["n_concept"] == report["n_neutral"] == 3
-    assert report["verdict"]["text"].startswith(("GO", "NO-GO")) and isinstance(report["confounds"], list)
+    # 3 prompts a set: no verdict (issue 34: at least 30 per set), the rule's answer shown beside it
+    assert report["verdict"]["text"].startswith("NO VERDICT: 3 concept / 3 neutral prompts, 30 per set needed")
+    assert report["verdict"]["status"] == "WITHHELD" and isinstance(report["confounds"], list)
     from spectrascope.core.analysis.contrast import run_contrast
 
     contrast = run_contrast(tiny_sae_session, load_prompts(cset.concept), load_prompts(cset.neutral))

@@ -1,4 +1,5 @@
-"""Every pane at 80x24 (stacks or scrolls, never overlaps, tables keep rows) and at 200x50 (spreads out).
+"""Every pane at 80x24 (stacks or scrolls, never overlaps, tables keep rows), 100x30 and 130x42 (the talk's
+terminal) and at 200x50 (spreads out); at every size no table's label column is cut below a readable width.
 
 Snapshots on the deterministic fake session; each pane is filled first (seeded runs, a pairing run, a
 steering comparison, a system prompt) so the picture shows the pane in use, not empty.
@@ -11,7 +12,8 @@ from spectrascope.tui.app import SpectrascopeApp
 from spectrascope.tui.pilot import until
 from tests.tui.fake_session import fake_with_saes
 
-SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
+SIZES = {"80x24": (80, 24), "100x30": (100, 30), "130x42": (130, 42), "200x50": (200, 50)}
+READABLE_LABEL = 20  # cells a label column shows at least: "fires on: " and a word (the rehearsal saw "fires on: Fr")
 
 
 def fake_app(tmp_path):
@@ -139,3 +141,47 @@ async def test_at_80x24_no_widget_overlaps_another_and_tables_keep_rows(tmp_path
             if table.display and table.row_count:  # a header and 3 rows, or all of them
                 want = min(4, table.row_count + 1)
                 assert table.size.height >= want, f"{table.id} has {table.size.height} lines at 80x24"
+
+
+def label_widths(pane) -> dict[str, int]:
+    """Each shown table's label column (by its header: "label…") and the cells of it on screen."""
+    from spectrascope.tui.widgets.fast_table import FastTable
+
+    out = {}
+    for table in pane.query(FastTable).results():
+        if not (table.display and table.row_count and table.region.area):
+            continue
+        x = 0
+        for col in table.columns:
+            if col.name.startswith("label"):
+                out[f"{table.id}.{col.name}"] = min(col.width, table.size.width - x)
+            x += col.width + 1
+    return out
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("pane", PANES)
+async def test_no_table_label_is_cut_below_a_readable_width(tmp_path, pane, size):
+    app = fake_app(tmp_path)
+    async with app.run_test(size=SIZES[size]) as pilot:
+        await loaded(pilot)
+        await PANES[pane](pilot)
+        await pilot.pause(0.2)
+        for column, width in label_widths(app.query_one(f"#{pane}")).items():
+            assert width >= READABLE_LABEL, f"{column} shows {width} cells at {size} (at least {READABLE_LABEL})"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", ["80x24", "130x42"])
+async def test_the_layers_table_takes_every_line_the_header_and_note_leave(tmp_path, size):
+    """The rehearsal saw 6 rows over 6 empty lines at 80x24 (the note under the table shared the height)."""
+    app = fake_app(tmp_path)
+    async with app.run_test(size=SIZES[size]) as pilot:
+        await loaded(pilot)
+        await fill_layers(pilot)
+        await pilot.pause(0.2)
+        pane = app.query_one("#layers")
+        header, table, note = (pane.query_one(f"#layers-{part}") for part in ("header", "table", "strip"))
+        assert note.size.height <= 2  # the note's own lines, no blank ones under them
+        assert table.size.height == pane.size.height - header.size.height - note.size.height

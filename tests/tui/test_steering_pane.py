@@ -395,3 +395,45 @@ async def test_tokens_are_marked_where_the_concept_feature_fired_most():
                         assert visible(piece.text, mark_spaces=False).strip() in on_screen
         assert marked_cells >= 2
         assert Color.parse("#5fd75f") == strongest
+
+
+@pytest.mark.asyncio
+async def test_the_concept_words_are_the_features_own_shown_in_the_field_and_editable():
+    """Issue 35: the words come from the concept feature (top contexts, whole-word promoted tokens), show in the
+    field before any run, count every form (Japanese: Japan too), and words the user types stay theirs."""
+    from spectrascope.core.engine.labels import FeatureLabel
+
+    session = fake_with_saes()
+    label = FeatureLabel(3, (" w1", " Tokyo"), ((9.0, "in [[ Kyoto]] and"), (8.0, "the[[ Japanese]] garden")))
+    session.labels["coarse"].get = lambda feature: label
+    app = SteerApp(session)
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = app.query_one(SteeringPane)
+        pane.tokens, pane.n_seeds = 2, 1
+        words = app.query_one("#steer-words", Input)
+        box = app.query_one("#steer-features", Input)
+        box.focus()
+        box.value = "coarse:3:2"
+        await pilot.press("enter")
+        await until(pilot, lambda: words.value == "Kyoto, Japanese, Tokyo")
+        status = text_of(app, "#steer-status")
+        assert "coarse:3's top contexts and promoted tokens" in status and "Japan" in status
+        assert pane.words is None  # still the feature's own: the Spec says "from the concept feature"
+        await pilot.press("g")
+        await until(pilot, lambda: pane.report is not None and not pane.busy)
+        assert pane.report.words == ("Kyoto", "Japanese", "Tokyo")
+        assert pane.report.words_source == "coarse:3's top contexts and promoted tokens"
+
+        words.focus()  # the user's own list: kept, and used
+        words.value = "Kyoto, Osaka"
+        await pilot.press("enter")
+        assert pane.words == ["Kyoto", "Osaka"] and pane.get_state()["words"] == ["Kyoto", "Osaka"]
+        box.focus()
+        box.value = "coarse:3:1"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert words.value == "Kyoto, Osaka" and pane.words == ["Kyoto", "Osaka"]
+        words.focus()
+        words.value = "Kyoto, Japanese, Tokyo"  # the offered list again: the feature's own once more
+        await pilot.press("enter")
+        assert pane.words is None

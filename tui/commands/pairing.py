@@ -16,6 +16,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
                      "correlation) and print the verdict. Results are cached on disk.")
     p.add_argument("--concept", default=None, help="file or folder of concept prompts (default: shipped France set)")
     p.add_argument("--neutral", default=None, help="file or folder of neutral prompts (default: shipped neutral set)")
+    p.add_argument("--match-neutral", action="store_true",
+                   help="build the neutral set from the concept set: its enriched words swapped for same-kind words "
+                        "(other countries, topics: assets/prompts/same_kind.tsv), so only the concept differs")
     p.add_argument("--anchors", type=int, default=3, help="how many coarse anchors to pair (default 3)")
     p.add_argument("--anchor", type=int, action="append", default=None,
                    help="pair this coarse feature (repeatable; overrides --anchors)")
@@ -33,9 +36,11 @@ def arguments(p: argparse.ArgumentParser) -> None:
 def spec(args: argparse.Namespace) -> Any:
     from spectrascope.core.views.pairing import PairingSpec
 
+    if args.match_neutral and args.neutral:
+        raise ValueError("--match-neutral builds the neutral set from --concept: leave out --neutral.")
     made = PairingSpec(args.concept, args.neutral, args.anchors, tuple(args.anchor) if args.anchor else None,
                        args.cos, args.corr, args.min_sub, aggregate=args.aggregate, batch_size=args.batch_size,
-                       use_cache=not args.no_cache, n_permutations=args.permutations)
+                       use_cache=not args.no_cache, n_permutations=args.permutations, match_neutral=args.match_neutral)
     made.prompt_sets()  # a missing or empty set is refused before the model loads
     return made
 
@@ -78,13 +83,18 @@ def print_tables(report: Any, console: Any) -> None:
     console.print(Text(f"{c.n_concept} concept / {c.n_neutral} neutral prompts{cached} · per-prompt "
                        f"{c.settings.aggregate} activation · cos >= {result.settings.cos_threshold} · "
                        f"corr >= {result.settings.corr_threshold}", style="dim"))
+    if report.matched is not None:
+        console.print(Text(f"{report.matched.text} (written to {report.sets[1]})", style="dim"))
     t = Table(title="coarse anchors", title_justify="left")
-    for col in ("feature", "mean concept", "mean neutral", "fires c/n", "selectivity", "sub", "label"):
+    for col in ("feature", "mean concept", "mean neutral", "fires c/n", "selectivity", "95% CI", "concept", "sub",
+                "label"):
         t.add_column(col, justify="left" if col == "label" else "right")
     for a in result.anchors:
         cells = stats.cells(a)  # the pane's and the report's text for the same numbers
+        checked = result.checks.cells(a) if result.checks is not None else ("–", "–")
         t.add_row(str(a), cells["mean_concept"], cells["mean_neutral"], cells["rates"], cells["selectivity"],
-                  str(len(result.pairings[a].sub_features())), Text(one_line(lab.get("coarse", {}).get(a, ""), 60)))
+                  *checked, str(len(result.pairings[a].sub_features())),
+                  Text(one_line(lab.get("coarse", {}).get(a, ""), 60)))
     console.print(t)
     console.print(Text(RATE_DEFINITION, style="dim"))
     for a in result.anchors:
@@ -95,14 +105,54 @@ def print_tables(report: Any, console: Any) -> None:
             t.add_row(str(p.fine), f"{p.cosine:.3f}", f"{p.correlation:.3f}", Text(p.cls, style=CLASS_COLOR[p.cls]),
                       Text(one_line(lab.get("fine", {}).get(p.fine, ""), 60)))
         console.print(t)
+    print_top_fine(result, console)
     v = result.verdict
-    console.print(Text(v.text, style="bold green" if v.go else "bold red"))
+    console.print(Text(v.text, style="bold yellow" if v.withheld else "bold green" if v.go else "bold red"))
     if v.grid is not None:
         console.print(grid_heat(v.grid, result.settings))
     for line in result.confounds:
         console.print(Text(f"⚠ {line}", style="yellow"))
+    if result.checks is not None:
+        print_checks(result.checks, console)
     for role, base in result.neuronpedia.items():
         console.print(Text(f"Neuronpedia ({role}): {base}/<feature>", style="grey62"))
+
+
+def print_top_fine(result: Any, console: Any, n: int = 10) -> None:
+    """The fine SAE's most selective features, paired or not, and the always-on latents left out."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from spectrascope.core.text import one_line
+
+    fine = result.contrast.stats["fine"]
+    t = Table(title="most selective fine features", title_justify="left")
+    for col in ("fine", "fires c/n", "selectivity", "label"):
+        t.add_column(col, justify="left" if col == "label" else "right")
+    for f in fine.ranked(n, "out"):
+        cells = fine.cells(f)
+        t.add_row(str(f), cells["rates"], cells["selectivity"], Text(one_line(result.labels.get("fine", {}).get(f, ""), 60)))
+    console.print(t)
+    for role, stats in result.contrast.stats.items():
+        if stats.always_on.any():
+            console.print(Text(f"⚑ {int(stats.always_on.sum())} always-on {role} latents (fire on >= 90% of the prompts) "
+                               f"left out of the rankings; pair one with --anchor", style="grey62"))
+
+
+def print_checks(checks: Any, console: Any) -> None:
+    """Each anchor's concept check and the concept words, then every set check with both sets' numbers."""
+    from rich.table import Table
+    from rich.text import Text
+
+    for line in checks.lines():
+        console.print(Text(line, style="grey62"))
+    t = Table(title="set checks (⚠ flagged)", title_justify="left")
+    for col in ("check", "concept", "neutral", ""):
+        t.add_column(col)
+    for c in checks.sets.checks:
+        t.add_row(c.name, *c.cells(), "⚠" if c.flagged else "")
+    t.add_row("prompts", str(checks.sets.n_concept), str(checks.sets.n_neutral), "⚠" if checks.sets.too_small else "")
+    console.print(t)
 
 
 COMMANDS = (

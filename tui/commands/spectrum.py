@@ -44,23 +44,33 @@ def text(report: Any, console: Any) -> None:
     console.print(tokens)
     for role, sae in report.saes.items():
         where = f"all tokens from {report.first} ({report.reduce})" if pos is None else f"token {pos}"
-        fid = "" if sae.fidelity is None else (f" · fidelity {sae.fidelity:.2f} (centered on the "
-                                               f"{sae.fidelity_centre} mean; massive dims "
-                                               f"{sae.massive_share:.0%} of |x|²)")
+        fid = "" if pos is None else (f" · fidelity {_num(sae.fidelity)} without the massive dims, "
+                                      f"{_num(sae.fidelity_with_massive)} with (centered on the {sae.fidelity_centre} "
+                                      f"mean; massive dims {sae.massive_share:.0%} of |x|²)"
+                                      + (" · ⚠ poor fit" if sae.poor_fit else ""))
+        if pos is None:
+            fid = f" · poor fit at {list(sae.poor_positions[:8])}" if sae.poor_positions else " · no poor fit"
         dense = f" · {sae.dense_hidden} always-on hidden (--show-dense)" if sae.dense_hidden else ""
         table = Table(title=f"{role} SAE ({sae.width:,} features at {sae.hook}) · {where} · "
                             f"L0 {sae.l0} · {sae.silent:,} silent{fid}{dense}", title_justify="left")
         for col, justify in (("feature", "right"), ("activation", "right"), ("max", "right"),
-                             ("label (top-snippet tokens, else promoted tokens)", "left")):
+                             ("label (top contexts k/n · density, else promoted)", "left")):
             table.add_column(col, justify=justify)
         for row in sae.rows:
             max_act = "–" if row.max_act is None else f"{row.max_act:.1f}"
             table.add_row(str(row.feature), f"{row.activation:.2f}", max_act,
                           Text(visible(row.label, max_len=60, mark_spaces=False)))
         console.print(table)
+        if sae.poor_below is not None:  # where the flag's threshold comes from, under every table
+            console.print(Text(f"poor fit = fidelity without the massive dims below {sae.poor_below:.3f}: "
+                               f"{sae.poor_source}", style="grey62"))
         link = next((r.url for r in sae.rows if r.url), None)
         if link:  # one line, not a column: the id is the last path part (--json has every row's url)
             console.print(Text(f"Neuronpedia: {link.rsplit('/', 1)[0]}/<feature>", style="grey62"))
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 COMMANDS = (ViewCommand("spectrum", "SAE features firing on a token of a prompt", "spectrum", arguments, spec, text,

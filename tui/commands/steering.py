@@ -9,7 +9,8 @@ feature's own strength by each value. Configurations: baseline, coarse, fine, co
 with the same seeds. Every effect and cost comes with a 95% bootstrap interval over the seeds,
 and "matched cost" compares coarse+fine with coarse alone, each at its strongest strength within
 1.5x the baseline perplexity, paired by seed. Concept words default to the words the concept
-feature fires on most (its label's top contexts). Bad ids, roles or strengths: a one-line
+feature fires on most (its label's top contexts) and its whole-word promoted tokens; a word also
+counts its country/demonym relatives and plural (French: France, Frenchmen). Bad ids, roles or strengths: a one-line
 message and exit status 2.
 """
 
@@ -59,7 +60,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="feature read back as the concept (default: the first coarse feature)")
     p.add_argument("--words", default=None, metavar="FILE",
                    help="concept words, one per line (default: the words the concept feature fires on "
-                        "most, from its label; e.g. assets/prompts/concept_words/france.txt)")
+                        "most and its whole-word promoted tokens; e.g. assets/prompts/concept_words/france.txt)")
 
 
 def _spec(args: argparse.Namespace) -> Any:

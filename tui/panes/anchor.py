@@ -107,6 +107,23 @@ class AnchorPane(Pane):
         self.query_one("#anchor-system", Input).value = str(state.get("system", ""))
         self.query_one("#anchor-systems", Input).value = str(state.get("systems", ""))
 
+    def get_results(self) -> dict:
+        """The drift curves as they are (a run takes tens of seconds); the comparison recomputes when shown."""
+        return {"drift": self.drift.to_dict()} if self.drift is not None else {}
+
+    def set_results(self, results: dict) -> str:
+        from spectrascope.core.analysis.drift import DriftReport
+
+        if results.get("drift") is None:
+            return ""
+        drift = DriftReport.from_dict(results["drift"])
+        if not drift.points:
+            raise ValueError("DriftReport.points: no turn counts")
+        self.drift = drift
+        self._said_drift("as saved")
+        self._draw_drift()
+        return "the drift curves as saved"
+
     def export_doc(self) -> tuple[dict, None, str] | None:
         """The shown reports: `anchor --navigator --json`'s and `drift --json`'s."""
         if self.report is None and self.drift is None:
@@ -242,9 +259,13 @@ class AnchorPane(Pane):
             return
         self.query_one("#anchor-progress", ProgressBar).display = False
         self.drift, cached = value
+        self._said_drift("cached" if cached else "")
+        self._draw_drift()
+
+    def _said_drift(self, how: str) -> None:
+        """The drift line: how KL fades, where it halves, the target (`how`: "cached", "as saved" or "")."""
         rep = self.drift
         half = rep.halving_turns if rep.halving_turns is not None else f"> {rep.points[-1].turns}"
-        self._say(f"drift{' (cached)' if cached else ''}: KL {rep.points[0].kl:.3f} → {rep.points[-1].kl:.3f} "
-                  f"over {rep.points[-1].tokens} tokens, halves at {half} turns (red line) · target "
+        self._say(f"drift{f' ({how})' if how else ''}: KL {rep.points[0].kl:.3f} → {rep.points[-1].kl:.3f} "
+                  f"over {rep.points[-1].tokens} tokens, halves at {half} turn{'s' * (half != 1)} (red line) · target "
                   f"{visible(rep.target[1])} · {len(rep.sliding_layers)} sliding-window layers")
-        self._draw_drift()

@@ -111,6 +111,25 @@ class AttributionPane(Pane):
         self.query_one("#attr-target", Input).value = str(state.get("target", ""))
         self.query_one("#attr-vs", Input).value = str(state.get("vs", ""))
 
+    def get_results(self) -> dict:
+        """The shown report and what it was asked (a forward, a backward and the ablations: kept, not redone)."""
+        if self.report is None or self._wanted is None:
+            return {}
+        return {"spec": self._wanted.to_dict(), "report": self.report.to_dict()}
+
+    def set_results(self, results: dict) -> str:
+        from spectrascope.core.views.attribution import AttributionReport, AttributionSpec
+
+        if results.get("report") is None:
+            return ""
+        report = AttributionReport.from_dict(results["report"])
+        spec = AttributionSpec.from_dict(results.get("spec") or {"prompt": report.prompt})
+        if not report.saes or not report.tokens:
+            raise ValueError("AttributionReport: no SAE terms or no tokens")
+        self.prompt, self._wanted = spec.prompt, spec  # the same ask when shown again: no rerun
+        self.job_done("attribute", report)
+        return f"why {visible(report.target)} as saved"
+
     def export_doc(self) -> tuple[dict, list[dict], str] | None:
         """The shown report, as `spectrascope attribute --json` prints it, and its feature rows as CSV."""
         if self.report is None:

@@ -9,7 +9,8 @@ report and its own keys; this base owns the rest, written once:
   outcome comes back on the UI thread as `job_done(name, value)` / `job_failed(name, error)` /
   `job_progress(name, text, fraction)`; workers never touch widgets. `x` (`action_cancel`) and
   unmounting cancel every running job.
-- **state**: `get_state`/`set_state` are the pane's Spec as a dict (the session-file section);
+- **state**: `get_state`/`set_state` are the pane's Spec as a dict (the session-file section), and
+  `get_results`/`set_results` what it shows (its reports, kept or recomputed on restore);
   `export` writes the pane's report (`export_doc`) as JSON, plus CSV rows where the pane has a table.
 - **on screen**: `is_on_screen` for panes whose work costs a forward only worth doing when shown.
 """
@@ -202,6 +203,17 @@ class Pane(Vertical):
 
     def set_state(self, state: dict) -> None:
         """Apply a session-file section; a key it lacks keeps its default."""
+
+    def get_results(self) -> dict:
+        """What the pane shows that took the model to make (its reports, a generation), as a session-file
+        section; {} when nothing is shown or what is shown is cheap to recompute from the settings."""
+        return {}
+
+    def set_results(self, results: dict) -> str:
+        """Show a session file's results again: as saved, or recomputed to the same numbers. Called after
+        `set_state`; returns what it did, for the restore note ("" for nothing); a bad field is a ValueError
+        naming it, and the pane shows nothing of it."""
+        return ""
 
     def export_doc(self) -> tuple[dict, list[dict] | None, str] | None:
         """(report as JSON-ready dict, CSV rows or None, WHAT for the file name); None: nothing shown yet."""

@@ -3,7 +3,8 @@
 It shows the Logits view's report (core/views/logits.py) from what it holds; knobs re-render from the cached
 `LogitsView`. Steps, seeded runs and the A/B are the base's jobs, one at a time (steps pressed meanwhile queue);
 a step moves a copy of the stepper, adopted when it returns. A step or an A/B for an older prompt is dropped;
-seeded runs, and an A/B whose knobs changed, stay on screen marked stale."""
+seeded runs, and an A/B whose knobs changed, stay on screen marked stale. A session file keeps the steps
+(fed again on restore) and the seeded runs (as they were)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ from spectrascope.tui.knob_keys import knob_text, turned
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.stale import Basis
+from spectrascope.tui.typed_ahead import TypedAhead
 from spectrascope.tui.widgets.fast_table import FastTable
 from spectrascope.tui.widgets.logits_report import (AB_COLUMNS, DISTRIBUTION_COLUMNS, GenerationStrip, RunsBox,
-                                                    ab_cells, ab_summary, distribution_cells,
-                                                    distribution_summary, generated_text)
+                                                    draw_ab, draw_distribution, generated_text, knobs_line)
 from spectrascope.tui.widgets.text_field import TextField
 
 QUEUE_MAX = 20  # steps pressed ahead while one runs; a held key queues no more
@@ -46,9 +47,6 @@ class LogitsPane(LabelWorker, Pane):
         Binding("w", "why", "Why?"), Binding("0", "reset_knobs", "Reset", show=False),
     ]
 
-    class Stepped(Pane.Stepped):
-        """The stepper moved (a step or a step back) on `prompt`: the app hands it to the Spectrum pane."""
-
     top_n = 20
     n_runs = 5
     run_steps = 20
@@ -64,8 +62,9 @@ class LogitsPane(LabelWorker, Pane):
         self.ab_on = False
         self.runs: Any = None  # list of core.engine.generation.Run
         self.runs_basis: Basis | None = None
-        self.queued: list[Callable[[], None]] = []  # steps and backs pressed while a job ran, in order
+        self.queued = TypedAhead(QUEUE_MAX)  # steps and backs pressed while a job ran, in order
         self._asked: dict[str, Basis] = {}  # job name -> what its newest run was started for
+        self._saved_steps: Any = None  # a session file's core.views.logits.SavedLogits: replayed on its prompt
 
     def compose(self) -> ComposeResult:
         yield Static("", id="logits-knobs")
@@ -97,10 +96,23 @@ class LogitsPane(LabelWorker, Pane):
     def set_state(self, state: dict) -> None:
         self.settings = SamplingSettings.from_dict(state.get("settings", {}))
         self.query_one("#logits-system", Input).value = str(state.get("system", ""))
-        if bool(state.get("ab")) != self.ab_on:
-            self.ab_on = bool(state.get("ab"))
-            self._draw_columns()
+        self.ab_on = bool(state.get("ab"))
+        self._draw_columns()
         self._draw_knobs()
+
+    def get_results(self) -> dict:
+        """The generation's steps (replayed on restore) and the seeded runs (kept as they are, with their basis)."""
+        saved = logits.SavedLogits.of(self.prompt, self.stepper, self.runs, self.runs_basis)
+        return saved.to_dict() if saved.steps or saved.runs is not None else {}
+
+    def set_results(self, results: dict) -> str:
+        saved = logits.SavedLogits.from_dict(results)
+        if saved.runs is not None:
+            self.runs, self.runs_basis = saved.runs, Basis(saved.runs_prompt, saved.runs_knobs)
+            self.query_one(RunsBox).show_runs(saved.runs)
+            self._draw_runs_note()
+        self._saved_steps = saved if saved.steps else None
+        return saved.note()
 
     @property
     def export_kind(self) -> str:  # the A/B's table is a file of its own kind
@@ -109,18 +121,16 @@ class LogitsPane(LabelWorker, Pane):
     def export_doc(self) -> tuple[dict, list[dict], str] | None:
         """The report of what is shown (distribution, steps, current A/B and seeded runs), and the shown table
         (the distribution, or the A/B with its system prompt) as CSV rows."""
-        from spectrascope.core.analysis.step_record import step_records
         from spectrascope.tui.export import ab_rows, distribution_rows
 
         if (dist := self._distribution()) is None:
             return None
         steps = self.stepper.steps if self.stepper is not None else None
-        labels = self.session.labels if self.session is not None else {}  # those not known yet: "…"
         stale_runs = self.runs is None or self.runs_basis.stale_note(self._basis("runs"))
         doc = logits.LogitsReport.of(
             self.prompt, self.settings, dist, self.piece, self.top_n, system=self._system(), ab=self._fresh_ab(),
             full_ab=True, runs=None if stale_runs else self.runs, steps=steps,
-            generation=None if steps is None else step_records(steps, self.piece, labels, compute_labels=False),
+            labels=self.session.labels if self.session is not None else {},  # those not known yet: "…"
         ).to_dict()
         ab = self.ab_on and "system_ab" in doc
         return doc, ab_rows(doc["system_ab"]["system"], doc["system_ab"]) if ab else distribution_rows(doc), self.prompt
@@ -139,6 +149,9 @@ class LogitsPane(LabelWorker, Pane):
         self.ab = None
         self.label_error = None  # a new prompt tries the labels again
         self._draw()
+        saved, self._saved_steps = self._saved_steps, None
+        if saved is not None and saved.prompt == self.prompt:  # a restored session's steps, each token fed again
+            self._start("step", Basis(self.prompt), logits.replay, self.session, self.prompt, saved.steps)
         if self.ab_on:
             self._start_ab()
 
@@ -182,8 +195,7 @@ class LogitsPane(LabelWorker, Pane):
         self.query_one("#logits-summary", Static).update(Text(one_line(text, 300), style=style))
 
     def _draw_knobs(self) -> None:
-        busy = ("   ⏳ working…" if self.busy else "") + (f" (+{len(self.queued)} queued)" if self.queued else "")
-        self.query_one("#logits-knobs", Static).update(Text(knob_text(self.settings) + busy, style="bold"))
+        self.query_one("#logits-knobs", Static).update(knobs_line(self.settings, self.busy, len(self.queued)))
 
     def _draw_columns(self) -> None:
         self.query_one("#logits-table", FastTable).set_columns(AB_COLUMNS if self.ab_on else DISTRIBUTION_COLUMNS)
@@ -198,10 +210,7 @@ class LogitsPane(LabelWorker, Pane):
         if self.ab_on:
             self._draw_ab()
         elif (dist := self._distribution()) is not None:
-            shown = logits.NextToken.of(dist, self.piece, self.top_n)
-            table = self.query_one("#logits-table", FastTable)
-            table.set_rows(distribution_cells(shown), [str(r.id) for r in shown.top])
-            self._say(distribution_summary(shown))
+            self._say(draw_distribution(self.query_one("#logits-table", FastTable), dist, self.piece, self.top_n))
 
     def _draw_strip(self) -> None:
         labels = self.session.labels if self.session is not None else {}
@@ -215,14 +224,9 @@ class LogitsPane(LabelWorker, Pane):
         self._draw_strip()
 
     def _draw_ab(self) -> None:
-        table = self.query_one("#logits-table", FastTable)
-        if self.ab is None:  # never the plain distribution under the A/B's column headers
-            table.set_rows([], [])
-            self._say("A/B: computing…" if self.busy else "A/B: enter in the system field compares.")
-            return
-        ab = logits.ABReport.of(self._system(), self.ab.comparison, self.piece)
-        table.set_rows(ab_cells(ab), [str(r.id) for r in ab.rows])
-        self._say(*ab_summary(ab, self.ab_basis.stale_note(self._basis("ab"))))
+        stale = self.ab_basis.stale_note(self._basis("ab")) if self.ab is not None else ""
+        self._say(*draw_ab(self.query_one("#logits-table", FastTable), self.ab, self._system(), self.piece, stale,
+                           self.busy))
 
     def _draw_runs_note(self) -> None:
         self.query_one(RunsBox).note(None if self.runs is None else self.runs_basis, self._basis("runs"))
@@ -277,15 +281,8 @@ class LogitsPane(LabelWorker, Pane):
 
     def _enqueue(self, action: Callable[[], None]) -> None:
         """Keep a key pressed while a step runs (a demo types ahead); a held key stops at QUEUE_MAX."""
-        if len(self.queued) >= QUEUE_MAX:
+        if not self.queued.add(action):
             self._say(f"{QUEUE_MAX} steps are already queued: wait for them.", "bold red")
-            return
-        self.queued.append(action)
-        self._draw_knobs()
-
-    def _run_queued(self) -> None:
-        while self.queued and not self.busy:
-            self.queued.pop(0)()
         self._draw_knobs()
 
     def action_runs(self) -> None:
@@ -333,14 +330,15 @@ class LogitsPane(LabelWorker, Pane):
         current = basis.prompt == self.prompt  # else a newer prompt arrived while it ran
         if name == "step" and current:
             self.stepper = value
-            self.post_message(self.Stepped(self.prompt, value))  # the Spectrum follows the generation
+            self.post_message(Pane.Stepped(self.prompt, value))  # the app hands it to the Spectrum, which follows
         elif name == "ab" and current:
             self.ab, self.ab_basis = value, basis
         elif name == "runs":
             self.runs, self.runs_basis = value, basis
             self.query_one(RunsBox).show_runs(value)
         self._draw()
-        self._run_queued()
+        self.queued.run(lambda: self.busy)
+        self._draw_knobs()
         if not self.busy and self.ab_on and self.ab is None and self._system().strip():
             self._start_ab()  # a new prompt came while this pane was busy
 
@@ -348,3 +346,4 @@ class LogitsPane(LabelWorker, Pane):
         self.queued.clear()  # what was pressed after a failed step would build on it
         self._draw_knobs()
         self._say(describe(error), "bold red")
+

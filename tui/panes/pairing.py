@@ -29,6 +29,7 @@ from spectrascope.core.text import one_line
 from spectrascope.core.views import pairing as view
 from spectrascope.tui.errors import describe
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
+from spectrascope.tui.matched_neutral import MatchedNeutralAction
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.widgets import pairing_render as render
 from spectrascope.tui.widgets.fast_table import FastTable
@@ -36,7 +37,7 @@ from spectrascope.tui.widgets.fast_table import FastTable
 N_CANDIDATES = view.N_CANDIDATES
 
 
-class PairingPane(LabelWorker, Pane):
+class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#pairing-anchors"
     BINDINGS = [

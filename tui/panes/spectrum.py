@@ -57,6 +57,7 @@ class SpectrumPane(LabelWorker, Pane):
         self.labelling = False  # a label worker is running
         self.label_error: str | None = None  # why labels could not be computed (no retry until the next result)
         self.generated = 0  # how many of the shown tokens the Logits pane generated (0: the prompt alone)
+        self._saved: tuple | None = None  # a session file's (tokens, position, follow_end): once those tokens show
 
     def compose(self) -> ComposeResult:
         yield Static("", id="spectrum-tokens")
@@ -72,7 +73,7 @@ class SpectrumPane(LabelWorker, Pane):
     def on_mount(self) -> None:
         self.query_one("#spectrum-table", FastTable).set_columns([
             Column("sae", 6), Column("feature", 7, True), Column("act", 7, True),
-            Column("max", 6, True), Column("label (top-snippet tokens, else promoted tokens)", 48),
+            Column("max", 6, True), Column("label (top contexts k/n · density, else promoted)", 48),
         ])
         self._say_card(Text("Select a feature (enter) to see its card.", style="grey50"))
 
@@ -99,6 +100,18 @@ class SpectrumPane(LabelWorker, Pane):
                 raise ValueError(f"unknown SAE role {role!r}")
             self.feature = (role, int(fid))
 
+    def get_results(self) -> dict:
+        """The tokens shown, so a restored position points at the same token once they show again (the Logits
+        pane's steps come back after the prompt's own result)."""
+        return {"tokens": [t.text for t in self.result.tokens]} if self.result is not None else {}
+
+    def set_results(self, results: dict) -> str:
+        tokens = results.get("tokens", [])
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError("tokens: expected a list of texts")
+        self._saved = (tokens, self.position, self.follow_end)
+        return ""
+
     def export_doc(self) -> tuple[dict, None, str] | None:
         """The spectra of the current prompt at the selected position."""
         if self.result is None or not self.result.spectra:
@@ -119,7 +132,10 @@ class SpectrumPane(LabelWorker, Pane):
                 Text(one_line(f"No spectrum: {why}", 600), style="yellow"))
             return
         n = len(result.tokens)
-        if self.follow_end:
+        if self._saved is not None and self._saved[0] == [t.text for t in result.tokens]:
+            _, self.position, self.follow_end = self._saved  # the saved token, now that its tokens show again
+            self._saved = None
+        elif self.follow_end:
             self.position = n - 1  # the newest token is what a typist looks at
         elif self.position is not None:
             self.position = min(self.position, n - 1)
@@ -150,7 +166,7 @@ class SpectrumPane(LabelWorker, Pane):
     def action_position(self, delta: int) -> None:
         if self.result is None or not self.result.spectra:
             return
-        n = len(self.result.tokens)
+        n, self._saved = len(self.result.tokens), None  # the user chose: a saved position waits no more
         start = n - 1 if self.position is None else self.position
         self.position = max(0, min(n - 1, start + delta))
         self.follow_end = self.position == n - 1
@@ -160,7 +176,7 @@ class SpectrumPane(LabelWorker, Pane):
         if self.result is None:
             return
         self.position = None if self.position is not None else len(self.result.tokens) - 1
-        self.follow_end = self.position is not None
+        self.follow_end, self._saved = self.position is not None, None
         self.draw()
 
     def action_dense(self) -> None:
@@ -212,11 +228,11 @@ class SpectrumPane(LabelWorker, Pane):
                 continue
             lines = Text(f"{role} · {sae.width:,} features\n", style="bold")
             lines.append(f"L0 {sae.l0} · {sae.silent:,} silent\n")
-            if sae.fidelity is not None:
+            if view.position is not None:
                 poor = sae.poor_fit
-                lines.append(f"fidelity {sae.fidelity:.2f} (centered)", style="red" if poor else "")
-                if poor:
-                    lines.append(" ⚠ poor", style="red")
+                fid = "–" if sae.fidelity is None else f"{sae.fidelity:.2f}"
+                lines.append(f"fidelity {fid}" + (" ⚠ poor" if poor else ""), style="red" if poor else "")
+                lines.append(f"\n(w/o massive; with {sae.fidelity_with_massive:.2f})", style="grey50")
                 if sae.massive_share is not None:
                     lines.append(f"\nmassive dims {sae.massive_share:.0%} of |x|²", style="grey50")
             else:

@@ -30,11 +30,12 @@ from spectrascope.core.views.steering import SteeringSpec, build
 from spectrascope.tui.errors import describe
 from spectrascope.tui.export import steering_rows
 from spectrascope.tui.panes.base import Pane
-from spectrascope.tui.stale import stale_note
-from spectrascope.tui.widgets.fast_table import Column, FastTable
-from spectrascope.tui.widgets.steering_columns import (CONFIGS, RunColumn, feature_cells, plot_curves, spec_text,
-                                                       targeting_note)
+from spectrascope.tui.widgets.fast_table import FastTable
+from spectrascope.tui.widgets.steering_columns import (CONFIGS, FEATURE_COLUMNS, PANE_CSS, RunColumn, draw_columns,
+                                                       draw_plots, feature_cells, settings_line, show_stale,
+                                                       targeting_note, words_note)
 from spectrascope.tui.widgets.text_field import TextField
+from spectrascope.tui.widgets.words_field import WordsField
 
 PANE_DEFAULTS = SteeringSpec(sweep=(0.0, 2.0, 4.0, 8.0), n_seeds=3, tokens=12)  # small: a run takes seconds
 SEEDS_MAX = 20
@@ -44,20 +45,7 @@ FEATURE_ROWS_SHOWN = 8
 
 class SteeringPane(Pane):
     focus_target = "#steer-feature-table"
-    DEFAULT_CSS = """
-    SteeringPane #steer-inputs { height: 3; }
-    SteeringPane #steer-features { width: 2fr; }
-    SteeringPane #steer-words { width: 1fr; }
-    SteeringPane #steer-settings { height: 1; color: $accent; }
-    SteeringPane #steer-status { height: 1; color: $text-muted; }
-    SteeringPane #steer-stale { height: 1; }
-    SteeringPane #steer-feature-table { height: 5; }
-    SteeringPane #steer-columns { height: 1fr; }
-    /* Full height, so every rule runs to the bottom whatever each column's text length. */
-    SteeringPane .steer-col { width: 1fr; height: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
-    SteeringPane #steer-plots { height: 1fr; }
-    SteeringPane .steer-plot { width: 1fr; height: 1fr; }
-    """
+    DEFAULT_CSS = PANE_CSS
     BINDINGS = [
         Binding("g", "generate", "Generate"), Binding("w", "sweep", "Sweep"),
         Binding("v", "toggle_view", "Side/Sweep"), Binding("f", "from_pairing", "From pairing"),
@@ -85,8 +73,8 @@ class SteeringPane(Pane):
         with Horizontal(id="steer-inputs"):
             yield TextField("features to steer", placeholder="coarse:123:4 fine:77:2   (f: the Pairing pane's)",
                             id="steer-features")
-            yield TextField("concept words", placeholder="comma-separated; empty: the words the concept feature fires on most",
-                            id="steer-words")
+            yield WordsField("concept words", placeholder="a, b, c (empty: the concept feature's own)",
+                             id="steer-words")
         yield Static("", id="steer-settings")
         yield FastTable(id="steer-feature-table")
         yield Static("", id="steer-status")
@@ -99,8 +87,7 @@ class SteeringPane(Pane):
             yield Static("", id="steer-plot-cost", classes="steer-plot")
 
     def on_mount(self) -> None:
-        self.query_one("#steer-feature-table", FastTable).set_columns(
-            [Column("role", 7), Column("id", 7, True), Column("strength", 9, True), Column("", 40)])
+        self.query_one("#steer-feature-table", FastTable).set_columns(FEATURE_COLUMNS)
         self.query_one("#steer-plots").display = False
         self._draw_settings()
         self._draw_features()
@@ -117,7 +104,7 @@ class SteeringPane(Pane):
         self.method, self.positions, self.unit = spec.method, spec.positions, spec.unit  # unit: no key sets it
         self.n_seeds, self.tokens, self.sweep = spec.n_seeds, spec.tokens, spec.sweep
         self.settings, self.concept = spec.settings, spec.concept
-        self.words = list(spec.words) if spec.words else None  # None: from the concept feature's label
+        self.words = list(spec.words) if spec.words else None  # None: the concept feature's (the field shows them)
 
     def asked(self, sweep: bool = True) -> SteeringSpec:
         """The Spec the fields hold now; without `sweep`, the features' own strengths once (what g runs)."""
@@ -127,7 +114,7 @@ class SteeringPane(Pane):
 
     @property
     def busy(self) -> bool:
-        return self.job_running()
+        return self.job_running("experiment")
 
     def _shown(self) -> Any:
         return self.report if self.view == "side" else self.sweep_report
@@ -137,20 +124,12 @@ class SteeringPane(Pane):
         self.query_one("#steer-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
 
     def _draw_settings(self) -> None:
-        busy = "   ⏳ working…" if self.busy else ""
-        sweep = ",".join(f"{s:g}" for s in self.sweep or ())
-        self.query_one("#steer-settings", Static).update(Text(
-            f"method {self.method}   positions {self.positions}   seeds {self.n_seeds} from {self.settings.seed}"
-            f"   tokens {self.tokens}   T {self.settings.temperature:g}   sweep ×{sweep}{busy}", style="bold"))
+        self.query_one("#steer-settings", Static).update(settings_line(self.asked(), self.busy))
         self._draw_stale()
 
     def _draw_stale(self) -> None:
         """Say so when the shown report was computed for another prompt or other settings."""
-        report = self._shown()
-        note = stale_note(report.asked, self.asked(self.view == "sweep"), spec_text) if report is not None else ""
-        line = self.query_one("#steer-stale", Static)
-        line.display = bool(note)
-        line.update(Text(one_line(f"{note} · g / w regenerates", 300), style="bold yellow"))
+        show_stale(self.query_one("#steer-stale", Static), self._shown(), self.asked(self.view == "sweep"))
 
     def _draw_features(self) -> None:
         table = self.query_one("#steer-feature-table", FastTable)
@@ -172,6 +151,25 @@ class SteeringPane(Pane):
             return None
         doc = report.to_dict()
         return doc, steering_rows(doc), report.prompt
+
+    def get_results(self) -> dict:
+        """The side-by-side and sweep reports as they are (a run takes tens of seconds), and which one shows."""
+        saved = {k: r.to_state() for k, r in (("side", self.report), ("sweep", self.sweep_report)) if r is not None}
+        return {**saved, "view": self.view} if saved else {}
+
+    def set_results(self, results: dict) -> str:
+        from spectrascope.core.views.steering import SteeringReport
+        from spectrascope.tui.session_file import each
+
+        reports, bad = each(results, ("side", "sweep"), SteeringReport.from_state)  # a bad one leaves the other
+        self.report, self.sweep_report = reports.get("side"), reports.get("sweep")
+        if results.get("view", "side") != self.view:
+            self.action_toggle_view()
+        self._draw_columns()
+        self._draw_features()
+        if bad:
+            raise ValueError(bad)
+        return f"{' and '.join(reports)} report{'s' * (len(reports) > 1)} as saved" if reports else ""
 
     def get_state(self) -> dict:
         return {k: v for k, v in self.asked().to_dict().items() if k != "prompt"}  # the prompt is the app's
@@ -204,9 +202,9 @@ class SteeringPane(Pane):
 
     @on(Input.Submitted, "#steer-words")
     def _words_submitted(self, event: Input.Submitted) -> None:
-        self.words = [w.strip() for w in event.value.split(",") if w.strip()]
-        self._say(f"{len(self.words)} concept words: a run counts when its text contains any of them "
-                  "(case-insensitive, whole words).")
+        self.words = self.query_one(WordsField).asked()  # None: the concept feature's own
+        self._say(f"{len(self.words or self.query_one(WordsField).offered)} concept words: a run counts when its "
+                  "text holds any (whole words; case and inflection ignored: French also counts France, Frenchmen).")
         self._draw_stale()
         self.query_one("#steer-feature-table", FastTable).focus()
 
@@ -216,6 +214,16 @@ class SteeringPane(Pane):
         self._draw_features()
         more = f" ({FEATURE_ROWS_SHOWN} shown: ↑/↓ scrolls)" if len(self.features) > FEATURE_ROWS_SHOWN else ""
         self._say(f"{len(self.features)} features{more} · g generate · w sweep · +/- strength of the selected row")
+        self.watch_session()
+
+    def watch_session(self) -> None:
+        """Take the concept words from the concept feature (its top contexts, its promoted words) into the
+        field, where the user sees and edits them; words the user gave stay."""
+        from spectrascope.core.analysis.steering import concept_words, default_concept
+
+        concept = (self.concept.role, self.concept.id) if self.concept else default_concept(self.features)
+        if self.is_mounted and self.session is not None and self.words is None and concept is not None:
+            self.run_job("words", lambda *ask, **_: concept_words(*ask), self.session, concept)  # no cancel: quick
 
     def action_from_pairing(self) -> None:
         if not self.pairing_selection:
@@ -302,10 +310,16 @@ class SteeringPane(Pane):
         self._say("Cancelled; the model is unsteered again.")
 
     def job_failed(self, name: str, error: BaseException) -> None:
+        if name == "words":
+            self.query_one(WordsField).withdraw()  # the words offered were another feature's
         self._draw_settings()
         self._say(describe(error), error=True)
 
     def job_done(self, name: str, report: Any) -> None:
+        if name == "words":
+            if self.words is None and self.query_one(WordsField).offer(report[0]):  # never over typed words
+                self._say(words_note(*report))
+            return
         self._draw_settings()
         note = ""
         if report.asked.sweep is not None:
@@ -327,21 +341,10 @@ class SteeringPane(Pane):
 
     # ---- drawing the reports --------------------------------------------------------------------------
     def _draw_columns(self) -> None:
-        for name in CONFIGS:
-            widget = self.query_one(f"#steer-col-{name.replace('+', '-')}", RunColumn)
-            widget.display = self.report is not None and name in self.report.configs
-            if widget.display:
-                widget.show(self.report, name)
+        draw_columns({n: self.query_one(f"#steer-col-{n.replace('+', '-')}", RunColumn) for n in CONFIGS}, self.report)
 
     def _draw_plots(self) -> None:
-        effect = self.query_one("#steer-plot-effect", Static)
-        cost = self.query_one("#steer-plot-cost", Static)
-        if self.sweep_report is None:
-            effect.update(Text("No sweep yet: press w.", style="grey50"))
-            cost.update(Text(""))
-            return
         width = max(30, (self.size.width or 100) // 2 - 6)
         height = max(8, (self.size.height or 30) - 12)
-        for widget, metric in ((effect, "concept_act"), (cost, "perplexity")):
-            chart = plot_curves(self.sweep_report, metric, width, height)
-            widget.update(Text.from_ansi(chart, no_wrap=True, overflow="crop"))
+        draw_plots(self.query_one("#steer-plot-effect", Static), self.query_one("#steer-plot-cost", Static),
+                   self.sweep_report, width, height)

@@ -42,6 +42,8 @@ def feature_card(role: str, feature: int, labels: Any, label_error: str | None, 
 
 def _append_label(card: Text, label: Any) -> None:
     card.append(" ".join(visible(p) for p in label.promoted) + "\n")
+    if label.snippets:  # labels v2: the top contexts' firing token, how many share its lemma, density
+        card.append(one_line(label.text(5), 120) + "\n", style="bold")
     if label.max_act is not None:
         card.append(f"max act {label.max_act:.2f} · fires on {100 * (label.freq or 0):.3f}% of tokens\n",
                     style="grey50")

@@ -71,6 +71,32 @@ def ab_summary(ab: ABReport, stale: str) -> tuple[str, str]:
     return (f"{stale} (ctrl+r recomputes) · {summary}", "bold yellow") if stale else (summary, "")
 
 
+def draw_distribution(table: Any, dist: Any, piece: Callable[[int], str], top: int) -> str:
+    """Fill `table` (a FastTable) with the top rows of `dist` (a `sampling.Distribution`); the line over it."""
+    shown = NextToken.of(dist, piece, top)
+    table.set_rows(distribution_cells(shown), [str(r.id) for r in shown.top])
+    return distribution_summary(shown)
+
+
+def draw_ab(table: Any, ab: Any, system: str, piece: Callable[[int], str], stale: str, busy: bool) -> tuple[str, str]:
+    """Fill `table` with the A/B's rows (`ab` a `generation.SystemAB`; None: no rows, never the plain distribution
+    under the A/B's headers); the line over it and its style (`stale`: what an older A/B was computed for)."""
+    if ab is None:
+        table.set_rows([], [])
+        return ("A/B: computing…" if busy else "A/B: enter in the system field compares."), ""
+    report = ABReport.of(system, ab.comparison, piece)
+    table.set_rows(ab_cells(report), [str(r.id) for r in report.rows])
+    return ab_summary(report, stale)
+
+
+def knobs_line(settings: Any, busy: bool, queued: int) -> Text:
+    """The knobs as the keys turn them, with whether a job runs and how many steps wait."""
+    from spectrascope.tui.knob_keys import knob_text
+
+    more = ("   ⏳ working…" if busy else "") + (f" (+{queued} queued)" if queued else "")
+    return Text(knob_text(settings) + more, style="bold")
+
+
 def generated_text(prompt: str, steps: Sequence[Any] | None, piece: Callable[[int], str]) -> Text:
     """The prompt's end, then each generated token coloured by how it was chosen (None: no stepper, the keys)."""
     text = Text()

@@ -50,9 +50,10 @@ def run_summary(contrast: Any) -> str:
 
 
 def verdict_text(result: Any) -> Text:
-    """GO/NO-GO, then its null model and the sets' confounds."""
+    """GO/NO-GO (or NO VERDICT, and why), then its null model, its anchor's concept check and the sets' confounds."""
     v = result.verdict
-    text = Text(one_line(v.headline, 300), style="bold black on green" if v.go else "bold white on red")
+    style = "bold black on yellow" if v.withheld else "bold black on green" if v.go else "bold white on red"
+    text = Text(one_line(v.headline, 400), style=style)
     weigh = " · ".join(t for t in (v.permutation.short if v.permutation else v.permutation_note,
                                    v.grid.short if v.grid else "") if t)
     if weigh:  # how often shuffled labels say GO, and whether the thresholds decide it
@@ -60,6 +61,9 @@ def verdict_text(result: Any) -> Text:
         text.append("\n" + one_line(weigh, 300), style="bold" if p <= 0.05 else "yellow")
     if v.null is not None:  # a GO most coarse features would also get says little
         text.append("\n" + one_line(v.null.text, 300), style="yellow" if v.null.base_rate > 0.05 else "grey50")
+    check = result.checks.anchors.get(v.anchor) if result.checks is not None else None
+    if check is not None and not check.failed:  # is the anchor the concept? (a failure is in the headline)
+        text.append("\n" + one_line(check.text, 300), style="grey50")
     for line in result.confounds:  # the sets differ in form, not only in topic: selectivity may be about that
         text.append("\n⚠ " + one_line(line, 300), style="yellow")
     return text
@@ -68,7 +72,7 @@ def verdict_text(result: Any) -> Text:
 def candidate_rows(result: Any, shown: int | None, label: Label, n: int) -> tuple[Cells, list[str]]:
     """The `n` most selective coarse features and every anchor (★; ▶ the shown one) as table rows."""
     stats = result.contrast.stats["coarse"]
-    ids = stats.ranked(n)
+    ids = stats.ranked(n, "out")  # always-on latents left out, as the report does
     ids += [a for a in result.anchors if a not in ids]
     cells = []
     for f in ids:
@@ -80,7 +84,7 @@ def candidate_rows(result: Any, shown: int | None, label: Label, n: int) -> tupl
             ("▶" if f == shown else ("★" if is_anchor else " "), "yellow"), (str(f), style),
             (text["mean_concept"], style), (text["mean_neutral"], style), (text["rates"], style),
             (text["selectivity"], style), (sub, "bold green" if sub and int(sub) else style),
-            (label("coarse", f), style),
+            (("⚑ always on · " if stats.always_on[f] else "") + label("coarse", f), style),  # a hand-picked one
         ])
     return cells, [str(f) for f in ids]
 
@@ -97,7 +101,9 @@ def pair_rows(result: Any, anchor: int | None, label: Label) -> tuple[Text | str
     cells = [[(str(q.fine), "bold"), (f"{q.cosine:.3f}", ""), (f"{q.correlation:.3f}", ""),
               (q.cls, CLASS_STYLE[q.cls]), (f"{fine_sel[q.fine]:.3f}", "grey62"),
               (label("fine", q.fine), "")] for q in rows]
-    return Text(f"coarse #{anchor} × fine: {counts}", style="bold"), cells, [str(q.fine) for q in rows]
+    ci, check = result.checks.cells(anchor) if result.checks is not None else ("", "")
+    extra = f" · selectivity {ci} · on concept words {check}" if result.checks is not None else ""
+    return Text(f"coarse #{anchor} × fine: {counts}{extra}", style="bold"), cells, [str(q.fine) for q in rows]
 
 
 def anchor_plots(result: Any, anchor: int | None, label: Label, width: int, height: int) -> tuple[Any, Any, Any]:

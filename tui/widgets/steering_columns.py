@@ -9,8 +9,9 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from spectrascope.core.text import visible
+from spectrascope.core.text import one_line, visible
 from spectrascope.tui.plots import blank_figure
+from spectrascope.tui.widgets.fast_table import Column
 from spectrascope.tui.token_wrap import Unit, marker, wrapped_text
 
 CONFIGS = ("baseline", "coarse", "fine", "coarse+fine")
@@ -18,13 +19,78 @@ CONFIG_COLORS = {"baseline": "white", "coarse": "cyan", "fine": "magenta", "coar
 # Each line's own glyph, so the legend reads without colour (a projector, a monochrome terminal).
 CONFIG_MARKERS = {"baseline": "·", "coarse": "o", "fine": "x", "coarse+fine": "+", "all": "*"}
 
+# The Steering pane's layout (tui/panes/steering.py).
+PANE_CSS = """
+SteeringPane #steer-inputs { height: 3; }
+SteeringPane #steer-features { width: 2fr; }
+SteeringPane #steer-words { width: 1fr; }
+SteeringPane #steer-settings { height: 1; color: $accent; }
+SteeringPane #steer-status { height: 1; color: $text-muted; }
+SteeringPane #steer-stale { height: 1; }
+SteeringPane #steer-feature-table { height: 5; }
+SteeringPane #steer-columns { height: 1fr; }
+/* Full height, so every rule runs to the bottom whatever each column's text length. */
+SteeringPane .steer-col { width: 1fr; height: 1fr; padding: 0 1; border-left: solid $panel-lighten-2; }
+SteeringPane #steer-plots { height: 1fr; }
+SteeringPane .steer-plot { width: 1fr; height: 1fr; }
+"""
+
+
+FEATURE_COLUMNS = [Column("role", 7), Column("id", 7, True), Column("strength", 9, True), Column("", 40)]
+
+
+def settings_line(spec: Any, busy: bool) -> Text:
+    """The settings a run takes (a core.views.steering.SteeringSpec), as the keys change them."""
+    sweep = ",".join(f"{s:g}" for s in spec.sweep or ())
+    return Text(f"method {spec.method}   positions {spec.positions}   seeds {spec.n_seeds} from {spec.settings.seed}"
+                f"   tokens {spec.tokens}   T {spec.settings.temperature:g}   sweep ×{sweep}"
+                + ("   ⏳ working…" if busy else ""), style="bold")
+
+
+def show_stale(line: Static, report: Any, asked: Any) -> None:
+    """Show `line` when `report` (or None) was computed for another prompt or settings than `asked`; else hide it."""
+    from spectrascope.tui.stale import stale_note
+
+    note = stale_note(report.asked, asked, spec_text) if report is not None else ""
+    line.display = bool(note)
+    line.update(Text(one_line(f"{note} · g / w regenerates", 300), style="bold yellow"))
+
 
 def spec_text(spec: Any) -> str:
     """Everything a report depends on but the prompt (a core.views.steering.SteeringSpec), as the user reads it."""
     features = " ".join(f.label() for f in spec.features)
-    words = "from the concept feature's label" if not spec.words else ", ".join(spec.words)
+    words = "from the concept feature" if not spec.words else ", ".join(spec.words)
     return (f"{features} · {spec.method} · positions {spec.positions} · seeds {spec.n_seeds} from "
             f"{spec.settings.seed} · {spec.tokens} tokens · T {spec.settings.temperature:g} · words {words}")
+
+
+def words_note(words: list[str], source: str) -> str:
+    """The status line for concept words taken from the concept feature: which, from where, what else counts."""
+    from spectrascope.core.analysis.word_forms import forms
+
+    more = [f for w in words for f in forms(w)[1:]]
+    also = f" (also counted: {', '.join(more[:6])}{', …' if len(more) > 6 else ''})" if more else ""
+    return (f"concept words from {source}: {', '.join(words)}{also} · edit the words field to change them; "
+            "case and inflection are ignored")
+
+
+def draw_columns(columns: dict[str, Any], report: Any) -> None:
+    """Each configuration's RunColumn (`columns`: name -> widget) shows its part of `report`; the others hide."""
+    for name, widget in columns.items():
+        widget.display = report is not None and name in report.configs
+        if widget.display:
+            widget.show(report, name)
+
+
+def draw_plots(effect: Static, cost: Static, report: Any, width: int, height: int) -> None:
+    """The sweep's effect and cost charts in two Statics sized `width` x `height`; a hint before any sweep."""
+    if report is None:
+        effect.update(Text("No sweep yet: press w.", style="grey50"))
+        cost.update(Text(""))
+        return
+    for widget, metric in ((effect, "concept_act"), (cost, "perplexity")):
+        chart = plot_curves(report, metric, width, height)
+        widget.update(Text.from_ansi(chart, no_wrap=True, overflow="crop"))
 
 
 def targeting_note(report: Any) -> str:

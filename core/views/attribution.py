@@ -285,7 +285,7 @@ def attr_row(role: str, feature: int, position: int, token: str, activation: flo
     return AttributedFeature(
         role=role, feature=feature, position=position, token=token, activation=activation, estimate=estimate,
         measured=measured, off=measured is not None and attr.off(estimate, measured),
-        label=label.short() if label is not None else "", url=labels.url(feature) if labels is not None else None,
+        label=label.text() if label is not None else "", url=labels.url(feature) if labels is not None else None,
         dense=freq is not None and freq > DENSE_FREQ)
 
 

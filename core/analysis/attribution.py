@@ -21,7 +21,9 @@ sign as the estimate. Estimates far from their measurement mark where the first-
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Sequence
 
 import torch
@@ -115,21 +117,17 @@ def ranked(nodes: Sequence[Nodes], n: int) -> list[tuple[int, int]]:
     sizes = [int(node.estimates.numel()) for node in nodes]
     flat = torch.cat([node.estimates.abs() for node in nodes]) if nodes else torch.zeros(0)
     picked = flat.topk(min(n, flat.numel())).indices.tolist()
-    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-    out = []
-    for k in picked:
-        i = max(i for i, o in enumerate(offsets) if o <= k and sizes[i] > 0)
-        out.append((i, k - offsets[i]))
-    return out
+    starts = list(accumulate(sizes, initial=0))  # where each SAE's estimates begin in `flat`
+    located = [(bisect_right(starts, k) - 1, k) for k in picked]  # an empty SAE's start is skipped over
+    return [(i, k - starts[i]) for i, k in located]
 
 
-def ablation_edits(pairs: Sequence[tuple[str, int, int]], extra: Sequence[tuple[str, tuple[tuple[int, int], ...]]] = ()
-                   ) -> list[AblateFeatures]:
+def ablation_edits(pairs: Sequence[tuple[str, int, int]], extra: Sequence[tuple[str, tuple[tuple[int, int], ...]]] = (),
+                   first_row: int = 0) -> list[AblateFeatures]:
     """One batch row per (role, position, feature) in `pairs`, then one per (role, at) in `extra`
-    (joint ablations: the top features together, every feature)."""
-    edits = [AblateFeatures(role, ((t, f),), row=r) for r, (role, t, f) in enumerate(pairs)]
-    edits += [AblateFeatures(role, at, row=len(pairs) + k) for k, (role, at) in enumerate(extra)]
-    return edits
+    (joint ablations: the top features together, every feature), from row `first_row` on."""
+    ats = [(role, ((t, f),)) for role, t, f in pairs] + list(extra)
+    return [AblateFeatures(role, at, row=first_row + r) for r, (role, at) in enumerate(ats)]
 
 
 def off(estimate: float, measured: float) -> bool:

@@ -230,9 +230,8 @@ def build(session: Any, spec: AttributionSpec, cancel: Any = None, progress: Any
             top_at = tuple((t, f) for r, t, f in pairs if r == role)
             if top_at:
                 extra += [(role, top_at), (role, tuple((t, -1) for t in range(first, p + 1)))]
-        edits = attr.ablation_edits(pairs, extra)
+        edits = attr.ablation_edits(pairs, extra, first_row=1)
         batch = torch.tensor([ids[: p + 1]] * (len(edits) + 1))  # row 0 is the run itself
-        edits = [type(e)(e.role, e.at, row=e.row + 1, scale=e.scale) for e in edits]
         out = session.forward(batch, edits=edits, keep_logits=0, cancel=cancel, scores=attr.scored_tokens(target, vs))
         values = attr.objective_value(out.scores.cpu())
         change = (values[0] - values[1:]).tolist()
@@ -311,8 +310,8 @@ def ablate(session: Any, report: AttributionReport, row: AttributedFeature, canc
 
     ids, _ = session.tokenize(report.prompt)
     ids = ids[: report.position + 1]
-    edit = AblateFeatures(row.role, ((row.position, row.feature),))
-    out = session.forward(torch.tensor([ids, ids]), edits=[AblateFeatures(edit.role, edit.at, row=1)], keep_logits=1,
+    edit = AblateFeatures(row.role, ((row.position, row.feature),), row=1)  # row 0 is the run itself
+    out = session.forward(torch.tensor([ids, ids]), edits=[edit], keep_logits=1,
                           cancel=cancel, scores=attr.scored_tokens(report.target_id, report.vs_id))
     values = attr.objective_value(out.scores.cpu())
     probs = torch.softmax(out.logits[:, -1].float().cpu(), -1)[:, report.target_id]

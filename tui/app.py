@@ -24,7 +24,7 @@ from textual.color import Color
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Header, Input, ProgressBar, Static, TabbedContent, TabPane, Tabs
 
 from spectrascope.core.text import one_line
 from spectrascope.tui.errors import describe
@@ -33,6 +33,7 @@ from spectrascope.tui.messages import LoadProgress, ResultReady, RunFailed, SAES
 from spectrascope.tui.panes import PANES
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.paste import use_inert_paste
+from spectrascope.tui.widgets.fitting_footer import FittingFooter
 from spectrascope.tui.widgets.text_field import TextField
 from spectrascope.tui.widgets.token_strip import TokenStrip
 
@@ -137,7 +138,7 @@ class SpectrascopeApp(App):
                 with TabPane(entry.title, id=f"tab-{entry.name}"):
                     binds = [getattr(SpectrascopeApp, name) for name in ("session", *entry.binds)]
                     yield entry.pane_class()(id=entry.name).data_bind(*binds)
-        yield Footer()
+        yield FittingFooter()
 
     def get_driver_class(self):
         return use_inert_paste(super().get_driver_class())  # a paste never arrives as key presses

@@ -247,7 +247,8 @@ class SpectrascopeApp(App):
         self._cancel = threading.Event()
         from spectrascope.core.engine.session import Request
 
-        self._forward(self.session, Request(prompt, run_id=self._run_id), self._cancel)
+        companions = tuple(c for pane in self.panes().values() for c in pane.companions(prompt))
+        self._forward(self.session, Request(prompt, run_id=self._run_id, companions=companions), self._cancel)
 
     @work(thread=True, exit_on_error=False, group="forward")
     def _forward(self, session: SessionAPI, request: Any, cancel: threading.Event) -> None:

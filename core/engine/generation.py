@@ -27,7 +27,7 @@ import torch
 
 from spectrascope.core.engine.plan import Edit
 from spectrascope.core.stats.sampling import Distribution, LogitsView, SamplingSettings, compare, sample
-from spectrascope.core.engine.session import Cancelled, PromptError, Session
+from spectrascope.core.engine.session import Cancelled, PromptError, Request, Session
 from spectrascope.core.engine.codes import Spectrum, encode_all
 
 
@@ -305,19 +305,26 @@ class SystemAB:
     comparison: Any  # sampling.ABComparison
 
 
+def ab_companions(session: Session, user: str, system: str) -> tuple[Request, ...]:
+    """The A/B's variant texts as companions of the prompt's run (`Request.companions`): each keystroke
+    extends them in the prompt's own batched forward, and `system_prompt_ab` then finds them kept."""
+    if not system:
+        return ()
+    return tuple(Request(with_system_prompt(session, text, user), layers=(), codes=False, slot=slot)
+                 for text, slot in (("", "ab-without"), (system, "ab-with")))
+
+
 def system_prompt_ab(
     session: Session, user: str, system: str, settings: SamplingSettings, top_n: int = 20
 ) -> SystemAB:
     """Next-token distribution of `user` without (A) and with (B) the system prompt."""
-    from spectrascope.core.engine.session import Request
-
     if not system:
         raise PromptError("The system prompt is empty: type one to compare against.")
     # Only the logits matter here: no residuals, no SAE codes. Each variant keeps its own cache slot,
     # so a keystroke runs only its new tokens and the prompt's own slot is left alone; a base
     # model's "without" text is the prompt itself, answered by the prompt's slot with no forward.
-    a = session.run(Request(with_system_prompt(session, "", user), layers=(), codes=False, slot="ab-without"))
-    b = session.run(Request(with_system_prompt(session, system, user), layers=(), codes=False, slot="ab-with"))
+    # When the prompt's run carried them as companions (the app does), both are answered from there.
+    a, b = (session.run(variant) for variant in ab_companions(session, user, system))
     dist_a = LogitsView(a.logits).apply(settings)
     dist_b = LogitsView(b.logits).apply(settings)
     return SystemAB(dist_a, dist_b, compare(dist_a, dist_b, top_n=top_n))

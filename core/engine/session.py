@@ -343,7 +343,8 @@ class Session:
         edits: Sequence[Edit] = (),
         stop_after: str | None = None,
         cache: Any = None,
-        attention_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
+        position_ids: torch.Tensor | None = None,
         keep_logits: int = 1,
         cancel: threading.Event | None = None,
         scores: Sequence[int] = (),
@@ -355,6 +356,8 @@ class Session:
             (absolute: a cached call's first token is at position cache length).
         stop_after: a hook name; the forward ends right after it (no logits, no cache).
         cache: a KV cache (`new_cache()`), extended in place; None runs without one.
+        attention_mask / position_ids: (B, T) padding mask, or one additive mask per layer type with
+            per-row positions (`core.engine.kv_batch`: rows of different cached lengths in one batch).
         keep_logits: logits of the last n positions (0: none, the unembedding is skipped).
         cancel: checked before each block; raises `Cancelled`.
         scores: token ids whose logits after the last position come back in float32 (`ForwardOut.scores`,
@@ -367,7 +370,9 @@ class Session:
         if input_ids.dim() == 1:
             input_ids = input_ids[None]
         input_ids = input_ids.to(self.model.device)  # (B, T)
-        if attention_mask is not None:
+        if isinstance(attention_mask, Mapping):
+            attention_mask = {kind: mask.to(self.model.device) for kind, mask in attention_mask.items()}
+        elif attention_mask is not None:
             attention_mask = attention_mask.to(self.model.device)
         with self._lock:
             offset = cache.get_seq_length() if cache is not None else 0
@@ -386,6 +391,8 @@ class Session:
             with torch.inference_mode(), self._hooks(hooks):
                 try:
                     kw = {"attention_mask": attention_mask, "use_cache": cache is not None}
+                    if position_ids is not None:
+                        kw["position_ids"] = position_ids.to(self.model.device)
                     if cache is not None:
                         kw[self._cache_kw] = cache
                     out = hf.get_decoder()(input_ids=input_ids, **kw)
@@ -546,7 +553,12 @@ class Session:
         hooks = tuple(resid_hook(layer) for layer in sorted(set(layers)))
         roles = tuple(self.saes) if request.codes else ()
         if request.logits:
-            resid, logits, spectra, reused = self._run_incremental(ids, hooks, roles, request.slot, cancel)
+            rows = [(ids, hooks, roles, request.slot)]
+            for companion in request.companions:  # run in the same batch, kept in their own slots
+                companion_ids = self.tokenize(companion.prompt, companion.add_bos)[0]
+                if companion_ids != ids:
+                    rows.append((companion_ids, (), (), companion.slot))
+            resid, logits, spectra, reused = self._run_incremental(rows, cancel)[0]
         else:
             out = self.forward(ids, capture=hooks, stop_after=hooks[-1], keep_logits=0, cancel=cancel)
             resid, logits, reused = {h: x[0] for h, x in out.resid.items()}, None, 0
@@ -584,31 +596,96 @@ class Session:
         return min(common_prefix(state.ids, ids), len(ids) - 1)
 
     def _run_incremental(
-        self, ids: list[int], hooks: tuple[str, ...], roles: Sequence[str], slot: str,
-        cancel: threading.Event | None,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Spectrum], int]:
+        self, rows: Sequence[tuple[list[int], tuple[str, ...], Sequence[str], str]], cancel: threading.Event | None,
+    ) -> list[tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Spectrum], int]]:
+        """Each row (ids, hooks, roles, slot) from its slot's cached prefix: (resid, logits, spectra,
+        reused) per row. Rows with something to run go through one batched forward."""
         from spectrascope.core.engine.codes import join_spectra
 
         with self._lock:
-            hit = self._cached(ids, hooks, roles, slot)
-            if hit is not None:  # nothing to run; `reused` counts as for a rerun of the last token
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled
-                return {h: hit.resid[h] for h in hooks}, hit.logits, {r: hit.spectra[r] for r in roles}, len(ids) - 1
-            p = self._reusable_prefix(ids, hooks, roles, slot)
-            state = self._prompts.pop(slot, None)  # a cancel or error mid-way leaves no half state
-            cache = state.cache if p > 0 and self.crop_cache(state.cache, p) else None
-            if cache is None:
-                p, cache = 0, self.new_cache()
-            out = self.forward(ids[p:], capture=hooks, cache=cache, keep_logits=1, cancel=cancel)
-            resid = {h: out.resid[h][0] for h in hooks}  # (t, d): the new positions
-            if p > 0:
-                resid = {h: torch.cat([state.resid[h][:p], x]) for h, x in resid.items()}
-            fresh = self._encode(roles, {h: x[p:] for h, x in resid.items()})
-            spectra = {r: join_spectra(state.spectra[r], p, fresh[r]) if p else fresh[r] for r in roles}
-            logits = out.logits[0, -1].cpu()
-            self._prompts[slot] = _PromptState(ids, hooks, out.cache, resid, spectra, logits)
-            return resid, logits, spectra, p
+            answers: list[Any] = [None] * len(rows)
+            todo = []  # (row index, reusable prefix, the slot's previous state)
+            for i, (ids, hooks, roles, slot) in enumerate(rows):
+                hit = self._cached(ids, hooks, roles, slot)
+                if hit is not None:  # nothing to run; `reused` counts as for a rerun of the last token
+                    answers[i] = ({h: hit.resid[h] for h in hooks}, hit.logits, {r: hit.spectra[r] for r in roles},
+                                  len(ids) - 1)
+                    continue
+                # A cancel or error mid-way leaves no half state: the slot's state is taken out first.
+                todo.append((i, self._reusable_prefix(ids, hooks, roles, slot), self._prompts.pop(slot, None)))
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            runs = self._extend([(rows[i][0], p, state) for i, p, state in todo],
+                                tuple(dict.fromkeys(h for i, *_ in todo for h in rows[i][1])), cancel)
+            for (i, _, state), (p, new_resid, logits, cache) in zip(todo, runs):
+                ids, hooks, roles, slot = rows[i]
+                resid = {h: torch.cat([state.resid[h][:p], new_resid[h]]) if p else new_resid[h] for h in hooks}
+                fresh = self._encode(roles, {h: x[p:] for h, x in resid.items()})
+                spectra = {r: join_spectra(state.spectra[r], p, fresh[r]) if p else fresh[r] for r in roles}
+                self._prompts[slot] = _PromptState(ids, hooks, cache, resid, spectra, logits)
+                answers[i] = (resid, logits, spectra, p)
+            return answers
+
+    def _row_cache(self, state: _PromptState | None, p: int) -> tuple[Any, int]:
+        """A one-row cache holding the slot's first `p` tokens, and p (0 with an empty cache where
+        the old one cannot be cut back exactly)."""
+        from spectrascope.core.engine.kv_batch import GroupRow
+
+        if state is None or p == 0:
+            return self.new_cache(), 0
+        if isinstance(state.cache, GroupRow):  # it ran in a batch: copy its row out
+            return state.cache.group.row_cache(state.cache.index, p, self.new_cache), p
+        return (state.cache, p) if self.crop_cache(state.cache, p) else (self.new_cache(), 0)
+
+    def _extend(self, rows: Sequence[tuple[list[int], int, _PromptState | None]], hooks: tuple[str, ...],
+                cancel: threading.Event | None) -> list[tuple[int, dict[str, torch.Tensor], torch.Tensor, Any]]:
+        """Run each row (ids, reusable prefix, its slot's previous state) from its cached prefix. Several
+        rows share one batched forward over a `RowGroup` (core/engine/kv_batch.py), kept between calls
+        so a keystroke copies no cache; one row runs on its own cache. Per row: the prefix reused, the
+        new positions' residuals {hook: (t, d)}, the next-token logits (V,) on the CPU, the new cache."""
+        from spectrascope.core.engine.kv_batch import COMPACT_SHARE, GroupRow, RowGroup
+
+        group = self._shared_group([state for _, _, state in rows])
+        if group is not None and group.hole_share() <= COMPACT_SHARE:
+            prefixes = [p for _, p, _ in rows]
+            group.crop(prefixes)
+        elif len(rows) > 1:  # a new group: each row's cache copied in once
+            caches = [self._row_cache(state, p) for _, p, state in rows]
+            prefixes = [p for _, p in caches]
+            group = RowGroup.merge(caches)
+            if group is None:  # a cache that cannot sit in a batch: one forward per row
+                return [self._extend_one(ids, cache, p, hooks, cancel) for (ids, _, _), (cache, p) in zip(rows, caches)]
+        else:
+            return [self._extend_one(ids, *self._row_cache(state, p), hooks, cancel) for ids, p, state in rows]
+        config = self.model.hf_model.config
+        news = [ids[p:] for (ids, _, _), p in zip(rows, prefixes)]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids, positions, masks = group.inputs(
+            news, pad, getattr(config, "layer_types", None) or ["full_attention"],
+            getattr(config, "sliding_window", None), self.model.hf_model.dtype)
+        out = self.forward(input_ids, capture=hooks, cache=group.cache, attention_mask=masks,
+                           position_ids=positions, keep_logits=1, cancel=cancel)
+        group.appended()
+        width = input_ids.shape[1]
+        return [(p, {h: out.resid[h][i, width - len(new):] for h in hooks}, out.logits[i, -1].cpu(), GroupRow(group, i))
+                for i, (new, p) in enumerate(zip(news, prefixes))]
+
+    def _extend_one(self, ids: list[int], cache: Any, p: int, hooks: tuple[str, ...],
+                    cancel: threading.Event | None) -> tuple[int, dict[str, torch.Tensor], torch.Tensor, Any]:
+        out = self.forward(ids[p:], capture=hooks, cache=cache, keep_logits=1, cancel=cancel)
+        return p, {h: out.resid[h][0] for h in hooks}, out.logits[0, -1].cpu(), out.cache
+
+    @staticmethod
+    def _shared_group(states: Sequence[_PromptState | None]) -> Any:
+        """The `RowGroup` these slots' states are, in order, the rows of (None if they are not)."""
+        from spectrascope.core.engine.kv_batch import GroupRow
+
+        caches = [getattr(state, "cache", None) for state in states]
+        if len(caches) < 2 or not all(isinstance(c, GroupRow) for c in caches):
+            return None
+        group = caches[0].group
+        same = all(c.group is group and c.index == i for i, c in enumerate(caches))
+        return group if same and group.size == len(caches) else None
 
     def forget_prompt(self) -> None:
         """Drop every slot's cached prompt state (the next run is a full forward)."""

@@ -339,6 +339,13 @@ def seeded(session: Any, prompt: str, settings: SamplingSettings, runs: int, ste
     return seeded_runs(session, prompt, settings, [settings.seed + i for i in range(runs)], steps, cancel)
 
 
+def ab_companions(session: Any, prompt: str, system: str) -> tuple[Request, ...]:
+    """The A/B's variants of `prompt`, for the prompt's own run to extend in its batched forward."""
+    from spectrascope.core.engine.generation import ab_companions as variants
+
+    return variants(session, prompt, system) if system.strip() else ()
+
+
 def system_ab(session: Any, prompt: str, system: str, settings: SamplingSettings, top_n: int = 20,
               cancel: Any = None, progress: Any = None) -> Any:
     """The next-token distribution without and with the system prompt, compared (a `generation.SystemAB`)."""

@@ -193,6 +193,11 @@ class Pane(Vertical):
     def shown(self) -> None:
         """The pane's tab was just selected; panes whose work waits until they are seen override it."""
 
+    def companions(self, prompt: str) -> tuple:
+        """Texts the pane will ask for on every new `prompt` (core.engine.values.Request, logits only):
+        the app's run extends them in the prompt's own batched forward (the A/B's variants)."""
+        return ()
+
     def show_generation(self, result: Any, stepper: Any) -> None:
         """The Logits pane's generation of `result`'s prompt moved; the Spectrum follows it."""
 

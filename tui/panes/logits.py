@@ -155,6 +155,9 @@ class LogitsPane(LabelWorker, Pane):
         if self.ab_on:
             self._start_ab()
 
+    def companions(self, prompt: str) -> tuple:  # the A/B's variants ride in the prompt's forward
+        return logits.ab_companions(self.session, prompt, self._system()) if self.ab_on and self.session else ()
+
     def piece(self, token_id: int) -> str:
         return self.session.piece(token_id) if self.session is not None else str(token_id)
 
@@ -310,16 +313,13 @@ class LogitsPane(LabelWorker, Pane):
 
     @on(Input.Submitted, "#logits-system")
     def _system_submitted(self) -> None:
-        if not self.ab_on:
-            self._show_ab(True)
+        self._show_ab(True)  # (again, if on: it redraws)
         self._start_ab()
         self.query_one("#logits-table", FastTable).focus()
 
     def _start_ab(self) -> None:
-        system = self._system()
-        if not system.strip():
-            self._say("The system prompt is empty: type one to compare against.", "bold red")
-            return
+        if not (system := self._system()).strip():
+            return self._say("The system prompt is empty: type one to compare against.", "bold red")
         if self._start("ab", self._basis("ab"), logits.system_ab, self.session, self.prompt, system, self.settings,
                        self.top_n):
             self.ab = None

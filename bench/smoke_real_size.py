@@ -4,11 +4,21 @@
     nice -n 10 .venv/bin/python bench/smoke_real_size.py      # real sizes: ~5 GB model + 5 GB of SAEs
         [--keep] [--skip-build] [--only probe,spectrum,...] [--root DIR]
     .venv/bin/python bench/smoke_real_size.py --gemma-scope-2 # Gemma 3 270M + Gemma Scope 2 (issue 33)
+    nice -n 10 .venv/bin/python bench/smoke_real_size.py --gemma-3-4b [--fine 65k]  # Gemma 3 4B-shaped (issue 33)
 
 --gemma-scope-2: the embedded model's weights placed as google/gemma-3-270m, and
 google/gemma-scope-2-270m-pt's resid_post/layer_9_width_16k_l0_medium and width_262k
 params.safetensors (random JumpReLU at real shapes, fp32), chosen by `--model gemma-3-270m-pt` and
 its default SAEs: the Gemma 3 preset path a GPU box takes, offline (HF_HUB_OFFLINE=1).
+
+--gemma-3-4b: google/gemma-3-4b-pt as the hub ships it, a Gemma3ForConditionalGeneration checkpoint
+(the real config.json: text model 2560 wide, 34 layers, 8 heads / 4 KV heads of 256, MLP 10240, vocab
+262208, sliding window 1024; the real SigLIP tower, 27 layers of 1152; tensors named as the hub names
+them), random bf16 weights (8.6 GB), the embedded model's tokenizer (Gemma 3's), plus
+google/gemma-scope-2-4b-pt's resid_post/layer_17_width_16k_l0_medium and width_262k (or --fine 65k)
+params.safetensors, random at real shapes (d 2560, fp32: 5.4 GB at 262k, 1.3 GB at 65k). Runs
+build, saes, probe and spectrum by default (--only for the other steps); measured at 262k: at most 12.7 GB
+peak RSS a step (pilot); spectrum 11.7-12.7 GB over three runs (mapped SAE pages come and go).
 
 Builds, in a temporary Hugging Face cache (HF_HOME), what `hf download` would leave there:
 google/gemma-2-2b with its real config and random bf16 weights (plus a synthetic tokenizer of
@@ -66,6 +76,40 @@ SHARD_BYTES = 2 << 30  # safetensors shards written one at a time (the build nev
 GS2_REPO = "google/gemma-scope-2-270m-pt"
 GS2_IDS = {"coarse": "resid_post/layer_9_width_16k_l0_medium", "fine": "resid_post/layer_9_width_262k_l0_medium"}
 
+# --gemma-3-4b: google/gemma-3-4b-pt's config.json (what the hub ships; the text model's other fields are
+# Gemma3TextConfig's defaults: 8 heads, 4 KV heads, head_dim 256, vocab 262208, rope 1e6 / 1e4 local).
+GEMMA3_4B = dict(
+    architectures=["Gemma3ForConditionalGeneration"], model_type="gemma3", boi_token_index=255999,
+    eoi_token_index=256000, image_token_index=262144, eos_token_id=[1, 106], initializer_range=0.02,
+    mm_tokens_per_image=256, torch_dtype="bfloat16", transformers_version="4.50.0.dev0",
+    text_config=dict(model_type="gemma3_text", hidden_size=2560, intermediate_size=10240, num_hidden_layers=34,
+                     rope_scaling={"factor": 8.0, "rope_type": "linear"}, sliding_window=1024),
+    vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, image_size=896, intermediate_size=4304,
+                       num_attention_heads=16, num_hidden_layers=27, patch_size=14, vision_use_head=False),
+)
+# --tiny: the same layout and vocabulary (the real tokenizer), toy widths; 20 layers so layer 17 exists.
+GEMMA3_4B_TINY = {**GEMMA3_4B, "mm_tokens_per_image": 4,
+                  "text_config": dict(model_type="gemma3_text", hidden_size=64, intermediate_size=128, num_hidden_layers=20,
+                                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=16),
+                  "vision_config": dict(model_type="siglip_vision_model", hidden_size=32, image_size=28, intermediate_size=64,
+                                        num_attention_heads=2, num_hidden_layers=1, patch_size=14, vision_use_head=False)}
+G4B_REPO = "google/gemma-scope-2-4b-pt"
+SAE_WIDTHS = {"16k": 16_384, "65k": 65_536, "262k": 262_144}
+
+
+def g4b_ids(fine: str) -> dict[str, str]:
+    return {"coarse": "resid_post/layer_17_width_16k_l0_medium", "fine": f"resid_post/layer_17_width_{fine}_l0_medium"}
+
+
+def hub_name(name: str) -> str:
+    """A Gemma3ForConditionalGeneration tensor as google/gemma-3-4b-pt's safetensors name it (4.50 layout)."""
+    for new, old in (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower.vision_model."),
+                     ("model.multi_modal_projector.", "multi_modal_projector.")):
+        if name.startswith(new):
+            return old + name[len(new):]
+    return name
+
+
 CONCEPT = ["The Eiffel Tower stands in Paris.", "Paris is the capital of France.", "French bakers sell baguettes.",
            "The Louvre holds the Mona Lisa.", "Lyon and Marseille are French cities.", "The Seine flows through Paris.",
            "Bordeaux is known for its wine.", "The French Revolution began in 1789."]
@@ -112,7 +156,6 @@ def write_model(folder: Path, config: dict) -> None:
     """Random bf16 weights for every tensor of the config's model, shard by shard (std 0.02, as HF
     initialises; norms near 0, i.e. scale ~1 under Gemma's 1 + w)."""
     import torch
-    from safetensors.torch import save_file
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     cfg = Gemma2Config(**config)
@@ -121,6 +164,15 @@ def write_model(folder: Path, config: dict) -> None:
         shapes = {k: v.shape for k, v in Gemma2ForCausalLM(cfg).state_dict().items()}
     if cfg.tie_word_embeddings:
         shapes.pop("lm_head.weight", None)
+    write_shards(folder, shapes)
+    cfg.save_pretrained(folder)
+
+
+def write_shards(folder: Path, shapes: dict) -> None:
+    """Random bf16 tensors of `shapes` ({name: shape}) as sharded safetensors + index, one shard in memory."""
+    import torch
+    from safetensors.torch import save_file
+
     gen = torch.Generator().manual_seed(0)
     names: list[list[str]] = []  # per shard written
     shard: dict[str, torch.Tensor] = {}
@@ -144,14 +196,10 @@ def write_model(folder: Path, config: dict) -> None:
     total = sum((folder / f).stat().st_size for f in set(weight_map.values()))
     (folder / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
-    cfg.save_pretrained(folder)
 
 
 def build_gemma_scope_2(hf_home: Path, tiny: bool) -> None:
     """google/gemma-3-270m as links to the embedded model's converted files, and random Gemma Scope 2 SAEs."""
-    import torch
-    from safetensors.torch import save_file
-
     from spectrascope.core.engine.embedded import ensure_embedded_model
 
     model = hub_snapshot(hf_home, "google/gemma-3-270m")
@@ -162,14 +210,67 @@ def build_gemma_scope_2(hf_home: Path, tiny: bool) -> None:
             (model / f.name).symlink_to(f)
     scope = hub_snapshot(hf_home, GS2_REPO)
     for role, path in GS2_IDS.items():
-        folder, width = scope / path, WIDTHS[tiny][role]
-        folder.mkdir(parents=True, exist_ok=True)
-        if (folder / "params.safetensors").is_file():
-            continue
-        gen = torch.Generator().manual_seed(len(role))
-        w_dec = torch.nn.functional.normalize(torch.randn(width, 640, generator=gen), dim=1)
-        save_file({"w_enc": (w_dec.T * 0.05).contiguous(), "w_dec": w_dec, "b_enc": torch.zeros(width),
-                   "b_dec": torch.zeros(640), "threshold": torch.full((width,), 1.0)}, str(folder / "params.safetensors"))
+        write_gemma_scope_2_sae(scope / path, WIDTHS[tiny][role], 640, seed=len(role))
+
+
+def write_gemma_scope_2_sae(folder: Path, width: int, d: int, seed: int) -> None:
+    """A random JumpReLU at Gemma Scope 2's names and shapes (w_enc (d, width), w_dec (width, d), fp32): unit
+    decoder rows, encoder 0.05 x the decoder's transpose, threshold 1. Written as safetensors by hand, the
+    encoder in row chunks, so only the decoder is ever whole in memory (2.7 GB at 262k x 2560)."""
+    import struct
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "params.safetensors").is_file():
+        return
+    gen = torch.Generator().manual_seed(seed)
+    w_dec = torch.randn(width, d, generator=gen)
+    for rows in torch.split(w_dec, 4096):
+        rows /= rows.norm(dim=1, keepdim=True)
+    shapes = {"w_enc": (d, width), "w_dec": (width, d), "b_enc": (width,), "b_dec": (d,), "threshold": (width,)}
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for name, shape in shapes.items():
+        size = 4 * int(torch.Size(shape).numel())
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(folder / "params.safetensors.part", "wb") as out:
+        out.write(struct.pack("<Q", len(head)) + head)
+        for start in range(0, d, 64):  # w_enc, 64 rows at a time
+            out.write((w_dec[:, start:start + 64].T * 0.05).contiguous().numpy().tobytes())
+        out.write(memoryview(w_dec.numpy()))  # no copy
+        out.write(torch.zeros(width).numpy().tobytes() + torch.zeros(d).numpy().tobytes()
+                  + torch.full((width,), 1.0).numpy().tobytes())
+    (folder / "params.safetensors.part").rename(folder / "params.safetensors")
+
+
+def build_gemma_3_4b(hf_home: Path, tiny: bool, fine: str) -> None:
+    """google/gemma-3-4b-pt (its config.json, random bf16 weights under the hub's tensor names, the embedded
+    model's Gemma 3 tokenizer) and random Gemma Scope 2 16k + `fine` SAEs at layer 17."""
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    from spectrascope.core.engine.embedded import ensure_embedded_model
+
+    config = GEMMA3_4B_TINY if tiny else GEMMA3_4B
+    model = hub_snapshot(hf_home, "google/gemma-3-4b-pt")
+    if not (model / "config.json").is_file():
+        embedded = Path(os.environ["SMOKE_EMBEDDED"]) if os.environ.get("SMOKE_EMBEDDED") else ensure_embedded_model()
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (model / name).unlink(missing_ok=True)
+            (model / name).symlink_to(embedded / name)
+        with torch.device("meta"):
+            net = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config))
+            shapes = {hub_name(k): v.shape for k, v in net.state_dict().items() if k != "lm_head.weight"}  # tied
+        write_shards(model, shapes)
+        (model / "config.json").write_text(json.dumps(config, indent=2))  # last: marks the snapshot complete
+    scope = hub_snapshot(hf_home, G4B_REPO)
+    d = config["text_config"]["hidden_size"]
+    for role, path in g4b_ids(fine).items():
+        width = SAE_WIDTHS[path.split("_width_")[1].split("_")[0]]
+        write_gemma_scope_2_sae(scope / path, width // 64 if tiny else width, d, seed=len(role))
 
 
 def build(hf_home: Path, tiny: bool) -> None:
@@ -287,6 +388,11 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a Pilot wait may take")
     ap.add_argument("--gemma-scope-2", action="store_true",
                     help="Gemma 3 270M (the embedded weights as google/gemma-3-270m) + Gemma Scope 2 at layer 9")
+    ap.add_argument("--gemma-3-4b", action="store_true",
+                    help="Gemma 3 4B's multimodal checkpoint (random, real shapes) as google/gemma-3-4b-pt + Gemma Scope 2 "
+                         "at layer 17; steps build, saes, probe, spectrum unless --only")
+    ap.add_argument("--fine", choices=("262k", "65k"), default="262k",
+                    help="--gemma-3-4b's fine SAE width (262k: the preset's own; 65k: 1.3 GB instead of 5.4 GB)")
     ap.add_argument("--pilot-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.pilot_child is not None:  # we are the Pilot step's subprocess
@@ -295,7 +401,9 @@ def main(argv=None) -> int:
         print("PILOT " + json.dumps(asyncio.run(pilot_pass(args.pilot_child, args.timeout))), flush=True)
         return 0
 
-    kind = ("tiny" if args.tiny else "real") + ("-gs2" if args.gemma_scope_2 else "")
+    if args.gemma_scope_2 and args.gemma_3_4b:
+        ap.error("--gemma-scope-2 and --gemma-3-4b are two arms: give one")
+    kind = ("tiny" if args.tiny else "real") + ("-gs2" if args.gemma_scope_2 else "") + ("-4b" if args.gemma_3_4b else "")
     keep = args.keep or args.skip_build
     root = args.root or (Path(tempfile.gettempdir()) / f"spectrascope-smoke-{kind}" if keep
                          else Path(tempfile.mkdtemp(prefix=f"spectrascope-smoke-{kind}-")))
@@ -304,7 +412,7 @@ def main(argv=None) -> int:
     print(f"HF cache: {hf_home}" + (" (kept)" if keep else " (deleted afterwards)"), flush=True)
     (work / "concept.txt").write_text("\n".join(CONCEPT) + "\n")
     (work / "neutral.txt").write_text("\n".join(NEUTRAL) + "\n")
-    if args.gemma_scope_2 and not args.skip_build:  # converted once into the user's cache, linked from the HF cache
+    if (args.gemma_scope_2 or args.gemma_3_4b) and not args.skip_build:  # converted once into the user's cache, linked from the HF cache
         from spectrascope.core.engine.embedded import ensure_embedded_model
 
         os.environ["SMOKE_EMBEDDED"] = str(ensure_embedded_model())
@@ -313,15 +421,21 @@ def main(argv=None) -> int:
            "SPECTRASCOPE_CONFIG": str(work / "no-config.toml"), "OMP_WAIT_POLICY": "PASSIVE"}
     if args.gemma_scope_2:  # the preset's own default SAEs: nothing but --model names them
         model, saes = ["--model", "gemma-3-270m-pt", "--device", "cpu", "--dtype", "bfloat16"], []
+    elif args.gemma_3_4b:  # the preset's default SAEs; a 65k fine one is named (the preset's is 262k)
+        model = ["--model", "gemma-3-4b-pt", "--device", "cpu", "--dtype", "bfloat16"]
+        saes = ([] if args.fine == "262k" else
+                [a for role, path in g4b_ids(args.fine).items()
+                 for a in ("--sae", f"{role}=gemma-scope-2-4b-pt-res/{path.split('/')[1]}")])
     else:
         model = ["--model", "gemma-2-2b", "--device", "cpu", "--dtype", "bfloat16"]
         saes = [a for role, sae_id in SAE_IDS.items() for a in ("--sae", f"{role}=gemma-scope-2b-pt-res/{sae_id}")]
     cli = [sys.executable, "-m", "spectrascope.tui.cli"]
-    only = set(filter(None, args.only.split(",")))
+    only = set(filter(None, args.only.split(","))) or ({"build", "saes", "probe", "spectrum"} if args.gemma_3_4b else set())
     steps: list[tuple[str, list[str]]] = []
     if not args.skip_build:
         steps.append(("build", [sys.executable, __file__, "--build-child", str(hf_home)] + (["--tiny"] if args.tiny else [])
-                      + (["--gemma-scope-2"] if args.gemma_scope_2 else [])))
+                      + (["--gemma-scope-2"] if args.gemma_scope_2 else [])
+                      + ([f"--gemma-3-4b={args.fine}"] if args.gemma_3_4b else [])))
     steps += [
         ("saes", cli + ["saes"]),
         ("probe", cli + ["probe", PROMPT, "--top", "5"] + model),
@@ -362,8 +476,12 @@ def main(argv=None) -> int:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
     what = ("Gemma 3 270M, Gemma Scope 2" if args.gemma_scope_2
-            else f"Gemma 2 2B config{' (toy dims)' if args.tiny else ''}, Gemma Scope")
-    print(f"\nsmoke run ({kind} sizes: {what} {WIDTHS[args.tiny]['coarse']:,} + {WIDTHS[args.tiny]['fine']:,}, cpu bf16)")
+            else f"Gemma 3 4B multimodal checkpoint{' (toy dims)' if args.tiny else ''}, Gemma Scope 2 layer 17"
+            if args.gemma_3_4b else f"Gemma 2 2B config{' (toy dims)' if args.tiny else ''}, Gemma Scope")
+    widths = ((SAE_WIDTHS["16k"], SAE_WIDTHS[args.fine]) if args.gemma_3_4b else
+              (WIDTHS[args.tiny]["coarse"], WIDTHS[args.tiny]["fine"]))
+    widths = tuple(w // 64 for w in widths) if args.tiny and args.gemma_3_4b else widths
+    print(f"\nsmoke run ({kind} sizes: {what} {widths[0]:,} + {widths[1]:,}, cpu bf16)")
     print(f"{'step':10} {'wall s':>8} {'peak RSS GB':>12}  result")
     for r in rows:
         print(f"{r['step']:10} {r['wall_s']:8.1f} {r['rss_gb']:12.2f}  "
@@ -383,6 +501,11 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--build-child"]:  # the build step's subprocess
-        (build_gemma_scope_2 if "--gemma-scope-2" in sys.argv[3:] else build)(Path(sys.argv[2]), "--tiny" in sys.argv[3:])
+        hf_home, flags = Path(sys.argv[2]), sys.argv[3:]
+        four_b = next((f.split("=")[1] for f in flags if f.startswith("--gemma-3-4b=")), None)
+        if four_b:
+            build_gemma_3_4b(hf_home, "--tiny" in flags, four_b)
+        else:
+            (build_gemma_scope_2 if "--gemma-scope-2" in flags else build)(hf_home, "--tiny" in flags)
         raise SystemExit(0)
     raise SystemExit(main())

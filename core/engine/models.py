@@ -332,6 +332,33 @@ def _check_no_offload(spec: ModelSpec, placed: dict[str, Any]) -> None:
             f"use more GPUs, or a smaller dtype.")
 
 
+def _text_model(hf_model: Any) -> Any:
+    """Gemma 3 4B and up ship as Gemma3ForConditionalGeneration (a SigLIP vision tower + the LM). On
+    text, its forward is its language model's: re-house that as the Gemma3ForCausalLM the 270M and 1B
+    load as (same modules, same tensors: nothing is copied), so the bridge, hooks, KV cache, lens and
+    config reads take the tested text-only path, and the vision tower (0.4B parameters at 4B) is freed.
+    (Booted as multimodal, transformer-lens 3.9 also loads an image processor and, when that fails,
+    runs `pip install torchvision` into the environment.) Any other model comes back as it is."""
+    if type(hf_model).__name__ != "Gemma3ForConditionalGeneration":
+        return hf_model
+    import torch
+    from transformers import Gemma3ForCausalLM
+
+    config = hf_model.config.get_text_config()
+    config.architectures = ["Gemma3ForCausalLM"]
+    config.dtype = hf_model.dtype
+    with torch.device("meta"):  # its two children are replaced at once
+        text = Gemma3ForCausalLM(config)
+    text.model, text.lm_head = hf_model.model.language_model, hf_model.lm_head
+    text.generation_config = hf_model.generation_config
+    placed = getattr(hf_model, "hf_device_map", None)
+    if placed:  # keep accelerate's placement, under the text model's module names
+        text.hf_device_map = {re.sub(r"^model\.language_model\b", "model", name): device
+                              for name, device in placed.items()
+                              if not name.startswith(("model.vision_tower", "model.multi_modal_projector"))}
+    return text.eval()
+
+
 def load_model(
     name_or_spec: str | ModelSpec = DEFAULT_MODEL,
     device: str | None = None,
@@ -371,6 +398,7 @@ def load_model(
         raise ModelUnavailable(
             f"Could not load model {spec.name!r} from {folder}: {exc}"
         ) from exc
+    hf_model = _text_model(hf_model)
     if device_map is None:
         hf_model.to(device)
     else:  # accelerate placed each layer; token ids go where the embeddings are

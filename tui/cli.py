@@ -270,13 +270,14 @@ def cmd_saes(args) -> int:
 
 
 def cmd_sae_info(args) -> int:
-    from spectrascope.core.analysis.sae_info import sae_info
+    from spectrascope.core.analysis.sae_info import budgets_line, sae_info, training_budget
 
     session = _load_session(args)
     infos = [sae_info(session, role) for role in session.saes]
+    budgets = {i.role: training_budget(i.folder) for i in infos}  # side by side: each from its card
     if args.json:
-        print(json.dumps({"saes": [i.to_dict() for i in infos], "not_loaded": dict(session.sae_errors)},
-                         indent=1, ensure_ascii=False))
+        print(json.dumps({"saes": [i.to_dict() for i in infos], "training_budgets": budgets,
+                          "not_loaded": dict(session.sae_errors)}, indent=1, ensure_ascii=False))
         return 0
     from spectrascope.tui.console import headless_console
 
@@ -285,6 +286,8 @@ def cmd_sae_info(args) -> int:
     console = headless_console()
     for info in infos:
         console.print(info_table(info))
+    if len(budgets) > 1:
+        console.print(budgets_line(budgets), markup=False)
     for role, why in session.sae_errors.items():
         console.print(f"{role}: not loaded ({why})")
     return 0

@@ -39,6 +39,11 @@ class SAEInfoScreen(ModalScreen):
             for info in self.infos:
                 yield Static(info_table(info))
                 yield Static("")
+            if len(self.infos) > 1:  # the training budgets side by side: coarse vs fine mixes width with them
+                from spectrascope.core.analysis.sae_info import budgets_line, training_budget
+
+                yield Static(Text(budgets_line({i.role: training_budget(i.folder) for i in self.infos})))
+                yield Static("")
             for role, why in self.missing.items():
                 yield Static(Text(f"{role}: not loaded ({why})", style="yellow"))
             if not self.infos and not self.missing:

@@ -21,9 +21,10 @@ mean activations are reported beside it. Anchors are ranked by selectivity, ties
 r_c - r_n.
 
 Besides the per-prompt summaries, which features fire (activation > 0) on every summarised token is
-kept as one sparse 0/1 (tokens x F) matrix per SAE (`TokenFiring`; the values are one forward away,
-core/analysis/token_view.py): the hierarchy test (core/stats/hierarchy.py) reads which fine features
-fire inside which coarse ones from it, with no second forward.
+kept as one sparse 0/1 (tokens x F) matrix per SAE (`TokenFiring`), and the coarse SAE's activations
+there (float16 in the cache; `VALUE_ROLES`): the hierarchy test (core/stats/hierarchy.py) reads which fine features fire inside which
+coarse ones from it, and the anchor's concept check (core/stats/concept_words.py) its activation mass on
+each kind of token, with no second forward.
 
 Results are cached on disk (one .npz per model x SAEs x prompt contents), stored compactly
 (sparse CSR or dense, float16 values; see `encode_compact`) and written atomically (temp
@@ -50,8 +51,10 @@ from spectrascope.core.assets import PROMPTS_DIR, atomic_write
 
 Progress = Callable[[str, float | None], None]
 CACHE_FORMAT = 2  # 2: compact (CSR or dense, float16 values); older files are misses. Token firing came
-# later within format 2: a file without it is a miss too, rewritten with it (see load_cached).
+# later within format 2, and its activation values later still: a file without them is a miss too,
+# rewritten with them (see load_cached).
 ENCODE_CHUNK_ELEMENTS = 1 << 26  # tokens x features encoded at once (256 MB of float32)
+VALUE_ROLES = ("coarse",)  # the SAEs whose token activations are kept besides their firing: the anchors'
 
 
 def _quiet(_msg: str, _frac: float | None = None) -> None:
@@ -207,12 +210,14 @@ class TokenFiring:
 
     Rows are tokens in prompt order (concept prompts first), then position; `firing[role]` is a
     scipy.sparse CSR (tokens x F) bool, True where the feature fires (an SAE code is sparse: 64 of
-    4,096 at k = 64)."""
+    4,096 at k = 64); `values[role]` the same entries' activations (CSR float32, float16-rounded where
+    the run is cached) for the roles of VALUE_ROLES, or None where a run was built without them."""
 
     prompt: np.ndarray  # (T,) int32: the prompt each token belongs to (index into the concept + neutral list)
     position: np.ndarray  # (T,) int32: its position in that prompt (BOS is 0)
     token_id: np.ndarray  # (T,) int32
     firing: dict[str, Any]  # role -> scipy.sparse.csr_matrix (T, F) bool
+    values: dict[str, Any] | None = None  # role -> scipy.sparse.csr_matrix (T, F) float32, the activations
 
     @property
     def n_tokens(self) -> int:
@@ -220,16 +225,29 @@ class TokenFiring:
 
     def shifted(self, offset: int) -> "TokenFiring":
         """The same tokens with their prompt indices moved by `offset` (the neutral set after the concept one)."""
-        return TokenFiring(self.prompt + offset, self.position, self.token_id, self.firing)
+        return TokenFiring(self.prompt + offset, self.position, self.token_id, self.firing, self.values)
 
     @staticmethod
     def concat(parts: Sequence["TokenFiring"]) -> "TokenFiring":
         import scipy.sparse as sp
 
         roles = parts[0].firing
+        values = ({r: sp.vstack([p.values[r] for p in parts], format="csr") for r in parts[0].values}
+                  if all(p.values is not None for p in parts) else None)
         return TokenFiring(np.concatenate([p.prompt for p in parts]), np.concatenate([p.position for p in parts]),
                            np.concatenate([p.token_id for p in parts]),
-                           {r: sp.vstack([p.firing[r] for p in parts], format="csr") for r in roles})
+                           {r: sp.vstack([p.firing[r] for p in parts], format="csr") for r in roles}, values)
+
+    def rounded(self) -> "TokenFiring":
+        """These tokens with their activations as the cache gives them back (float16-rounded)."""
+        if self.values is None:
+            return self
+        values = {}
+        for role, v in self.values.items():
+            v = v.copy()
+            v.data = v.data.astype(np.float16).astype(np.float32)
+            values[role] = v
+        return TokenFiring(self.prompt, self.position, self.token_id, self.firing, values)
 
 
 @dataclass
@@ -412,7 +430,8 @@ def collect_activations(
                     codes = sae.encode(x[t0:t0 + step]).float().cpu()  # (c, F)
                     if with_tokens:
                         r, f = (codes > 0).nonzero(as_tuple=True)
-                        fired[role].append((r.numpy() + first_token + t0, f.numpy()))
+                        vals = codes[r, f].numpy() if role in VALUE_ROLES else np.zeros(0, np.float32)
+                        fired[role].append((r.numpy() + first_token + t0, f.numpy(), vals))
                     rows, lens_in = torch.unique_consecutive(seg[t0:t0 + step], return_counts=True)
                     for r, piece in zip(rows.tolist(), torch.split(codes, lens_in.tolist())):
                         mx[r] = torch.maximum(mx[r], piece.max(0).values)
@@ -430,13 +449,17 @@ def collect_activations(
     position = np.concatenate(tok_pos).astype(np.int32) if tok_pos else np.zeros(0, np.int32)
     token_id = np.concatenate(tok_ids).astype(np.int32) if tok_ids else np.zeros(0, np.int32)
     tokens_order = np.lexsort((position, prompt))  # prompt order, not the batches' length order
-    firing = {}
+    firing, values = {}, {}
     for role, sae in saes.items():
-        rows, cols = ((np.concatenate(p) for p in zip(*fired[role])) if fired[role]
-                      else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        rows, cols, vals = ((np.concatenate(p) for p in zip(*fired[role])) if fired[role]
+                            else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)))
         m = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(n_tokens, sae.cfg.d_sae))
         firing[role] = m[tokens_order]
-    return out, n_tokens, TokenFiring(prompt[tokens_order], position[tokens_order], token_id[tokens_order], firing)
+        if role in VALUE_ROLES:
+            v = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_tokens, sae.cfg.d_sae))
+            values[role] = v[tokens_order]
+    return out, n_tokens, TokenFiring(prompt[tokens_order], position[tokens_order], token_id[tokens_order], firing,
+                                      values)
 
 
 # ---------------------------------------------------------------- cache
@@ -601,16 +624,45 @@ def encode_tokens(tokens: TokenFiring) -> tuple[dict[str, np.ndarray], dict[str,
     for role, m in tokens.firing.items():
         stored, layouts[role] = encode_firing(f"tokens__{role}", m)
         arrays.update(stored)
+        if tokens.values is not None and role in tokens.values:  # float16, in the firing's CSR order
+            arrays[f"tokens__{role}__values"] = _values_in_order(m, tokens.values[role]).astype(np.float16)
+            layouts[role] = {**layouts[role], "values": True}
     return arrays, layouts
 
 
+def _values_in_order(firing: Any, values: Any) -> np.ndarray:
+    """The activations of `values` at the entries of `firing` in its canonical CSR order (what
+    `encode_firing` stores and `decode_firing` gives back). # (nnz,) float32"""
+    m = firing.tocsr().astype(bool)
+    m.eliminate_zeros()
+    m.sort_indices()
+    v = values.tocsr()
+    v.sort_indices()
+    if np.array_equal(v.indptr, m.indptr) and np.array_equal(v.indices, m.indices):
+        return np.asarray(v.data, np.float32)
+    rows, cols = m.nonzero()
+    return np.asarray(v[rows, cols], np.float32).ravel()
+
+
 def decode_tokens(z: Mapping[str, np.ndarray], layouts: Mapping[str, Any]) -> TokenFiring:
+    import scipy.sparse as sp
+
     t = {k: np.asarray(z[f"tokens__{k}"], np.int32) for k in TOKEN_ARRAYS}
     firing = {role: decode_firing(z, f"tokens__{role}", layout) for role, layout in layouts.items()}
     if any(a.shape != t["prompt"].shape for a in t.values()) or any(
             m.shape[0] != t["prompt"].shape[0] for m in firing.values()):
         raise ValueError("tokens: arrays of different lengths")
-    return TokenFiring(t["prompt"], t["position"], t["token_id"], firing)
+    values = None
+    if any(layout.get("values") for layout in layouts.values()):
+        values = {}
+        for role, m in firing.items():
+            if not layouts[role].get("values"):
+                continue
+            data = np.asarray(z[f"tokens__{role}__values"]).astype(np.float32)
+            if data.shape != (m.nnz,):
+                raise ValueError(f"tokens__{role}__values: {data.shape[0]} values for {m.nnz} firings")
+            values[role] = sp.csr_matrix((data, m.indices, m.indptr), shape=m.shape)
+    return TokenFiring(t["prompt"], t["position"], t["token_id"], firing, values)
 
 
 def compact_roundtrip(acts: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -683,6 +735,8 @@ def load_cached(key: str, settings: ContrastSettings) -> ContrastResult | None:
             is_concept = z["is_concept"].astype(bool)
             if meta.get("tokens") is None:
                 return None  # written before token firing was kept: run again, so the hierarchy test has it
+            if not all(layout.get("values") for role, layout in meta["tokens"].items() if role in VALUE_ROLES):
+                return None  # written before its activations were kept: run again, for the concept check's mass
             tokens = decode_tokens(z, meta["tokens"])
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a damaged file is a miss; it is rewritten after the run
@@ -730,6 +784,7 @@ def run_contrast(
             "seconds": round(time.perf_counter() - t0, 3), "prompts_sha256": prompts_hash(concept, neutral)}
     if use_cache:
         acts = compact_roundtrip(acts)  # the numbers a later cache hit gives, so both runs show the same
+        tokens = tokens.rounded()
     result = ContrastResult(roles, acts, is_concept, settings, key, info, tokens=tokens)
     if use_cache:
         try:

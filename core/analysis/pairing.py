@@ -39,7 +39,7 @@ import json
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -271,9 +271,12 @@ def verdict(pairings: Sequence[AnchorPairing], needed: int = 3) -> Verdict:
 
 
 def judged(contrast: ContrastResult, pairings: Sequence[AnchorPairing], settings: PairingSettings,
-           dirs: tuple[Any, Any], coarse: str = "coarse", fine: str = "fine") -> Verdict:
+           dirs: tuple[Any, Any], coarse: str = "coarse", fine: str = "fine", grid: ThresholdGrid | None = None,
+           tick: Callable[[float], None] | None = None) -> Verdict:
     """The verdict on `pairings` with its null model over all live coarse features, its permutation
-    test (where the anchors are the top K by selectivity) and its threshold grid."""
+    test (where the anchors are the top K by selectivity) and its threshold grid (`grid`: these anchors'
+    grid, already made: it does not depend on the thresholds). `tick(fraction done)` after each block of
+    the null model's pairing; an exception it raises (Cancelled) stops the work."""
     v = verdict(pairings, settings.min_subfeatures)
     acts_c, acts_f = contrast.per_prompt(coarse), contrast.per_prompt(fine)
     nest = hierarchy.nesting(contrast, coarse, fine)
@@ -282,16 +285,20 @@ def judged(contrast: ContrastResult, pairings: Sequence[AnchorPairing], settings
     live, sampled = live_features(acts_c, min(4096, budget))
     known: dict[int, int] = {}
 
+    span = [0.0, 0.9]  # the share of the whole the current call of counts_of stands for (null, then shuffles)
+
     def counts_of(ids: np.ndarray) -> np.ndarray:
         """Sub-feature counts at these thresholds, each coarse feature computed once."""
         missing = np.asarray([i for i in np.asarray(ids).tolist() if i not in known], np.int64)
         if len(missing):
+            part = None if tick is None else (lambda f, lo=span[0], hi=span[1]: tick(lo + (hi - lo) * f))
             got = subfeature_counts(acts_c, acts_f, dirs[0], dirs[1], missing, settings.cos_threshold,
-                                    settings.corr_threshold, nesting=nest)
+                                    settings.corr_threshold, nesting=nest, tick=part)
             known.update(zip(missing.tolist(), got.tolist()))
         return np.asarray([known[i] for i in np.asarray(ids).tolist()], np.int64)
 
     null = null_from_counts(counts_of(live), settings.min_subfeatures, v.anchor, v.count, sampled)
+    span[:] = [0.9, 1.0]
     perm, note = None, ""
     anchors = [p.anchor for p in pairings]
     if not settings.n_permutations or v.anchor is None:
@@ -306,8 +313,11 @@ def judged(contrast: ContrastResult, pairings: Sequence[AnchorPairing], settings
             contrast.memo[key] = average_ranks(acts_c)
         perm = permutation_test(acts_c, contrast.is_concept, counts_of, len(anchors), settings.min_subfeatures,
                                 v.count, settings.n_permutations, ranks=contrast.memo[key])
-    grid = threshold_grid(lambda c, r: max([int((p.reclassified(c, r).classes == SUB_FEATURE).sum())
-                                            for p in pairings], default=0))
+    if grid is None:
+        grid = threshold_grid(lambda c, r: max([int((p.reclassified(c, r).classes == SUB_FEATURE).sum())
+                                                for p in pairings], default=0))
+    if tick is not None:
+        tick(1.0)
     return replace(v, null=null, permutation=perm, permutation_note=note, grid=grid, nested=nest is not None)
 
 
@@ -323,6 +333,7 @@ class PairingResult:
     confounds: list[str] = field(default_factory=list)  # format differences between the sets (core/confounds.py)
     checks: Any = None  # set_checks.SetChecks: sizes, sameness, each anchor's concept check and interval
     neuronpedia: dict[str, str] = field(default_factory=dict)  # role -> the SAE's Neuronpedia address, where hosted
+    budgets: dict[str, dict] = field(default_factory=dict)  # role -> training budget from its card (sae_info.py)
 
     def matched_fine(self, limit: int = 24) -> list[int]:
         """Fine features that are a sub-feature of some anchor (best first), for the heatmap."""
@@ -391,14 +402,52 @@ def pair(
                          dirs=dirs)
 
 
-def reclassify(result: PairingResult, settings: PairingSettings) -> PairingResult:
-    """New thresholds on the same cosines and correlations (no model call, no matmul)."""
+PENDING_NOTE = "null model and permutation p: recomputing at these thresholds…"
+
+
+def reclassify(result: PairingResult, settings: PairingSettings, cancel: threading.Event | None = None,
+               progress: Progress | None = None) -> PairingResult:
+    """New thresholds on the same cosines and correlations (no model call): the classes, then the verdict's
+    null model and permutation test again (all live coarse features paired at the new thresholds: seconds
+    at real size; `progress` hears of it, `cancel` stops it with Cancelled). The threshold grid is kept:
+    it does not depend on the thresholds."""
     pairings = {a: p.reclassified(settings.cos_threshold, settings.corr_threshold) for a, p in result.pairings.items()}
     ordered = [pairings[a] for a in result.anchors]
-    v = (judged(result.contrast, ordered, settings, result.dirs) if result.dirs is not None
-         else verdict(ordered, settings.min_subfeatures))
-    return with_checks(PairingResult(result.contrast, settings, result.anchors, pairings, v, result.labels,
-                                     result.dirs, result.confounds), result.checks)
+    if result.dirs is None:
+        v = verdict(ordered, settings.min_subfeatures)
+    else:
+        v = judged(result.contrast, ordered, settings, result.dirs, grid=result.verdict.grid,
+                   tick=_ticker(cancel, progress, settings))
+    return with_checks(replace(result, settings=settings, pairings=pairings, verdict=v), result.checks)
+
+
+def reclassify_classes(result: PairingResult, settings: PairingSettings) -> PairingResult:
+    """`reclassify`'s cheap part, to show at once while the rest runs: the classes and what the rule says
+    on them, the grid kept; no null model or permutation p (the verdict says they are being recomputed)."""
+    pairings = {a: p.reclassified(settings.cos_threshold, settings.corr_threshold) for a, p in result.pairings.items()}
+    v = verdict([pairings[a] for a in result.anchors], settings.min_subfeatures)
+    old = result.verdict
+    v = replace(v, grid=old.grid, nested=old.nested, permutation_note=PENDING_NOTE if result.dirs is not None else "")
+    return with_checks(replace(result, settings=settings, pairings=pairings, verdict=v), result.checks)
+
+
+def _ticker(cancel: threading.Event | None, progress: Progress | None,
+            settings: PairingSettings) -> Callable[[float], None] | None:
+    """The `tick` of `judged`: raises Cancelled once `cancel` is set, and passes the fraction to `progress`."""
+    if cancel is None and progress is None:
+        return None
+    what = (f"recomputing the null model and permutation p at cos ≥ {settings.cos_threshold:.2f}, "
+            f"corr ≥ {settings.corr_threshold:.2f}")
+
+    def tick(fraction: float) -> None:
+        if cancel is not None and cancel.is_set():
+            from spectrascope.core.engine.values import Cancelled
+
+            raise Cancelled
+        if progress is not None:
+            progress(f"{what}… {fraction:.0%} (x cancels)", fraction)
+
+    return tick
 
 
 def with_checks(result: PairingResult, checks: Any) -> PairingResult:
@@ -506,6 +555,9 @@ def _pair_session(session: SessionAPI, contrast: ContrastResult, settings: Pairi
         base = lab.url_base() if hasattr(lab, "url_base") else None
         if base:
             result.neuronpedia[role] = base
+    from spectrascope.core.analysis.sae_info import session_budgets
+
+    result.budgets = session_budgets(session)
     return result
 
 
@@ -538,16 +590,41 @@ def add_labels(session: Any, result: PairingResult, n_candidates: int = 20) -> N
 
 # ---------------------------------------------------------------- export
 
+def budgets(result: PairingResult) -> dict[str, dict[str, Any]]:
+    """Role -> each SAE's training budget from its card ("unknown" where none, or a result built by hand)."""
+    from spectrascope.core.analysis.sae_info import training_budget
+
+    return {role: result.budgets.get(role) or training_budget(None) for role in ("coarse", "fine")}
+
+
+def rate_interval_note(n_concept: int, n_neutral: int) -> str:
+    """What a firing rate of 0% or 100% means with these set sizes: its exact interval."""
+    from spectrascope.core.stats.binomial import DEFINITION, exact_ci
+
+    sizes = [n_concept, n_neutral]
+    none_high = exact_ci([0, 0], sizes)[1]  # the upper end for 0 of n
+    all_low = exact_ci(sizes, sizes)[0]  # the lower end for n of n
+    return (f"Every rate carries its {DEFINITION} in the JSON (rate_concept_ci95, rate_neutral_ci95); with "
+            f"{n_concept} / {n_neutral} prompts a rate shown as 0% is [0%, {100 * none_high[0]:.1f}%] / [0%, "
+            f"{100 * none_high[1]:.1f}%] and 100% is [{100 * all_low[0]:.1f}%, 100%] / [{100 * all_low[1]:.1f}%, 100%]")
+
+
 def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
+    from spectrascope.core.stats.binomial import DEFINITION, pair as ci_pair, rate_ci
+
     c = result.contrast
     coarse = c.stats["coarse"]
     lab = result.labels
 
     def stat_row(stats, role, i):
+        rc, rn = (rate_ci(rate[i], n) for rate, n in ((stats.rate_concept, c.n_concept),
+                                                       (stats.rate_neutral, c.n_neutral)))
         return {"feature": i, "mean_concept": round(float(stats.mean_concept[i]), 5),
                 "mean_neutral": round(float(stats.mean_neutral[i]), 5),
                 "rate_concept": round(float(stats.rate_concept[i]), 4),
-                "rate_neutral": round(float(stats.rate_neutral[i]), 4), "auroc": round(float(stats.auroc[i]), 5),
+                "rate_neutral": round(float(stats.rate_neutral[i]), 4),
+                "rate_concept_ci95": ci_pair(*rc), "rate_neutral_ci95": ci_pair(*rn),
+                "auroc": round(float(stats.auroc[i]), 5),
                 "selectivity": round(float(stats.selectivity[i]), 5), "always_on": bool(stats.always_on[i]),
                 "label": lab.get(role, {}).get(i, ""),
                 "url": f"{result.neuronpedia[role]}/{i}" if role in result.neuronpedia else None}
@@ -564,6 +641,8 @@ def to_dict(result: PairingResult, n_candidates: int = 20) -> dict[str, Any]:
         "n_neutral": c.n_neutral,
         "selectivity_definition": SELECTIVITY_DEFINITION,
         "rate_definition": RATE_DEFINITION,
+        "rate_ci_definition": DEFINITION + " of each firing rate (its count of prompts over the set's size)",
+        "training_budgets": budgets(result),
         "candidates": [stat_row(coarse, "coarse", i) for i in coarse.ranked(n_candidates, "out")],
         "top_fine": [stat_row(c.stats["fine"], "fine", i) for i in c.stats["fine"].ranked(n_candidates, "out")],
         "always_on_definition": ALWAYS_ON_DEFINITION,  # left out of candidates, top_fine and the anchor choice
@@ -595,6 +674,14 @@ def _anchor_checks(result: PairingResult, a: int) -> dict[str, Any]:
             "concept_check": check.to_dict() if check else None}
 
 
+def _budgets_sentence(found: Mapping[str, Any]) -> str:
+    """The SAEs' training budgets side by side, as a sentence of the report."""
+    from spectrascope.core.analysis.sae_info import budgets_line
+
+    line = budgets_line(dict(found))
+    return f"{line[0].upper()}{line[1:]}."
+
+
 def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -624,6 +711,7 @@ def to_markdown(result: PairingResult) -> str:
         f"Model `{d['info'].get('model', '?')}` · {d['n_concept']} concept / {d['n_neutral']} neutral prompts · "
         f"per-prompt **{d['aggregate']}** activation (BOS and pads excluded) · "
         f"thresholds: cosine >= {s['cos_threshold']}, correlation >= {s['corr_threshold']}", "",
+        _budgets_sentence(d["training_budgets"]), "",
         f"**Verdict: {result.verdict.headline}**", "",
         *_verdict_evidence(result.verdict, s),
         f"Null model: {result.verdict.null.text if result.verdict.null else 'not computed'}.", "",
@@ -634,7 +722,8 @@ def to_markdown(result: PairingResult) -> str:
         f"Selectivity = {d['selectivity_definition']}.", "",
         *([f"Neuronpedia: " + "; ".join(f"{role} {base}/<feature>" for role, base in result.neuronpedia.items()), ""]
           if result.neuronpedia else []),
-        f"{d['rate_definition'][0].upper()}{d['rate_definition'][1:]}.", "",
+        f"{d['rate_definition'][0].upper()}{d['rate_definition'][1:]}. "
+        f"{rate_interval_note(d['n_concept'], d['n_neutral'])}.", "",
         "## Anchors (coarse)", "",
         "| feature | mean concept | mean neutral | fires c/n | selectivity | 95% CI | on concept words | sub-features "
         "| label |",

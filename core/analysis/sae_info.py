@@ -61,6 +61,54 @@ class SAEInfo:
         return {**asdict(self), "rows": [{"what": a, "value": b} for a, b in self.rows()]}
 
 
+UNKNOWN_BUDGET = "unknown: no card with a training budget (a released SAE such as Gemma Scope: see its release notes)"
+
+
+def training_budget(folder: str | Path | None) -> dict[str, Any]:
+    """An SAE's training budget as its card gives it (the card's figures: `metrics.json` beside CARD.md in
+    the SAE's folder): tokens seen and unique tokens, None each where the SAE has no card that says."""
+    m: dict[str, Any] = {}
+    path = Path(folder) / "metrics.json" if folder is not None else None
+    if path is not None and path.is_file():
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError):
+            m = {}
+    seen, unique = m.get("train_tokens_seen"), m.get("train_tokens_unique")
+    known = isinstance(seen, (int, float)) and seen > 0
+    return {"tokens_seen": int(seen) if known else None,
+            "tokens_unique": int(unique) if known and isinstance(unique, (int, float)) and unique > 0 else None,
+            "source": f"{path.parent.name}/metrics.json (the SAE card's figures)" if known else UNKNOWN_BUDGET}
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    """"39,399,424 tokens seen (6,047,232 unique)", or "unknown"."""
+    if not budget.get("tokens_seen"):
+        return "unknown"
+    unique = budget.get("tokens_unique")
+    return f"{budget['tokens_seen']:,} tokens seen" + (f" ({unique:,} unique)" if unique else "")
+
+
+def budgets_line(budgets: dict[str, dict[str, Any]]) -> str:
+    """Each SAE's training budget side by side, and what a difference between them means."""
+    line = "training budgets (SAE cards): " + " · ".join(f"{role} {budget_text(b)}" for role, b in budgets.items())
+    seen = [b.get("tokens_seen") for b in budgets.values()]
+    if len(seen) == 2 and all(seen) and seen[0] != seen[1]:
+        line += (f"; they differ {max(seen) / min(seen):.1f}x, so a comparison of the two mixes width with "
+                 f"training budget")
+    elif not all(seen):
+        line += "; a comparison of the two cannot separate width from training budget"
+    return line
+
+
+def session_budgets(session: Any, roles: Any = ("coarse", "fine")) -> dict[str, dict[str, Any]]:
+    """Role -> `training_budget` of the session's SAE in that role (from its card, where it has one)."""
+    from spectrascope.core.engine.labels import labels_folder
+
+    specs = getattr(session, "sae_specs", {}) or {}
+    return {role: training_budget(labels_folder(specs.get(role))) for role in roles}
+
+
 def continuation_read_part(metrics: dict, run: dict) -> int | None:
     """The unique tokens the last training run read, when it was a continuation that read only the
     start of the SAE's cache (`metrics`: metrics.json, `run`: train_curve.json); else None. The pass

@@ -43,8 +43,9 @@ class SetChecks:
             if a not in out.ci:
                 out.ci[a] = selectivity_ci(contrast.per_prompt(self.role), contrast.is_concept, a)
             if a not in out.anchors and self.words is not None and tokens is not None:
+                values = _columns(contrast, self.role, "values")  # its activation mass, where the run kept it
                 out.anchors[a] = anchor_check(self.words, _columns(contrast, self.role), a, self.role,
-                                              tokens.token_id, self.pieces.get)
+                                              tokens.token_id, self.pieces.get, values=values)
         return out
 
     def withheld(self, anchor: int | None) -> tuple[str, ...]:
@@ -84,8 +85,9 @@ class SetChecks:
                  f"out; an anchor fails when >= {MOSTLY:.0%} of its firing tokens in the concept prompts are function "
                  f"words or punctuation, or it fires on < {MIN_COVERAGE:.0%} of the concept-word tokens (and < "
                  f"{MIN_COVERAGE:.0%} of its tokens are concept words). A verdict on a failing anchor, on sets under "
-                 f"{MIN_PER_SET} prompts or on the same prompts is withheld. Counts are of firing tokens, not "
-                 f"activation mass.", ""]
+                 f"{MIN_PER_SET} prompts or on the same prompts is withheld. The decision counts firing tokens; "
+                 f"beside it, the shares of the anchor's activation mass (its summed activation on each kind of "
+                 f"token), and ⚑ where the same rule on the mass gives another answer.", ""]
         lines += [f"- {md(t)}" for t in self.lines()] + [""]
         lines += ["| set check | concept | neutral | flagged |", "|---|---|---|---|"]
         for c in self.sets.checks:
@@ -104,11 +106,13 @@ class SetChecks:
                 "selectivity_ci": {str(a): c.to_dict() for a, c in self.ci.items()}}
 
 
-def _columns(contrast: Any, role: str) -> Any:
-    """The run's (T, F) firing of `role` as CSC (one column per feature is cheap), kept on the run."""
-    key = ("firing_csc", role)
+def _columns(contrast: Any, role: str, what: str = "firing") -> Any:
+    """The run's (T, F) firing of `role` (`what` = "values": its activations; None when the run has none)
+    as CSC (one column per feature is cheap), kept on the run."""
+    key = (f"{what}_csc", role)
     if key not in contrast.memo:
-        contrast.memo[key] = contrast.tokens.firing[role].tocsc()
+        found = getattr(contrast.tokens, what)
+        contrast.memo[key] = found[role].tocsc() if found is not None and role in found else None
     return contrast.memo[key]
 
 

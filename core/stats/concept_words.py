@@ -31,8 +31,15 @@ auxiliaries), punctuation (no letter or digit), other. The check:
 On the shipped sets the top anchors fire on 90-100% of the concept-word tokens (France #2997: 98%,
 Japan #2243: 100%); code's #3329 (60% of its tokens "." "a" "the" "in") is flagged.
 
-Counts are of firing tokens (activation > 0), not activation mass: the run keeps which features fire on
-each token, not how strongly (the values are one forward away, core/analysis/token_view.py).
+The decision counts firing tokens (activation > 0). Beside it, the same shares by activation mass:
+
+    mass_k      = the anchor's summed activation on its firing tokens of kind k in the concept prompts,
+                  over its summed activation on all of them
+
+read off the activations the contrast run keeps with its token firing. A feature can fire on many
+concept-word tokens weakly and on a few full stops strongly: then the count passes and the mass is mostly
+on punctuation. The same rule applied to the mass shares gives `mass_status`; where it differs from the
+count's status the check says so (`disagrees`), and the decision stays the count's.
 """
 
 from __future__ import annotations
@@ -141,10 +148,25 @@ class AnchorCheck:
     coverage: float  # the concept-word tokens it fires on
     n_concept_words: int  # distinct concept words of the sets (0: the check cannot tell)
     top: tuple[tuple[str, int], ...] = field(default=())  # its most frequent firing tokens, with counts
+    mass: tuple[float, ...] | None = None  # per kind, of its activation mass on those tokens (None: not kept)
 
     @property
     def function_share(self) -> float:
         return self.shares[FUNCTION] + self.shares[PUNCTUATION]
+
+    @property
+    def mass_function_share(self) -> float | None:
+        return None if self.mass is None else self.mass[FUNCTION] + self.mass[PUNCTUATION]
+
+    @property
+    def mass_status(self) -> str | None:
+        """`status`'s rule on the activation-mass shares (coverage is a count either way); None: no mass."""
+        return None if self.mass is None else self._rule(self.mass)
+
+    @property
+    def disagrees(self) -> bool:
+        """The count and the activation mass come to different answers (the decision keeps the count's)."""
+        return self.mass_status is not None and self.mass_status != self.status
 
     @property
     def flagged(self) -> bool:
@@ -154,11 +176,15 @@ class AnchorCheck:
     @property
     def status(self) -> str:
         """"concept", "function words" (flagged), "not concept words" (fails), or "cannot tell"."""
+        return self._rule(self.shares)
+
+    def _rule(self, shares: tuple[float, ...]) -> str:
+        """The check's rule (module doc) on per-kind shares: of the firing tokens, or of the activation mass."""
         if self.n_concept_words == 0:
             return "cannot tell"
-        if self.flagged:
+        if self.n_tokens > 0 and shares[FUNCTION] + shares[PUNCTUATION] >= MOSTLY:
             return "function words"
-        if self.n_tokens == 0 or max(self.coverage, self.shares[CONCEPT]) < MIN_COVERAGE:
+        if self.n_tokens == 0 or max(self.coverage, shares[CONCEPT]) < MIN_COVERAGE:
             return "not concept words"
         return "concept"
 
@@ -188,7 +214,7 @@ class AnchorCheck:
         if self.status == "cannot tell":
             return "?"
         mark = {"concept": "✓", "function words": "⚠ fn", "not concept words": "⚠"}[self.status]
-        return f"{self.coverage:.0%} {mark}"
+        return f"{self.coverage:.0%} {mark}" + (" ⚑" if self.disagrees else "")
 
     @property
     def text(self) -> str:
@@ -204,7 +230,20 @@ class AnchorCheck:
                   f"the concept-word tokens")
         verdict = {"concept": "is on the concept", "function words": "fires mostly on function words and "
                    "punctuation, not on the concept", "not concept words": "is not on the concept words"}
-        return f"{head} {verdict[self.status]}: {shares}"
+        return f"{head} {verdict[self.status]}: {shares}{self.mass_text}"
+
+    @property
+    def mass_text(self) -> str:
+        """The activation-mass shares, and the flag when they disagree with the count ("" without mass)."""
+        if self.mass is None or self.n_tokens == 0:
+            return ""
+        text = (f"; by activation mass {self.mass[CONCEPT]:.0%} on concept words, {self.mass_function_share:.0%} "
+                f"on function words or punctuation")
+        if self.disagrees:
+            mass = {"concept": "on the concept", "function words": "mostly on function words and punctuation",
+                    "not concept words": "not on the concept words"}[self.mass_status]
+            text += f" ⚑ count and activation mass disagree: by mass it is {mass} (the decision uses the count)"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "feature": self.feature, "n_tokens": self.n_tokens,
@@ -212,19 +251,28 @@ class AnchorCheck:
                 "base_shares": dict(zip(KINDS, (round(s, 4) for s in self.base))),
                 "concept_word_coverage": round(self.coverage, 4), "flagged": self.flagged, "status": self.status,
                 "passed": self.passed,
+                "mass_shares": dict(zip(KINDS, (round(s, 4) for s in self.mass))) if self.mass is not None else None,
+                "mass_status": self.mass_status, "count_mass_disagree": self.disagrees,
                 "top_tokens": [{"token": t, "n": n} for t, n in self.top], "text": self.text}
 
 
 def anchor_check(words: ConceptWords, firing: Any, feature: int, role: str = "coarse",
                  token_id: np.ndarray | None = None, piece: Callable[[int], str] | None = None,
-                 n_top: int = 6) -> AnchorCheck:
+                 n_top: int = 6, values: Any = None) -> AnchorCheck:
     """The check of `feature`, a column of the run's (T, F) sparse firing matrix (`firing`); with
-    `token_id` and `piece`, its most frequent firing tokens besides."""
+    `token_id` and `piece`, its most frequent firing tokens besides; with `values` (the same matrix's
+    activations), its activation-mass shares."""
     col = firing[:, int(feature)]
     rows = np.asarray(col.nonzero()[0], np.int64)
     rows = rows[words.in_concept[rows]]
     kinds = words.kind[rows]
     shares = np.bincount(kinds, minlength=4) / max(1, rows.size)
+    mass = None
+    if values is not None:
+        weight = np.asarray(values[rows, int(feature)].todense(), np.float64).ravel() if rows.size else np.zeros(0)
+        total = float(weight.sum())
+        mass = tuple(float(m) for m in (np.bincount(kinds, weights=weight, minlength=4) / total if total > 0
+                                        else np.zeros(4)))
     is_word = words.in_concept & (words.kind == CONCEPT)
     coverage = float(np.isin(np.flatnonzero(is_word), rows).mean()) if is_word.any() else 0.0
     top: tuple[tuple[str, int], ...] = ()
@@ -233,4 +281,4 @@ def anchor_check(words: ConceptWords, firing: Any, feature: int, role: str = "co
         order = np.lexsort((ids, -counts))[:n_top]
         top = tuple((piece(int(ids[i])), int(counts[i])) for i in order)
     return AnchorCheck(role, int(feature), int(rows.size), tuple(float(s) for s in shares),
-                       tuple(float(b) for b in words.base), coverage, len(words.words), top)
+                       tuple(float(b) for b in words.base), coverage, len(words.words), top, mass)

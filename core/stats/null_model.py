@@ -20,7 +20,7 @@ a GO anyway?": that is the label-permutation test's question (core/stats/permuta
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def _standardized(a: np.ndarray) -> np.ndarray:
 def subfeature_counts(
     acts_coarse: np.ndarray, acts_fine: np.ndarray, coarse_W_dec: Any, fine_W_dec: Any, features: np.ndarray,
     cos_threshold: float, corr_threshold: float, chunk: int = 256, fine_chunk: int = 32768,
-    nesting: Nesting | None = None,
+    nesting: Nesting | None = None, tick: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """Sub-feature count of each coarse feature in `features`, as pairing.pair classifies. # (k,)
 
@@ -84,7 +84,8 @@ def subfeature_counts(
     hierarchy test (core/stats/hierarchy.py) the pairs passing both thresholds must also pass (None:
     cosine and correlation alone). The fine decoder is taken `fine_chunk` rows at a time into float32:
     a whole fp32 copy of Gemma Scope 262K's (normalised, so two) was 4.5 GB of transient memory, the
-    peak of a real-size contrast run."""
+    peak of a real-size contrast run. `tick(fraction done)` is called after every block (a caller's
+    progress line, and its way to stop: an exception it raises ends the count)."""
     import torch
 
     from spectrascope.core.stats.hierarchy import NESTED
@@ -93,6 +94,8 @@ def subfeature_counts(
     wf_all = torch.as_tensor(fine_W_dec).detach().cpu()  # its own dtype (bf16 at real size)
     wc_all = torch.as_tensor(coarse_W_dec).detach().float().cpu()
     out = np.zeros(len(features), np.int64)
+    blocks = max(1, -(-wf_all.shape[0] // fine_chunk) * -(-len(features) // chunk))
+    done = 0
     with torch.inference_mode():
         for f0 in range(0, wf_all.shape[0], fine_chunk):
             wf = wf_all[f0:f0 + fine_chunk].float()
@@ -106,11 +109,14 @@ def subfeature_counts(
                 passing = (corr >= corr_threshold) & (cos >= cos_threshold)
                 if nesting is None:
                     out[s:s + chunk] += passing.sum(1).numpy()
-                    continue
-                rows, cols = (np.array(t.numpy()) for t in passing.nonzero(as_tuple=True))  # few: ~0.1% of pairs
-                both = nesting.cofiring(ids, slice(f0, f0 + wf.shape[0]))[rows, cols] if len(rows) else []
-                cls = nesting.pair_classes(both, np.asarray(ids)[rows], cols + f0, cos[rows, cols].numpy())
-                out[s:s + chunk] += np.bincount(rows[cls == NESTED], minlength=len(ids))
+                else:
+                    rows, cols = (np.array(t.numpy()) for t in passing.nonzero(as_tuple=True))  # ~0.1% of pairs
+                    both = nesting.cofiring(ids, slice(f0, f0 + wf.shape[0]))[rows, cols] if len(rows) else []
+                    cls = nesting.pair_classes(both, np.asarray(ids)[rows], cols + f0, cos[rows, cols].numpy())
+                    out[s:s + chunk] += np.bincount(rows[cls == NESTED], minlength=len(ids))
+                done += 1
+                if tick is not None:
+                    tick(done / blocks)
     return out
 
 

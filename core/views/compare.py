@@ -7,7 +7,9 @@ position but BOS; a 95% CI over sequences, paired with the clean model on the sa
 share of latents that never fire (dead) and that fire on more than `DENSE_FREQ` of the tokens (dense).
 Between them: how many of A's latents have a decoder direction in B with cosine ≥ `match_cos` (and
 B's in A). The tokens are text the SAEs' cards did not use (the shipped prompt sets by default, or a file),
-so the figures compare the two SAEs with each other, not with their cards' held-out numbers.
+so the figures compare the two SAEs with each other, not with their cards' held-out numbers. Beside them,
+each SAE's training budget as its card gives it ("unknown" for one without, such as Gemma Scope): two SAEs
+trained on different budgets differ in that as well as in width.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ class SAEQuality(Record):
     dense: float  # share of latents firing on more than DENSE_FREQ of them
     matched: int  # latents with a decoder match in the other SAE
     matched_share: float
+    train_tokens_seen: int | None = None  # the training budget from the SAE's card (None: unknown)
+    train_tokens_unique: int | None = None
+
+
+    @property
+    def budget(self) -> dict[str, Any]:
+        return {"tokens_seen": self.train_tokens_seen, "tokens_unique": self.train_tokens_unique}
+
+    @property
+    def budget_text(self) -> str:
+        from spectrascope.core.analysis.sae_info import budget_text
+
+        return budget_text(self.budget)
 
 
 @dataclass(frozen=True)
@@ -69,10 +84,19 @@ class CompareReport(Record):
         # "dead" here is "never fired on these tokens": a few thousand tokens overstate it for a wide SAE
         out = [f"Same {self.n_tokens:,} tokens ({self.source}); CE clean {self.ce_clean:.4f} nats over "
                f"{self.n_sequences} sequences; massive dims {list(self.massive_dims)}; a match is decoder cosine "
-               f">= {self.match_cos}.", "", f"| | A: {self.a.spec} | B: {self.b.spec} |", "|---|---|---|"]
+               f">= {self.match_cos}.", "", f"{self.budgets_line[0].upper()}{self.budgets_line[1:]}.", "",
+               f"| | A: {self.a.spec} | B: {self.b.spec} |", "|---|---|---|"]
         out += [f"| {name} | {fmt.format(getattr(self.a, name))} | {fmt.format(getattr(self.b, name))} |"
                 for name, fmt in rows]
+        out += [f"| train_tokens_seen (card) | {self.a.budget_text} | {self.b.budget_text} |"]
         return "\n".join(out) + "\n"
+
+    @property
+    def budgets_line(self) -> str:
+        """Both SAEs' training budgets side by side, and what a difference means."""
+        from spectrascope.core.analysis.sae_info import budgets_line
+
+        return budgets_line({"A": self.a.budget, "B": self.b.budget})
 
 
 def token_rows(session: Any, text: str, sequences: int, tokens: int) -> tuple[Any, str]:
@@ -109,6 +133,16 @@ def decoder_matches(w_a: Any, w_b: Any, cos: float, chunk: int = 512) -> int:
     a = torch.nn.functional.normalize(w_a.float(), dim=1)
     b = torch.nn.functional.normalize(w_b.float(), dim=1)
     return sum(int(((a[i:i + chunk] @ b.T).max(dim=1).values >= cos).sum()) for i in range(0, len(a), chunk))
+
+
+def _budget_fields(text: str) -> tuple[int | None, int | None]:
+    """(tokens seen, unique tokens) of the SAE `text` names, from its card; (None, None) without one."""
+    from spectrascope.core.analysis.sae_info import training_budget
+    from spectrascope.core.engine.labels import labels_folder
+    from spectrascope.core.engine.saes import parse_sae_spec
+
+    found = training_budget(labels_folder(parse_sae_spec(text)))
+    return found["tokens_seen"], found["tokens_unique"]
 
 
 def build(session: Any, spec: CompareSpec, cancel: Any = None, progress: Any = None) -> CompareReport:
@@ -148,6 +182,7 @@ def build(session: Any, spec: CompareSpec, cancel: Any = None, progress: Any = N
         quality[name] = SAEQuality(
             getattr(spec, name), hook, int(sae.cfg.d_sae), float(r["l0"]), float(r["fve"]),
             float(r["fve_without_massive"]), increase, half, float((rate == 0).double().mean()),
-            float((rate > DENSE_FREQ).double().mean()), matched, matched / int(sae.cfg.d_sae))
+            float((rate > DENSE_FREQ).double().mean()), matched, matched / int(sae.cfg.d_sae),
+            *_budget_fields(getattr(spec, name)))
     return CompareReport(source, int(acts.shape[0]), int(len(rows)), float(np.mean(clean)), tuple(massive),
                          spec.match_cos, quality["a"], quality["b"])

@@ -2,8 +2,9 @@
 sub-features and the GO/NO-GO verdict, as one frozen report.
 
 The analysis is core/analysis/pairing.py (`analyse` runs both sets, `repair` pairs a finished run
-again, `reclassify` moves the thresholds); a report wraps its `PairingResult` and never changes:
-labels computed later, other thresholds or anchors make a new report.
+again, `reclassify` moves the thresholds: classes at once, then the null model and permutation p again);
+a report wraps its `PairingResult` and never changes: labels computed later, other thresholds or anchors
+make a new report.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class PairingReport:
     result: PairingResult  # never changed once in a report
     sets: tuple[str, ...] = ()  # the concept and neutral prompt sets' paths, when the report knows them
     matched: Any = None  # the `MatchedNeutral` the neutral set was built as (None: a set of the user's)
+    pending: bool = False  # new thresholds shown before their null model and permutation p are recomputed
 
     @property
     def sets_name(self) -> str:
@@ -124,9 +126,15 @@ class PairingReport:
         text = analysis.to_markdown(self.result)
         return text + f"\nNeutral set: {self.matched.text}.\n" if self.matched is not None else text
 
-    def reclassified(self, settings: PairingSettings) -> PairingReport:
-        """New thresholds on the same cosines and correlations (no model call, no matmul)."""
-        return replace(self, result=analysis.reclassify(self.result, settings))
+    def reclassified(self, settings: PairingSettings, cancel: Any = None, progress: Any = None) -> PairingReport:
+        """New thresholds on the same cosines and correlations (no model call): classes, then the null model
+        and permutation test again (seconds at real size: a job's work; `cancel` stops it)."""
+        return replace(self, result=analysis.reclassify(self.result, settings, cancel, progress), pending=False)
+
+    def provisional(self, settings: PairingSettings) -> PairingReport:
+        """`reclassified`'s cheap part, shown while the rest runs: classes and the rule's answer, no null model
+        or permutation p yet (`pending`; the verdict says so)."""
+        return replace(self, result=analysis.reclassify_classes(self.result, settings), pending=True)
 
     def unlabelled(self) -> dict[str, list[int]]:
         """Role -> listed features without a label yet (say, fine rows listed after a threshold change)."""
@@ -188,6 +196,13 @@ def repair(session: Any, previous: PairingReport, settings: PairingSettings, anc
     """`previous` paired again with `anchors` (None: the top `settings.n_anchors`) from its contrast
     run: no model forward. (A job's `cancel`/`progress` go unused: it is one short step.)"""
     return replace(previous, result=analysis.repair(session, previous.result, settings, anchors))
+
+
+def reclassify(report: PairingReport, settings: PairingSettings, cancel: Any = None,
+               progress: Any = None) -> PairingReport:
+    """`report` at new thresholds, its verdict's null model and permutation test recomputed (the Pairing
+    pane's threshold keys run it as a job)."""
+    return report.reclassified(settings, cancel, progress)
 
 
 def feature_tokens(session: Any, report: PairingReport, spec: PairingSpec, role: str, feature: int,

@@ -10,7 +10,8 @@ from spectrascope.tui.commands import ViewCommand
 ROWS = (("width", "{:,}"), ("L0", "{:.1f}", "l0"), ("EV (centred)", "{:.4f}", "explained_variance"),
         ("EV without the massive dims", "{:.4f}", "explained_variance_without_massive"),
         ("ΔCE, nats (95% CI)", None, None), ("dead (never fired on these tokens)", "{:.2%}", "dead"),
-        ("dense (> 20% of tokens)", "{:.2%}", "dense"), ("decoder match in the other", None, None))
+        ("dense (> 20% of tokens)", "{:.2%}", "dense"), ("decoder match in the other", None, None),
+        ("training tokens seen (card)", None, None))
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +39,8 @@ def cell(q: Any, row: tuple) -> str:
         return f"{q.ce_increase:+.4f} ± {q.ce_increase_ci95:.4f}"
     if label.startswith("decoder"):
         return f"{q.matched:,} ({q.matched_share:.1%})"
+    if label.startswith("training"):
+        return q.budget_text
     return fmt.format(getattr(q, field[0] if field else label))
 
 
@@ -53,6 +56,7 @@ def text(report: Any, console: Any) -> None:
     for row in ROWS:
         table.add_row(row[0], cell(report.a, row), cell(report.b, row))
     console.print(table)
+    console.print(report.budgets_line, style="dim")
 
 
 COMMANDS = (ViewCommand("compare", "two SAEs at one hook on the same tokens: EV, ΔCE with its CI, L0, dead, dense, "

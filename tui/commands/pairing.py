@@ -70,6 +70,8 @@ def print_tables(report: Any, console: Any) -> None:
     from rich.text import Text
 
     from spectrascope.core.analysis.contrast import RATE_DEFINITION
+    from spectrascope.core.analysis.pairing import budgets, rate_interval_note
+    from spectrascope.core.analysis.sae_info import budgets_line
     from spectrascope.core.text import one_line
     from spectrascope.tui.widgets.pairing_render import CLASS_COLOR, grid_heat
 
@@ -83,6 +85,7 @@ def print_tables(report: Any, console: Any) -> None:
     console.print(Text(f"{c.n_concept} concept / {c.n_neutral} neutral prompts{cached} · per-prompt "
                        f"{c.settings.aggregate} activation · cos >= {result.settings.cos_threshold} · "
                        f"corr >= {result.settings.corr_threshold}", style="dim"))
+    console.print(Text(budgets_line(budgets(result)), style="dim"))
     if report.matched is not None:
         console.print(Text(f"{report.matched.text} (written to {report.sets[1]})", style="dim"))
     t = Table(title="coarse anchors", title_justify="left")
@@ -96,7 +99,7 @@ def print_tables(report: Any, console: Any) -> None:
                   *checked, str(len(result.pairings[a].sub_features())),
                   Text(one_line(lab.get("coarse", {}).get(a, ""), 60)))
     console.print(t)
-    console.print(Text(RATE_DEFINITION, style="dim"))
+    console.print(Text(f"{RATE_DEFINITION}. {rate_interval_note(c.n_concept, c.n_neutral)}", style="dim"))
     for a in result.anchors:
         t = Table(title=f"coarse #{a}: fine features", title_justify="left")
         for col in ("fine", "cosine", "corr", "class", "label"):

@@ -2,7 +2,8 @@
 
 `r` runs both prompt sets through the model and both SAEs as a job (progress bar, `x` cancels between
 batches; a finished run is cached on disk). After that, from the shown `PairingReport`
-(core/views/pairing.py): thresholds (`c`/`C` cosine, `o`/`O` correlation) only reclassify; `enter` on a
+(core/views/pairing.py): thresholds (`c`/`C` cosine, `o`/`O` correlation) reclassify at once and recompute
+the null model and permutation p as a job, the last press winning (tui/pairing_thresholds.py); `enter` on a
 candidate shows it; `space` (± anchor) and `+`/`-` (how many) re-pair as a job, with no model forward.
 Rows newly listed show "…" until the label worker has labelled them. A session file keeps the shown
 report's anchors; restoring it runs again with them (from the contrast cache) once the model is there.
@@ -30,6 +31,7 @@ from spectrascope.core.views import pairing as view
 from spectrascope.tui.errors import describe
 from spectrascope.tui.label_worker import LabelsComputed, LabelWorker
 from spectrascope.tui.matched_neutral import MatchedNeutralAction
+from spectrascope.tui.pairing_thresholds import THRESHOLDS, ThresholdRecompute
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.widgets import pairing_render as render
 from spectrascope.tui.widgets.fast_table import FastTable
@@ -37,7 +39,7 @@ from spectrascope.tui.widgets.fast_table import FastTable
 N_CANDIDATES = view.N_CANDIDATES
 
 
-class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
+class PairingPane(ThresholdRecompute, MatchedNeutralAction, LabelWorker, Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#pairing-anchors"
     BINDINGS = [
@@ -115,8 +117,8 @@ class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
 
     @property
     def busy(self) -> bool:
-        """A run or a re-pairing is under way."""
-        return self.job_running("pairing")
+        """A run, a re-pairing or a threshold recompute is under way."""
+        return self.job_running("pairing") or self.job_running(THRESHOLDS)
 
     def selected_features(self) -> list[tuple[str, int]]:
         """The shown anchor and its sub-features: [("coarse", a), ("fine", f), ...] (empty before a run)."""
@@ -198,9 +200,10 @@ class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
         if self.session is None:
             self._say("Waiting for the model to load.")
             return
-        if self.busy:
+        if self.job_running("pairing"):
             self._say("Already running: x cancels.")
             return
+        self.cancel_jobs(THRESHOLDS)  # the run is judged at the pane's thresholds
         self.run_job("pairing", view.analyse, self.session, self._spec(anchors))
         bar = self.query_one("#pairing-progress", ProgressBar)
         bar.display = True
@@ -212,15 +215,16 @@ class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
         """Pair the shown run again with `anchors` (None: the top `settings.n_anchors`), then show `show`."""
         if self.report is None:
             return
-        if self.busy:
+        if self.job_running("pairing"):
             self._say("Busy: try again when the current run ends (x cancels).")
             return
+        self.cancel_jobs(THRESHOLDS)  # the re-pairing is judged at the pane's thresholds
         self.settings, self.anchor = settings, self.anchor if show is None else show
         self.run_job("pairing", view.repair, self.session, self.report, settings, anchors)
         self._draw_header()
 
     def action_cancel(self) -> None:
-        if self.cancel_jobs("pairing"):
+        if self.cancel_jobs("pairing", THRESHOLDS):
             self._say("cancelling after the current batch…")
 
     def job_progress(self, name: str, text: str, fraction: float | None) -> None:
@@ -237,10 +241,14 @@ class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
     def job_cancelled(self, name: str) -> None:
         if name == "pairing":
             self._ended("Cancelled; the previous result (if any) is still shown.")
+        elif name == THRESHOLDS:
+            self.thresholds_stopped("Cancelled")
 
     def job_failed(self, name: str, error: BaseException) -> None:
         if name == "pairing":
             self._ended(describe(error), error=True)
+        elif name == THRESHOLDS:
+            self.thresholds_stopped(describe(error), error=True)
         else:
             self._say(f"Token view failed: {describe(error)}", error=True)
 
@@ -252,14 +260,17 @@ class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
             self._say(f"{role} #{feature}: token view open (esc closes).")
             self.post_message(self.ShowScreen(TokenViewScreen(role, feature, self._label(role, feature), value)))
             return
+        if name == THRESHOLDS:
+            return self.thresholds_done(value)
         report: view.PairingReport = value
-        if report.result.settings != self.settings:  # thresholds moved while it ran: classes only
-            report = report.reclassified(self.settings)
         self.report, self.label_error = report, None  # a new result tries the labels again
         if self.anchor not in report.result.anchors:
             self.anchor = report.first_shown
         self._ended(render.run_summary(report.result.contrast))
-        self._draw()
+        if report.result.settings != self.settings:  # thresholds moved while it ran: reclassified as they are
+            self.reclassify_at_thresholds(report)
+        else:
+            self._draw()
 
     def _candidate_under_cursor(self) -> int | None:
         table = self.query_one("#pairing-anchors", FastTable)
@@ -297,16 +308,6 @@ class PairingPane(MatchedNeutralAction, LabelWorker, Pane):
             self._draw_header()
         else:
             self._repair(None, settings)  # the top n by selectivity
-
-    def action_threshold(self, which: str, delta: float) -> None:
-        """Move the `cos` or `corr` threshold by `delta`, within [-1, 1]."""
-        name = f"{which}_threshold"
-        moved = round(max(-1.0, min(1.0, getattr(self.settings, name) + delta)), 2)
-        self.settings = replace(self.settings, **{name: moved})
-        self._draw_header()
-        if self.report is not None:
-            self.report = self.report.reclassified(self.settings)  # classes only: no model, no matmul
-            self._draw()
 
     # ---- labels of newly listed rows, from the shared label worker ---------------------------------------
     def on_labels_computed(self, message: LabelsComputed) -> None:

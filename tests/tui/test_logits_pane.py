@@ -210,6 +210,29 @@ async def test_system_prompt_ab_columns_and_stale_knobs(app):
 
 
 @pytest.mark.asyncio
+async def test_with_the_ab_on_the_prompts_run_carries_its_variant(app, fake, monkeypatch):
+    """A keystroke's run takes the A/B's with-system text along (Request.companions), so the session
+    extends both in one batched forward; with the A/B off it carries nothing."""
+    from spectrascope.core.engine.generation import with_system_prompt
+
+    asked = []
+    run = fake.run
+    monkeypatch.setattr(fake, "run", lambda request, cancel=None: asked.append(request) or run(request, cancel))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await ready(pilot, app)
+        await pilot.press("a", *"You are a pirate.", "enter")
+        await until(pilot, lambda: pane.ab is not None and not pane.busy)
+        await new_prompt(pilot, app, "Paris is")
+        await until(pilot, lambda: pane.ab is not None and not pane.busy)
+        prompt_runs = [r for r in asked if r.prompt == "Paris is" and r.slot == "prompt"]
+        variants = {c.slot: c.prompt for c in prompt_runs[-1].companions}
+        assert variants["ab-with"] == with_system_prompt(fake, "You are a pirate.", "Paris is")
+        await pilot.press("a")  # off
+        await new_prompt(pilot, app, "Rome is")
+        assert [r.companions for r in asked if r.prompt == "Rome is" and r.slot == "prompt"][-1] == ()
+
+
+@pytest.mark.asyncio
 async def test_export_is_the_core_report_without_a_model_call(app, fake, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await ready(pilot, app)

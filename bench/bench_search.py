@@ -11,7 +11,7 @@ bf16, and on a GPU), synthetic labels (3 top snippets of 12 words from a 20,000-
 8 promoted tokens) where the real ones are not at hand. Timing depends on shapes and label sizes, not on
 trained values.
 
-Ours:  index = the word index (core/analysis/search.py TextIndex) + the promoted-token standardiser
+Ours:  index = the word index (core/analysis/search/text_index.py) + the promoted-token standardiser
        (Promoter, one d x d covariance and d_f^T C d_f for every feature); query = `find_text` on one SAE
        (text scores, one decoder pass for the query's tokens, top hits, their "why" and labels).
 Baselines (same run): text = a Python loop over every feature's lowercased label text testing each query
@@ -121,7 +121,10 @@ def label_text(lat: dict) -> str:
 
 
 def run(size: str, device: str, repeats: int) -> None:
-    from spectrascope.core.analysis import search
+    from spectrascope.core.analysis.search import by_text, index_cache, words
+    from spectrascope.core.analysis.search.index import SearchIndex, label_stats
+    from spectrascope.core.analysis.search.promoter import Promoter
+    from spectrascope.core.analysis.search.text_index import TextIndex
     from spectrascope.core.engine.codes import promoted_tokens_batch
 
     dtype = torch.bfloat16
@@ -145,22 +148,22 @@ def run(size: str, device: str, repeats: int) -> None:
     session = BenchSession(W_dec, W_U, latents)
 
     t0 = time.perf_counter()
-    text = search.TextIndex.build(latents, {}, n)
+    text = TextIndex.build(latents, {}, n)
     t_text = time.perf_counter() - t0
     t0 = time.perf_counter()
-    promoter = search.Promoter.build(W_dec, W_U)
+    promoter = Promoter.build(W_dec, W_U)
     t_prom = time.perf_counter() - t0
-    index = search.SearchIndex("fine", text, *search.label_stats(latents, n), promoter)
+    index = SearchIndex("fine", text, *label_stats(latents, n), promoter)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index.npz"
         t0 = time.perf_counter()
         index.save(path)
         t_save = time.perf_counter() - t0
         t0 = time.perf_counter()
-        search.SearchIndex.load(path, "fine")
+        SearchIndex.load(path, "fine")
         t_load = time.perf_counter() - t0
         mb = path.stat().st_size / 2**20
-    search._memory[session.saes["fine"]] = {(id(session.labels["fine"]), None): index}  # as index_for keeps it
+    index_cache._memory[session.saes["fine"]] = {(id(session.labels["fine"]), None): index}  # as index_for keeps it
     t0 = time.perf_counter()
     _ = promoted_tokens_batch(W_dec[:512], W_U, top=8)
     per_feature = (time.perf_counter() - t0) / 512
@@ -175,8 +178,8 @@ def run(size: str, device: str, repeats: int) -> None:
     words_index = _no_promoter(index)
     for q in QUERIES:
         med = interleaved_medians({
-            "ours": lambda q=q: search.find_text(session, q, ("fine",), 20),
-            "words": lambda q=q: search.text_scores(session, words_index, search.query_words(q)),
+            "ours": lambda q=q: by_text.find_text(session, q, ("fine",), 20),
+            "words": lambda q=q: by_text.text_scores(session, words_index, words.query_words(q)),
             "base": lambda q=q: naive_text(texts, q),
         }, repeats, sync, warmup=1)
         ours.append(med["ours"])

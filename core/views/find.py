@@ -1,5 +1,5 @@
 """The Find view: the features of both SAEs that match a query by text, or that fire on an example
-relative to their usual activation (core/analysis/search.py says how each is scored).
+relative to their usual activation (core/analysis/search/ says how each is scored).
 `spectrascope find` prints the report; the Find pane (ctrl+f) shows the same one."""
 
 from __future__ import annotations
@@ -7,8 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from spectrascope.core.analysis import search
-from spectrascope.core.analysis.search import Hit
+from spectrascope.core.analysis.search.by_example import example_positions, example_run, find_example
+from spectrascope.core.analysis.search.by_text import find_text
+from spectrascope.core.analysis.search.explanations import Explanations, read_explanations
+from spectrascope.core.analysis.search.hits import Hit
+from spectrascope.core.engine.embedded import _quiet
 from spectrascope.core.records import Record
 
 ROLES = ("coarse", "fine")
@@ -70,7 +73,7 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def explanations_for(session: Any, spec: FindSpec) -> dict[str, search.Explanations]:
+def explanations_for(session: Any, spec: FindSpec) -> dict[str, Explanations]:
     """The `labels_file` export, under the SAE it belongs to: the ROLE= it names, else the SAE whose
     Neuronpedia id matches the file's (modelId, layer), else the only role asked for."""
     if not spec.labels_file:
@@ -78,7 +81,7 @@ def explanations_for(session: Any, spec: FindSpec) -> dict[str, search.Explanati
     role, sep, path = spec.labels_file.partition("=")
     if not sep or role not in ROLES:
         role, path = "", spec.labels_file
-    found = search.read_explanations(path)
+    found = read_explanations(path)
     if not role:
         by_id = [r for r in ROLES if r in session.labels and found.source is not None
                  and session.labels[r].neuronpedia == found.source]
@@ -95,11 +98,11 @@ def build(session: Any, spec: FindSpec, cancel: Any = None,
                   for r in spec.roles() if r not in session.saes)
     if not roles:
         raise ValueError("No SAE to search: " + "; ".join(notes))
-    progress = progress or search._quiet
+    progress = progress or _quiet
     if spec.mode == "text":
-        hits = search.find_text(session, spec.query, roles, spec.top, explanations_for(session, spec), cancel, progress)
+        hits = find_text(session, spec.query, roles, spec.top, explanations_for(session, spec), cancel, progress)
         return FindReport(spec, "text", tuple(hits), notes=notes)
-    result = search.example_run(session, spec.example, cancel)
+    result = example_run(session, spec.example, cancel)
     return from_result(session, spec, result, cancel, progress, notes)
 
 
@@ -107,6 +110,6 @@ def from_result(session: Any, spec: FindSpec, result: Any, cancel: Any = None, p
                 notes: tuple[str, ...] = ()) -> FindReport:
     """The by-example report of a Result already run (the pane's prompt: no model call here)."""
     roles = tuple(r for r in spec.roles() if r in result.spectra)
-    positions = search.example_positions(result, spec.positions)
-    hits = search.find_example(session, result, positions, roles, spec.top, cancel, progress or search._quiet)
+    positions = example_positions(result, spec.positions)
+    hits = find_example(session, result, positions, roles, spec.top, cancel, progress or _quiet)
     return FindReport(spec, "example", tuple(hits), tuple(t.text for t in result.tokens), positions, notes)

@@ -1,4 +1,4 @@
-"""Find a feature (core/analysis/search.py, core/views/find.py): planted labels and planted decoder directions
+"""Find a feature (core/analysis/search/, core/views/find.py): planted labels and planted decoder directions
 rank first by text, by-example scores equal a direct computation, always-on features never win."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from spectrascope.core.analysis import search
+from spectrascope.core.analysis.search import by_text, index_cache, text_index, words
+from spectrascope.core.analysis.search.explanations import read_explanations
 from spectrascope.core.engine.labels import FeatureLabels
 from spectrascope.core.views import find
 
@@ -74,26 +75,26 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_words_are_lowercased_and_simple_inflections_cut():
-    assert [search.stem(w) for w in ("Cities", "cooking", "Japanese", "boxes", "cats", "Paris", "running")] == [
+    assert [words.stem(w) for w in ("Cities", "cooking", "Japanese", "boxes", "cats", "Paris", "running")] == [
         "city", "cook", "japan", "box", "cat", "paris", "run"]
-    assert search.split_snippet("a [[[French]]] b") == ("French", "a [ ] b")  # as FeatureLabel.marked_tokens reads it
-    assert search.query_words("the Japan and the cities") == ["japan", "cities"]
+    assert words.split_snippet("a [[[French]]] b") == ("French", "a [ ] b")  # as FeatureLabel.marked_tokens reads it
+    assert words.query_words("the Japan and the cities") == ["japan", "cities"]
 
 
 def test_planted_labels_rank_first_and_say_why():
     s = ToySession()
-    hits = search.find_text(s, "Japan", ("fine",), top=5)
+    hits = by_text.find_text(s, "Japan", ("fine",), top=5)
     assert hits[0].feature == 11 and hits[0].matches[0].field == "fires on" and hits[0].matches[0].value == 1.0
     assert 'fires on "japan" 100%' in hits[0].why and hits[0].label == "fires on: Japan · Japanese"
-    context = next(h for h in search.find_text(s, "Japan", ("fine",), top=50) if h.feature == 12)
+    context = next(h for h in by_text.find_text(s, "Japan", ("fine",), top=50) if h.feature == 12)
     assert context.score < hits[0].score and context.matches[0].field == "context"  # in its context only: below
-    assert search.find_text(s, "Japanese", ("fine",), top=1)[0].feature == 11  # japanese -> japan
-    assert search.find_text(s, "city", ("fine",), top=1)[0].feature == 20  # cities -> city
-    assert search.find_text(s, "CITIES", ("fine",), top=1)[0].feature == 20
+    assert by_text.find_text(s, "Japanese", ("fine",), top=1)[0].feature == 11  # japanese -> japan
+    assert by_text.find_text(s, "city", ("fine",), top=1)[0].feature == 20  # cities -> city
+    assert by_text.find_text(s, "CITIES", ("fine",), top=1)[0].feature == 20
 
 
 def test_a_rare_prefix_match_counts_less_than_the_word_itself():
-    hits = search.find_text(ToySession(), "cook", ("fine",), top=5)
+    hits = by_text.find_text(ToySession(), "cook", ("fine",), top=5)
     by_feature = {h.feature: h for h in hits}
     assert by_feature[31].score == pytest.approx(2 * by_feature[30].score, rel=1e-4)  # cooking: exact stem
     assert by_feature[30].matches[0].term == "cookieparser"
@@ -101,7 +102,7 @@ def test_a_rare_prefix_match_counts_less_than_the_word_itself():
 
 def test_a_planted_direction_is_found_through_the_unembedding_and_norm_does_not_win():
     s = ToySession()
-    hits = search.find_text(s, "music", ("fine",), top=5)
+    hits = by_text.find_text(s, "music", ("fine",), top=5)
     assert {hits[0].feature, hits[1].feature} == {40, 42}  # no label says music: the decoder direction does
     assert hits[0].score == pytest.approx(hits[1].score, rel=1e-4)  # 30x the norm, the same standardised z
     assert hits[0].matches[0].field == "promotes (z)" and hits[0].matches[0].term in (" music", "music")
@@ -110,7 +111,7 @@ def test_a_planted_direction_is_found_through_the_unembedding_and_norm_does_not_
 
 def test_the_standardised_score_equals_a_direct_computation():
     s = ToySession()
-    index = search.index_for(s, "fine")
+    index = index_cache.index_for(s, "fine")
     tokens = [NAMED[" music"], NAMED[" Japan"], 7]
     z = index.promoter.z(s.decoder_directions("fine"), s.W_U, tokens)
     logits = (s.W_U.double() @ s.decoder_directions("fine").double().T).numpy()  # (V, F)
@@ -131,30 +132,30 @@ def test_neuronpedia_explanations_become_searchable(tmp_path):
     assert report.hits[0].matches[0].field == "explanation"
     lines = tmp_path / "explanations.jsonl"
     lines.write_text("\n".join(json.dumps(e) for e in export))
-    assert search.read_explanations(lines).descriptions == {50: "recipes and cooking steps | kitchen instructions"}
+    assert read_explanations(lines).descriptions == {50: "recipes and cooking steps | kitchen instructions"}
     with pytest.raises(ValueError, match="which SAE|Which SAE"):
         find.explanations_for(s, find.FindSpec("x", "both", labels_file=str(path)))
     bad = tmp_path / "bad.json"
     bad.write_text('[{"description": "no index"}]')
     with pytest.raises(ValueError, match="index"):
-        search.read_explanations(bad)
+        read_explanations(bad)
 
 
 def test_the_index_is_cached_on_disk_keyed_by_the_labels(tmp_path, monkeypatch):
     s = ToySession()
-    first = search.find_text(s, "Japan", ("fine",), top=3)
+    first = by_text.find_text(s, "Japan", ("fine",), top=3)
     files = list((tmp_path / "cache" / "search").glob("*.npz"))
     assert len(files) == 1
-    search._memory.clear()
-    monkeypatch.setattr(search.TextIndex, "build", lambda *a: pytest.fail("rebuilt instead of read from disk"))
-    assert search.find_text(s, "Japan", ("fine",), top=3) == first
+    index_cache._memory.clear()
+    monkeypatch.setattr(text_index.TextIndex, "build", lambda *a: pytest.fail("rebuilt instead of read from disk"))
+    assert by_text.find_text(s, "Japan", ("fine",), top=3) == first
     other = ToySession(shipped={**PLANTED, 99: PLANTED[11]})  # other labels: another file
-    assert search.cache_path(other, "fine", None) != search.cache_path(s, "fine", None)
+    assert index_cache.cache_path(other, "fine", None) != index_cache.cache_path(s, "fine", None)
 
 
 def test_nothing_to_find_is_one_clear_error():
     with pytest.raises(ValueError, match="Nothing to search"):
-        search.find_text(ToySession(), "the of", ("fine",))
+        by_text.find_text(ToySession(), "the of", ("fine",))
     with pytest.raises(ValueError, match="Nothing to find"):
         find.FindSpec("")
     with pytest.raises(ValueError, match="role"):

@@ -35,6 +35,8 @@ def split_systems(text: str) -> tuple[str, ...]:
 
 class AnchorPane(Pane):
     focus_target = "#anchor-table"
+    status_id = "#anchor-status"
+    status_style = "grey50"
     BINDINGS = [
         Binding("e", "edit_system", "Edit system prompt"),
         Binding("d", "drift", "Drift"),
@@ -90,10 +92,6 @@ class AnchorPane(Pane):
     def action_edit_system(self) -> None:
         """Into the system-prompt field (Tab from the table wraps to the app's prompt first)."""
         self.query_one("#anchor-system", Input).focus()
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.query_one("#anchor-status", Static).update(Text(one_line(text, 300), style="bold red" if error else
-                                                             "grey50"))
 
     @property
     def system(self) -> str:

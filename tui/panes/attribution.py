@@ -48,6 +48,8 @@ def evidence_strip(tokens: tuple[str, ...], strip: tuple[float, ...], first: int
 
 class AttributionPane(Pane):
     focus_target = "#attr-table"
+    status_id = "#attr-status"
+    status_style = "grey50"
     export_kind = "attribution"
     BINDINGS = [
         Binding("s", "steer", "To Steering"),
@@ -95,10 +97,6 @@ class AttributionPane(Pane):
 
     def _header(self, text: str, style: str) -> None:
         self.query_one("#attr-header", Static).update(Text(one_line(text, 300), style=style))
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.query_one("#attr-status", Static).update(Text(one_line(text, 300), style="bold red" if error else
-                                                           "grey50"))
 
     def _field(self, name: str) -> str:
         return self.query_one(f"#attr-{name}", Input).value

@@ -44,6 +44,8 @@ class Pane(Vertical):
     DEFAULT_CLASSES = "pane"
     focus_target: ClassVar[str] = ""  # the widget the keyboard goes to when the pane shows
     export_kind: ClassVar[str] = ""  # the export file's PANE part (spectrascope-PANE-WHAT-...); "" = the pane's id
+    status_id: ClassVar[str] = ""  # the Static the pane's one-line messages go to (`_say`)
+    status_style: ClassVar[str] = ""  # their style when they are not errors
 
     session: reactive[SessionAPI | None] = reactive(None, init=False, repaint=False)  # from the app
 
@@ -179,6 +181,16 @@ class Pane(Vertical):
         from spectrascope.tui.panes import PANES
 
         return next((p.title for p in PANES if p.name == self.id), str(self.id).title())
+
+    def _say(self, text: str, error: bool | str = False) -> None:
+        """One line in the pane's status: an error in bold red (a str is a style of its own)."""
+        from rich.text import Text
+        from textual.widgets import Static
+
+        from spectrascope.core.text import one_line
+
+        style = error if isinstance(error, str) else "bold red" if error else ""
+        self.query_one(self.status_id, Static).update(Text(one_line(text, 300), style=style or self.status_style))
 
     # ---- where the pane stands -------------------------------------------------------------------
     @property

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from spectrascope.core.text import one_line, visible
+from spectrascope.core.text import visible
 from spectrascope.tui.errors import describe
 from spectrascope.tui.panes.base import Pane
 from spectrascope.tui.widgets.fast_table import Column, FastTable
@@ -33,6 +33,7 @@ PAUSE_S = 0.25  # typing pause before a search (a 262K SAE's decoder pass is ~15
 
 class FindPane(Pane):
     focus_target = "#find-table"
+    status_id = "#find-status"
     export_kind = "find"
     BINDINGS = [
         Binding("f,ctrl+f", "focus_query", "Type a query"),
@@ -231,9 +232,6 @@ class FindPane(Pane):
             self.post_message(Pane.Shared("sent_feature", (to, hit.role, hit.feature)))
 
     # ---- drawing -----------------------------------------------------------------------------------
-    def _say(self, text: str, error: bool = False) -> None:
-        self.query_one("#find-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
-
     def _draw_tokens(self) -> None:
         """By example: the prompt's tokens, the picked ones green, the cursor reversed."""
         box = self.query_one("#find-tokens", Static)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,7 +18,6 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from spectrascope.core.stats.knobs import SamplingSettings
-from spectrascope.core.text import one_line
 from spectrascope.core.views import logits
 from spectrascope.tui.errors import describe
 from spectrascope.tui.knob_keys import knob_text, turned
@@ -37,6 +35,7 @@ QUEUE_MAX = 20  # steps pressed ahead while one runs; a held key queues no more
 
 class LogitsPane(LabelWorker, Pane):
     focus_target = "#logits-table"
+    status_id = "#logits-summary"
     BINDINGS = [
         Binding("t", "turn('temperature', -0.1)", "T−"), Binding("T", "turn('temperature', 0.1)", "T+"),
         Binding("k", "turn('top_k', -1)", "k−"), Binding("K", "turn('top_k', 1)", "k+"),
@@ -193,9 +192,6 @@ class LogitsPane(LabelWorker, Pane):
     def _fresh_ab(self) -> Any:
         """The A/B if it was computed for what is asked now, else None."""
         return self.ab if self.ab is not None and not self.ab_basis.stale_note(self._basis("ab")) else None
-
-    def _say(self, text: str, style: str = "") -> None:
-        self.query_one("#logits-summary", Static).update(Text(one_line(text, 300), style=style))
 
     def _draw_knobs(self) -> None:
         self.query_one("#logits-knobs", Static).update(knobs_line(self.settings, self.busy, len(self.queued)))

@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -42,6 +41,7 @@ N_CANDIDATES = view.N_CANDIDATES
 class PairingPane(ThresholdRecompute, MatchedNeutralAction, LabelWorker, Pane):
     DEFAULT_CLASSES = "pane"
     focus_target = "#pairing-anchors"
+    status_id = "#pairing-status"
     BINDINGS = [
         Binding("r", "run", "Run"), Binding("s", "next_set", "Prompt set"), Binding("v", "token_view", "Tokens"),
         Binding("x", "cancel", "Cancel"), Binding("space", "toggle_anchor", "± anchor"),
@@ -162,9 +162,6 @@ class PairingPane(ThresholdRecompute, MatchedNeutralAction, LabelWorker, Pane):
 
         paths = super().export(folder)
         return paths + [write_new(paths[0].with_suffix(".md"), self.report.to_markdown())] if paths else paths
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.query_one("#pairing-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
 
     def _draw_header(self) -> None:
         self.query_one("#pairing-header", Static).update(render.header_text(

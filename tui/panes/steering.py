@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,7 +24,6 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from spectrascope.core.analysis.steering import STRENGTH_MAX, SteerFeature, SteeringError
-from spectrascope.core.text import one_line
 from spectrascope.core.views.steering import SteeringSpec, build
 from spectrascope.tui.errors import describe
 from spectrascope.tui.export import steering_rows
@@ -45,6 +43,7 @@ FEATURE_ROWS_SHOWN = 8
 
 class SteeringPane(Pane):
     focus_target = "#steer-feature-table"
+    status_id = "#steer-status"
     DEFAULT_CSS = PANE_CSS
     BINDINGS = [
         Binding("g", "generate", "Generate"), Binding("w", "sweep", "Sweep"),
@@ -120,9 +119,6 @@ class SteeringPane(Pane):
         return self.report if self.view == "side" else self.sweep_report
 
     # ---- lines ----------------------------------------------------------------------------------------
-    def _say(self, text: str, error: bool = False) -> None:
-        self.query_one("#steer-status", Static).update(Text(one_line(text, 300), style="bold red" if error else ""))
-
     def _draw_settings(self) -> None:
         self.query_one("#steer-settings", Static).update(settings_line(self.asked(), self.busy))
         self._draw_stale()

@@ -1,51 +1,77 @@
-"""Several prompts' incremental forwards as one batch: their KV caches side by side, kept that way.
+"""Several prompts' incremental forwards as one forward: their tokens packed in one sequence.
 
 A keystroke with the system-prompt A/B on extends two texts (the prompt, and the prompt under the
-system text), each from its own cached prefix. One after the other they cost two forwards; a
-forward of two rows costs little more than one, since the weights are read once. So the rows'
-caches live side by side in one `RowGroup` between keystrokes, each column holding one token
-position per row, or a hole:
+system text), each from its own cached prefix. One after the other they cost two forwards; one
+forward over both costs little more than one, since the weights are read once. So the rows live
+in one `RowGroup` between keystrokes: a single-sequence KV cache whose every column belongs to a
+row (its owner) at a token position, or is a hole:
 
-    row 0:  [hole hole][past 0 ........][hole][new 0 ..]
-    row 1:  [past 1 ..................][new 1 ......]
+    owner:     0 0 0 0 0 1 1 1 1 1 1 1 | 0 1 1       (cached columns | this call's new tokens)
+    position:  0 1 2 3 4 0 1 2 3 4 5 6 | 5 7 8
 
-A keystroke turns each row's changed tail into holes, cuts columns that are holes in every row,
-and appends the new tokens right-aligned. The attention masks (causal, and the sliding window of
-the layers that have one) come from each column's real token position, so no real query attends
-a hole and the window counts tokens, not columns; RoPE positions go in per row. Every layer of a
-group keeps all its keys (a plain `DynamicLayer`), because the window is in the mask. Each row's
-result equals that row run alone (tests/core/test_kv_batch.py). Only `Session` runs the forward.
+A keystroke turns each row's changed tail into holes, cuts columns that are holes at the end, and
+appends every row's new tokens. The attention masks are block-causal: a query sees a key of its
+own row at a position <= its own (and within the sliding window on the layers that have one), so
+no row sees another's tokens or a hole, and the window counts tokens, not columns. RoPE positions
+go in per token. Packing, not a batch of padded rows: a batch of two makes the bridged attention
+copy every layer's expanded keys (grouped-query heads cannot be flattened with a batch), which
+cost more than the second row's own compute. Each row's result equals that row run alone
+(tests/core/test_kv_batch.py). Only `Session` runs the forward.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import torch
 
-HOLE = -1  # the position of a column that holds no token of this row
+HOLE = -1  # the owner of a column that holds no token of any row
 COMPACT_SHARE = 0.25  # rebuild a group once this share of its columns are holes
 
 
-def attention_masks(keys: torch.Tensor, queries: torch.Tensor, layer_types: Sequence[str], window: int | None,
-                    dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The additive (B, 1, N, K) mask of each layer type, from key positions (B, K) and query
-    positions (B, N) (HOLE where a column holds no token; the queries are the last N keys).
-
-    A real query at position q sees a real key at k when k <= q, and q - k < window on a
-    "sliding_attention" layer. A hole query sees only its own column, so its softmax is defined;
-    nothing reads it."""
-    q, k = queries[:, :, None], keys[:, None, :]
-    n, width = queries.shape[1], keys.shape[1]
-    own = torch.zeros(n, width, dtype=torch.bool)
-    own[torch.arange(n), width - n + torch.arange(n)] = True
-    causal = (q != HOLE) & (k != HOLE) & (k <= q)
+def attention_masks(owner_k: torch.Tensor, pos_k: torch.Tensor, owner_q: torch.Tensor, pos_q: torch.Tensor,
+                    layer_types: Sequence[str], window: int | None, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The additive (1, 1, N, K) mask of each layer type from the keys' and queries' owners and
+    positions ((K,) and (N,); the queries are the last N keys): a query sees a key of its own row at a
+    position <= its own, and less than `window` back on a "sliding_attention" layer."""
+    same = (owner_k[None, :] == owner_q[:, None]) & (owner_k[None, :] != HOLE)
+    back = pos_q[:, None] - pos_k[None, :]
+    causal = same & (back >= 0)
     masks = {}
     for kind in dict.fromkeys(layer_types):
-        allowed = causal & (q - k < window) if kind == "sliding_attention" and window else causal
-        allowed = allowed | ((q == HOLE) & own)
-        masks[kind] = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+        allowed = causal & (back < window) if kind == "sliding_attention" and window else causal
+        masks[kind] = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
     return masks
+
+
+@functools.cache  # one class: transformers is imported only when a group is first made
+def _growing_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """A DynamicLayer whose keys and values are views of a buffer with room to spare: a keystroke's
+        tokens are written in place, where DynamicLayer copies the whole cache (torch.cat) per call."""
+
+        _buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n = self.keys.shape[-2] if self.keys.numel() else 0
+            t = key_states.shape[-2]
+            bufs = self._buffers
+            if bufs is None or n + t > bufs[0].shape[-2] or (n and self.keys.data_ptr() != bufs[0].data_ptr()):
+                room = max(64, 2 * (n + t))  # doubling: a copy now and then, not on every keystroke
+                bufs = tuple(x.new_empty((*x.shape[:-2], room, x.shape[-1])) for x in (key_states, value_states))
+                if n:
+                    bufs[0][..., :n, :], bufs[1][..., :n, :] = self.keys, self.values
+                self._buffers = bufs
+            bufs[0][..., n:n + t, :], bufs[1][..., n:n + t, :] = key_states, value_states
+            self.keys, self.values = bufs[0][..., :n + t, :], bufs[1][..., :n + t, :]
+            return self.keys, self.values
+
+    return GrowingLayer
 
 
 def row_keys(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -57,92 +83,81 @@ def row_keys(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 class RowGroup:
-    """Rows' KV caches in one batch: `cache` holds (B, heads, K, d) per layer, `positions` (B, K)."""
+    """Rows' KV caches packed in one sequence: `cache` (1, heads, K, d) per layer; `owner` and
+    `positions` (K,) say whose token each column is, and where in that row."""
 
-    def __init__(self, cache: Any, positions: torch.Tensor):
-        self.cache = cache
-        self.positions = positions
-
-    @property
-    def size(self) -> int:
-        return self.positions.shape[0]
+    def __init__(self, cache: Any, owner: torch.Tensor, positions: torch.Tensor, size: int):
+        self.cache, self.owner, self.positions, self.size = cache, owner, positions, size
+        self._new: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def merge(cls, rows: Sequence[tuple[Any, int]]) -> "RowGroup | None":
-        """A group from one-row caches and their lengths (right-aligned, holes on the left), or
-        None where a cache does not hold exactly its row's tokens in every layer (a sliding layer
-        that dropped old keys)."""
+        """A group from one-row caches and their lengths, or None where a cache does not hold exactly
+        its row's tokens in every layer (a sliding layer that dropped old keys)."""
         from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
 
-        width = max(p for _, p in rows)
+        layer_class = _growing_layer_class()
         layers = [row_keys(cache) if p else [] for cache, p in rows]
         if any(p and (not kv or any(k.shape[-2] != p for k, _ in kv)) for kv, (_, p) in zip(layers, rows)):
             return None
-        positions = torch.full((len(rows), width), HOLE, dtype=torch.long)
-        for i, (_, p) in enumerate(rows):
-            positions[i, width - p:] = torch.arange(p)
+        owner = torch.cat([torch.full((p,), i, dtype=torch.long) for i, (_, p) in enumerate(rows)])
+        positions = torch.cat([torch.arange(p) for _, p in rows])
         cache = DynamicCache()
-        template = next((kv for kv in layers if kv), None)
-        for index in range(len(template) if template and width else 0):
-            like_k, like_v = template[index]
-            stacked = []
-            for part in (0, 1):
-                like = (like_k, like_v)[part]
-                stacked.append(torch.cat([
-                    torch.cat([like.new_zeros((1, *like.shape[1:-2], width - p, like.shape[-1])),
-                               *([kv[index][part]] if p else [])], dim=-2)
-                    for kv, (_, p) in zip(layers, rows)]))
-            layer = DynamicLayer()
-            layer.lazy_initialization(*stacked)
-            layer.keys, layer.values = stacked
+        cache.layer_class_to_replicate = layer_class  # layers the first forward adds (no past yet)
+        filled = [kv for kv in layers if kv]
+        for index in range(len(filled[0]) if filled else 0):
+            layer = layer_class()
+            keys = torch.cat([kv[index][0] for kv in filled], dim=-2)
+            values = torch.cat([kv[index][1] for kv in filled], dim=-2)
+            layer.lazy_initialization(keys, values)
+            layer.keys, layer.values = keys, values
             cache.layers.append(layer)
-        return cls(cache, positions)
+        return cls(cache, owner, positions, len(rows))
 
     def lengths(self) -> list[int]:
         """Each row's tokens in the cache."""
-        return (self.positions != HOLE).sum(dim=1).tolist()
+        return [int((self.owner == i).sum()) for i in range(self.size)]
 
     def crop(self, keep: Sequence[int]) -> None:
-        """Row i keeps its first keep[i] tokens; columns that are holes in every row at the end go."""
-        self.positions = torch.where(self.positions < torch.tensor(keep)[:, None], self.positions,
-                                     torch.full_like(self.positions, HOLE))
-        live = (self.positions != HOLE).any(dim=0).nonzero()
+        """Row i keeps its first keep[i] tokens; the holes at the end are cut."""
+        limit = torch.tensor(list(keep))[self.owner.clamp(min=0)]
+        self.owner = torch.where(self.positions < limit, self.owner, torch.full_like(self.owner, HOLE))
+        live = (self.owner != HOLE).nonzero()
         width = int(live.max()) + 1 if live.numel() else 0
-        self.positions = self.positions[:, :width]
+        self.owner, self.positions = self.owner[:width], self.positions[:width]
         for layer in self.cache.layers:
             layer.keys, layer.values = layer.keys[..., :width, :], layer.values[..., :width, :]
 
     def hole_share(self) -> float:
-        return float((self.positions == HOLE).float().mean()) if self.positions.numel() else 0.0
+        return float((self.owner == HOLE).float().mean()) if self.owner.numel() else 0.0
 
-    def inputs(self, new: Sequence[Sequence[int]], pad_id: int, layer_types: Sequence[str], window: int | None,
-               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """input_ids (B, N) right-aligned, position ids (B, N), and the masks, for appending `new`."""
-        n = max(len(ids) for ids in new)
-        ids = torch.full((self.size, n), pad_id, dtype=torch.long)
-        queries = torch.full((self.size, n), HOLE, dtype=torch.long)
-        for i, (row, p) in enumerate(zip(new, self.lengths())):
-            ids[i, n - len(row):] = torch.tensor(list(row), dtype=torch.long)
-            queries[i, n - len(row):] = torch.arange(p, p + len(row))
-        keys = torch.cat([self.positions, queries], dim=1)
-        masks = attention_masks(keys, queries, layer_types, window, dtype)
-        self._queries = queries
-        return ids, queries.clamp(min=0), masks
+    def inputs(self, new: Sequence[Sequence[int]], layer_types: Sequence[str], window: int | None,
+               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], list[slice]]:
+        """input_ids (1, N), position ids (1, N), the masks, and each row's slice of the N new tokens."""
+        lengths = self.lengths()
+        owner_q = torch.cat([torch.full((len(ids),), i, dtype=torch.long) for i, ids in enumerate(new)])
+        pos_q = torch.cat([torch.arange(p, p + len(ids)) for p, ids in zip(lengths, new)])
+        ids = torch.tensor([t for row in new for t in row], dtype=torch.long)[None]
+        masks = attention_masks(torch.cat([self.owner, owner_q]), torch.cat([self.positions, pos_q]),
+                                owner_q, pos_q, layer_types, window, dtype)
+        self._new = (owner_q, pos_q)
+        ends = torch.tensor([len(row) for row in new]).cumsum(0).tolist()
+        return ids, pos_q[None], masks, [slice(end - len(row), end) for end, row in zip(ends, new)]
 
     def appended(self) -> None:
-        """The forward has appended the new columns to every layer: record their positions."""
-        self.positions = torch.cat([self.positions, self._queries], dim=1)
+        """The forward has appended the new tokens to every layer: record whose they are."""
+        owner_q, pos_q = self._new
+        self.owner, self.positions = torch.cat([self.owner, owner_q]), torch.cat([self.positions, pos_q])
 
     def row_cache(self, index: int, keep: int, new_cache: Callable[[], Any]) -> Any:
         """Row `index`'s first `keep` tokens as a one-row cache of its own (`Session.new_cache`)."""
-        columns = ((self.positions[index] != HOLE) & (self.positions[index] < keep)).nonzero().flatten()
+        columns = ((self.owner == index) & (self.positions < keep)).nonzero().flatten()
         cache = new_cache()
         if columns.numel() == 0:
             return cache
-        for layer, batched in zip(cache.layers, self.cache.layers):
-            keys = batched.keys[index:index + 1].index_select(-2, columns.to(batched.keys.device))
-            values = batched.values[index:index + 1].index_select(-2, columns.to(batched.values.device))
+        for layer, packed in zip(cache.layers, self.cache.layers):
+            keys = packed.keys.index_select(-2, columns.to(packed.keys.device))
+            values = packed.values.index_select(-2, columns.to(packed.values.device))
             layer.lazy_initialization(keys, values)
             layer.keys, layer.values = keys, values
             if hasattr(layer, "cumulative_length"):

@@ -640,9 +640,10 @@ class Session:
     def _extend(self, rows: Sequence[tuple[list[int], int, _PromptState | None]], hooks: tuple[str, ...],
                 cancel: threading.Event | None) -> list[tuple[int, dict[str, torch.Tensor], torch.Tensor, Any]]:
         """Run each row (ids, reusable prefix, its slot's previous state) from its cached prefix. Several
-        rows share one batched forward over a `RowGroup` (core/engine/kv_batch.py), kept between calls
-        so a keystroke copies no cache; one row runs on its own cache. Per row: the prefix reused, the
-        new positions' residuals {hook: (t, d)}, the next-token logits (V,) on the CPU, the new cache."""
+        rows share one forward over a `RowGroup` (core/engine/kv_batch.py: their tokens packed in one
+        sequence), kept between calls so a keystroke copies no cache; one row runs on its own cache. Per
+        row: the prefix reused, the new positions' residuals {hook: (t, d)}, the next-token logits (V,) on
+        the CPU, the new cache."""
         from spectrascope.core.engine.kv_batch import COMPACT_SHARE, GroupRow, RowGroup
 
         group = self._shared_group([state for _, _, state in rows])
@@ -653,22 +654,22 @@ class Session:
             caches = [self._row_cache(state, p) for _, p, state in rows]
             prefixes = [p for _, p in caches]
             group = RowGroup.merge(caches)
-            if group is None:  # a cache that cannot sit in a batch: one forward per row
+            if group is None:  # a cache that cannot be packed: one forward per row
                 return [self._extend_one(ids, cache, p, hooks, cancel) for (ids, _, _), (cache, p) in zip(rows, caches)]
         else:
             return [self._extend_one(ids, *self._row_cache(state, p), hooks, cancel) for ids, p, state in rows]
         config = self.model.hf_model.config
         news = [ids[p:] for (ids, _, _), p in zip(rows, prefixes)]
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids, positions, masks = group.inputs(
-            news, pad, getattr(config, "layer_types", None) or ["full_attention"],
+        input_ids, positions, masks, spans = group.inputs(
+            news, getattr(config, "layer_types", None) or ["full_attention"],
             getattr(config, "sliding_window", None), self.model.hf_model.dtype)
-        out = self.forward(input_ids, capture=hooks, cache=group.cache, attention_mask=masks,
-                           position_ids=positions, keep_logits=1, cancel=cancel)
+        out = self.forward(input_ids, capture=(*hooks, _FINAL), cache=group.cache, attention_mask=masks,
+                           position_ids=positions, keep_logits=0, cancel=cancel)
         group.appended()
-        width = input_ids.shape[1]
-        return [(p, {h: out.resid[h][i, width - len(new):] for h in hooks}, out.logits[i, -1].cpu(), GroupRow(group, i))
-                for i, (new, p) in enumerate(zip(news, prefixes))]
+        with torch.inference_mode():  # each row's next token: the head on its last position only
+            logits = self._head(out.resid[_FINAL][0, [span.stop - 1 for span in spans]]).cpu()
+        return [(p, {h: out.resid[h][0, span] for h in hooks}, logits[i], GroupRow(group, i))
+                for i, (span, p) in enumerate(zip(spans, prefixes))]
 
     def _extend_one(self, ids: list[int], cache: Any, p: int, hooks: tuple[str, ...],
                     cancel: threading.Event | None) -> tuple[int, dict[str, torch.Tensor], torch.Tensor, Any]:

@@ -24,26 +24,26 @@ def fresh(session, prompt: str, hooks=()) -> tuple[torch.Tensor, dict]:
     return out.logits[0, -1].float(), {h: out.resid[h][0] for h in hooks}
 
 
-def test_positions_and_masks_by_hand():
-    keys = torch.tensor([[0, 1, 2, -1, 3], [-1, -1, 0, 1, 2]])  # row 0: a hole before its new token
-    queries = keys[:, -2:]
-    masks = kv_batch.attention_masks(keys, queries, ["full_attention", "sliding_attention"], 2, torch.float32)
-    seen = (masks["full_attention"][:, 0] == 0).int().tolist()
-    assert seen[0] == [[0, 0, 0, 1, 0], [1, 1, 1, 0, 1]]  # a hole query sees itself; position 3 sees 0..3
-    assert seen[1] == [[0, 0, 1, 1, 0], [0, 0, 1, 1, 1]]
-    # Window 2: a query sees itself and one token back, however many holes lie between.
-    assert (masks["sliding_attention"][:, 0] == 0).int().tolist() == [
-        [[0, 0, 0, 1, 0], [0, 0, 1, 0, 1]], [[0, 0, 1, 1, 0], [0, 0, 0, 1, 1]]]
+def test_block_causal_masks_by_hand():
+    # Cached: row 0 at positions 0, 1 (then a hole), row 1 at 0, 1, 2; new: row 0 at 2, row 1 at 3.
+    owner_k, pos_k = torch.tensor([0, 0, -1, 1, 1, 1, 0, 1]), torch.tensor([0, 1, 2, 0, 1, 2, 2, 3])
+    owner_q, pos_q = owner_k[-2:], pos_k[-2:]
+    masks = kv_batch.attention_masks(owner_k, pos_k, owner_q, pos_q, ["full_attention", "sliding_attention"], 2,
+                                     torch.float32)
+    seen = (masks["full_attention"][0, 0] == 0).int().tolist()
+    assert seen == [[1, 1, 0, 0, 0, 0, 1, 0], [0, 0, 0, 1, 1, 1, 0, 1]]  # its own row only, never a hole
+    # Window 2: itself and one token back in its own row, however many columns lie between.
+    assert (masks["sliding_attention"][0, 0] == 0).int().tolist() == [[0, 1, 0, 0, 0, 0, 1, 0],
+                                                                      [0, 0, 0, 0, 0, 1, 0, 1]]
 
 
-def test_a_group_crops_to_each_rows_prefix_and_cuts_shared_holes():
-    group = kv_batch.RowGroup.merge([(None, 0), (None, 0)])
-    group.positions = torch.tensor([[-1, 0, 1, 2, 3], [0, 1, 2, 3, 4]])
-    group.cache.layers = []
+def test_a_group_crops_to_each_rows_prefix_and_cuts_the_holes_at_the_end():
+    group = kv_batch.RowGroup(cache=type("C", (), {"layers": []})(), owner=torch.tensor([0, 0, 0, 1, 1, 1, 1]),
+                              positions=torch.tensor([0, 1, 2, 0, 1, 2, 3]), size=2)
     group.crop([2, 4])
-    assert group.positions.tolist() == [[-1, 0, 1, -1], [0, 1, 2, 3]] and group.lengths() == [2, 4]
-    group.crop([1, 1])
-    assert group.positions.tolist() == [[-1, 0], [0, -1]]
+    assert group.owner.tolist() == [0, 0, -1, 1, 1, 1, 1] and group.lengths() == [2, 4]
+    group.crop([2, 1])
+    assert group.owner.tolist() == [0, 0, -1, 1] and group.positions.tolist() == [0, 1, 2, 0]
 
 
 @pytest.mark.parametrize("head,system_words", [(5, 3), (14, 4), (30, 9)])
@@ -66,7 +66,7 @@ def test_a_keystroke_with_a_companion_equals_fresh_forwards(tiny_sae_session, he
         kept = session.run(Request(with_system, layers=(), codes=False, slot="ab-with"))
         assert kept.reused == len(kept.tokens) - 1
         torch.testing.assert_close(kept.logits, fresh(session, with_system)[0], atol=2e-4, rtol=1e-4)
-    assert batched == [2] * len(typed)  # each keystroke: one forward of both rows
+    assert batched == [2] * len(typed)  # each keystroke: one forward over both rows
 
 
 def test_a_run_without_companions_is_unchanged(tiny_sae_session):

@@ -7,7 +7,8 @@ default model with its SAEs:
   off      Session.run(Request(prompt)): the prompt pane's run (residuals, logits, both SAEs' codes),
            and the next-token distribution under the knobs that the Logits pane draws from it
   on       what the app does with the A/B on: the prompt's run carries the with-system text as a
-           companion (Request.companions), so both extend their caches in one batch-2 forward, then
+           companion (Request.companions), so both extend their caches in one forward (packed in one
+           sequence: core/engine/kv_batch.py), then
            system_prompt_ab(session, prompt, system, settings) finds both answers kept (no forward)
   separate the same without companions (the previous way): the A/B's variants run after the
            prompt's run, each from its own cache slot: a second forward per keystroke

@@ -307,7 +307,7 @@ class SystemAB:
 
 def ab_companions(session: Session, user: str, system: str) -> tuple[Request, ...]:
     """The A/B's variant texts as companions of the prompt's run (`Request.companions`): each keystroke
-    extends them in the prompt's own batched forward, and `system_prompt_ab` then finds them kept."""
+    extends them in the prompt's own forward, and `system_prompt_ab` then finds them kept."""
     if not system:
         return ()
     return tuple(Request(with_system_prompt(session, text, user), layers=(), codes=False, slot=slot)

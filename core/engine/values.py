@@ -42,7 +42,7 @@ class Request:
     codes: bool = True  # encode with the attached SAEs (coarse, fine) in the same pass
     run_id: int = 0
     slot: str = "prompt"  # the cached prompt state this run reuses and replaces (the system-prompt A/B has its own)
-    # Texts to extend in the same batched forward, each kept in its own slot for the next run that asks
+    # Texts to extend in the same forward (packed), each kept in its own slot for the next run that asks
     # (their `prompt`, `add_bos` and `slot` are read; logits only): the A/B's variants on a keystroke.
     companions: tuple["Request", ...] = ()
 

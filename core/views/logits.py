@@ -340,7 +340,7 @@ def seeded(session: Any, prompt: str, settings: SamplingSettings, runs: int, ste
 
 
 def ab_companions(session: Any, prompt: str, system: str) -> tuple[Request, ...]:
-    """The A/B's variants of `prompt`, for the prompt's own run to extend in its batched forward."""
+    """The A/B's variants of `prompt`, for the prompt's own run to extend in its own forward."""
     from spectrascope.core.engine.generation import ab_companions as variants
 
     return variants(session, prompt, system) if system.strip() else ()

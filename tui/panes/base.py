@@ -207,7 +207,7 @@ class Pane(Vertical):
 
     def companions(self, prompt: str) -> tuple:
         """Texts the pane will ask for on every new `prompt` (core.engine.values.Request, logits only):
-        the app's run extends them in the prompt's own batched forward (the A/B's variants)."""
+        the app's run extends them in the prompt's own forward (the A/B's variants)."""
         return ()
 
     def show_generation(self, result: Any, stepper: Any) -> None:

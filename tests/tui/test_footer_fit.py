@@ -1,6 +1,6 @@
-"""The footer never runs a key under its `^p palette` item: a key that does not fit whole is hidden,
-with every key after it, at any width, on every pane, after a resize too (seen in tmux at 80x24:
-"n N▏^p palette")."""
+"""The footer never runs a key under its `^p palette` item: a key that does not fit whole is hidden, with
+every key after it, at any width, on every pane, after a resize too (seen in tmux at 80x24:
+"n N▏^p palette"). And the tables' cursor row keeps its bar."""
 
 from __future__ import annotations
 
@@ -56,3 +56,18 @@ async def test_a_resize_shows_again_what_now_fits():
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.3)
         assert check_fits(app) == narrow
+
+
+def test_the_cursor_row_keeps_its_bar_visible():
+    """Reverse video paints a "█" in the old background: the selected row's bar (the top token's by default)
+    vanished. The cursor row reverses everything but its bars."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from spectrascope.tui.widgets.fast_table import _highlighted
+    from textual.strip import Strip
+
+    green = Style(color="green")
+    row = _highlighted(Strip([Segment("·the ", Style(bold=True)), Segment("████▍   ", green), Segment(" kept", green)]))
+    token, bar, status = list(row)
+    assert token.style.reverse and status.style.reverse
+    assert bar.style == green and not bar.style.reverse

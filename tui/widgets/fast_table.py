@@ -42,6 +42,17 @@ def _style(spec: str) -> Style:
     return style
 
 
+_BAR_GLYPHS = frozenset("█▉▊▋▌▍▎▏ ")
+
+
+def _highlighted(strip: Strip) -> Strip:
+    """The cursor row in reverse video, except its bars: a reversed "█" paints the cell in the old
+    background, so the selected row's bar (the top token's, by default) would vanish."""
+    reverse = Style(reverse=True)
+    return Strip([seg if seg.text.strip() and _BAR_GLYPHS.issuperset(seg.text) else
+                  Segment(seg.text, (seg.style or Style()) + reverse, seg.control) for seg in strip])
+
+
 def _fit(text: str, width: int, right: bool) -> str:
     """Cut or pad `text` to exactly `width` terminal cells."""
     n = cell_len(text)
@@ -153,7 +164,7 @@ class FastTable(Widget, can_focus=True):
             return Strip.blank(width, self.rich_style)
         strip = self._strips[index]
         if index == self.cursor and self.has_focus:
-            strip = strip.apply_style(Style(reverse=True))
+            strip = _highlighted(strip)
         elif index == self.cursor:
             strip = strip.apply_style(Style(underline=True))
         return strip.crop_extend(0, width, self.rich_style)

@@ -39,3 +39,8 @@ def visible(piece: str, max_len: int = MAX_PIECE, mark_spaces: bool = True) -> s
 def one_line(text: str, max_len: int = 200) -> str:
     """User or model text on a single safe line (newlines shown, controls escaped)."""
     return visible(text, max_len=max_len, mark_spaces=False)
+
+
+def sentence(text: str) -> str:
+    """`text` as a sentence of a report: its first letter capitalised (the rest as it is) and a full stop."""
+    return f"{text[:1].upper()}{text[1:]}."

@@ -49,6 +49,7 @@ from spectrascope.core.stats import hierarchy
 from spectrascope.core.stats.null_model import NullModel, live_features, null_from_counts, subfeature_counts
 from spectrascope.core.stats.permutation import N_PERMUTATIONS, PermutationTest, permutation_test
 from spectrascope.core.stats.sensitivity import ThresholdGrid, threshold_grid
+from spectrascope.core.text import sentence
 
 if TYPE_CHECKING:
     from spectrascope.core.engine.interface import SessionAPI
@@ -411,14 +412,12 @@ def reclassify(result: PairingResult, settings: PairingSettings, cancel: threadi
     null model and permutation test again (all live coarse features paired at the new thresholds: seconds
     at real size; `progress` hears of it, `cancel` stops it with Cancelled). The threshold grid is kept:
     it does not depend on the thresholds."""
-    pairings = {a: p.reclassified(settings.cos_threshold, settings.corr_threshold) for a, p in result.pairings.items()}
-    ordered = [pairings[a] for a in result.anchors]
+    shown = reclassify_classes(result, settings)
     if result.dirs is None:
-        v = verdict(ordered, settings.min_subfeatures)
-    else:
-        v = judged(result.contrast, ordered, settings, result.dirs, grid=result.verdict.grid,
-                   tick=_ticker(cancel, progress, settings))
-    return with_checks(replace(result, settings=settings, pairings=pairings, verdict=v), result.checks)
+        return shown
+    v = judged(result.contrast, [shown.pairings[a] for a in result.anchors], settings, result.dirs,
+               grid=result.verdict.grid, tick=_ticker(cancel, progress, settings))
+    return with_checks(replace(shown, verdict=v), result.checks)
 
 
 def reclassify_classes(result: PairingResult, settings: PairingSettings) -> PairingResult:
@@ -678,8 +677,7 @@ def _budgets_sentence(found: Mapping[str, Any]) -> str:
     """The SAEs' training budgets side by side, as a sentence of the report."""
     from spectrascope.core.analysis.sae_info import budgets_line
 
-    line = budgets_line(dict(found))
-    return f"{line[0].upper()}{line[1:]}."
+    return sentence(budgets_line(dict(found)))
 
 
 def _md(text: str) -> str:
@@ -722,8 +720,7 @@ def to_markdown(result: PairingResult) -> str:
         f"Selectivity = {d['selectivity_definition']}.", "",
         *([f"Neuronpedia: " + "; ".join(f"{role} {base}/<feature>" for role, base in result.neuronpedia.items()), ""]
           if result.neuronpedia else []),
-        f"{d['rate_definition'][0].upper()}{d['rate_definition'][1:]}. "
-        f"{rate_interval_note(d['n_concept'], d['n_neutral'])}.", "",
+        f"{sentence(d['rate_definition'])} {rate_interval_note(d['n_concept'], d['n_neutral'])}.", "",
         "## Anchors (coarse)", "",
         "| feature | mean concept | mean neutral | fires c/n | selectivity | 95% CI | on concept words | sub-features "
         "| label |",

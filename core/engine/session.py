@@ -356,8 +356,8 @@ class Session:
             (absolute: a cached call's first token is at position cache length).
         stop_after: a hook name; the forward ends right after it (no logits, no cache).
         cache: a KV cache (`new_cache()`), extended in place; None runs without one.
-        attention_mask / position_ids: (B, T) padding mask, or one additive mask per layer type with
-            per-row positions (`core.engine.kv_batch`: rows of different cached lengths in one batch).
+        attention_mask / position_ids: (B, T) padding mask, or one additive mask per layer type with each
+            token's position (`core.engine.kv_batch`: several prompts' tokens packed in one sequence).
         keep_logits: logits of the last n positions (0: none, the unembedding is skipped).
         cancel: checked before each block; raises `Cancelled`.
         scores: token ids whose logits after the last position come back in float32 (`ForwardOut.scores`,
@@ -554,7 +554,7 @@ class Session:
         roles = tuple(self.saes) if request.codes else ()
         if request.logits:
             rows = [(ids, hooks, roles, request.slot)]
-            for companion in request.companions:  # run in the same batch, kept in their own slots
+            for companion in request.companions:  # run in the same forward, kept in their own slots
                 companion_ids = self.tokenize(companion.prompt, companion.add_bos)[0]
                 if companion_ids != ids:
                     rows.append((companion_ids, (), (), companion.slot))
@@ -599,7 +599,7 @@ class Session:
         self, rows: Sequence[tuple[list[int], tuple[str, ...], Sequence[str], str]], cancel: threading.Event | None,
     ) -> list[tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, Spectrum], int]]:
         """Each row (ids, hooks, roles, slot) from its slot's cached prefix: (resid, logits, spectra,
-        reused) per row. Rows with something to run go through one batched forward."""
+        reused) per row. Rows with something to run share one forward (`_extend`)."""
         from spectrascope.core.engine.codes import join_spectra
 
         with self._lock:

@@ -172,16 +172,21 @@ def profile_counts(prompts: Sequence[str]) -> np.ndarray:
     return out
 
 
-def chi_square(concept: np.ndarray, neutral: np.ndarray) -> np.ndarray:
-    """Pearson's chi-square of 2 x K tables, rows `concept` and `neutral` (..., K); columns empty in
-    both rows are left out by the caller. # (...)"""
+def chi_square_terms(concept: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """Each column's part of Pearson's chi-square of 2 x K tables, rows `concept` and `neutral` (..., K);
+    a column empty in both rows adds 0. # (..., K)"""
     total = concept + neutral
     n = total.sum(-1, keepdims=True)
     out = 0.0
     for row in (concept, neutral):
         expected = row.sum(-1, keepdims=True) * total / n
-        out = out + ((row - expected) ** 2 / np.where(expected > 0, expected, 1)).sum(-1)
+        out = out + (row - expected) ** 2 / np.where(expected > 0, expected, 1)
     return np.asarray(out)
+
+
+def chi_square(concept: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """Pearson's chi-square of 2 x K tables (`chi_square_terms` summed). # (...)"""
+    return chi_square_terms(concept, neutral).sum(-1)
 
 
 def cramers_v_corrected(chi2: float, n: float, k: int, r: int = 2) -> float:
@@ -210,12 +215,7 @@ def register_check(concept: Sequence[str], neutral: Sequence[str],
     null = chi_square(pc, both.sum(0) - pc)
     p = float((1 + np.sum(null >= chi2 - 1e-9)) / (1 + permutations))
     v = cramers_v_corrected(chi2, float(yc.sum() + yn.sum()), int(seen.sum()))
-    # the words that differ most: the largest chi-square terms of the table (function words only)
-    total = yc + yn
-    terms = np.zeros_like(total)
-    for row in (yc, yn):
-        expected = row.sum() * total / total.sum()
-        terms += np.where(expected > 0, (row - expected) ** 2 / np.where(expected > 0, expected, 1), 0)
+    terms = chi_square_terms(yc, yn)  # the words that differ most: the table's largest terms (function words only)
     order = [int(i) for i in np.argsort(-np.round(terms[:-1], 9), kind="stable")[:REGISTER_SHOWN] if terms[i] > 0]
 
     def profile(y: np.ndarray) -> dict[str, float]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from spectrascope.core.engine.labels import DENSE_FREQ
 from spectrascope.core.records import Record
+from spectrascope.core.text import sentence
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,6 @@ class SAEQuality(Record):
     train_tokens_seen: int | None = None  # the training budget from the SAE's card (None: unknown)
     train_tokens_unique: int | None = None
 
-
     @property
     def budget(self) -> dict[str, Any]:
         return {"tokens_seen": self.train_tokens_seen, "tokens_unique": self.train_tokens_unique}
@@ -84,7 +84,7 @@ class CompareReport(Record):
         # "dead" here is "never fired on these tokens": a few thousand tokens overstate it for a wide SAE
         out = [f"Same {self.n_tokens:,} tokens ({self.source}); CE clean {self.ce_clean:.4f} nats over "
                f"{self.n_sequences} sequences; massive dims {list(self.massive_dims)}; a match is decoder cosine "
-               f">= {self.match_cos}.", "", f"{self.budgets_line[0].upper()}{self.budgets_line[1:]}.", "",
+               f">= {self.match_cos}.", "", sentence(self.budgets_line), "",
                f"| | A: {self.a.spec} | B: {self.b.spec} |", "|---|---|---|"]
         out += [f"| {name} | {fmt.format(getattr(self.a, name))} | {fmt.format(getattr(self.b, name))} |"
                 for name, fmt in rows]

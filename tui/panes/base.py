@@ -21,9 +21,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from rich.text import Text
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widgets import Static
+
+from spectrascope.core.text import one_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -184,11 +188,6 @@ class Pane(Vertical):
 
     def _say(self, text: str, error: bool | str = False) -> None:
         """One line in the pane's status: an error in bold red (a str is a style of its own)."""
-        from rich.text import Text
-        from textual.widgets import Static
-
-        from spectrascope.core.text import one_line
-
         style = error if isinstance(error, str) else "bold red" if error else ""
         self.query_one(self.status_id, Static).update(Text(one_line(text, 300), style=style or self.status_style))
 
